@@ -1,0 +1,1 @@
+"""Calibration and evaluation data, range methods and the bundled example set."""

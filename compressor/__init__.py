@@ -1,0 +1,3 @@
+"""Model compression and edge-deployment compiler."""
+
+__version__ = "0.1.0"

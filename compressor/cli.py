@@ -1,0 +1,174 @@
+"""The `compress` command line: `compress MODEL [options]` plus subcommands."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from compressor import __version__
+from compressor.budget import Budget
+from compressor.errors import CompressError, UsageError
+from compressor.recipe import Recipe, field_help, load_recipe
+
+CONSOLE = Console()
+ERR = Console(stderr=True)
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument may be a model path: then the `run` command is implied."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Print CompressErrors as one paragraph, no traceback, and exit with their code."""
+
+    @wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except CompressError as exc:
+            ERR.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            ERR.print("[red]interrupted[/]: nothing was written.")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="compress")
+def main() -> None:
+    """Compress a trained model and ship it to a device.
+
+    \b
+    compress MODEL --target onnx --int8 --calib calib.npz --eval eval.npz -o out/
+    compress example            train a digits CNN and compress it (no downloads)
+    compress targets            list targets and whether they work on this machine
+
+    Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input.
+    """
+
+
+def _shape_option(values: tuple[str, ...]) -> dict[str, list[int]]:
+    shapes = {}
+    for value in values:
+        name, sep, dims = value.rpartition(":")
+        try:
+            shapes[name or "input"] = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            raise UsageError(f"--input-shape '{value}' must look like NAME:1x3x224x224.") from None
+    return shapes
+
+
+PRECISION_FLAGS = {"fp16": "fp16", "int8": "int8", "dynamic": "dynamic"}
+
+
+@main.command("run")
+@click.argument("model", required=False)
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path),
+              help="Run a recipe.toml (e.g. one saved by an earlier run); flags given override it.")
+@click.option("--target", "-t", default=None, help=field_help("target") + " [default: onnx]")
+@click.option("--int8", "precision", flag_value="int8", help="Static int8 (needs --calib).")
+@click.option("--fp16", "precision", flag_value="fp16", help="Half-precision weights and compute.")
+@click.option("--dynamic", "precision", flag_value="dynamic",
+              help="Dynamic int8: int8 weights, activations quantized at run time.")
+@click.option("--calib", default=None, help=field_help("calib"))
+@click.option("--eval", "eval_", default=None, help=field_help("eval"))
+@click.option("--calib-samples", type=int, default=None, help=field_help("calib_samples"))
+@click.option("--calibration", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default=None, help=field_help("calibration") + " [default: minmax]")
+@click.option("--threads", type=int, default=None, help=field_help("threads") + " [default: 1]")
+@click.option("--warmup", type=int, default=None, help=field_help("warmup") + " [default: 10]")
+@click.option("--runs", type=int, default=None, help=field_help("runs") + " [default: 100]")
+@click.option("--model-factory", default=None, help=field_help("model_factory"))
+@click.option("--trust-pickle", is_flag=True, default=None, help=field_help("trust_pickle"))
+@click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for models without shapes.")
+@click.option("--max-accuracy-drop", type=float, default=None,
+              help=field_help("max_accuracy_drop", Budget))
+@click.option("--max-latency-ms", type=float, default=None, help=field_help("max_latency_ms", Budget))
+@click.option("--max-size-mb", type=float, default=None, help=field_help("max_size_mb", Budget))
+@click.option("--min-fidelity", type=float, default=None, help=field_help("min_fidelity", Budget))
+@click.option("--output", "-o", default=None, help=field_help("output") + " [default: out]")
+@handle_errors
+def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
+    """Compress MODEL for a target and verify it against budgets."""
+    recipe = _build_recipe(model, recipe_path, flags)
+    from compressor.pipeline import run_pipeline
+    from compressor.report import render_report
+
+    report = run_pipeline(recipe)
+    render_report(report, CONSOLE)
+    CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
+    sys.exit(0 if report["passed"] else 1)
+
+
+def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> Recipe:
+    base = load_recipe(recipe_path) if recipe_path else Recipe()
+    budget_keys = {f.name for f in dataclasses.fields(Budget)}
+    budget = dataclasses.replace(
+        base.budget, **{k: flags[k] for k in budget_keys if flags.get(k) is not None}
+    )
+    updates = {
+        "model": model, "target": flags["target"], "precision": flags["precision"],
+        "calib": flags["calib"], "eval": flags["eval_"], "calib_samples": flags["calib_samples"],
+        "calibration": flags["calibration"], "threads": flags["threads"],
+        "warmup": flags["warmup"], "runs": flags["runs"], "model_factory": flags["model_factory"],
+        "trust_pickle": flags["trust_pickle"], "output": flags["output"],
+        "input_shapes": _shape_option(flags["input_shape"]) or None,
+    }
+    recipe = dataclasses.replace(base, budget=budget, **{k: v for k, v in updates.items() if v})
+    if not recipe.model:
+        raise UsageError("No model given. Usage: compress MODEL [--target onnx --int8 ...]; "
+                         "see compress --help.")
+    return recipe.with_absolute_paths(Path.cwd())
+
+
+@main.command("example")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("compress-example"),
+              show_default=True, help="Where to write the trained model, data and outputs.")
+@click.option("--target", "-t", default="onnx", show_default=True, help="Target to compress for.")
+@click.option("--epochs", type=int, default=15, show_default=True, help="Training epochs.")
+@handle_errors
+def example_command(folder: Path, target: str, epochs: int) -> None:
+    """Train a CNN on scikit-learn's digits, then compress it to int8 and verify it."""
+    from compressor.example import make_example
+    from compressor.pipeline import run_pipeline
+    from compressor.report import render_report
+
+    ERR.print(f"[bold]example[/]: training a digits CNN ({epochs} epochs) in {folder}/")
+    paths = make_example(folder, epochs)
+    recipe = Recipe(
+        model=str(paths["model"]), target=target, precision="int8", calib=str(paths["calib"]),
+        eval=str(paths["eval"]), output=str(folder / "out"),
+        budget=Budget(max_accuracy_drop=1.0, max_size_mb=1.0),
+    ).with_absolute_paths(Path.cwd())
+    report = run_pipeline(recipe)
+    render_report(report, CONSOLE)
+    CONSOLE.print(
+        f"outputs in {folder}/out/. Reproduce: compress --recipe {folder}/out/recipe.toml"
+    )
+    sys.exit(0 if report["passed"] else 1)
+
+
+@main.command("targets")
+def targets_command() -> None:
+    """List targets and whether they work on this machine (and why not)."""
+    from rich.table import Table
+
+    from targets.registry import describe_targets
+
+    table = Table("target", "available", "details")
+    for name, ok, why in describe_targets():
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", why)
+    CONSOLE.print(table)

@@ -1,0 +1,203 @@
+"""Load a model file into a LoadedModel: a torch module or an ONNX graph, plus its input specs."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import torch
+
+from compressor.errors import ModelLoadError, UsageError
+from targets.base import TensorSpec
+
+TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".bin")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for passes and export; `module` is None for ONNX input."""
+
+    path: Path
+    kind: str  # "exported", "torchscript", "module", "onnx"
+    module: torch.nn.Module | None = None
+    exported: torch.export.ExportedProgram | None = None
+    inputs: list[TensorSpec] = field(default_factory=list)
+
+    @property
+    def is_torch(self) -> bool:
+        return self.module is not None
+
+
+def load_model(
+    path: str | Path, model_factory: str | None = None, trust_pickle: bool = False
+) -> LoadedModel:
+    """Open .pt2 (torch.export), TorchScript, ONNX, a state dict with a factory, or a pickle."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"Model file '{path}' does not exist.")
+    if path.is_dir():
+        raise ModelLoadError(f"'{path}' is a directory; pass a model file (.pt2, .pt, .onnx).")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"Model file '{path}' is empty; re-save the model.")
+    suffix = path.suffix.lower()
+    if suffix == ".pt2":
+        return _load_exported(path)
+    if suffix == ".onnx":
+        return _load_onnx(path)
+    if suffix in TORCH_SUFFIXES:
+        return _load_torch_file(path, model_factory, trust_pickle)
+    raise ModelLoadError(
+        f"Model file '{path}' has an unknown suffix '{suffix}'. Supported: .pt2 (torch.export), "
+        ".pt/.pth/.ts (TorchScript, state dict with --model-factory, or pickle with "
+        "--trust-pickle) and .onnx."
+    )
+
+
+def _load_exported(path: Path) -> LoadedModel:
+    try:
+        exported = torch.export.load(str(path))
+    except Exception as exc:  # torch raises many types for truncated or foreign zips
+        raise ModelLoadError(
+            f"Could not read '{path}' as a torch.export program ({type(exc).__name__}: {exc}). "
+            "The file may be truncated or not made by torch.export.save."
+        ) from exc
+    specs = []
+    user_inputs = set(exported.graph_signature.user_inputs)
+    for node in exported.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            val = node.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise ModelLoadError(f"'{path}': input '{node.name}' is not a tensor.")
+            shape = tuple(d if isinstance(d, int) else "batch" for d in val.shape)
+            specs.append(TensorSpec(node.name, shape, _np_dtype(val.dtype)))
+    return LoadedModel(path, "exported", exported.module(), exported, specs)
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not read '{path}' as ONNX ({type(exc).__name__}: {exc}). "
+            "The file may be truncated or corrupt; re-export it."
+        ) from exc
+    return LoadedModel(path, "onnx", inputs=onnx_input_specs(model))
+
+
+def onnx_input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
+    """Graph inputs that are not initializers, with symbolic dims kept as names."""
+    inits = {i.name for i in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        tt = value.type.tensor_type
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
+        )
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+        specs.append(TensorSpec(value.name, shape, dtype))
+    return specs
+
+
+def _load_torch_file(path: Path, factory: str | None, trust_pickle: bool) -> LoadedModel:
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"'{path}' is not a valid torch file (not a zip archive): it may be truncated, "
+            "corrupt, or saved with an old legacy format."
+        )
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+        return LoadedModel(path, "torchscript", module.eval(), inputs=_signature_specs(module))
+    except RuntimeError:
+        pass  # not TorchScript: a state dict or a pickled module
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if not trust_pickle:
+            raise ModelLoadError(
+                f"'{path}' is a pickled Python object, and unpickling runs arbitrary code. "
+                "Prefer a safe format (torch.export .pt2, TorchScript, or a state dict with "
+                "--model-factory). If you trust the file, pass --trust-pickle."
+            ) from exc
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc2:
+            raise ModelLoadError(f"Could not unpickle '{path}': {exc2}") from exc2
+    if isinstance(obj, torch.nn.Module):
+        return LoadedModel(path, "module", obj.eval(), inputs=_signature_specs(obj))
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return _from_state_dict(path, obj, factory)
+    raise ModelLoadError(f"'{path}' holds a {type(obj).__name__}, not a model or a state dict.")
+
+
+def _from_state_dict(path: Path, state: dict, factory: str | None) -> LoadedModel:
+    if not factory:
+        raise UsageError(
+            f"'{path}' is a state dict (weights only). Pass --model-factory package.module:function "
+            "naming a function that builds the model's nn.Module."
+        )
+    module = build_from_factory(factory)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            f"The state dict in '{path}' does not fit the module from '{factory}': {exc}"
+        ) from exc
+    return LoadedModel(path, "module", module.eval(), inputs=_signature_specs(module))
+
+
+def build_from_factory(factory: str) -> torch.nn.Module:
+    """Import and call `pkg.module:function` to build an nn.Module."""
+    module_name, sep, func_name = factory.partition(":")
+    if not sep:
+        raise UsageError(f"--model-factory '{factory}' must look like package.module:function.")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"Could not import model factory '{factory}': {exc}") from exc
+    module = func()
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"Model factory '{factory}' returned {type(module).__name__}, not nn.Module.")
+    return module
+
+
+def _signature_specs(module: torch.nn.Module) -> list[TensorSpec]:
+    """Input names from forward's signature; shapes stay unknown until data or flags give them."""
+    if isinstance(module, torch.jit.ScriptModule):
+        names = [a.name for a in module.forward.schema.arguments[1:]]
+    else:
+        params = inspect.signature(module.forward).parameters.values()
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [TensorSpec(name, ()) for name in names]
+
+
+def _np_dtype(dtype: torch.dtype) -> str:
+    return str(torch.empty((), dtype=dtype).numpy().dtype)
+
+
+def complete_input_specs(
+    specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]]
+) -> list[TensorSpec]:
+    """Fill unknown shapes from per-sample shapes (no batch axis) taken from flags or data."""
+    completed = []
+    for spec in specs:
+        if spec.shape:
+            completed.append(spec)
+            continue
+        if spec.name not in shapes:
+            raise UsageError(
+                f"The shape of model input '{spec.name}' is unknown (TorchScript and plain modules "
+                "do not record it). Pass calibration/eval data or --input-shape "
+                f"{spec.name}:1x3x224x224."
+            )
+        completed.append(TensorSpec(spec.name, ("batch", *shapes[spec.name]), spec.dtype))
+    return completed

@@ -1,0 +1,79 @@
+"""Graph quantization passes: static int8 Q/DQ, dynamic int8 and fp16, all via onnxruntime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+from onnxruntime.quantization import (
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+
+from calibration.dataset import Dataset
+from calibration.ranges import calibration_method
+from calibration.reader import DatasetReader
+from compressor.errors import DataError
+from targets.base import QuantScheme
+
+QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+DYNAMIC_OP_TYPES = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]
+
+
+def quantize_int8_static(
+    src: Path,
+    dst: Path,
+    data: Dataset,
+    scheme: QuantScheme,
+    method: str = "minmax",
+    batch_size: int = 1,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
+    """Calibrate once on `data` and write a Q/DQ model laid out as the target's scheme says."""
+    data.check_finite()
+    reader = DatasetReader(data, batch_size, on_batch)
+    extra = {
+        "ActivationSymmetric": scheme.activation_symmetric,
+        "WeightSymmetric": scheme.weight_symmetric,
+        "QuantizeBias": scheme.quantize_bias,
+    }
+    logging.getLogger("root").setLevel(logging.ERROR)
+    quantize_static(
+        str(src), str(dst), reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QUANT_TYPES[scheme.activation_type],
+        weight_type=QUANT_TYPES[scheme.weight_type],
+        per_channel=scheme.per_channel,
+        calibrate_method=calibration_method(method),
+        extra_options=extra,
+    )
+    model = onnx.load(str(dst))
+    q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    if q == 0:
+        raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
+    return {"quantize_nodes": q, "calibration_samples": len(data), "method": method,
+            "scheme": scheme.description}
+
+
+def quantize_int8_dynamic(src: Path, dst: Path) -> dict:
+    """Int8 weights, activations quantized at run time: suits MatMul/LSTM-heavy models."""
+    quantize_dynamic(
+        str(src), str(dst), per_channel=False, weight_type=QuantType.QInt8,
+        op_types_to_quantize=DYNAMIC_OP_TYPES,
+    )
+    model = onnx.load(str(dst))
+    changed = sum("Integer" in n.op_type or n.op_type.startswith("Dynamic") for n in model.graph.node)
+    return {"dynamic_ops": changed, "op_types": DYNAMIC_OP_TYPES}
+
+
+def convert_fp16(src: Path, dst: Path) -> dict:
+    """fp16 weights and compute with float32 I/O kept for callers."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    return {"keep_io_types": True}

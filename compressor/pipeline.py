@@ -1,0 +1,203 @@
+"""The compress pipeline: load → export → cleanup → quantize → lower → verify → report."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+from calibration.dataset import Dataset
+from calibration.loaders import load_dataset
+from compressor import __version__
+from compressor.budget import check_budgets
+from compressor.errors import DataError, UsageError
+from compressor.export import export_onnx
+from compressor.loading import LoadedModel, complete_input_specs, load_model
+from compressor.passes.cleanup import cleanup_onnx
+from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
+from compressor.progress import STDERR, progress_bar
+from compressor.recipe import Recipe
+from compressor.report import write_report
+from compressor.staging import check_writable, staged_output
+from compressor.verify import compare_outputs, measure_runners
+from targets.base import Artifact, Runner, Target, TensorSpec
+from targets.onnx.runner import OnnxRuntimeRunner
+from targets.registry import get_target
+from targets.torch import TorchRunner
+
+DEFAULT_CALIB_SAMPLES = 512
+
+
+def validate_recipe(recipe: Recipe) -> Target:
+    """Reject impossible requests before any work starts; return the target."""
+    target = get_target(recipe.target)
+    caps = target.capabilities
+    if recipe.precision not in caps.precisions:
+        raise UsageError(
+            f"Target '{target.name}' supports precisions {list(caps.precisions)}, "
+            f"not '{recipe.precision}'."
+        )
+    if recipe.precision == "int8" and not recipe.calib:
+        raise UsageError(
+            "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
+            "(an .npz with arrays named after the model inputs, an image folder, or "
+            "pkg.module:function), or use --dynamic for weight-only int8."
+        )
+    if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
+        raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
+    if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
+        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    check_writable(Path(recipe.output))
+    return target
+
+
+def run_pipeline(recipe: Recipe) -> dict:
+    """Run the whole recipe; outputs land in recipe.output only if nothing failed."""
+    target = validate_recipe(recipe)
+    out_dir = Path(recipe.output)
+    started = time.perf_counter()
+    model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
+    calib, evaluation, specs = _load_data(recipe, model)
+    with staged_output(out_dir) as stage:
+        work = stage / ".work"
+        work.mkdir()
+        STDERR.print(f"[bold]export[/] {model.path.name} ({model.kind}) → ONNX")
+        raw = export_onnx(model, specs, work / "exported.onnx")
+        fp32 = work / "model.fp32.onnx"
+        cleanup = cleanup_onnx(raw, fp32)
+        compressed_onnx, pass_info = _apply_precision(recipe, target, fp32, calib, work)
+        STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
+        artifact = target.lower(compressed_onnx, recipe.precision, stage, {})
+        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
+        report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
+        report["artifact"] = artifact.path.name
+        report["extra_files"] = [p.name for p in artifact.extra_files]
+        report["elapsed_s"] = round(time.perf_counter() - started, 2)
+        shutil.rmtree(work)
+        (stage / "recipe.toml").write_text(recipe.to_toml())
+        write_report(report, stage / "report.json")
+    return report
+
+
+def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Dataset | None, list]:
+    shapes = {k: tuple(v) for k, v in recipe.input_shapes.items()}
+    raw_calib = load_dataset(recipe.calib, shapes) if recipe.calib else None
+    raw_eval = load_dataset(recipe.eval, shapes) if recipe.eval else None
+    sample_shapes = dict(shapes)
+    for data in (raw_calib, raw_eval):
+        if data is not None:
+            if len(model.inputs) == 1 and len(data.names) == 1:
+                sample_shapes.setdefault(model.inputs[0].name, data.inputs[data.names[0]].shape[1:])
+            for name in data.names:
+                sample_shapes.setdefault(name, data.inputs[name].shape[1:])
+    specs = complete_input_specs(model.inputs, {k: tuple(v) for k, v in sample_shapes.items()})
+    calib = raw_calib.bind(specs) if raw_calib else None
+    if calib is not None:
+        calib.check_finite()
+        calib = calib.take(recipe.calib_samples or DEFAULT_CALIB_SAMPLES)
+    evaluation = raw_eval.bind(specs) if raw_eval else None
+    if evaluation is not None:
+        evaluation.check_finite()
+    if recipe.budget.max_accuracy_drop is not None and evaluation.labels is None:
+        raise DataError(
+            f"{evaluation.source} has no 'labels' array, so accuracy cannot be measured for "
+            "--max-accuracy-drop. Add labels or use --min-fidelity."
+        )
+    return calib, evaluation, specs
+
+
+def _apply_precision(
+    recipe: Recipe, target: Target, fp32: Path, calib: Dataset | None, work: Path
+) -> tuple[Path, dict]:
+    dst = work / f"model.{recipe.precision}.onnx"
+    if recipe.precision == "fp32":
+        return fp32, {}
+    if recipe.precision == "fp16":
+        return dst, convert_fp16(fp32, dst)
+    if recipe.precision == "dynamic":
+        return dst, quantize_int8_dynamic(fp32, dst)
+    runner = OnnxRuntimeRunner(fp32)
+    batch = runner.fixed_batch or 16
+    scheme = target.capabilities.quant_scheme
+    STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
+    with progress_bar("calibrate", len(calib)) as advance:
+        info = quantize_int8_static(fp32, dst, calib, scheme, recipe.calibration, batch, advance)
+    return dst, info
+
+
+def _verify(
+    recipe: Recipe, target: Target, model: LoadedModel, specs: list[TensorSpec], fp32: Path,
+    artifact: Artifact, evaluation: Dataset | None, calib: Dataset | None,
+) -> dict:
+    baseline = _baseline_runner(model, specs, fp32, recipe.threads)
+    compressed = target.open_runner(artifact.path, recipe.threads)
+    runners: list[Runner] = [baseline, compressed]
+    labels = ["baseline", "compressed"]
+    sizes = [fp32.stat().st_size, artifact.path.stat().st_size]
+    reference_needed = recipe.precision != "fp32"
+    if reference_needed:
+        runners.insert(1, OnnxRuntimeRunner(fp32, recipe.threads))
+        labels.insert(1, "fp32 onnx")
+        sizes.insert(1, fp32.stat().st_size)
+    data = evaluation if evaluation is not None else calib
+    measured = measure_runners(
+        runners, sizes, data, labels, recipe.threads, recipe.warmup, recipe.runs
+    )
+    base, comp = measured[0].section(), measured[-1].section()
+    comp["fidelity"] = compare_outputs(measured[0].eval, measured[-1].eval)
+    if evaluation is None:
+        base["accuracy"] = comp["accuracy"] = None
+    report = {
+        "passed": True, "target": target.name, "precision": recipe.precision,
+        "artifact": artifact.path.name, "model": str(model.path),
+        "baseline": base, "compressed": comp,
+    }
+    if reference_needed:
+        report["fp32_reference"] = measured[1].section()
+    budgets = check_budgets(recipe.budget, base, comp)
+    report["budgets"] = [b.to_dict() for b in budgets]
+    report["passed"] = all(b.passed for b in budgets)
+    report["notes"] = _notes(report, evaluation is None)
+    report["environment"] = _environment()
+    return report
+
+
+def _baseline_runner(model: LoadedModel, specs: list, fp32: Path, threads: int) -> Runner:
+    if model.is_torch:
+        return TorchRunner(model.module, specs, threads)
+    return OnnxRuntimeRunner(model.path, threads)
+
+
+def _notes(report: dict, no_eval: bool) -> list[str]:
+    notes = []
+    comp = report["compressed"]
+    ref = report.get("fp32_reference")
+    if ref and comp["latency_ms"]["p50"] > ref["latency_ms"]["p50"]:
+        ratio = comp["latency_ms"]["p50"] / ref["latency_ms"]["p50"]
+        notes.append(
+            f"{report['precision']} is SLOWER than fp32 in {comp['runtime']} here: p50 "
+            f"{comp['latency_ms']['p50']:.3f} ms vs {ref['latency_ms']['p50']:.3f} ms "
+            f"({ratio:.2f}× the fp32 time). Small tensors often pay more in Q/DQ than they gain."
+        )
+    elif ref:
+        speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
+        notes.append(f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}.")
+    if no_eval:
+        notes.append("No --eval data: fidelity was measured on the calibration samples, "
+                     "or only latency and size when there were none.")
+    if comp.get("proxy_for"):
+        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
+    return notes
+
+
+def _environment() -> dict:
+    return {
+        "compressor": __version__, "python": platform.python_version(),
+        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__, "machine": platform.machine(),
+    }

@@ -1,0 +1,68 @@
+"""Report: what was done and measured; JSON for machines and a rich table for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write report.json with stable key order."""
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def _fmt_acc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def _fmt_ms(section: dict, key: str) -> str:
+    lat = section.get("latency_ms") or {}
+    return "n/a" if lat.get(key) is None else f"{lat[key]:.3f}"
+
+
+def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> str:
+    if not base or not comp:
+        return ""
+    r = base / comp if better_low else comp / base
+    return f"{r:.2f}×"
+
+
+def render_report(report: dict, console: Console) -> None:
+    """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
+    base, comp = report["baseline"], report["compressed"]
+    label = f"{report['target']} {report['precision']}"
+    if comp.get("proxy_for"):
+        label += f" (proxy: {comp['runtime']})"
+    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
+    table.add_column("metric")
+    table.add_column(f"baseline ({base.get('runtime', 'torch')})", justify="right")
+    table.add_column(f"compressed ({comp.get('runtime', '')})", justify="right")
+    table.add_column("speed-up / ratio", justify="right")
+    table.add_row("top-1 accuracy", _fmt_acc(base.get("accuracy")), _fmt_acc(comp.get("accuracy")), "")
+    for key in ("p50", "p90", "p99"):
+        speed = _ratio(base["latency_ms"][key], comp["latency_ms"][key]) if key == "p50" else ""
+        table.add_row(f"latency {key} (ms)", _fmt_ms(base, key), _fmt_ms(comp, key), speed)
+    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
+    table.add_row("size (KB)", f"{base['size_bytes'] / 1024:.1f}", f"{comp['size_bytes'] / 1024:.1f}",
+                  f"{size_ratio:.2f} of baseline")
+    fid = comp.get("fidelity") or {}
+    if fid:
+        table.add_row("cosine / SQNR (dB)", "", f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", "")
+        table.add_row("top-1 agreement", "", f"{fid['top1_agreement'] * 100:.2f}%", "")
+    console.print(table)
+    if report["budgets"]:
+        budgets = Table(title="budgets", title_justify="left")
+        for col in ("budget", "limit", "measured", "verdict"):
+            budgets.add_column(col, justify="right" if col != "budget" else "left")
+        for b in report["budgets"]:
+            value = "n/a" if b["value"] is None else f"{b['value']:.4g} {b['unit']}"
+            verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
+            budgets.add_row(b["name"], f"{b['limit']:.4g} {b['unit']}", value, verdict)
+        console.print(budgets)
+    for note in report.get("notes", []):
+        console.print(f"• {note}")
+    verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
+    console.print(f"{verdict}: artifact {report['artifact']}")

@@ -1,0 +1,53 @@
+"""Write outputs to a temporary folder and move them into place only when a run succeeds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from compressor.errors import OutputError
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail early, before any work, when the output folder cannot be created or written."""
+    parent = out_dir if out_dir.exists() else _existing_parent(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"Output path '{out_dir}' exists and is not a directory.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"Cannot write to '{out_dir}' ('{parent}' is not writable). Choose another -o DIR."
+        )
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise OutputError(f"Cannot create '{path}': a file is in the way.")
+    return path
+
+
+@contextmanager
+def staged_output(out_dir: Path) -> Iterator[Path]:
+    """Yield a temp folder beside out_dir; on success its files replace those in out_dir."""
+    check_writable(out_dir)
+    parent = _existing_parent(out_dir.parent if not out_dir.exists() else out_dir)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".compress-stage-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"Cannot write to '{parent}': {exc}. Choose another -o DIR.") from exc
+    try:
+        yield stage
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for item in sorted(stage.iterdir()):
+            target = out_dir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Lowerings, one folder per target, plus the Target/Runner protocols and a registry."""

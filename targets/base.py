@@ -1,0 +1,156 @@
+"""Target and Runner protocols: what every target declares, lowers and runs."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compressor.errors import DataError
+
+PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (None or a string for dynamic dims) and numpy dtype name of one model I/O."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: str = "float32"
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The leading dimension when it is a fixed number, else None."""
+        if self.shape and isinstance(self.shape[0], int) and self.shape[0] > 0:
+            return self.shape[0]
+        return None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """How a target wants int8 Q/DQ: the one place the calibration step reads it from."""
+
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    per_channel: bool = True
+    activation_symmetric: bool = False
+    weight_symmetric: bool = True
+    quantize_bias: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TargetCapabilities:
+    """What a target supports; the CLI rejects impossible requests from this before any work."""
+
+    precisions: tuple[str, ...]
+    quant_scheme: QuantScheme
+    runtime: str
+    artifact_suffix: str
+    dynamic_batch: bool = True
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A lowered model file and what is known about it."""
+
+    path: Path
+    target: str
+    precision: str
+    extra_files: tuple[Path, ...] = ()
+    info: dict = field(default_factory=dict)
+
+
+class Runner(abc.ABC):
+    """Runs one artifact: named numpy inputs in, named numpy outputs out."""
+
+    runtime: str = "unknown"
+    proxy_for: str | None = None
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> list[TensorSpec]:
+        """The model's input specs in call order."""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> list[TensorSpec]:
+        """The model's output specs in order."""
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the artifact is fixed to, or None when any batch works."""
+        batches = {spec.fixed_batch for spec in self.inputs}
+        return batches.pop() if len(batches) == 1 else None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check the feeds against the input specs, then run the artifact."""
+        expected = {spec.name: spec for spec in self.inputs}
+        missing = sorted(set(expected) - set(feeds))
+        if missing:
+            raise DataError(
+                f"Missing model input(s) {missing}; the model takes {sorted(expected)}."
+            )
+        checked = {}
+        for name, spec in expected.items():
+            array = np.asarray(feeds[name])
+            _check_shape(name, array.shape, spec.shape)
+            checked[name] = np.ascontiguousarray(array.astype(spec.dtype, copy=False))
+        return self._run_impl(checked)
+
+    @abc.abstractmethod
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run already validated feeds."""
+
+    def close(self) -> None:
+        """Release runtime resources."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_shape(name: str, got: tuple[int, ...], want: tuple) -> None:
+    if len(got) != len(want):
+        raise DataError(
+            f"Input '{name}' has shape {list(got)} but the model expects rank {len(want)} "
+            f"({_fmt_shape(want)}). Check the data's layout and that arrays are stacked "
+            "along a leading sample axis."
+        )
+    for g, w in zip(got, want, strict=True):
+        if isinstance(w, int) and w > 0 and g != w:
+            raise DataError(
+                f"Input '{name}' has shape {list(got)} but the model expects {_fmt_shape(want)}."
+            )
+
+
+def _fmt_shape(shape: tuple) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) else "?" for d in shape) + "]"
+
+
+class Target(abc.ABC):
+    """A deployment target: declares capabilities, lowers ONNX to an artifact, opens runners."""
+
+    name: str
+    capabilities: TargetCapabilities
+
+    def availability(self) -> tuple[bool, str]:
+        """Whether this target can lower and run here, and why not."""
+        return True, "available"
+
+    @abc.abstractmethod
+    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: dict) -> Artifact:
+        """Turn a (possibly Q/DQ) ONNX model into this target's artifact inside out_dir."""
+
+    @abc.abstractmethod
+    def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
+        """Open a runner for an artifact this target produced."""
