@@ -19,8 +19,8 @@ def digits_splits(seed: int = 0) -> dict[str, Dataset]:
     n_calib = int(0.1 * len(order))
     parts = {
         "train": order[:n_train],
-        "calib": order[n_train:n_train + n_calib],
-        "eval": order[n_train + n_calib:],
+        "calib": order[n_train : n_train + n_calib],
+        "eval": order[n_train + n_calib :],
     }
     return {
         name: Dataset({"input": images[idx]}, labels[idx], source=f"sklearn digits ({name})")

@@ -38,8 +38,14 @@ class BudgetResult:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "limit": self.limit, "value": self.value,
-                "passed": self.passed, "unit": self.unit, "note": self.note}
+        return {
+            "name": self.name,
+            "limit": self.limit,
+            "value": self.value,
+            "passed": self.passed,
+            "unit": self.unit,
+            "note": self.note,
+        }
 
 
 def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[BudgetResult]:
@@ -48,21 +54,38 @@ def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[Budg
     if budget.max_accuracy_drop is not None:
         base, comp = baseline.get("accuracy"), compressed.get("accuracy")
         if base is None or comp is None:
-            results.append(BudgetResult(
-                "max_accuracy_drop", budget.max_accuracy_drop, None, False, "points",
-                "no labels in the eval data: accuracy cannot be measured; use --min-fidelity",
-            ))
+            results.append(
+                BudgetResult(
+                    "max_accuracy_drop",
+                    budget.max_accuracy_drop,
+                    None,
+                    False,
+                    "points",
+                    "no labels in the eval data: accuracy cannot be measured; use --min-fidelity",
+                )
+            )
         else:
             drop = round((base - comp) * 100.0, 4)
-            results.append(BudgetResult(
-                "max_accuracy_drop", budget.max_accuracy_drop, drop,
-                drop <= budget.max_accuracy_drop, "points",
-            ))
+            results.append(
+                BudgetResult(
+                    "max_accuracy_drop",
+                    budget.max_accuracy_drop,
+                    drop,
+                    drop <= budget.max_accuracy_drop,
+                    "points",
+                )
+            )
     if budget.max_latency_ms is not None:
         p50 = compressed["latency_ms"]["p50"]
-        results.append(BudgetResult(
-            "max_latency_ms", budget.max_latency_ms, p50, p50 <= budget.max_latency_ms, "ms (p50)"
-        ))
+        results.append(
+            BudgetResult(
+                "max_latency_ms",
+                budget.max_latency_ms,
+                p50,
+                p50 <= budget.max_latency_ms,
+                "ms (p50)",
+            )
+        )
     if budget.max_size_mb is not None:
         mb = round(compressed["size_bytes"] / 1e6, 6)
         results.append(
@@ -70,8 +93,13 @@ def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[Budg
         )
     if budget.min_fidelity is not None:
         cosine = (compressed.get("fidelity") or {}).get("cosine")
-        results.append(BudgetResult(
-            "min_fidelity", budget.min_fidelity, cosine,
-            cosine is not None and cosine >= budget.min_fidelity, "cosine",
-        ))
+        results.append(
+            BudgetResult(
+                "min_fidelity",
+                budget.min_fidelity,
+                cosine,
+                cosine is not None and cosine >= budget.min_fidelity,
+                "cosine",
+            )
+        )
     return results

@@ -71,34 +71,59 @@ def _shape_option(values: tuple[str, ...]) -> dict[str, list[int]]:
     return shapes
 
 
-PRECISION_FLAGS = {"fp16": "fp16", "int8": "int8", "dynamic": "dynamic"}
+def _key_values(values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--target-option '{value}' must look like KEY=VALUE.")
+        pairs[key.strip()] = val.strip()
+    return pairs
 
 
 @main.command("run")
 @click.argument("model", required=False)
-@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path),
-              help="Run a recipe.toml (e.g. one saved by an earlier run); flags given override it.")
+@click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path),
+    help="Run a recipe.toml (e.g. one saved by an earlier run); flags given override it.",
+)
 @click.option("--target", "-t", default=None, help=field_help("target") + " [default: onnx]")
 @click.option("--int8", "precision", flag_value="int8", help="Static int8 (needs --calib).")
 @click.option("--fp16", "precision", flag_value="fp16", help="Half-precision weights and compute.")
-@click.option("--dynamic", "precision", flag_value="dynamic",
-              help="Dynamic int8: int8 weights, activations quantized at run time.")
+@click.option(
+    "--dynamic",
+    "precision",
+    flag_value="dynamic",
+    help="Dynamic int8: int8 weights, activations quantized at run time.",
+)
 @click.option("--calib", default=None, help=field_help("calib"))
 @click.option("--eval", "eval_", default=None, help=field_help("eval"))
 @click.option("--calib-samples", type=int, default=None, help=field_help("calib_samples"))
-@click.option("--calibration", type=click.Choice(["minmax", "entropy", "percentile"]),
-              default=None, help=field_help("calibration") + " [default: minmax]")
+@click.option(
+    "--calibration",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default=None,
+    help=field_help("calibration") + " [default: minmax]",
+)
 @click.option("--threads", type=int, default=None, help=field_help("threads") + " [default: 1]")
 @click.option("--warmup", type=int, default=None, help=field_help("warmup") + " [default: 10]")
 @click.option("--runs", type=int, default=None, help=field_help("runs") + " [default: 100]")
 @click.option("--model-factory", default=None, help=field_help("model_factory"))
 @click.option("--trust-pickle", is_flag=True, default=None, help=field_help("trust_pickle"))
 @click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for models without shapes.")
-@click.option("--max-accuracy-drop", type=float, default=None,
-              help=field_help("max_accuracy_drop", Budget))
-@click.option("--max-latency-ms", type=float, default=None, help=field_help("max_latency_ms", Budget))
+@click.option(
+    "--max-accuracy-drop", type=float, default=None, help=field_help("max_accuracy_drop", Budget)
+)
+@click.option(
+    "--max-latency-ms", type=float, default=None, help=field_help("max_latency_ms", Budget)
+)
 @click.option("--max-size-mb", type=float, default=None, help=field_help("max_size_mb", Budget))
 @click.option("--min-fidelity", type=float, default=None, help=field_help("min_fidelity", Budget))
+@click.option(
+    "--target-option", "-O", multiple=True, metavar="KEY=VALUE", help=field_help("target_options")
+)
 @click.option("--output", "-o", default=None, help=field_help("output") + " [default: out]")
 @handle_errors
 def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
@@ -120,23 +145,39 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         base.budget, **{k: flags[k] for k in budget_keys if flags.get(k) is not None}
     )
     updates = {
-        "model": model, "target": flags["target"], "precision": flags["precision"],
-        "calib": flags["calib"], "eval": flags["eval_"], "calib_samples": flags["calib_samples"],
-        "calibration": flags["calibration"], "threads": flags["threads"],
-        "warmup": flags["warmup"], "runs": flags["runs"], "model_factory": flags["model_factory"],
-        "trust_pickle": flags["trust_pickle"], "output": flags["output"],
+        "model": model,
+        "target": flags["target"],
+        "precision": flags["precision"],
+        "calib": flags["calib"],
+        "eval": flags["eval_"],
+        "calib_samples": flags["calib_samples"],
+        "calibration": flags["calibration"],
+        "threads": flags["threads"],
+        "warmup": flags["warmup"],
+        "runs": flags["runs"],
+        "model_factory": flags["model_factory"],
+        "trust_pickle": flags["trust_pickle"],
+        "output": flags["output"],
         "input_shapes": _shape_option(flags["input_shape"]) or None,
+        "target_options": _key_values(flags["target_option"]) or None,
     }
     recipe = dataclasses.replace(base, budget=budget, **{k: v for k, v in updates.items() if v})
     if not recipe.model:
-        raise UsageError("No model given. Usage: compress MODEL [--target onnx --int8 ...]; "
-                         "see compress --help.")
+        raise UsageError(
+            "No model given. Usage: compress MODEL [--target onnx --int8 ...]; see compress --help."
+        )
     return recipe.with_absolute_paths(Path.cwd())
 
 
 @main.command("example")
-@click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("compress-example"),
-              show_default=True, help="Where to write the trained model, data and outputs.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(path_type=Path),
+    default=Path("compress-example"),
+    show_default=True,
+    help="Where to write the trained model, data and outputs.",
+)
 @click.option("--target", "-t", default="onnx", show_default=True, help="Target to compress for.")
 @click.option("--epochs", type=int, default=15, show_default=True, help="Training epochs.")
 @handle_errors
@@ -149,8 +190,12 @@ def example_command(folder: Path, target: str, epochs: int) -> None:
     ERR.print(f"[bold]example[/]: training a digits CNN ({epochs} epochs) in {folder}/")
     paths = make_example(folder, epochs)
     recipe = Recipe(
-        model=str(paths["model"]), target=target, precision="int8", calib=str(paths["calib"]),
-        eval=str(paths["eval"]), output=str(folder / "out"),
+        model=str(paths["model"]),
+        target=target,
+        precision="int8",
+        calib=str(paths["calib"]),
+        eval=str(paths["eval"]),
+        output=str(folder / "out"),
         budget=Budget(max_accuracy_drop=1.0, max_size_mb=1.0),
     ).with_absolute_paths(Path.cwd())
     report = run_pipeline(recipe)
@@ -162,13 +207,26 @@ def example_command(folder: Path, target: str, epochs: int) -> None:
 
 
 @main.command("targets")
-def targets_command() -> None:
+@click.option("--options", "show_options", is_flag=True, help="Also list each target's options.")
+def targets_command(show_options: bool) -> None:
     """List targets and whether they work on this machine (and why not)."""
     from rich.table import Table
 
-    from targets.registry import describe_targets
+    from targets.registry import describe_targets, get_target
 
-    table = Table("target", "available", "details")
+    table = Table("target", "available", "precisions", "details")
     for name, ok, why in describe_targets():
-        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", why)
+        precisions = ""
+        if ok:
+            precisions = ", ".join(get_target(name).capabilities.precisions)
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", precisions, why)
     CONSOLE.print(table)
+    if show_options:
+        for name, ok, _ in describe_targets():
+            options_type = get_target(name).options_type if ok else None
+            if options_type is None:
+                continue
+            opts = Table("option (-O KEY=VALUE)", "default", "meaning", title=f"{name} options")
+            for f in dataclasses.fields(options_type):
+                opts.add_row(f.name, repr(f.default), f.metadata.get("help", ""))
+            CONSOLE.print(opts)

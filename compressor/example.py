@@ -17,10 +17,16 @@ class DigitsCNN(nn.Module):
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
@@ -57,8 +63,11 @@ def make_example(folder: Path, epochs: int = 15, seed: int = 0) -> dict[str, Pat
     example = torch.from_numpy(train.inputs["input"][:2])
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    paths = {"model": folder / "model.pt2", "calib": folder / "calib.npz",
-             "eval": folder / "eval.npz"}
+    paths = {
+        "model": folder / "model.pt2",
+        "calib": folder / "calib.npz",
+        "eval": folder / "eval.npz",
+    }
     torch.export.save(program, str(paths["model"]))
     save_npz(splits["calib"], str(paths["calib"]), "x")
     save_npz(splits["eval"], str(paths["eval"]), "x")

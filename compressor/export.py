@@ -31,8 +31,13 @@ def export_onnx(model: LoadedModel, specs: list[TensorSpec], path: Path) -> Path
                 program = model.exported or _to_exported(model.module, specs)
                 args = tuple(_example(spec, 1) for spec in specs)
                 torch.onnx.export(
-                    program, args, str(path), dynamo=True, external_data=False,
-                    opset_version=OPSET, verbose=False,
+                    program,
+                    args,
+                    str(path),
+                    dynamo=True,
+                    external_data=False,
+                    opset_version=OPSET,
+                    verbose=False,
                 )
     except Exception as exc:
         raise ExportError(
@@ -59,8 +64,13 @@ def _export_torchscript(module: torch.nn.Module, specs: list[TensorSpec], path: 
     names = [s.name for s in specs]
     axes = {s.name: {0: "batch"} for s in specs if _batch_is_dynamic(s)}
     torch.onnx.export(
-        module, tuple(_example(s, 1) for s in specs), str(path), dynamo=False,
-        opset_version=OPSET, input_names=names, dynamic_axes=axes or None,
+        module,
+        tuple(_example(s, 1) for s in specs),
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=names,
+        dynamic_axes=axes or None,
         do_constant_folding=True,
     )
 

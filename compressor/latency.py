@@ -78,7 +78,13 @@ def _stats(ms: list[float], batch: int, threads: int) -> LatencyStats:
     p50, p90, p99 = np.percentile(arr, [50, 90, 99])
     mean = float(arr.mean())
     return LatencyStats(
-        float(p50), float(p90), float(p99), mean, float(arr.std()),
+        float(p50),
+        float(p90),
+        float(p99),
+        mean,
+        float(arr.std()),
         throughput=batch * 1000.0 / mean if mean > 0 else 0.0,
-        runs=len(ms), batch=batch, threads=threads,
+        runs=len(ms),
+        batch=batch,
+        threads=threads,
     )

@@ -166,7 +166,9 @@ def build_from_factory(factory: str) -> torch.nn.Module:
         raise UsageError(f"Could not import model factory '{factory}': {exc}") from exc
     module = func()
     if not isinstance(module, torch.nn.Module):
-        raise UsageError(f"Model factory '{factory}' returned {type(module).__name__}, not nn.Module.")
+        raise UsageError(
+            f"Model factory '{factory}' returned {type(module).__name__}, not nn.Module."
+        )
     return module
 
 

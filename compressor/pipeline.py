@@ -42,6 +42,7 @@ def validate_recipe(recipe: Recipe) -> Target:
             f"Target '{target.name}' supports precisions {list(caps.precisions)}, "
             f"not '{recipe.precision}'."
         )
+    target.parse_options(recipe.target_options)
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -72,11 +73,14 @@ def run_pipeline(recipe: Recipe) -> dict:
         cleanup = cleanup_onnx(raw, fp32)
         compressed_onnx, pass_info = _apply_precision(recipe, target, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
-        artifact = target.lower(compressed_onnx, recipe.precision, stage, {})
+        options = target.parse_options(recipe.target_options)
+        artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
         report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
         report["artifact"] = artifact.path.name
         report["extra_files"] = [p.name for p in artifact.extra_files]
+        report["artifact_info"] = artifact.info
+        report["notes"] += list(artifact.info.get("notes", []))
         report["elapsed_s"] = round(time.perf_counter() - started, 2)
         shutil.rmtree(work)
         (stage / "recipe.toml").write_text(recipe.to_toml())
@@ -131,8 +135,14 @@ def _apply_precision(
 
 
 def _verify(
-    recipe: Recipe, target: Target, model: LoadedModel, specs: list[TensorSpec], fp32: Path,
-    artifact: Artifact, evaluation: Dataset | None, calib: Dataset | None,
+    recipe: Recipe,
+    target: Target,
+    model: LoadedModel,
+    specs: list[TensorSpec],
+    fp32: Path,
+    artifact: Artifact,
+    evaluation: Dataset | None,
+    calib: Dataset | None,
 ) -> dict:
     baseline = _baseline_runner(model, specs, fp32, recipe.threads)
     compressed = target.open_runner(artifact.path, recipe.threads)
@@ -153,9 +163,13 @@ def _verify(
     if evaluation is None:
         base["accuracy"] = comp["accuracy"] = None
     report = {
-        "passed": True, "target": target.name, "precision": recipe.precision,
-        "artifact": artifact.path.name, "model": str(model.path),
-        "baseline": base, "compressed": comp,
+        "passed": True,
+        "target": target.name,
+        "precision": recipe.precision,
+        "artifact": artifact.path.name,
+        "model": str(model.path),
+        "baseline": base,
+        "compressed": comp,
     }
     if reference_needed:
         report["fp32_reference"] = measured[1].section()
@@ -186,10 +200,14 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
         )
     elif ref:
         speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
-        notes.append(f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}.")
+        notes.append(
+            f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
+        )
     if no_eval:
-        notes.append("No --eval data: fidelity was measured on the calibration samples, "
-                     "or only latency and size when there were none.")
+        notes.append(
+            "No --eval data: fidelity was measured on the calibration samples, "
+            "or only latency and size when there were none."
+        )
     if comp.get("proxy_for"):
         notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
     return notes
@@ -197,7 +215,10 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
 
 def _environment() -> dict:
     return {
-        "compressor": __version__, "python": platform.python_version(),
-        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__, "machine": platform.machine(),
+        "compressor": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
     }

@@ -31,10 +31,15 @@ class Recipe:
     threads: int = _f(1, "Intra-op threads for latency measurement and evaluation.")
     warmup: int = _f(10, "Warm-up runs before timing.")
     runs: int = _f(100, "Timed runs for latency percentiles.")
-    model_factory: str | None = _f(None, "pkg.module:function building the nn.Module for a state dict.")
+    model_factory: str | None = _f(
+        None, "pkg.module:function building the nn.Module for a state dict."
+    )
     trust_pickle: bool = _f(False, "Allow unpickling a whole-module .pt (runs code from the file).")
     input_shapes: dict[str, list[int]] = _f(
         None, "Per-input shapes with batch, for models that do not record them."
+    )
+    target_options: dict[str, object] = _f(
+        None, "Target-specific settings (see `compress targets --options`)."
     )
     output: str = _f("out", "Output directory.")
     budget: Budget = _f(Budget(), "Limits the result must meet.")
@@ -42,25 +47,35 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.input_shapes is None:
             object.__setattr__(self, "input_shapes", {})
+        if self.target_options is None:
+            object.__setattr__(self, "target_options", {})
 
     def to_toml(self) -> str:
         """TOML text with None values left out (TOML has no null)."""
-        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "budget"}
+        data = {
+            k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "budget"
+        }
         budget = {k: v for k, v in dataclasses.asdict(self.budget).items() if v is not None}
-        if not data.get("input_shapes"):
-            data.pop("input_shapes", None)
+        for key in ("input_shapes", "target_options"):
+            if not data.get(key):
+                data.pop(key, None)
         data["budget"] = budget
         return tomli_w.dumps(data)
 
     def with_absolute_paths(self, base: Path) -> Recipe:
         """Resolve model and data paths (not entry points) against base, for reproducibility."""
+
         def resolve(value: str | None) -> str | None:
             if value is None or (":" in value and not (base / value).exists()):
                 return value
             return str((base / value).resolve())
+
         return dataclasses.replace(
-            self, model=resolve(self.model) or "", calib=resolve(self.calib),
-            eval=resolve(self.eval), output=resolve(self.output) or "out",
+            self,
+            model=resolve(self.model) or "",
+            calib=resolve(self.calib),
+            eval=resolve(self.eval),
+            output=resolve(self.output) or "out",
         )
 
 
@@ -75,7 +90,9 @@ def load_recipe(path: Path) -> Recipe:
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise UsageError(f"Recipe '{path}' has unknown keys {unknown}; known keys: {sorted(known)}.")
+        raise UsageError(
+            f"Recipe '{path}' has unknown keys {unknown}; known keys: {sorted(known)}."
+        )
     budget_data = data.pop("budget", {})
     budget_known = {f.name for f in fields(Budget)}
     if set(budget_data) - budget_known:

@@ -41,13 +41,19 @@ def render_report(report: dict, console: Console) -> None:
     table.add_column(f"baseline ({base.get('runtime', 'torch')})", justify="right")
     table.add_column(f"compressed ({comp.get('runtime', '')})", justify="right")
     table.add_column("speed-up / ratio", justify="right")
-    table.add_row("top-1 accuracy", _fmt_acc(base.get("accuracy")), _fmt_acc(comp.get("accuracy")), "")
+    table.add_row(
+        "top-1 accuracy", _fmt_acc(base.get("accuracy")), _fmt_acc(comp.get("accuracy")), ""
+    )
     for key in ("p50", "p90", "p99"):
         speed = _ratio(base["latency_ms"][key], comp["latency_ms"][key]) if key == "p50" else ""
         table.add_row(f"latency {key} (ms)", _fmt_ms(base, key), _fmt_ms(comp, key), speed)
     size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
-    table.add_row("size (KB)", f"{base['size_bytes'] / 1024:.1f}", f"{comp['size_bytes'] / 1024:.1f}",
-                  f"{size_ratio:.2f} of baseline")
+    table.add_row(
+        "size (KB)",
+        f"{base['size_bytes'] / 1024:.1f}",
+        f"{comp['size_bytes'] / 1024:.1f}",
+        f"{size_ratio:.2f} of baseline",
+    )
     fid = comp.get("fidelity") or {}
     if fid:
         table.add_row("cosine / SQNR (dB)", "", f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", "")

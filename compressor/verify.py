@@ -44,8 +44,13 @@ def run_eval(runner: Runner, data: Dataset | None, label: str) -> EvalResult | N
 
 
 def measure_runners(
-    runners: list[Runner], sizes: list[int], data: Dataset | None,
-    labels: list[str], threads: int, warmup: int, runs: int,
+    runners: list[Runner],
+    sizes: list[int],
+    data: Dataset | None,
+    labels: list[str],
+    threads: int,
+    warmup: int,
+    runs: int,
 ) -> list[Measured]:
     """Evaluate each runner on data, then time them interleaved at batch 1."""
     evals = [run_eval(r, data, name) for r, name in zip(runners, labels, strict=True)]

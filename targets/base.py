@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import DataError
+from compressor.errors import DataError, UsageError
 
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 
@@ -142,15 +143,53 @@ class Target(abc.ABC):
 
     name: str
     capabilities: TargetCapabilities
+    # A frozen dataclass of this target's own settings (fields with metadata["help"]), or None.
+    options_type: type | None = None
+
+    def parse_options(self, raw: dict) -> object | None:
+        """Build options_type from KEY=VALUE strings (or TOML values), rejecting unknown keys."""
+        if self.options_type is None:
+            if raw:
+                raise UsageError(f"Target '{self.name}' takes no --target-option.")
+            return None
+        known = {f.name: f for f in dataclasses.fields(self.options_type)}
+        values = {}
+        for key, value in raw.items():
+            key = key.replace("-", "_")
+            if key not in known:
+                raise UsageError(
+                    f"Target '{self.name}' has no option '{key}'; it takes {sorted(known)}."
+                )
+            values[key] = _coerce(value, known[key])
+        return self.options_type(**values)
 
     def availability(self) -> tuple[bool, str]:
         """Whether this target can lower and run here, and why not."""
         return True, "available"
 
     @abc.abstractmethod
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: dict) -> Artifact:
+    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
         """Turn a (possibly Q/DQ) ONNX model into this target's artifact inside out_dir."""
 
     @abc.abstractmethod
     def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
         """Open a runner for an artifact this target produced."""
+
+
+def _coerce(value: object, fld: dataclasses.Field) -> object:
+    """Turn a CLI string into the field's declared type (int, float, bool, str, tuple[int])."""
+    if not isinstance(value, str):
+        return value
+    kind = str(fld.type)
+    try:
+        if "bool" in kind:
+            return value.lower() in ("1", "true", "yes", "on")
+        if "tuple" in kind:
+            return tuple(int(v) for v in value.split(","))
+        if "int" in kind:
+            return int(value)
+        if "float" in kind:
+            return float(value)
+    except ValueError:
+        raise UsageError(f"Target option '{fld.name}': '{value}' is not a valid {kind}.") from None
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from compressor.errors import TargetUnavailable, UsageError
 from targets.base import Target
@@ -29,6 +30,32 @@ def get_target(name: str) -> Target:
             f"Install its extra: pip install -e '.[{name}]'."
         ) from exc
     return module.TARGET
+
+
+def target_for_artifact(path: Path) -> Target:
+    """The available target whose artifact suffix matches path (e.g. .onnx, .tflite, .engine)."""
+    suffix = path.suffix.lower()
+    for name in TARGET_MODULES:
+        try:
+            target = get_target(name)
+        except TargetUnavailable:
+            continue
+        if target.capabilities.artifact_suffix == suffix:
+            return target
+    raise UsageError(
+        f"No available target runs '{suffix}' files ('{path}'). Known artifacts: "
+        f"{sorted(_suffixes())}; `compress targets` says what is missing on this machine."
+    )
+
+
+def _suffixes() -> set[str]:
+    found = set()
+    for name in TARGET_MODULES:
+        try:
+            found.add(get_target(name).capabilities.artifact_suffix)
+        except TargetUnavailable:
+            pass
+    return found
 
 
 def describe_targets() -> list[tuple[str, bool, str]]:

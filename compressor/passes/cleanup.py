@@ -25,8 +25,11 @@ def cleanup_onnx(src: Path, dst: Path) -> dict:
     onnx.checker.check_model(slim)
     onnx.save(slim, str(dst))
     counts = _op_counts(slim)
-    return {"nodes_before": before, "nodes_after": len(slim.graph.node),
-            "batchnorm_left": counts.get("BatchNormalization", 0)}
+    return {
+        "nodes_before": before,
+        "nodes_after": len(slim.graph.node),
+        "batchnorm_left": counts.get("BatchNormalization", 0),
+    }
 
 
 def _op_counts(model: onnx.ModelProto) -> dict[str, int]:

@@ -43,7 +43,9 @@ def quantize_int8_static(
     }
     logging.getLogger("root").setLevel(logging.ERROR)
     quantize_static(
-        str(src), str(dst), reader,
+        str(src),
+        str(dst),
+        reader,
         quant_format=QuantFormat.QDQ,
         activation_type=QUANT_TYPES[scheme.activation_type],
         weight_type=QUANT_TYPES[scheme.weight_type],
@@ -55,18 +57,27 @@ def quantize_int8_static(
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0:
         raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
-    return {"quantize_nodes": q, "calibration_samples": len(data), "method": method,
-            "scheme": scheme.description}
+    return {
+        "quantize_nodes": q,
+        "calibration_samples": len(data),
+        "method": method,
+        "scheme": scheme.description,
+    }
 
 
 def quantize_int8_dynamic(src: Path, dst: Path) -> dict:
     """Int8 weights, activations quantized at run time: suits MatMul/LSTM-heavy models."""
     quantize_dynamic(
-        str(src), str(dst), per_channel=False, weight_type=QuantType.QInt8,
+        str(src),
+        str(dst),
+        per_channel=False,
+        weight_type=QuantType.QInt8,
         op_types_to_quantize=DYNAMIC_OP_TYPES,
     )
     model = onnx.load(str(dst))
-    changed = sum("Integer" in n.op_type or n.op_type.startswith("Dynamic") for n in model.graph.node)
+    changed = sum(
+        "Integer" in n.op_type or n.op_type.startswith("Dynamic") for n in model.graph.node
+    )
     return {"dynamic_ops": changed, "op_types": DYNAMIC_OP_TYPES}
 
 

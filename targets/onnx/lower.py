@@ -21,10 +21,12 @@ class OnnxTarget(Target):
     def availability(self) -> tuple[bool, str]:
         return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: dict) -> Artifact:
+    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
         dst = out_dir / "model.onnx"
         shutil.copyfile(onnx_path, dst)
-        return Artifact(dst, self.name, precision, info={"runtime": f"onnxruntime {ort.__version__}"})
+        return Artifact(
+            dst, self.name, precision, info={"runtime": f"onnxruntime {ort.__version__}"}
+        )
 
     def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
         return OnnxRuntimeRunner(artifact, threads)

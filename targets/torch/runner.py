@@ -37,7 +37,9 @@ class TorchRunner(Runner):
             result = self._module(*args)
         tensors = _flatten(result)
         if self._outputs is None:
-            names = ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
+            names = (
+                ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
+            )
             self._outputs = [
                 TensorSpec(n, tuple(t.shape), str(t.numpy().dtype))
                 for n, t in zip(names, tensors, strict=True)
