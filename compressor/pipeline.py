@@ -121,6 +121,8 @@ def _apply_precision(
     dst = work / f"model.{recipe.precision}.onnx"
     if recipe.precision == "fp32":
         return fp32, {}
+    if recipe.precision in target.capabilities.lowers_from_fp32:
+        return fp32, {"in_lowering": f"{target.name} makes {recipe.precision} weights itself"}
     if recipe.precision == "fp16":
         return dst, convert_fp16(fp32, dst)
     if recipe.precision == "dynamic":

@@ -56,6 +56,8 @@ class TargetCapabilities:
     artifact_suffix: str
     dynamic_batch: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Precisions the target makes itself from the fp32 graph (no ONNX-level fp16/dynamic pass).
+    lowers_from_fp32: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

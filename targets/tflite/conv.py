@@ -1,0 +1,263 @@
+"""Lowering rules for convolutions and pooling (NHWC, explicit PAD where SAME does not fit)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compressor.errors import UnsupportedOp
+from targets.tflite import legalize
+from targets.tflite.emit import Lowering, Value
+from targets.tflite.graph import Node
+from targets.tflite.layout import NHWC, Layout
+from targets.tflite.padding import pool_divisor, resolve_padding
+from targets.tflite.weights import bias_tensor, const_operand, weight_tensor
+
+CHANNELS_LAST = Layout(NHWC)
+
+
+def _spatial(node: Node, kernel: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
+    strides = list(node.attrs.get("strides", [1, 1]))
+    dilations = list(node.attrs.get("dilations", [1, 1]))
+    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+    if node.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}': auto_pad SAME_* is not lowered to tflite; re-export with explicit pads."
+        )
+    return strides, dilations, pads
+
+
+def _check_4d(ctx: Lowering, node: Node) -> None:
+    if len(ctx.shape(node.inputs[0])) != 4:
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' is not 2-D (input rank {len(ctx.shape(node.inputs[0]))}); "
+            "the tflite target lowers 2-D convolutions and pools."
+        )
+
+
+def _padded_input(ctx: Lowering, value: Value, node: Node, pads: list[int], fill: str) -> Value:
+    """Apply explicit [top, left, bottom, right] pads with PAD (zeros) or PADV2 (lowest value)."""
+    name = f"{node.name}/pad"
+    paddings = np.array([[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]], dtype=np.int32)
+    shape = list(value.shape)
+    for axis, extra in ((2, pads[0] + pads[2]), (3, pads[1] + pads[3])):
+        shape[axis] = None if shape[axis] is None else shape[axis] + extra
+    out = ctx.new_value(name, tuple(shape), value.layout, value.dtype, value.quant)
+    inputs = [value.tensor, ctx.const(f"{name}/paddings", paddings, "int32")]
+    if fill == "zero":
+        ctx.emit("PAD", inputs, [out])
+        return out
+    lowest = np.array(-128 if value.dtype == "int8" else -np.inf, dtype=value.dtype)
+    inputs.append(ctx.const(f"{name}/value", lowest.reshape(()), value.dtype, value.quant))
+    ctx.emit("PADV2", inputs, [out])
+    return out
+
+
+def lower_conv(ctx: Lowering, node: Node) -> None:
+    """Conv → CONV_2D / DEPTHWISE_CONV_2D (grouped: CONV_2D v6) with fused Relu/Clip."""
+    _check_4d(ctx, node)
+    if not ctx.graph.is_const(node.inputs[1]):
+        raise UnsupportedOp(
+            f"Conv '{node.name}' has runtime weights; tflite needs constant filters."
+        )
+    weight = ctx.graph.float_const(node.inputs[1])
+    out_ch, in_per_group, kh, kw = weight.shape
+    group = int(node.attrs.get("group", 1))
+    channels = in_per_group * group
+    depthwise = group > 1 and in_per_group == 1 and group == channels
+    strides, dilations, pads = _spatial(node, (kh, kw))
+    quantized = ctx.quantized(node)
+    act, out_name = ctx.fuse_activation(node)
+    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
+    padding, explicit = resolve_padding(x.shape[2:], (kh, kw), strides, dilations, pads)
+    if explicit:
+        x = _padded_input(ctx, x, node, explicit, "zero")
+    if depthwise:
+        filt, axis, op = weight.transpose(1, 2, 3, 0), 3, "DEPTHWISE_CONV_2D"
+        options = ctx.options_of(
+            "DepthwiseConv2DOptions",
+            padding=padding,
+            strideH=strides[0],
+            strideW=strides[1],
+            depthMultiplier=out_ch // channels,
+            fusedActivationFunction=act,
+            dilationHFactor=dilations[0],
+            dilationWFactor=dilations[1],
+        )
+    else:
+        filt, axis, op = weight.transpose(0, 2, 3, 1), 0, "CONV_2D"
+        options = ctx.options_of(
+            "Conv2DOptions",
+            padding=padding,
+            strideH=strides[0],
+            strideW=strides[1],
+            fusedActivationFunction=act,
+            dilationHFactor=dilations[0],
+            dilationWFactor=dilations[1],
+        )
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", np.ascontiguousarray(filt), axis)
+    bias = (
+        ctx.graph.float_const(node.inputs[2])
+        if len(node.inputs) > 2 and node.inputs[2]
+        else np.zeros(out_ch)
+    )
+    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    out = ctx.output(out_name, CHANNELS_LAST, quantized)
+    ctx.emit(
+        op,
+        [x.tensor, w_index, b_index],
+        [out],
+        options,
+        _conv_version(ctx, op, x, w_quant, group, depthwise, dilations),
+    )
+
+
+def _conv_version(ctx, op, x, w_quant, group, depthwise, dilations) -> int:
+    if group > 1 and not depthwise:
+        return 6
+    if x.dtype == "int8":
+        return 3
+    if w_quant is not None:
+        return legalize.HYBRID_VERSIONS[op][1 if len(w_quant.scale) > 1 else 0]
+    return 2 if depthwise and dilations != [1, 1] else 1
+
+
+def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
+    """ConvTranspose (group 1, no output padding beyond pads) → TRANSPOSE_CONV with bias."""
+    _check_4d(ctx, node)
+    weight = ctx.graph.float_const(node.inputs[1])  # [C_in, C_out, kh, kw]
+    if int(node.attrs.get("group", 1)) != 1 or list(node.attrs.get("dilations", [1, 1])) != [1, 1]:
+        raise UnsupportedOp(
+            f"ConvTranspose '{node.name}': groups or dilation are not lowered to tflite."
+        )
+    strides = list(node.attrs.get("strides", [1, 1]))
+    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+    quantized = ctx.quantized(node)
+    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
+    out_shape = ctx.shape(node.outputs[0])
+    full = [out_shape[2] + pads[0] + pads[2], out_shape[3] + pads[1] + pads[3]]
+    filt = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # OHWI
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, 0)
+    bias = (
+        ctx.graph.float_const(node.inputs[2])
+        if len(node.inputs) > 2 and node.inputs[2]
+        else np.zeros(filt.shape[0])
+    )
+    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    crop = any(pads)
+    raw_name = f"{node.name}/full" if crop else node.outputs[0]
+    batch = out_shape[0]
+    if crop:
+        ctx.graph.shapes[raw_name] = (batch, out_shape[1], full[0], full[1])
+        ctx.graph.act_quant.setdefault(raw_name, ctx.graph.act_quant.get(node.outputs[0]))
+    out = ctx.output(raw_name, CHANNELS_LAST, quantized)
+    sizes = ctx.shape_const(
+        f"{node.name}/output_shape", [batch or 1, full[0], full[1], filt.shape[0]]
+    )
+    options = ctx.options_of(
+        "TransposeConvOptions",
+        padding=legalize.schema.Padding.VALID,
+        strideH=strides[0],
+        strideW=strides[1],
+    )
+    ctx.emit("TRANSPOSE_CONV", [sizes, w_index, x.tensor, b_index], [out], options, 3)
+    if crop:
+        _crop(ctx, node, out, pads)
+
+
+def _crop(ctx: Lowering, node: Node, full: Value, pads: list[int]) -> None:
+    """Cut ConvTranspose's pads off the full output with a STRIDED_SLICE."""
+    height, width = full.shape[2] - pads[0] - pads[2], full.shape[3] - pads[1] - pads[3]
+    out = ctx.output(node.outputs[0], CHANNELS_LAST, full.quant is not None, full.quant)
+    begin = ctx.shape_const(f"{node.name}/begin", [0, pads[0], pads[1], 0])
+    end = ctx.shape_const(f"{node.name}/end", [0, pads[0] + height, pads[1] + width, 0])
+    steps = ctx.shape_const(f"{node.name}/strides", [1, 1, 1, 1])
+    options = ctx.options_of("StridedSliceOptions", beginMask=0b1001, endMask=0b1001)
+    ctx.emit("STRIDED_SLICE", [full.tensor, begin, end, steps], [out], options)
+
+
+def lower_pool(ctx: Lowering, node: Node) -> None:
+    """MaxPool/AveragePool → MAX_POOL_2D/AVERAGE_POOL_2D (pads, ceil_mode, count_include_pad)."""
+    _check_4d(ctx, node)
+    kernel = tuple(node.attrs["kernel_shape"])
+    strides, dilations, pads = _spatial(node, kernel)
+    if dilations != [1, 1]:
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}': dilated pooling is not lowered to tflite."
+        )
+    is_max = node.op_type == "MaxPool"
+    quantized = ctx.quantized(node)
+    act, out_name = ctx.fuse_activation(node)
+    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
+    out_hw = ctx.shape(node.outputs[0])[2:]
+    ends = _ceil_extra(x.shape[2:], kernel, strides, pads, out_hw)
+    include_pad = bool(node.attrs.get("count_include_pad", 0))
+    prefer_same = is_max or not include_pad
+    padding, explicit = resolve_padding(x.shape[2:], kernel, strides, [1, 1], ends, prefer_same)
+    divisor = None
+    if not is_max:
+        divisor = pool_divisor(x.shape[2:], kernel, strides, pads, ends, include_pad, padding)
+    if explicit:
+        x = _padded_input(ctx, x, node, explicit, "lowest" if is_max else "zero")
+    op = "MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D"
+    options = ctx.options_of(
+        "Pool2DOptions",
+        padding=padding,
+        strideH=strides[0],
+        strideW=strides[1],
+        filterHeight=kernel[0],
+        filterWidth=kernel[1],
+        fusedActivationFunction=act if divisor is None else legalize.NO_ACTIVATION,
+    )
+    if divisor is None:
+        out = ctx.output(
+            out_name, CHANNELS_LAST, quantized, legalize.output_quant(op, x.quant, None)
+        )
+        ctx.emit(op, [x.tensor], [out], options)
+        return
+    _average_with_divisor(ctx, node, x, op, options, divisor, out_name, quantized, act)
+
+
+def _average_with_divisor(ctx, node, x, op, options, divisor, out_name, quantized, act) -> None:
+    """AVERAGE over a padded window, then MUL by k·k/divisor where ONNX divides by fewer."""
+    name = f"{node.name}/sum_avg"
+    ctx.graph.shapes[name] = ctx.shape(node.outputs[0])
+    mid = ctx.output(name, CHANNELS_LAST, quantized, x.quant)
+    ctx.emit(op, [x.tensor], [mid], options)
+    scale = divisor.reshape(1, divisor.shape[0], divisor.shape[1], 1).astype(np.float32)
+    ctx.values[name] = mid
+    factor = const_operand(ctx, f"{node.name}/divisor", scale.transpose(0, 3, 1, 2), quantized, mid)
+    out = ctx.output(out_name, CHANNELS_LAST, quantized)
+    ctx.emit(
+        "MUL",
+        [mid.tensor, factor],
+        [out],
+        ctx.options_of("MulOptions", fusedActivationFunction=act),
+    )
+
+
+def _ceil_extra(size, kernel, strides, pads, out_hw) -> list[int]:
+    """pads grown at the end so VALID pooling yields ONNX's (ceil_mode) output size."""
+    ends = list(pads)
+    for axis in range(2):
+        if size[axis] is None or out_hw[axis] is None:
+            continue
+        need = (
+            (out_hw[axis] - 1) * strides[axis]
+            + kernel[axis]
+            - size[axis]
+            - pads[axis]
+            - pads[axis + 2]
+        )
+        ends[axis + 2] += max(need, 0)
+    return ends
+
+
+def lower_global_pool(ctx: Lowering, node: Node) -> None:
+    """GlobalAveragePool/GlobalMaxPool → MEAN/REDUCE_MAX over H, W with kept dims."""
+    _check_4d(ctx, node)
+    quantized = ctx.quantized(node)
+    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
+    op = "MEAN" if node.op_type == "GlobalAveragePool" else "REDUCE_MAX"
+    out = ctx.output(node.outputs[0], CHANNELS_LAST, quantized)
+    axes = ctx.shape_const(f"{node.name}/axes", [1, 2])
+    ctx.emit(op, [x.tensor, axes], [out], ctx.options_of("ReducerOptions", keepDims=True))

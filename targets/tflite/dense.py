@@ -1,0 +1,81 @@
+"""Lowering rules for Gemm/MatMul with constant weights → FULLY_CONNECTED."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compressor.errors import UnsupportedOp
+from targets.tflite import legalize
+from targets.tflite.emit import Lowering
+from targets.tflite.graph import Node
+from targets.tflite.layout import PLAIN
+from targets.tflite.weights import bias_tensor, weight_tensor
+
+
+def lower_gemm(ctx: Lowering, node: Node) -> None:
+    """Gemm(A, B, C) with constant B → FULLY_CONNECTED (alpha/beta folded into the constants)."""
+    if node.attrs.get("transA", 0):
+        raise UnsupportedOp(f"Gemm '{node.name}' has transA=1; the tflite target needs transA=0.")
+    weight = _constant(ctx, node, 1) * float(node.attrs.get("alpha", 1.0))
+    weight = weight if node.attrs.get("transB", 0) else weight.T
+    bias = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        bias = (_constant(ctx, node, 2) * float(node.attrs.get("beta", 1.0))).reshape(-1)
+        bias = np.broadcast_to(bias, (weight.shape[0],))
+    _fully_connected(ctx, node, weight, bias)
+
+
+def lower_matmul(ctx: Lowering, node: Node) -> None:
+    """MatMul(A, B) with constant 2-D B → FULLY_CONNECTED (keep_num_dims for rank > 2)."""
+    weight = _constant(ctx, node, 1)
+    if weight.ndim != 2:
+        raise UnsupportedOp(
+            f"MatMul '{node.name}' has a {weight.ndim}-D weight; tflite FC needs 2-D."
+        )
+    _fully_connected(ctx, node, weight.T, None)
+
+
+def _constant(ctx: Lowering, node: Node, index: int) -> np.ndarray:
+    name = node.inputs[index]
+    if not ctx.graph.is_const(name):
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' multiplies two runtime tensors; the tflite target "
+            "lowers Gemm/MatMul with constant weights (FULLY_CONNECTED)."
+        )
+    return ctx.graph.float_const(name)
+
+
+def _fully_connected(
+    ctx: Lowering, node: Node, weight: np.ndarray, bias: np.ndarray | None
+) -> None:
+    """weight is [out, in] in ONNX column order; flattened-NHWC inputs permute its columns."""
+    quantized = ctx.quantized(node)
+    act, out_name = ctx.fuse_activation(node)
+    source = ctx.values[node.inputs[0]]
+    layout = source.layout if source.layout.perm is None else PLAIN
+    x = ctx.get(node.inputs[0], layout, "int8" if quantized else "float32")
+    if x.layout.cols is not None:
+        weight = weight[:, list(x.layout.cols)]
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/weights", np.ascontiguousarray(weight), 0)
+    bias = np.zeros(weight.shape[0]) if bias is None else bias
+    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    keep = len(x.shape) > 2
+    out = ctx.output(out_name, PLAIN, quantized)
+    options = ctx.options_of("FullyConnectedOptions", fusedActivationFunction=act, keepNumDims=keep)
+    ctx.emit(
+        "FULLY_CONNECTED",
+        [x.tensor, w_index, b_index],
+        [out],
+        options,
+        _fc_version(x, w_quant, keep),
+    )
+
+
+def _fc_version(x, w_quant, keep: bool) -> int:
+    if keep:
+        return 5
+    if x.dtype == "int8":
+        return 4
+    if w_quant is not None:
+        return legalize.HYBRID_VERSIONS["FULLY_CONNECTED"][1 if len(w_quant.scale) > 1 else 0]
+    return 1

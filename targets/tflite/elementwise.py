@@ -1,0 +1,183 @@
+"""Lowering rules for elementwise ops: broadcasting arithmetic, activations and Softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compressor.errors import UnsupportedOp
+from targets.tflite import legalize
+from targets.tflite.emit import Lowering, Value
+from targets.tflite.graph import Node
+from targets.tflite.layout import PLAIN
+from targets.tflite.weights import const_operand
+
+BINARY_OPS = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Div": "DIV"}
+BINARY_OPTIONS = {
+    "ADD": "AddOptions",
+    "SUB": "SubOptions",
+    "MUL": "MulOptions",
+    "DIV": "DivOptions",
+}
+# Ops with an int8 kernel whose output may take any params (the others run in float).
+INT8_BINARY = {"ADD", "SUB", "MUL"}
+UNARY_OPS = {
+    "Relu": "RELU",
+    "Sigmoid": "LOGISTIC",
+    "Tanh": "TANH",
+    "HardSwish": "HARD_SWISH",
+    "LeakyRelu": "LEAKY_RELU",
+}
+
+
+def _runtime_layout(ctx: Lowering, names: list[str]):
+    """The layout of the highest-rank runtime input; others follow it."""
+    runtime = [ctx.values[n] for n in names if not ctx.graph.is_const(n)]
+    best = max(runtime, key=lambda v: len(v.shape))
+    if best.layout.perm is not None and any(len(v.shape) != len(best.shape) for v in runtime):
+        return PLAIN, best
+    return best.layout, best
+
+
+def lower_binary(ctx: Lowering, node: Node) -> None:
+    """Add/Sub/Mul/Div with numpy broadcasting; Div by a constant becomes MUL by its inverse."""
+    op = BINARY_OPS[node.op_type]
+    a, b = node.inputs
+    if op == "DIV" and ctx.graph.is_const(b):
+        op, const_b = "MUL", 1.0 / ctx.graph.float_const(b)
+    else:
+        const_b = ctx.graph.float_const(b) if ctx.graph.is_const(b) else None
+    if ctx.graph.is_const(a):
+        if op in ("SUB", "DIV"):
+            raise UnsupportedOp(
+                f"{node.op_type} '{node.name}' has a constant first operand, which the tflite "
+                "target does not lower yet; rewrite it as Add/Mul with a negated/inverted constant."
+            )
+        a, b, const_b = b, a, ctx.graph.float_const(a)
+    quantized = ctx.quantized(node) and op in INT8_BINARY
+    dtype = "int8" if quantized else "float32"
+    layout, like = _runtime_layout(ctx, [a] if const_b is not None else [a, b])
+    act, out_name = ctx.fuse_activation(node)
+    first = ctx.get(a, layout, dtype)
+    like = Value(first.tensor, layout, dtype, first.quant, ctx.shape(node.outputs[0]))
+    if const_b is not None:
+        second = const_operand(
+            ctx, f"{node.name}/operand", np.asarray(const_b, np.float32), quantized, like
+        )
+    else:
+        second = ctx.get(b, layout, dtype).tensor
+    out = ctx.output(out_name, layout, quantized)
+    options = ctx.options_of(BINARY_OPTIONS[op], fusedActivationFunction=act)
+    ctx.emit(op, [first.tensor, second], [out], options)
+
+
+def lower_unary(ctx: Lowering, node: Node) -> None:
+    """Relu/Sigmoid/Tanh/HardSwish/LeakyRelu → one TFLite op in the input's layout."""
+    op = UNARY_OPS[node.op_type]
+    quantized = ctx.quantized(node)
+    x = ctx.get(node.inputs[0], None, "int8" if quantized else "float32")
+    quant = (
+        legalize.output_quant(op, x.quant, ctx.graph.act_quant.get(node.outputs[0]))
+        if quantized
+        else None
+    )
+    out = ctx.output(node.outputs[0], x.layout, quantized, quant)
+    options = None
+    if op == "LEAKY_RELU":
+        options = ctx.options_of("LeakyReluOptions", alpha=float(node.attrs.get("alpha", 0.01)))
+    ctx.emit(op, [x.tensor], [out], options)
+
+
+def lower_clip(ctx: Lowering, node: Node) -> None:
+    """Clip → RELU6 / RELU_N1_TO_1 / RELU when the bounds match, else MAXIMUM + MINIMUM."""
+    bounds = legalize.clip_bounds(node, ctx.graph)
+    if bounds is None:
+        raise UnsupportedOp(f"Clip '{node.name}' has runtime bounds; tflite needs constant ones.")
+    named = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, np.inf): "RELU"}
+    quantized = ctx.quantized(node)
+    dtype = "int8" if quantized else "float32"
+    x = ctx.get(node.inputs[0], None, dtype)
+    if bounds in named:
+        out = ctx.output(node.outputs[0], x.layout, quantized)
+        ctx.emit(named[bounds], [x.tensor], [out])
+        return
+    _clamp(ctx, node, x, bounds)
+
+
+def _clamp(ctx: Lowering, node: Node, x: Value, bounds: tuple[float, float]) -> None:
+    """General Clip in float: MAXIMUM with the low bound, then MINIMUM with the high one."""
+    current = ctx.get(node.inputs[0], x.layout, "float32")
+    steps = [
+        (op, b) for op, b in (("MAXIMUM", bounds[0]), ("MINIMUM", bounds[1])) if np.isfinite(b)
+    ]
+    for index, (op, bound) in enumerate(steps):
+        name = node.outputs[0] if index == len(steps) - 1 else f"{node.name}/{op.lower()}"
+        ctx.graph.shapes.setdefault(name, ctx.shape(node.outputs[0]))
+        operand = ctx.const(f"{name}/bound", np.array([bound], np.float32), "float32")
+        out = ctx.output(name, current.layout, False)
+        ctx.emit(op, [current.tensor, operand], [out])
+        current = out
+
+
+def lower_prelu(ctx: Lowering, node: Node) -> None:
+    """PRelu → PRELU with the slope laid out like the input."""
+    quantized = ctx.quantized(node)
+    x = ctx.get(node.inputs[0], None, "int8" if quantized else "float32")
+    slope = const_operand(
+        ctx, f"{node.name}/alpha", ctx.graph.float_const(node.inputs[1]), quantized, x
+    )
+    out = ctx.output(node.outputs[0], x.layout, quantized)
+    ctx.emit("PRELU", [x.tensor, slope], [out])
+
+
+def lower_hard_sigmoid(ctx: Lowering, node: Node) -> None:
+    """HardSigmoid → MUL(alpha), ADD(beta) with fused RELU, MINIMUM(1) (in float)."""
+    x = ctx.get(node.inputs[0], None, "float32")
+    alpha, beta = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
+    current = x
+    for op, operand, act in (
+        ("MUL", alpha, legalize.NO_ACTIVATION),
+        ("ADD", beta, legalize.ACT.RELU),
+        ("MINIMUM", 1.0, None),
+    ):
+        last = op == "MINIMUM"
+        name = node.outputs[0] if last else f"{node.name}/{op.lower()}"
+        ctx.graph.shapes.setdefault(name, ctx.shape(node.outputs[0]))
+        const = ctx.const(f"{name}/operand", np.array([operand], np.float32), "float32")
+        out = ctx.output(name, current.layout, False)
+        options = (
+            None if act is None else ctx.options_of(BINARY_OPTIONS[op], fusedActivationFunction=act)
+        )
+        ctx.emit(op, [current.tensor, const], [out], options)
+        current = out
+
+
+def lower_softmax(ctx: Lowering, node: Node) -> None:
+    """Softmax over the last TFLite axis, in float (the float tail keeps int8 models' probabilities)."""
+    rank = len(ctx.shape(node.inputs[0]))
+    axis = int(node.attrs.get("axis", -1)) % rank
+    value = ctx.values[node.inputs[0]]
+    layout = (
+        value.layout
+        if value.layout.cols is None and value.layout.axis(axis, rank) == rank - 1
+        else PLAIN
+    )
+    if layout.axis(axis, rank) != rank - 1:
+        raise UnsupportedOp(
+            f"Softmax '{node.name}' runs over axis {axis} of a rank-{rank} tensor; the tflite "
+            "target lowers Softmax over the last axis (or the channels of an NCHW tensor)."
+        )
+    x = ctx.get(node.inputs[0], layout, "float32")
+    out = ctx.output(node.outputs[0], layout, False)
+    ctx.emit("SOFTMAX", [x.tensor], [out], ctx.options_of("SoftmaxOptions", beta=1.0))
+
+
+def lower_requantize(ctx: Lowering, node: Node) -> None:
+    """A tensor quantized twice with different params: one int8→int8 QUANTIZE."""
+    ctx.values[node.outputs[0]] = ctx.get(
+        node.inputs[0], None, "int8", ctx.graph.act_quant[node.outputs[0]]
+    )
+
+
+def lower_identity(ctx: Lowering, node: Node) -> None:
+    """Identity/Dropout: the output is the input's TFLite tensor."""
+    ctx.values[node.outputs[0]] = ctx.values[node.inputs[0]]

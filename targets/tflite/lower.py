@@ -1,0 +1,141 @@
+"""Lower ONNX (float or onnxruntime Q/DQ) straight to a .tflite flatbuffer, no TensorFlow.
+
+Stages: load + shape inference → fold Q/DQ into tensor params (qdq.py) → check every op has a
+rule → lower node by node in NHWC with layout propagation (emit.py, rules.py) → public I/O in
+the user's layout and dtype → flatbuffer with a SignatureDef (writer.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import onnx
+
+from compressor.errors import UnsupportedOp
+from targets.base import Artifact, Runner, Target
+from targets.tflite.emit import Lowering, LoweringOptions
+from targets.tflite.graph import OnnxGraph, load_graph
+from targets.tflite.layout import PLAIN, layout_for_rank
+from targets.tflite.qdq import QDQ_OPS, fold_qdq
+from targets.tflite.rules import CAPABILITIES, RULES, TfliteOptions
+
+
+class TfliteTarget(Target):
+    """TFLite / LiteRT: a .tflite file run by ai-edge-litert's interpreter."""
+
+    name = "tflite"
+    capabilities = CAPABILITIES
+    options_type = TfliteOptions
+
+    def __init__(self) -> None:
+        # open_runner gets only a path: remember the resolver each lowered artifact asked for.
+        self._resolvers: dict[Path, str] = {}
+
+    def availability(self) -> tuple[bool, str]:
+        try:
+            from targets.tflite.runner import runtime_version
+        except ImportError as exc:
+            return False, f"no LiteRT interpreter ({exc}); pip install -e '.[tflite]'"
+        return True, runtime_version()
+
+    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
+        options = options or TfliteOptions()
+        started = time.perf_counter()
+        ctx = lower_onnx(onnx.load(str(onnx_path)), precision, options)
+        data = ctx.builder.to_bytes()
+        elapsed = time.perf_counter() - started
+        dst = Path(out_dir) / "model.tflite"
+        tmp = dst.with_suffix(".tflite.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+        self._resolvers[dst.resolve()] = options.resolver
+        return Artifact(dst, self.name, precision, info=_info(ctx, elapsed, options))
+
+    def open_runner(self, artifact: Path, threads: int = 1, resolver: str | None = None) -> Runner:
+        from targets.tflite.runner import LiteRtRunner
+
+        chosen = resolver or self._resolvers.get(Path(artifact).resolve(), "default")
+        return LiteRtRunner(artifact, threads, chosen)
+
+
+def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:
+    """Lower an ONNX model in memory; raises UnsupportedOp before anything is written."""
+    graph = load_graph(model)
+    if any(node.op_type in QDQ_OPS for node in graph.nodes):
+        graph = fold_qdq(graph)
+    check_supported(graph)
+    ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
+    _lower_inputs(ctx)
+    for node in graph.nodes:
+        if node.name not in ctx.fused:
+            RULES[node.op_type](ctx, node)
+    _lower_outputs(ctx)
+    return ctx
+
+
+def check_supported(graph: OnnxGraph) -> None:
+    """Name every node whose op has no rule, before any work is done."""
+    missing = [f"{n.op_type} (node '{n.name}')" for n in graph.nodes if n.op_type not in RULES]
+    if missing:
+        raise UnsupportedOp(
+            f"Target 'tflite' cannot lower {', '.join(missing)}. Supported ONNX ops: "
+            f"{sorted(op for op in RULES if op != 'Requantize')}. Rewrite the model to avoid "
+            "them, or use --target onnx."
+        )
+
+
+def _lower_inputs(ctx: Lowering) -> None:
+    for name in ctx.graph.inputs:
+        shape = ctx.shape(name)
+        layout = layout_for_rank(len(shape)) if ctx.options.nhwc_io else PLAIN
+        quant = ctx.graph.act_quant.get(name) if ctx.int8 and ctx.options.int8_io else None
+        value = ctx.new_value(name, shape, layout, "int8" if quant else "float32", quant)
+        ctx.values[name] = value
+        ctx.builder.inputs.append((name, value.tensor))
+
+
+def _lower_outputs(ctx: Lowering) -> None:
+    used = {index for _, index in ctx.builder.inputs}
+    for public, internal in ctx.graph.outputs:
+        value = ctx.values[internal]
+        rank = len(value.shape)
+        layout = layout_for_rank(rank) if ctx.options.nhwc_io else PLAIN
+        keep_int8 = ctx.options.int8_io and value.dtype == "int8"
+        value = ctx.get(internal, layout, "int8" if keep_int8 else "float32")
+        if value.tensor in used:
+            raise UnsupportedOp(
+                f"Output '{public}' is an input or another output; tflite needs distinct tensors."
+            )
+        used.add(value.tensor)
+        ctx.builder.tensors[value.tensor].name = public
+        ctx.builder.outputs.append((public, value.tensor))
+
+
+def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
+    ops = Counter(ctx.builder.op_names)
+    return {
+        "runtime": _runtime_label(),
+        "conversion_s": round(elapsed, 4),
+        "op_counts": dict(sorted(ops.items())),
+        "transpose_ops": ops.get("TRANSPOSE", 0),
+        "transpose_inner": ctx.transposes["inner"],
+        "transpose_edge": ctx.transposes["edge"],
+        "io_layout": "NHWC" if options.nhwc_io else "as the ONNX model (NCHW)",
+        "resolver": options.resolver,
+        "notes": [
+            f"tflite: {sum(ops.values())} ops, {ops.get('TRANSPOSE', 0)} TRANSPOSE "
+            f"({ctx.transposes['inner']} inside the graph), lowered in {elapsed * 1000:.0f} ms."
+        ],
+    }
+
+
+def _runtime_label() -> str:
+    try:
+        from targets.tflite.runner import runtime_version
+
+        return runtime_version()
+    except ImportError:
+        return "litert (not installed)"

@@ -1,0 +1,92 @@
+"""What the TFLite target declares and the op-lowering table (ONNX op_type → rule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from targets.base import QuantScheme, TargetCapabilities
+from targets.tflite import conv, dense, elementwise, shape_ops
+
+TFLITE_SCHEME = QuantScheme(
+    activation_type="int8",
+    weight_type="int8",
+    per_channel=True,
+    activation_symmetric=False,
+    weight_symmetric=True,
+    quantize_bias=True,
+    description="TFLite int8: asymmetric int8 activations, per-channel symmetric int8 weights, int32 bias",
+)
+
+CAPABILITIES = TargetCapabilities(
+    precisions=("fp32", "fp16", "int8", "dynamic"),
+    quant_scheme=TFLITE_SCHEME,
+    runtime="litert",
+    artifact_suffix=".tflite",
+    dynamic_batch=True,
+    lowers_from_fp32=("fp16", "dynamic"),
+    notes=(
+        "fp16 and dynamic-range int8 weights are made inside the lowering from the fp32 graph.",
+    ),
+)
+
+RESOLVERS = ("default", "builtin")
+
+
+@dataclass(frozen=True)
+class TfliteOptions:
+    """Settings of the tflite target (pass as -O KEY=VALUE)."""
+
+    nhwc_io: bool = field(
+        default=False,
+        metadata={"help": "Image inputs/outputs in NHWC (no TRANSPOSE at the edges)."},
+    )
+    int8_io: bool = field(
+        default=False,
+        metadata={
+            "help": "int8 inputs/outputs in --int8 mode (no QUANTIZE/DEQUANTIZE at the edges)."
+        },
+    )
+    resolver: str = field(
+        default="default",
+        metadata={"help": "Kernels used for verification: default (XNNPACK) or builtin."},
+    )
+
+
+RULES = {
+    "Conv": conv.lower_conv,
+    "ConvTranspose": conv.lower_conv_transpose,
+    "MaxPool": conv.lower_pool,
+    "AveragePool": conv.lower_pool,
+    "GlobalAveragePool": conv.lower_global_pool,
+    "GlobalMaxPool": conv.lower_global_pool,
+    "Gemm": dense.lower_gemm,
+    "MatMul": dense.lower_matmul,
+    "Add": elementwise.lower_binary,
+    "Sub": elementwise.lower_binary,
+    "Mul": elementwise.lower_binary,
+    "Div": elementwise.lower_binary,
+    "Relu": elementwise.lower_unary,
+    "Sigmoid": elementwise.lower_unary,
+    "Tanh": elementwise.lower_unary,
+    "HardSwish": elementwise.lower_unary,
+    "LeakyRelu": elementwise.lower_unary,
+    "Clip": elementwise.lower_clip,
+    "PRelu": elementwise.lower_prelu,
+    "HardSigmoid": elementwise.lower_hard_sigmoid,
+    "Softmax": elementwise.lower_softmax,
+    "Identity": elementwise.lower_identity,
+    "Dropout": elementwise.lower_identity,
+    "Requantize": elementwise.lower_requantize,
+    "Reshape": shape_ops.lower_reshape,
+    "Flatten": shape_ops.lower_reshape,
+    "Squeeze": shape_ops.lower_squeeze,
+    "Unsqueeze": shape_ops.lower_unsqueeze,
+    "Transpose": shape_ops.lower_transpose,
+    "Concat": shape_ops.lower_concat,
+    "Split": shape_ops.lower_split,
+    "Slice": shape_ops.lower_slice,
+    "Pad": shape_ops.lower_pad,
+    "ReduceMean": shape_ops.lower_reduce_mean,
+    "ReduceMax": shape_ops.lower_reduce_mean,
+    "Resize": shape_ops.lower_resize,
+}

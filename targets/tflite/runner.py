@@ -1,0 +1,83 @@
+"""Run a .tflite file in LiteRT (ai-edge-litert, or tflite_runtime when that is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from compressor.errors import ModelLoadError, UsageError
+from targets.base import Runner, TensorSpec
+
+try:
+    from ai_edge_litert import interpreter as _litert
+
+    _PACKAGE = "ai-edge-litert"
+except ImportError:  # pragma: no cover - only where tflite_runtime is what is installed
+    from tflite_runtime import interpreter as _litert
+
+    _PACKAGE = "tflite-runtime"
+
+RESOLVERS = {
+    "default": _litert.OpResolverType.AUTO,
+    "builtin": _litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+}
+
+
+def runtime_version() -> str:
+    """Which LiteRT package and version runs the files."""
+    from importlib.metadata import version
+
+    return f"litert ({_PACKAGE} {version(_PACKAGE)})"
+
+
+class LiteRtRunner(Runner):
+    """LiteRT Interpreter through the model's SignatureDef; resizes the batch when it changes."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, threads: int = 1, resolver: str = "default") -> None:
+        if resolver not in RESOLVERS:
+            raise UsageError(
+                f"Unknown tflite resolver '{resolver}'; choose one of {sorted(RESOLVERS)}."
+            )
+        try:
+            self._interp = _litert.Interpreter(
+                model_path=str(path),
+                num_threads=threads,
+                experimental_op_resolver_type=RESOLVERS[resolver],
+            )
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"LiteRT could not open '{path}': {exc}") from exc
+        self.runtime = f"litert/{resolver}"
+        details = self._interp.get_signature_list()["serving_default"]
+        self._runner = self._interp.get_signature_runner("serving_default")
+        by_index = {d["index"]: d for d in self._interp.get_tensor_details()}
+        self._input_details = self._runner.get_input_details()
+        self._inputs = [_spec(n, self._input_details[n]) for n in details["inputs"]]
+        outs = self._runner.get_output_details()
+        self._outputs = [_spec(n, outs[n]) for n in details["outputs"]]
+        self._tensors = by_index
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
+
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._runner(**feeds)
+        return {spec.name: np.asarray(results[spec.name]) for spec in self._outputs}
+
+    def delegated_ops(self) -> int:
+        """How many nodes run as a delegate (XNNPACK) partition."""
+        return sum(op["op_name"] == "DELEGATE" for op in self._interp._get_ops_details())
+
+
+def _spec(name: str, detail: dict) -> TensorSpec:
+    signature = detail.get("shape_signature", detail["shape"])
+    shape = tuple(None if int(d) < 0 else int(d) for d in signature)
+    return TensorSpec(name, shape, np.dtype(detail["dtype"]).name)
