@@ -48,6 +48,7 @@ class Lowering:
     converted: dict[tuple, Value] = field(default_factory=dict)
     fused: set[str] = field(default_factory=set)
     transposes: dict[str, int] = field(default_factory=lambda: {"edge": 0, "inner": 0})
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.consumers = self.graph.consumers()

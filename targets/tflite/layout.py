@@ -90,3 +90,13 @@ def reduce_layout(layout: Layout, axes: tuple[int, ...], rank: int, keepdims: bo
     renumber = {old: new for new, old in enumerate(sorted(kept))}
     perm = tuple(renumber[p] for p in kept)
     return PLAIN if perm == tuple(range(len(perm))) else Layout(perm)
+
+
+def keeps_order(onnx_shape: tuple, layout: Layout) -> bool:
+    """True when the TFLite tensor's flat element order equals the ONNX one (unit dims moved)."""
+    if layout.cols is not None:
+        return False
+    if layout.perm is None:
+        return True
+    moving = [p for p in layout.perm if onnx_shape[p] != 1]
+    return moving == sorted(moving)

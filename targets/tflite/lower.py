@@ -20,7 +20,7 @@ from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
-from targets.tflite.rules import CAPABILITIES, RULES, TfliteOptions
+from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC, TfliteOptions
 
 
 class TfliteTarget(Target):
@@ -63,17 +63,53 @@ class TfliteTarget(Target):
 
 def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:
     """Lower an ONNX model in memory; raises UnsupportedOp before anything is written."""
-    graph = load_graph(model)
-    if any(node.op_type in QDQ_OPS for node in graph.nodes):
-        graph = fold_qdq(graph)
-    check_supported(graph)
+    graph, notes = _prepare(model)
     ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
+    ctx.notes.extend(notes)
     _lower_inputs(ctx)
     for node in graph.nodes:
         if node.name not in ctx.fused:
             RULES[node.op_type](ctx, node)
     _lower_outputs(ctx)
     return ctx
+
+
+def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
+    """Decode and fold Q/DQ; a graph that computes indices from its dynamic batch
+    (Shape/Range/Gather, as torch's dynamo export writes for some flattens) is specialized to
+    batch 1 first, where onnxslim folds that arithmetic away."""
+    graph = _folded(model)
+    unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
+    if unsupported and unsupported <= SHAPE_ARITHMETIC:
+        graph = _folded(fix_batch(model))
+        check_supported(graph)
+        return graph, [
+            f"tflite: batch fixed to 1 because the graph computes indices from its dynamic "
+            f"batch ({', '.join(sorted(unsupported))})."
+        ]
+    check_supported(graph)
+    return graph, []
+
+
+def _folded(model: onnx.ModelProto) -> OnnxGraph:
+    graph = load_graph(model)
+    if any(node.op_type in QDQ_OPS for node in graph.nodes):
+        graph = fold_qdq(graph)
+    return graph
+
+
+def fix_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
+    """A copy of model with every input's leading dim set to batch, constant-folded by onnxslim."""
+    import onnxslim
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = batch
+    return onnxslim.slim(fixed)
 
 
 def check_supported(graph: OnnxGraph) -> None:
@@ -125,7 +161,8 @@ def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
         "transpose_edge": ctx.transposes["edge"],
         "io_layout": "NHWC" if options.nhwc_io else "as the ONNX model (NCHW)",
         "resolver": options.resolver,
-        "notes": [
+        "notes": ctx.notes
+        + [
             f"tflite: {sum(ops.values())} ops, {ops.get('TRANSPOSE', 0)} TRANSPOSE "
             f"({ctx.transposes['inner']} inside the graph), lowered in {elapsed * 1000:.0f} ms."
         ],

@@ -29,7 +29,18 @@ CAPABILITIES = TargetCapabilities(
     ),
 )
 
-RESOLVERS = ("default", "builtin")
+# Index arithmetic on the dynamic batch that folds away once the batch is fixed.
+SHAPE_ARITHMETIC = {
+    "Shape",
+    "Range",
+    "Gather",
+    "Cast",
+    "ConstantOfShape",
+    "Expand",
+    "Equal",
+    "Where",
+    "Size",
+}
 
 
 @dataclass(frozen=True)
@@ -89,4 +100,5 @@ RULES = {
     "ReduceMean": shape_ops.lower_reduce_mean,
     "ReduceMax": shape_ops.lower_reduce_mean,
     "Resize": shape_ops.lower_resize,
+    "Gather": shape_ops.lower_gather,
 }

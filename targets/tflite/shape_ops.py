@@ -8,7 +8,14 @@ from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import PLAIN, Layout, after_transpose, flatten_cols, reduce_layout
+from targets.tflite.layout import (
+    PLAIN,
+    Layout,
+    after_transpose,
+    flatten_cols,
+    keeps_order,
+    reduce_layout,
+)
 
 # Consumers that absorb a flattened-NHWC column order by permuting their weight columns.
 COLUMN_ABSORBERS = {"Gemm", "MatMul"}
@@ -44,7 +51,7 @@ def lower_reshape(ctx: Lowering, node: Node) -> None:
             return
     if value.layout.cols is not None:
         raise UnsupportedOp(f"{node.op_type} '{node.name}' reshapes a permuted flat tensor.")
-    _reshape(ctx, node, PLAIN, PLAIN)
+    _reshape(ctx, node, value.layout if keeps_order(in_shape, value.layout) else PLAIN, PLAIN)
 
 
 def lower_squeeze(ctx: Lowering, node: Node) -> None:
@@ -153,12 +160,8 @@ def lower_slice(ctx: Lowering, node: Node) -> None:
     for start, stop, axis, step in zip(starts, ends, axes, steps, strict=True):
         t = layout.axis(int(axis), rank)
         size = shape[int(axis) % rank]
-        clip = (
-            (lambda v: int(np.clip(v + size if v < 0 else v, -1 if step < 0 else 0, size)))
-            if size
-            else int
-        )
-        begin[t], end[t], stride[t] = clip(start), clip(stop), int(step)
+        begin[t], end[t] = _clamp(start, size, step), _clamp(stop, size, step)
+        stride[t] = int(step)
         mask &= ~(1 << t)
     out = ctx.output(node.outputs[0], layout, x.quant is not None, x.quant)
     inputs = [x.tensor] + [
@@ -167,6 +170,14 @@ def lower_slice(ctx: Lowering, node: Node) -> None:
     ]
     options = ctx.options_of("StridedSliceOptions", beginMask=mask, endMask=mask)
     ctx.emit("STRIDED_SLICE", inputs, [out], options)
+
+
+def _clamp(index: int, size: int | None, step: int) -> int:
+    """An ONNX slice bound made concrete for a known axis size (INT64 max → size)."""
+    if not size:
+        return int(np.clip(index, -(2**31), 2**31 - 1))
+    index = index + size if index < 0 else index
+    return int(np.clip(index, -1 if step < 0 else 0, size))
 
 
 def lower_pad(ctx: Lowering, node: Node) -> None:
@@ -259,3 +270,22 @@ def lower_resize(ctx: Lowering, node: Node) -> None:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def lower_gather(ctx: Lowering, node: Node) -> None:
+    """Gather with constant indices: a RESHAPE when it reads a 1-D tensor in order, else GATHER."""
+    if not ctx.graph.is_const(node.inputs[1]):
+        raise UnsupportedOp(
+            f"Gather '{node.name}' has runtime indices; tflite needs constant ones."
+        )
+    indices = ctx.graph.consts[node.inputs[1]].astype(np.int64)
+    in_shape = ctx.shape(node.inputs[0])
+    if len(in_shape) == 1 and np.array_equal(indices.reshape(-1), np.arange(in_shape[0] or -1)):
+        _reshape(ctx, node, PLAIN, PLAIN)
+        return
+    rank = len(in_shape)
+    axis = int(node.attrs.get("axis", 0)) % rank
+    x = ctx.get(node.inputs[0], PLAIN, _dtype(ctx, node))
+    out = ctx.output(node.outputs[0], PLAIN, x.quant is not None, x.quant)
+    index = ctx.const(f"{node.name}/indices", indices.astype(np.int32), "int32")
+    ctx.emit("GATHER", [x.tensor, index], [out], ctx.options_of("GatherOptions", axis=axis))
