@@ -8,7 +8,7 @@ from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import NHWC, Layout
+from targets.tflite.layout import NHWC, PLAIN, Layout
 from targets.tflite.padding import pool_divisor, resolve_padding
 from targets.tflite.weights import bias_tensor, const_operand, weight_tensor
 
@@ -150,9 +150,7 @@ def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
         ctx.graph.shapes[raw_name] = (batch, out_shape[1], full[0], full[1])
         ctx.graph.act_quant.setdefault(raw_name, ctx.graph.act_quant.get(node.outputs[0]))
     out = ctx.output(raw_name, CHANNELS_LAST, quantized)
-    sizes = ctx.shape_const(
-        f"{node.name}/output_shape", [batch or 1, full[0], full[1], filt.shape[0]]
-    )
+    sizes = _output_shape(ctx, node, x, [full[0], full[1], filt.shape[0]], batch)
     options = ctx.options_of(
         "TransposeConvOptions",
         padding=legalize.schema.Padding.VALID,
@@ -162,6 +160,25 @@ def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
     ctx.emit("TRANSPOSE_CONV", [sizes, w_index, x.tensor, b_index], [out], options, 3)
     if crop:
         _crop(ctx, node, out, pads)
+
+
+def _output_shape(ctx: Lowering, node: Node, x: Value, hwc: list[int], batch: int | None) -> int:
+    """TRANSPOSE_CONV's output-shape input; with a dynamic batch it is read from x at run time."""
+    if batch is not None:
+        return ctx.shape_const(f"{node.name}/output_shape", [batch, *hwc])
+    name = f"{node.name}/output_shape"
+    shape = ctx.new_value(f"{name}/input", (4,), PLAIN, "int32", None)
+    ctx.emit("SHAPE", [x.tensor], [shape], ctx.options_of("ShapeOptions", outType=2))
+    first = ctx.new_value(f"{name}/batch", (1,), PLAIN, "int32", None)
+    slice_inputs = [
+        shape.tensor,
+        *(ctx.shape_const(f"{name}/{k}", [v]) for k, v in (("b", 0), ("e", 1), ("s", 1))),
+    ]
+    ctx.emit("STRIDED_SLICE", slice_inputs, [first], ctx.options_of("StridedSliceOptions"))
+    out = ctx.new_value(name, (4,), PLAIN, "int32", None)
+    rest = ctx.shape_const(f"{name}/hwc", hwc)
+    ctx.emit("CONCATENATION", [first.tensor, rest], [out], ctx.options_of("ConcatenationOptions"))
+    return out.tensor
 
 
 def _crop(ctx: Lowering, node: Node, full: Value, pads: list[int]) -> None:

@@ -33,9 +33,10 @@ def _runtime_layout(ctx: Lowering, names: list[str]):
     """The layout of the highest-rank runtime input; others follow it."""
     runtime = [ctx.values[n] for n in names if not ctx.graph.is_const(n)]
     best = max(runtime, key=lambda v: len(v.shape))
-    if best.layout.perm is not None and any(len(v.shape) != len(best.shape) for v in runtime):
+    if any(len(v.shape) != len(best.shape) for v in runtime):
         return PLAIN, best
-    return best.layout, best
+    best_name = next(n for n in names if ctx.values.get(n) is best)
+    return ctx.preferred_layout(best_name), best
 
 
 def lower_binary(ctx: Lowering, node: Node) -> None:
@@ -74,7 +75,9 @@ def lower_unary(ctx: Lowering, node: Node) -> None:
     """Relu/Sigmoid/Tanh/HardSwish/LeakyRelu → one TFLite op in the input's layout."""
     op = UNARY_OPS[node.op_type]
     quantized = ctx.quantized(node)
-    x = ctx.get(node.inputs[0], None, "int8" if quantized else "float32")
+    x = ctx.get(
+        node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8" if quantized else "float32"
+    )
     quant = (
         legalize.output_quant(op, x.quant, ctx.graph.act_quant.get(node.outputs[0]))
         if quantized
@@ -95,7 +98,7 @@ def lower_clip(ctx: Lowering, node: Node) -> None:
     named = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, np.inf): "RELU"}
     quantized = ctx.quantized(node)
     dtype = "int8" if quantized else "float32"
-    x = ctx.get(node.inputs[0], None, dtype)
+    x = ctx.get(node.inputs[0], ctx.preferred_layout(node.inputs[0]), dtype)
     if bounds in named:
         out = ctx.output(node.outputs[0], x.layout, quantized)
         ctx.emit(named[bounds], [x.tensor], [out])
@@ -121,7 +124,9 @@ def _clamp(ctx: Lowering, node: Node, x: Value, bounds: tuple[float, float]) -> 
 def lower_prelu(ctx: Lowering, node: Node) -> None:
     """PRelu → PRELU with the slope laid out like the input."""
     quantized = ctx.quantized(node)
-    x = ctx.get(node.inputs[0], None, "int8" if quantized else "float32")
+    x = ctx.get(
+        node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8" if quantized else "float32"
+    )
     slope = const_operand(
         ctx, f"{node.name}/alpha", ctx.graph.float_const(node.inputs[1]), quantized, x
     )
@@ -131,7 +136,7 @@ def lower_prelu(ctx: Lowering, node: Node) -> None:
 
 def lower_hard_sigmoid(ctx: Lowering, node: Node) -> None:
     """HardSigmoid → MUL(alpha), ADD(beta) with fused RELU, MINIMUM(1) (in float)."""
-    x = ctx.get(node.inputs[0], None, "float32")
+    x = ctx.get(node.inputs[0], ctx.preferred_layout(node.inputs[0]), "float32")
     alpha, beta = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
     current = x
     for op, operand, act in (

@@ -13,7 +13,7 @@ import numpy as np
 
 from targets.tflite import legalize
 from targets.tflite.graph import Node, OnnxGraph
-from targets.tflite.layout import PLAIN, Layout, transpose_perm
+from targets.tflite.layout import NHWC, PLAIN, Layout, transpose_perm
 from targets.tflite.writer import FlatModelBuilder, QuantParams, make_options
 
 
@@ -120,6 +120,16 @@ class Lowering:
         if layout is not None and layout != value.layout:
             value = self._to_layout(name, value, layout)
         return value
+
+    def preferred_layout(self, name: str) -> Layout:
+        """The layout a layout-agnostic op should use: the value's own; NHWC for a 4-D graph
+        input, so the one TRANSPOSE sits at the edge where convolutions would need it anyway."""
+        value = self.values[name]
+        if value.layout.cols is not None:
+            return PLAIN
+        if value.layout.is_plain and len(value.shape) == 4 and name in self.graph.inputs:
+            return Layout(NHWC)
+        return value.layout
 
     def _to_dtype(self, name: str, value: Value, dtype: str, quant: QuantParams | None) -> Value:
         if dtype == "float32" and value.dtype == "float32":

@@ -57,7 +57,9 @@ class LiteRtRunner(Runner):
         self._input_details = self._runner.get_input_details()
         self._inputs = [_spec(n, self._input_details[n]) for n in details["inputs"]]
         outs = self._runner.get_output_details()
-        self._outputs = [_spec(n, outs[n]) for n in details["outputs"]]
+        order = [d["index"] for d in self._interp.get_output_details()]
+        names = sorted(details["outputs"], key=lambda n: order.index(outs[n]["index"]))
+        self._outputs = [_spec(n, outs[n]) for n in names]
         self._tensors = by_index
 
     @property

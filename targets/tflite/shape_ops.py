@@ -99,6 +99,8 @@ def lower_concat(ctx: Lowering, node: Node) -> None:
     layouts = [ctx.values[n].layout for n in runtime]
     layout = max(set(layouts), key=layouts.count) if layouts else PLAIN
     layout = PLAIN if layout.cols is not None else layout
+    if layout.is_plain and rank == 4:
+        layout = ctx.preferred_layout(runtime[0])
     quantized = ctx.quantized(node)
     quant = ctx.graph.act_quant.get(node.outputs[0]) if quantized else None
     act, out_name = ctx.fuse_activation(node)
@@ -123,8 +125,7 @@ def _const_value(ctx: Lowering, name: str) -> Value:
 def lower_split(ctx: Lowering, node: Node) -> None:
     """Split → SPLIT_V along the remapped axis; outputs share the input's params."""
     rank = len(ctx.shape(node.inputs[0]))
-    value = ctx.values[node.inputs[0]]
-    layout = PLAIN if value.layout.cols is not None else value.layout
+    layout = ctx.preferred_layout(node.inputs[0])
     x = ctx.get(node.inputs[0], layout, _dtype(ctx, node))
     axis = int(node.attrs.get("axis", 0)) % rank
     sizes = [ctx.shape(o)[axis] for o in node.outputs]
@@ -152,8 +153,7 @@ def lower_slice(ctx: Lowering, node: Node) -> None:
         if len(node.inputs) > 4 and node.inputs[4]
         else np.ones(len(starts), np.int64)
     )
-    value = ctx.values[node.inputs[0]]
-    layout = PLAIN if value.layout.cols is not None else value.layout
+    layout = ctx.preferred_layout(node.inputs[0])
     x = ctx.get(node.inputs[0], layout, _dtype(ctx, node))
     begin, end, stride = [0] * rank, [0] * rank, [1] * rank
     mask = (1 << rank) - 1
@@ -186,8 +186,7 @@ def lower_pad(ctx: Lowering, node: Node) -> None:
     mode = mode.decode() if isinstance(mode, bytes) else mode
     rank = len(ctx.shape(node.inputs[0]))
     pads = ctx.graph.consts[node.inputs[1]].reshape(-1).astype(np.int64)
-    value = ctx.values[node.inputs[0]]
-    layout = PLAIN if value.layout.cols is not None else value.layout
+    layout = ctx.preferred_layout(node.inputs[0])
     fill = (
         float(ctx.graph.float_const(node.inputs[2]).reshape(-1)[0])
         if len(node.inputs) > 2 and node.inputs[2]
@@ -217,8 +216,7 @@ def lower_reduce_mean(ctx: Lowering, node: Node) -> None:
     rank = len(ctx.shape(node.inputs[0]))
     axes = _axes(ctx, node, rank) or tuple(range(rank))
     keep = bool(node.attrs.get("keepdims", 1))
-    value = ctx.values[node.inputs[0]]
-    layout = PLAIN if value.layout.cols is not None else value.layout
+    layout = ctx.preferred_layout(node.inputs[0])
     quantized = ctx.quantized(node)
     x = ctx.get(node.inputs[0], layout, "int8" if quantized else "float32")
     out_layout = reduce_layout(layout, axes, rank, keep)
