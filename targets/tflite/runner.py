@@ -32,7 +32,11 @@ def runtime_version() -> str:
 
 
 class LiteRtRunner(Runner):
-    """LiteRT Interpreter through the model's SignatureDef; resizes the batch when it changes."""
+    """LiteRT Interpreter through the model's SignatureDef (which resizes a dynamic batch).
+
+    int8 inputs/outputs (-O int8_io=true) are exchanged as float32 and converted with the
+    tensors' own scale and zero point, so verification feeds the same data to every runner.
+    """
 
     runtime = "litert"
 
@@ -60,6 +64,7 @@ class LiteRtRunner(Runner):
         order = [d["index"] for d in self._interp.get_output_details()]
         names = sorted(details["outputs"], key=lambda n: order.index(outs[n]["index"]))
         self._outputs = [_spec(n, outs[n]) for n in names]
+        self._output_details = outs
         self._tensors = by_index
 
     @property
@@ -71,8 +76,20 @@ class LiteRtRunner(Runner):
         return self._outputs
 
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._runner(**feeds)
-        return {spec.name: np.asarray(results[spec.name]) for spec in self._outputs}
+        inputs = {}
+        for name, array in feeds.items():
+            scale, zero = self._input_details[name]["quantization"]
+            if scale:  # int8 I/O (-O int8_io=true): real-valued data is quantized here
+                q = np.round(array / scale) + zero
+                array = np.clip(q, -128, 127).astype(self._input_details[name]["dtype"])
+            inputs[name] = array
+        results = self._runner(**inputs)
+        outputs = {}
+        for spec in self._outputs:
+            value = np.asarray(results[spec.name])
+            scale, zero = self._output_details[spec.name]["quantization"]
+            outputs[spec.name] = (value.astype(np.float32) - zero) * scale if scale else value
+        return outputs
 
     def delegated_ops(self) -> int:
         """How many nodes run as a delegate (XNNPACK) partition."""
@@ -82,4 +99,6 @@ class LiteRtRunner(Runner):
 def _spec(name: str, detail: dict) -> TensorSpec:
     signature = detail.get("shape_signature", detail["shape"])
     shape = tuple(None if int(d) < 0 else int(d) for d in signature)
-    return TensorSpec(name, shape, np.dtype(detail["dtype"]).name)
+    # Quantized I/O is exchanged as float32 and converted with the tensor's own params.
+    dtype = "float32" if detail["quantization"][0] else np.dtype(detail["dtype"]).name
+    return TensorSpec(name, shape, dtype)

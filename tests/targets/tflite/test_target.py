@@ -1,0 +1,114 @@
+"""The tflite target as a whole: errors, options, SignatureDef, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from ai_edge_litert import interpreter as litert
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+
+from compressor.cli import main
+from compressor.errors import UnsupportedOp
+from compressor.export import export_onnx
+from compressor.loading import load_model
+from compressor.passes.cleanup import cleanup_onnx
+from targets.registry import get_target, target_for_artifact
+from targets.tflite import TARGET
+from targets.tflite.rules import TfliteOptions
+
+
+@pytest.fixture(scope="module")
+def example_onnx(example, tmp_path_factory):
+    model = load_model(example["model"])
+    tmp = tmp_path_factory.mktemp("tflite_target")
+    return cleanup_onnx(export_onnx(model, model.inputs, tmp / "raw.onnx"), tmp / "fp32.onnx") and (
+        tmp / "fp32.onnx"
+    )
+
+
+def test_registry_finds_tflite_by_name_and_suffix(tmp_path):
+    assert get_target("tflite") is TARGET
+    assert target_for_artifact(tmp_path / "m.tflite") is TARGET
+    assert TARGET.availability()[0]
+
+
+def test_unsupported_op_is_named_before_any_file_is_written(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("Erf", ["x"], ["y"], name="my_erf")
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)]
+    )
+    path = tmp_path / "erf.onnx"
+    onnx.save(model, path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UnsupportedOp, match=r"tflite.*Erf \(node 'my_erf'\)"):
+        TARGET.lower(path, "fp32", out, TfliteOptions())
+    assert list(out.iterdir()) == []
+
+
+def test_signature_def_and_nchw_float_io_by_default(example_onnx, tmp_path):
+    artifact = TARGET.lower(example_onnx, "fp32", tmp_path, TfliteOptions())
+    interp = litert.Interpreter(model_path=str(artifact.path))
+    signature = interp.get_signature_list()["serving_default"]
+    runner = interp.get_signature_runner("serving_default")
+    (name,) = signature["inputs"]
+    detail = runner.get_input_details()[name]
+    assert list(detail["shape_signature"]) == [-1, 1, 8, 8] and detail["dtype"] == np.float32
+    assert artifact.info["transpose_ops"] == artifact.info["transpose_edge"] == 1
+    assert artifact.info["transpose_inner"] == 0
+
+
+def test_nhwc_io_removes_the_edge_transpose(example_onnx, tmp_path):
+    nchw = TARGET.lower(example_onnx, "fp32", tmp_path, TfliteOptions())
+    reference = TARGET.open_runner(nchw.path)
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    want = next(iter(reference.run({reference.inputs[0].name: x}).values()))
+    out = tmp_path / "nhwc"
+    out.mkdir()
+    artifact = TARGET.lower(example_onnx, "fp32", out, TfliteOptions(nhwc_io=True))
+    assert artifact.info["transpose_ops"] == 0
+    runner = TARGET.open_runner(artifact.path)
+    assert runner.inputs[0].shape == (None, 8, 8, 1)
+    got = next(iter(runner.run({runner.inputs[0].name: x.transpose(0, 2, 3, 1)}).values()))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def _compress(example, out, *flags):
+    args = [example["model"], "--target", "tflite", *flags, "--calib", example["calib"]]
+    args += ["--eval", example["eval"], "--runs", "10", "--warmup", "2", "-o", out]
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("flags", [[], ["--fp16"], ["--dynamic"], ["--int8"]])
+def test_cli_compresses_the_example_in_every_mode(example, tmp_path, flags):
+    result = _compress(example, tmp_path / "out", *flags, "--max-accuracy-drop", "1.0")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["artifact"] == "model.tflite" and report["passed"]
+    assert report["compressed"]["runtime"] == "litert/default"
+    info = report["artifact_info"]
+    assert info["transpose_inner"] == 0 and info["conversion_s"] < 1.0
+    fidelity = report["compressed"]["fidelity"]
+    if not flags:
+        assert fidelity["max_abs_error"] <= 1e-4 * 30
+    assert fidelity["top1_agreement"] >= 0.99
+    sizes = report["compressed"]["size_bytes"] / report["baseline"]["size_bytes"]
+    assert sizes < {"--fp16": 0.55, "--dynamic": 0.3, "--int8": 0.3}.get(
+        (flags or ["fp32"])[0], 1.01
+    )
+
+
+def test_cli_int8_io_and_builtin_resolver(example, tmp_path):
+    result = _compress(
+        example, tmp_path / "out", "--int8", "-O", "int8_io=true", "-O", "resolver=builtin"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["compressed"]["runtime"] == "litert/builtin"
+    assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
