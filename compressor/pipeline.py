@@ -24,7 +24,7 @@ from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
 from compressor.staging import check_writable, staged_output
-from compressor.verify import compare_outputs, measure_runners
+from compressor.verify import compare_outputs, measure_runners, run_eval
 from targets.base import Artifact, Runner, Target, TensorSpec
 from targets.onnx.runner import OnnxRuntimeRunner
 from targets.registry import get_target
@@ -76,6 +76,16 @@ def run_pipeline(recipe: Recipe) -> dict:
         options = target.parse_options(recipe.target_options)
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
+        if recipe.precision == "int8" and target.name != "onnx":
+            data = evaluation if evaluation is not None else calib
+            report["qdq_reference"] = qdq = _qdq_fidelity(
+                compressed_onnx, target, artifact, data, recipe
+            )
+            if qdq:
+                report["notes"].append(
+                    f"{target.name} int8 agrees with onnxruntime on the same Q/DQ graph in "
+                    f"{qdq['top1_agreement']:.2%} of top-1 predictions (SQNR {qdq['sqnr_db']} dB)."
+                )
         report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
         report["artifact"] = artifact.path.name
         report["extra_files"] = [p.name for p in artifact.extra_files]
@@ -181,6 +191,18 @@ def _verify(
     report["notes"] = _notes(report, evaluation is None)
     report["environment"] = _environment()
     return report
+
+
+def _qdq_fidelity(
+    qdq: Path, target: Target, artifact: Artifact, data: Dataset | None, recipe: Recipe
+) -> dict | None:
+    """Fidelity and top-1 agreement of the lowered int8 artifact with onnxruntime running the
+    same Q/DQ graph: tells lowering errors apart from quantization error."""
+    if data is None:
+        return None
+    reference = run_eval(OnnxRuntimeRunner(qdq, recipe.threads), data, "Q/DQ onnx")
+    lowered = run_eval(target.open_runner(artifact.path, recipe.threads), data, "compressed")
+    return {"runtime": "onnxruntime (Q/DQ)", **compare_outputs(reference, lowered)}
 
 
 def _baseline_runner(model: LoadedModel, specs: list, fp32: Path, threads: int) -> Runner:

@@ -112,3 +112,4 @@ def test_cli_int8_io_and_builtin_resolver(example, tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["compressed"]["runtime"] == "litert/builtin"
     assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
+    assert report["qdq_reference"]["top1_agreement"] >= 0.99
