@@ -131,8 +131,3 @@ def output_quant(
     if op in SAME_AS_INPUT and input_quant is not None:
         return input_quant
     return wanted
-
-
-def requantize_for_concat(ctx: object, names: list[str], quant: QuantParams) -> list[int]:
-    """CONCATENATION needs every input at the output's params: requantize those that differ."""
-    return [ctx.get(name, dtype="int8", quant=quant).tensor for name in names]
