@@ -77,12 +77,24 @@ class Lowering:
         self, name: str, layout: Layout, quantized: bool, quant: QuantParams | None = None
     ) -> Value:
         """Create and register the value of node output `name` (int8 with its params if quantized)."""
-        params = (quant or self.graph.act_quant.get(name)) if quantized else None
+        params = (
+            (quant or self._concat_params(name) or self.graph.act_quant.get(name))
+            if quantized
+            else None
+        )
         value = self.new_value(
             name, self.shape(name), layout, "int8" if params else "float32", params
         )
         self.values[name] = value
         return value
+
+    def _concat_params(self, name: str) -> QuantParams | None:
+        """Concat scale unification: a tensor only a Concat reads is produced at the Concat's
+        output params, so CONCATENATION needs no requantizing QUANTIZE for it."""
+        readers = self.consumers.get(name, [])
+        if len(readers) != 1 or readers[0].op_type != "Concat" or name in self.graph_outputs:
+            return None
+        return self.graph.act_quant.get(readers[0].outputs[0])
 
     def const(
         self, name: str, array: np.ndarray, dtype: str, quant: QuantParams | None = None

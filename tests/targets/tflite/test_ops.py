@@ -277,3 +277,14 @@ def test_int8_op_matches_onnxruntime_qdq(case, resolver, tmp_path):
         # A few int8 steps of the output's range: kernels round differently from onnxruntime.
         assert np.abs(have - want).max() <= 0.04 * spread
         assert np.abs(have - want).mean() <= 0.005 * spread
+
+
+def test_int8_concat_inputs_are_produced_at_the_concat_scale(tmp_path):
+    model, _ = FLOAT_CASES["concat_split_slice"]()
+    fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
+    onnx.save(model, fp32)
+    calib = Dataset({"x": _inputs(model, batch=64, seed=2)})
+    quantize_int8_static(fp32, qdq, calib, TFLITE_SCHEME, "minmax", 16)
+    artifact = TARGET.lower(qdq, "int8", tmp_path, TfliteOptions())
+    # One QUANTIZE at the input edge; none to requantize the concat's inputs.
+    assert artifact.info["op_counts"]["QUANTIZE"] == 1
