@@ -88,6 +88,25 @@ class Lowering:
         self.values[name] = value
         return value
 
+    def settle(self, name: str) -> None:
+        """Honour a narrower calibrated range than the one an op's output inherited.
+
+        onnxruntime deletes a Relu/Clip(0,6) after ops such as Transpose or MaxPool and moves
+        the clamp into their output Q/DQ (range starting at 0, or ending at 6); when the lowering
+        made that output share its input's params (TFLite's same-as-input rule), one int8→int8
+        QUANTIZE restores the clamp. Merely tighter calibrated ranges are left alone.
+        """
+        value, wanted = self.values.get(name), self.graph.act_quant.get(name)
+        if value is None or value.dtype != "int8" or wanted is None or len(wanted.scale) > 1:
+            return
+        low, high = _real_range(value.quant)
+        want_low, want_high = _real_range(wanted)
+        step = value.quant.scale[0]
+        relu = wanted.zero_point[0] == -128 and low < -step
+        relu6 = abs(want_high - 6.0) < 0.05 and high > want_high + step
+        if relu or relu6:
+            self.values[name] = self.get(name, None, "int8", wanted)
+
     def _concat_params(self, name: str) -> QuantParams | None:
         """Concat scale unification: a tensor only a Concat reads is produced at the Concat's
         output params, so CONCATENATION needs no requantizing QUANTIZE for it."""
@@ -201,6 +220,12 @@ class Lowering:
     def options_of(self, name: str, **fields: object) -> tuple[int, object]:
         """Builtin options for op-options table `name` (e.g. "Conv2DOptions")."""
         return make_options(name, **fields)
+
+
+def _real_range(quant: QuantParams) -> tuple[float, float]:
+    return (-128 - quant.zero_point[0]) * quant.scale[0], (127 - quant.zero_point[0]) * quant.scale[
+        0
+    ]
 
 
 def plain_or(layout: Layout | None) -> Layout:

@@ -70,6 +70,8 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     for node in graph.nodes:
         if node.name not in ctx.fused:
             RULES[node.op_type](ctx, node)
+            for name in node.outputs:
+                ctx.settle(name)
     _lower_outputs(ctx)
     return ctx
 

@@ -213,6 +213,12 @@ FLOAT_CASES = {
 }
 # Cases whose ops have int8 kernels (the rest fall back to float around DEQUANTIZE).
 INT8_CASES = [
+    "activations",
+    "conv_dilated",
+    "grouped_conv",
+    "matmul",
+    "pad_resize",
+    "transpose_reshape",
     "conv_same",
     "conv_strided_symmetric_pad",
     "depthwise_multiplier",
@@ -274,9 +280,10 @@ def test_int8_op_matches_onnxruntime_qdq(case, resolver, tmp_path):
     assert ops.get(expected_op, 0) >= 1 and ops.get("QUANTIZE", 0) >= 1, ops
     for want, have in zip(_reference(qdq, x), got, strict=True):
         spread = max(float(np.ptp(want)), 1e-6)
-        # A few int8 steps of the output's range: kernels round differently from onnxruntime.
-        assert np.abs(have - want).max() <= 0.04 * spread
-        assert np.abs(have - want).mean() <= 0.005 * spread
+        # A few int8 steps of the output's range (LOGISTIC/TANH's fixed 1/256 quantum at
+        # least): kernels round differently from onnxruntime and TFLite fixes some params.
+        assert np.abs(have - want).max() <= max(0.04 * spread, 4 / 256)
+        assert np.abs(have - want).mean() <= max(0.005 * spread, 1 / 256)
 
 
 def test_int8_concat_inputs_are_produced_at_the_concat_scale(tmp_path):
