@@ -20,6 +20,8 @@ BINARY_OPTIONS = {
 }
 # Ops with an int8 kernel whose output may take any params (the others run in float).
 INT8_BINARY = {"ADD", "SUB", "MUL"}
+# int8 ops XNNPACK leaves to the builtin kernels (splitting the delegate): run them in float.
+FLOAT_IN_INT8 = {"HARD_SWISH"}
 UNARY_OPS = {
     "Relu": "RELU",
     "Sigmoid": "LOGISTIC",
@@ -74,7 +76,10 @@ def lower_binary(ctx: Lowering, node: Node) -> None:
 def lower_unary(ctx: Lowering, node: Node) -> None:
     """Relu/Sigmoid/Tanh/HardSwish/LeakyRelu → one TFLite op in the input's layout."""
     op = UNARY_OPS[node.op_type]
-    quantized = ctx.quantized(node)
+    quantized = ctx.quantized(node) and op not in FLOAT_IN_INT8
+    if ctx.quantized(node) and not quantized:
+        _float_island(ctx, node, op)
+        return
     x = ctx.get(
         node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8" if quantized else "float32"
     )
@@ -88,6 +93,19 @@ def lower_unary(ctx: Lowering, node: Node) -> None:
     if op == "LEAKY_RELU":
         options = ctx.options_of("LeakyReluOptions", alpha=float(node.attrs.get("alpha", 0.01)))
     ctx.emit(op, [x.tensor], [out], options)
+
+
+def _float_island(ctx: Lowering, node: Node, op: str) -> None:
+    """DEQUANTIZE → float op → QUANTIZE to the calibrated params (XNNPACK delegates all three)."""
+    x = ctx.get(node.inputs[0], ctx.preferred_layout(node.inputs[0]), "float32")
+    name = f"{node.outputs[0]}/float"
+    ctx.graph.shapes[name] = ctx.shape(node.outputs[0])
+    mid = ctx.output(name, x.layout, False)
+    ctx.emit(op, [x.tensor], [mid])
+    quant = ctx.graph.act_quant[node.outputs[0]]
+    out = ctx.new_value(node.outputs[0], mid.shape, mid.layout, "int8", quant)
+    ctx.emit("QUANTIZE", [mid.tensor], [out])
+    ctx.values[node.outputs[0]] = out
 
 
 def lower_clip(ctx: Lowering, node: Node) -> None:
