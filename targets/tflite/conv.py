@@ -11,6 +11,7 @@ from targets.tflite.graph import Node
 from targets.tflite.layout import NHWC, PLAIN, Layout
 from targets.tflite.padding import pool_divisor, resolve_padding
 from targets.tflite.weights import bias_tensor, const_operand, weight_tensor
+from targets.tflite.writer import QuantParams
 
 CHANNELS_LAST = Layout(NHWC)
 
@@ -62,8 +63,6 @@ def lower_conv(ctx: Lowering, node: Node) -> None:
     weight = ctx.graph.float_const(node.inputs[1])
     out_ch, in_per_group, kh, kw = weight.shape
     group = int(node.attrs.get("group", 1))
-    channels = in_per_group * group
-    depthwise = group > 1 and in_per_group == 1 and group == channels
     strides, dilations, pads = _spatial(node, (kh, kw))
     quantized = ctx.quantized(node)
     act, out_name = ctx.fuse_activation(node)
@@ -71,47 +70,57 @@ def lower_conv(ctx: Lowering, node: Node) -> None:
     padding, explicit = resolve_padding(x.shape[2:], (kh, kw), strides, dilations, pads)
     if explicit:
         x = _padded_input(ctx, x, node, explicit, "zero")
-    if depthwise:
-        filt, axis, op = weight.transpose(1, 2, 3, 0), 3, "DEPTHWISE_CONV_2D"
-        options = ctx.options_of(
-            "DepthwiseConv2DOptions",
-            padding=padding,
-            strideH=strides[0],
-            strideW=strides[1],
-            depthMultiplier=out_ch // channels,
-            fusedActivationFunction=act,
-            dilationHFactor=dilations[0],
-            dilationWFactor=dilations[1],
-        )
-    else:
-        filt, axis, op = weight.transpose(0, 2, 3, 1), 0, "CONV_2D"
-        options = ctx.options_of(
-            "Conv2DOptions",
-            padding=padding,
-            strideH=strides[0],
-            strideW=strides[1],
-            fusedActivationFunction=act,
-            dilationHFactor=dilations[0],
-            dilationWFactor=dilations[1],
-        )
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", np.ascontiguousarray(filt), axis)
-    bias = (
-        ctx.graph.float_const(node.inputs[2])
-        if len(node.inputs) > 2 and node.inputs[2]
-        else np.zeros(out_ch)
+    filt, axis, op, options = _filter_and_options(
+        ctx, weight, group, strides, dilations, padding, act
     )
-    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, axis)
+    b_index = bias_tensor(ctx, f"{node.name}/bias", _bias(ctx, node, out_ch), x.quant, w_quant)
     out = ctx.output(out_name, CHANNELS_LAST, quantized)
-    ctx.emit(
-        op,
-        [x.tensor, w_index, b_index],
-        [out],
-        options,
-        _conv_version(ctx, op, x, w_quant, group, depthwise, dilations),
-    )
+    version = _conv_version(op, x, w_quant, group, dilations)
+    ctx.emit(op, [x.tensor, w_index, b_index], [out], options, version)
 
 
-def _conv_version(ctx, op, x, w_quant, group, depthwise, dilations) -> int:
+def _bias(ctx: Lowering, node: Node, channels: int) -> np.ndarray:
+    """The float bias input, or zeros (TFLite kernels are given an explicit bias)."""
+    if len(node.inputs) > 2 and node.inputs[2]:
+        return ctx.graph.float_const(node.inputs[2])
+    return np.zeros(channels, np.float32)
+
+
+def _filter_and_options(
+    ctx: Lowering,
+    weight: np.ndarray,
+    group: int,
+    strides: list[int],
+    dilations: list[int],
+    padding: int,
+    act: int,
+) -> tuple[np.ndarray, int, str, tuple[int, object]]:
+    """(filter in TFLite layout, its channel axis, op name, options) for a Conv weight."""
+    out_ch, in_per_group = weight.shape[:2]
+    common = {
+        "padding": padding,
+        "strideH": strides[0],
+        "strideW": strides[1],
+        "fusedActivationFunction": act,
+        "dilationHFactor": dilations[0],
+        "dilationWFactor": dilations[1],
+    }
+    if group > 1 and in_per_group == 1:  # depthwise, channel multiplier out_ch / group
+        filt = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # [1, kH, kW, C·M]
+        options = ctx.options_of(
+            "DepthwiseConv2DOptions", depthMultiplier=out_ch // group, **common
+        )
+        return filt, 3, "DEPTHWISE_CONV_2D", options
+    filt = np.ascontiguousarray(weight.transpose(0, 2, 3, 1))  # OHWI (grouped: I per group)
+    return filt, 0, "CONV_2D", ctx.options_of("Conv2DOptions", **common)
+
+
+def _conv_version(
+    op: str, x: Value, w_quant: QuantParams | None, group: int, dilations: list[int]
+) -> int:
+    """op_version.cc for CONV_2D / DEPTHWISE_CONV_2D."""
+    depthwise = op == "DEPTHWISE_CONV_2D"
     if group > 1 and not depthwise:
         return 6
     if x.dtype == "int8":
@@ -137,12 +146,9 @@ def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
     full = [out_shape[2] + pads[0] + pads[2], out_shape[3] + pads[1] + pads[3]]
     filt = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # OHWI
     w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, 0)
-    bias = (
-        ctx.graph.float_const(node.inputs[2])
-        if len(node.inputs) > 2 and node.inputs[2]
-        else np.zeros(filt.shape[0])
+    b_index = bias_tensor(
+        ctx, f"{node.name}/bias", _bias(ctx, node, filt.shape[0]), x.quant, w_quant
     )
-    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
     crop = any(pads)
     raw_name = f"{node.name}/full" if crop else node.outputs[0]
     batch = out_shape[0]
@@ -234,7 +240,17 @@ def lower_pool(ctx: Lowering, node: Node) -> None:
     _average_with_divisor(ctx, node, x, op, options, divisor, out_name, quantized, act)
 
 
-def _average_with_divisor(ctx, node, x, op, options, divisor, out_name, quantized, act) -> None:
+def _average_with_divisor(
+    ctx: Lowering,
+    node: Node,
+    x: Value,
+    op: str,
+    options: tuple[int, object],
+    divisor: np.ndarray,
+    out_name: str,
+    quantized: bool,
+    act: int,
+) -> None:
     """AVERAGE over a padded window, then MUL by k·k/divisor where ONNX divides by fewer."""
     name = f"{node.name}/sum_avg"
     ctx.graph.shapes[name] = ctx.shape(node.outputs[0])
@@ -252,7 +268,9 @@ def _average_with_divisor(ctx, node, x, op, options, divisor, out_name, quantize
     )
 
 
-def _ceil_extra(size, kernel, strides, pads, out_hw) -> list[int]:
+def _ceil_extra(
+    size: tuple, kernel: tuple, strides: list[int], pads: list[int], out_hw: tuple
+) -> list[int]:
     """pads grown at the end so VALID pooling yields ONNX's (ceil_mode) output size."""
     ends = list(pads)
     for axis in range(2):

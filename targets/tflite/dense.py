@@ -6,10 +6,11 @@ import numpy as np
 
 from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
-from targets.tflite.emit import Lowering
+from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
 from targets.tflite.weights import bias_tensor, weight_tensor
+from targets.tflite.writer import QuantParams
 
 
 def lower_gemm(ctx: Lowering, node: Node) -> None:
@@ -71,7 +72,8 @@ def _fully_connected(
     )
 
 
-def _fc_version(x, w_quant, keep: bool) -> int:
+def _fc_version(x: Value, w_quant: QuantParams | None, keep: bool) -> int:
+    """op_version.cc for FULLY_CONNECTED (keep_num_dims, int8, hybrid)."""
     if keep:
         return 5
     if x.dtype == "int8":

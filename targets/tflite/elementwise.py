@@ -8,7 +8,7 @@ from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import PLAIN
+from targets.tflite.layout import PLAIN, Layout
 from targets.tflite.weights import const_operand
 
 BINARY_OPS = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Div": "DIV"}
@@ -31,7 +31,7 @@ UNARY_OPS = {
 }
 
 
-def _runtime_layout(ctx: Lowering, names: list[str]):
+def _runtime_layout(ctx: Lowering, names: list[str]) -> tuple[Layout, Value]:
     """The layout of the highest-rank runtime input; others follow it."""
     runtime = [ctx.values[n] for n in names if not ctx.graph.is_const(n)]
     best = max(runtime, key=lambda v: len(v.shape))

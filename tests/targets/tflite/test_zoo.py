@@ -110,3 +110,11 @@ def test_trained_zoo_cnn_meets_the_accuracy_bar(name, tmp_path):
                 assert result["error"] <= 1e-4
             if mode == "int8":
                 assert result["agree_ort"] >= 0.99, resolver
+
+
+@pytest.mark.parametrize("mode", ["fp32", "fp16", "int8"])
+def test_zoo_cnn_is_one_xnnpack_partition(untrained, mode, tmp_path):
+    _, graphs = untrained
+    source = graphs["int8" if mode == "int8" else "fp32"]
+    artifact = TARGET.lower(source, mode, tmp_path, TfliteOptions())
+    assert TARGET.open_runner(artifact.path, 1, "default").delegated_ops() == 1
