@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compressor.errors import UsageError
 from targets.base import QuantScheme, TargetCapabilities
 from targets.tflite import conv, dense, elementwise, shape_ops
 
@@ -29,6 +30,7 @@ CAPABILITIES = TargetCapabilities(
     ),
 )
 
+RESOLVERS = ("default", "builtin")
 # Index arithmetic on the dynamic batch that folds away once the batch is fixed.
 SHAPE_ARITHMETIC = {
     "Shape",
@@ -61,6 +63,12 @@ class TfliteOptions:
         default="default",
         metadata={"help": "Kernels used for verification: default (XNNPACK) or builtin."},
     )
+
+    def __post_init__(self) -> None:
+        if self.resolver not in RESOLVERS:
+            raise UsageError(
+                f"tflite option resolver='{self.resolver}' is not one of {list(RESOLVERS)}."
+            )
 
 
 RULES = {

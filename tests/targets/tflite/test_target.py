@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from compressor.cli import main
-from compressor.errors import UnsupportedOp
+from compressor.errors import UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
@@ -50,6 +50,11 @@ def test_unsupported_op_is_named_before_any_file_is_written(tmp_path):
     with pytest.raises(UnsupportedOp, match=r"tflite.*Erf \(node 'my_erf'\)"):
         TARGET.lower(path, "fp32", out, TfliteOptions())
     assert list(out.iterdir()) == []
+
+
+def test_bad_resolver_is_rejected_before_any_work():
+    with pytest.raises(UsageError, match="resolver"):
+        TARGET.parse_options({"resolver": "gpu"})
 
 
 def test_signature_def_and_nchw_float_io_by_default(example_onnx, tmp_path):
@@ -113,3 +118,21 @@ def test_cli_int8_io_and_builtin_resolver(example, tmp_path):
     assert report["compressed"]["runtime"] == "litert/builtin"
     assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
     assert report["qdq_reference"]["top1_agreement"] >= 0.99
+
+
+def test_int8_edges_default_and_with_nhwc_int8_io(example, example_onnx, tmp_path):
+    from calibration.loaders import load_dataset
+    from compressor.passes.quantize import quantize_int8_static
+    from targets.tflite.rules import TFLITE_SCHEME
+
+    calib = load_dataset(str(example["calib"]), {})
+    calib = type(calib)({"x": next(iter(calib.inputs.values()))[:128]})
+    qdq = tmp_path / "qdq.onnx"
+    quantize_int8_static(example_onnx, qdq, calib, TFLITE_SCHEME, "minmax", 16)
+    default = TARGET.lower(qdq, "int8", tmp_path, TfliteOptions()).info["op_counts"]
+    assert (default["TRANSPOSE"], default["QUANTIZE"], default["DEQUANTIZE"]) == (1, 1, 1)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    options = TfliteOptions(nhwc_io=True, int8_io=True)
+    ops = TARGET.lower(qdq, "int8", bare, options).info["op_counts"]
+    assert not {"TRANSPOSE", "QUANTIZE", "DEQUANTIZE"} & set(ops), ops
