@@ -163,6 +163,10 @@ class Target(abc.ABC):
             values[key] = _coerce(value, known[key])
         return self.options_type(**values)
 
+    def quant_scheme(self, options: object | None) -> QuantScheme:
+        """The int8 scheme to calibrate for; targets whose options change it override this."""
+        return self.capabilities.quant_scheme
+
     def availability(self) -> tuple[bool, str]:
         """Whether this target can lower and run here, and why not."""
         return True, "available"

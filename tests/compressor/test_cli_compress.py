@@ -190,3 +190,15 @@ def test_output_on_a_read_only_filesystem_fails_cleanly(example):
     result = _run([example["model"], "--runs", "2", "-o", "/proc/compress-out"])
     assert result.exit_code == 2
     assert "Cannot write" in result.output or "Cannot create" in result.output
+
+
+def test_target_option_switches_the_int8_scheme_and_bad_options_are_named(example, tmp_path):
+    result = _run([example["model"], "--int8", "--calib", example["calib"], "--runs", "3",
+                   "-O", "activation_type=int8", "-o", tmp_path / "s8"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "s8" / "report.json").read_text())
+    assert "S8S8" in report["passes"]["int8"]["scheme"]
+    bad = _run([example["model"], "-O", "workspace=1", "-o", tmp_path / "bad"])
+    assert bad.exit_code == 2 and "has no option 'workspace'" in bad.output
+    bad = _run([example["model"], "-O", "activation_type=int4", "-o", tmp_path / "bad"])
+    assert bad.exit_code == 2 and "uint8 or int8" in bad.output
