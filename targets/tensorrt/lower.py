@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import ast
 import shutil
 import time
 from pathlib import Path
@@ -64,12 +64,16 @@ class TensorRTTarget(Target):
 
 
 def write_build_script(path: Path, settings: dict) -> Path:
-    """Copy build_engine.py to path with SETTINGS set to this run's builder settings."""
+    """Copy build_engine.py to path with its SETTINGS assignment set to this run's settings."""
     source = Path(build_engine.__file__).read_text()
-    text, count = re.subn(r"^SETTINGS = .*$", f"SETTINGS = {settings!r}", source, flags=re.M)
-    if count != 1:
-        raise RuntimeError("build_engine.py lost its SETTINGS line")  # a bug here, not user error
-    path.write_text(text)
+    lines = source.splitlines(keepends=True)
+    (assign,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "SETTINGS"
+    ]
+    lines[assign.lineno - 1 : assign.end_lineno] = [f"SETTINGS = {settings!r}\n"]
+    path.write_text("".join(lines))
     return path
 
 
@@ -99,8 +103,10 @@ def _build_on_gpu(
     engine_file = onnx_file.with_name("model.engine")
     engine_file.write_bytes(engine)
     seconds = round(time.perf_counter() - started, 3)
-    info |= {"engine_built": True, "build": {**result, "seconds": seconds}, "gpu": tools.gpu}
-    info["runtime"] = f"tensorrt {tools.tensorrt.__version__}"
+    tool = f"tensorrt {tools.tensorrt.__version__}"
+    info |= {"engine_built": True, "gpu": tools.gpu}
+    info["build"] = {"tool": tool, **result, "engine_bytes": len(engine), "seconds": seconds}
+    info["runtime"] = tool
     info["notes"] = [
         f"Built model.engine with TensorRT {tools.tensorrt.__version__} on {tools.gpu} in "
         f"{seconds:.1f} s (flags {result['flags']}); it runs only on this GPU model and "

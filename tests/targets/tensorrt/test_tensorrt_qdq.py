@@ -141,19 +141,24 @@ def test_residual_adds_are_quantized_on_the_skip_input_only(qdq):
 
 
 def test_tensorrt_rtx_parses_and_builds_it(qdq):
+    """On CPU the TensorRT-RTX build check ran; on a GPU machine the real engine build did."""
     name, _, report = qdq
-    check = report["artifact_info"]["build_check"]
-    assert check["tool"].startswith("tensorrt-rtx")
+    info = report["artifact_info"]
+    if not info["engine_built"] and "build_check" not in info:
+        pytest.skip("tensorrt-rtx is not installed (pip install -e '.[tensorrt-check]')")
+    check = info["build"] if info["engine_built"] else info["build_check"]
+    assert check["tool"].startswith("tensorrt")
     assert check["parsed"] and check["built"], f"{name}: {check['errors']}"
     assert check["engine_bytes"] > 0
-    assert check["seconds"] < 10
+    assert check["seconds"] < 30
 
 
 def test_proxy_top1_is_within_one_point_of_fp32(qdq):
     name, _, report = qdq
     fp32 = report["fp32_reference"]["accuracy"]
-    proxy = report["compressed"]["accuracy"]
+    measured = report["compressed"]["accuracy"]
     assert fp32 > 0.9, f"{name} trained badly ({fp32:.3f}); the comparison would mean little"
-    assert abs(proxy - fp32) <= 0.01, f"{name}: proxy {proxy:.4f} vs fp32 {fp32:.4f}"
-    assert report["compressed"]["proxy_for"] == "tensorrt"
+    assert abs(measured - fp32) <= 0.01, f"{name}: int8 {measured:.4f} vs fp32 {fp32:.4f}"
     assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.98
+    expected_proxy = None if report["artifact_info"]["engine_built"] else "tensorrt"
+    assert report["compressed"]["proxy_for"] == expected_proxy
