@@ -130,9 +130,17 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: build and write the engine; exit 1 when TensorRT cannot build it."""
+    """Command-line entry: build and write the engine; exit 1 if TensorRT cannot, 2 if absent."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    import tensorrt as trt
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        print(
+            f"TensorRT's Python package is missing ({exc}). On Jetson it comes with JetPack "
+            "(python3-libnvinfer); on other NVIDIA GPU machines: pip install tensorrt.",
+            file=sys.stderr,
+        )
+        return 2
 
     settings = {
         "fp16": args.fp16,

@@ -112,3 +112,15 @@ def test_failed_build_check_is_a_warning_in_the_notes(tmp_path):
     check = artifact.info["build_check"]
     assert not check["parsed"] and check["errors"]
     assert any(n.startswith("WARNING: build check") for n in artifact.info["notes"])
+
+
+@pytest.mark.skipif(find_toolchain().tensorrt is not None, reason="TensorRT is installed here")
+def test_build_script_without_tensorrt_says_how_to_get_it(zoo_int8, tmp_path):
+    import subprocess
+
+    out, _ = zoo_int8("lenet")
+    command = [sys.executable, str(out / "build_engine.py"), str(out / "model.onnx"), "e.engine"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "JetPack" in result.stderr and "pip install tensorrt" in result.stderr
+    assert not (tmp_path / "e.engine").exists()
