@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import TRT_ZOO
 from onnx import numpy_helper
 
+TRT_ZOO = ["lenet", "resnet", "mobilenet", "transformer"]  # the CNNs and the Transformer
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
