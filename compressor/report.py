@@ -59,6 +59,7 @@ def render_report(report: dict, console: Console) -> None:
         table.add_row("cosine / SQNR (dB)", "", f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", "")
         table.add_row("top-1 agreement", "", f"{fid['top1_agreement'] * 100:.2f}%", "")
     console.print(table)
+    render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "measured", "verdict"):
@@ -72,3 +73,30 @@ def render_report(report: dict, console: Console) -> None:
         console.print(f"• {note}")
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
     console.print(f"{verdict}: artifact {report['artifact']}")
+
+
+TORCH_PASS_NAMES = ("prune", "distill")
+
+
+def render_torch_passes(passes: dict, console: Console) -> None:
+    """One row per stage (original, after each torch pass): what each step bought."""
+    names = [n for n in TORCH_PASS_NAMES if n in passes]
+    if not names:
+        return
+    table = Table(title="torch passes", title_justify="left")
+    for col in ("stage", "params", "MACs", "ONNX KB", "gzip KB", "ORT p50 ms", "top-1 (torch)"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    rows = [("original", passes[names[0]]["before"])]
+    rows += [(f"after {n}", passes[n]["after"]) for n in names]
+    for stage, s in rows:
+        table.add_row(
+            stage,
+            f"{s['params']:,}"
+            + ("" if s["nonzero_params"] == s["params"] else f" ({s['nonzero_params']:,} ≠0)"),
+            "n/a" if s.get("macs") is None else f"{s['macs']:,}",
+            "n/a" if s.get("onnx_bytes") is None else f"{s['onnx_bytes'] / 1024:.1f}",
+            "n/a" if s.get("onnx_gzip_bytes") is None else f"{s['onnx_gzip_bytes'] / 1024:.1f}",
+            "n/a" if s.get("ort_p50_ms") is None else f"{s['ort_p50_ms']:.3f}",
+            _fmt_acc(s.get("accuracy")),
+        )
+    console.print(table)
