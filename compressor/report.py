@@ -75,28 +75,39 @@ def render_report(report: dict, console: Console) -> None:
     console.print(f"{verdict}: artifact {report['artifact']}")
 
 
-TORCH_PASS_NAMES = ("prune", "distill")
+STAGE_NAMES = {"prune": "pruned", "distill": "distilled"}
 
 
 def render_torch_passes(passes: dict, console: Console) -> None:
     """One row per stage (original, after each torch pass): what each step bought."""
-    names = [n for n in TORCH_PASS_NAMES if n in passes]
+    names = [n for n in STAGE_NAMES if n in passes]
     if not names:
         return
-    table = Table(title="torch passes", title_justify="left")
-    for col in ("stage", "params", "MACs", "ONNX KB", "gzip KB", "ORT p50 ms", "top-1 (torch)"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
+    title = "torch passes (ORT p50 at batch 1; top-1 in torch on --eval)"
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "params", "≠0", "MACs", "ONNX KB", "gzip KB", "ORT ms", "top-1"):
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     rows = [("original", passes[names[0]]["before"])]
-    rows += [(f"after {n}", passes[n]["after"]) for n in names]
+    rows += [(STAGE_NAMES[n], passes[n]["after"]) for n in names]
     for stage, s in rows:
         table.add_row(
             stage,
-            f"{s['params']:,}"
-            + ("" if s["nonzero_params"] == s["params"] else f" ({s['nonzero_params']:,} ≠0)"),
-            "n/a" if s.get("macs") is None else f"{s['macs']:,}",
-            "n/a" if s.get("onnx_bytes") is None else f"{s['onnx_bytes'] / 1024:.1f}",
-            "n/a" if s.get("onnx_gzip_bytes") is None else f"{s['onnx_gzip_bytes'] / 1024:.1f}",
+            _count(s["params"]),
+            f"{s['nonzero_params'] / max(s['params'], 1) * 100:.0f}%",
+            _count(s.get("macs")),
+            _kb(s.get("onnx_bytes")),
+            _kb(s.get("onnx_gzip_bytes")),
             "n/a" if s.get("ort_p50_ms") is None else f"{s['ort_p50_ms']:.3f}",
             _fmt_acc(s.get("accuracy")),
         )
     console.print(table)
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K"
+
+
+def _kb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f}"

@@ -50,7 +50,8 @@ def run_prune(state: TorchPassState) -> dict:
         protected = protected_layers(state.student, config, state.example)
         info, state.masks = apply_sparsity(state.student, config, protected)
         return info
-    return prune_channels(state.student, config, state.example, _taylor_loss(state))
+    taylor = _taylor_loss(state) if config.method == "taylor" else None
+    return prune_channels(state.student, config, state.example, taylor)
 
 
 def run_distill(state: TorchPassState) -> dict:
@@ -111,8 +112,9 @@ def apply_torch_passes(
     """Run the enabled passes on a copy of the model; return the new model and per-pass info."""
     train = _load_train(recipe, specs)
     torch.manual_seed(recipe.seed)
+    torch.set_num_threads(recipe.threads)  # more threads than free cores slows training badly
     teacher = trainable_module(model)
-    example = _example(specs, next((d for d in (train, calib, evaluation) if d), None))
+    example = _example(specs, next((d for d in (train, calib, evaluation) if d is not None), None))
     state = TorchPassState(
         recipe, teacher, copy.deepcopy(teacher), example, train, calib, evaluation
     )
@@ -160,7 +162,7 @@ def _example(specs: list[TensorSpec], data: Dataset | None) -> tuple[torch.Tenso
 
 def _taylor_loss(state: TorchPassState) -> Callable[[nn.Module], torch.Tensor]:
     """Cross-entropy on up to 256 samples (labels, or the model's own top-1 without them)."""
-    data = (state.train or state.calib).take(256)
+    data = (state.train if state.train is not None else state.calib).take(256)
 
     def loss(module: nn.Module) -> torch.Tensor:
         inputs = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in data.inputs.values())
