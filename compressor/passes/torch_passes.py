@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import gzip
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from compressor.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
 from compressor.passes.prune import protected_layers, prune_channels
 from compressor.passes.sparsity import MASK_BUILDERS, Masks, apply_sparsity
-from compressor.passes.trainable import trainable_module
+from compressor.passes.trainable import clone_module, trainable_module
 from compressor.progress import STDERR
 from compressor.recipe import PRUNE_METHODS, Recipe
 from targets.base import TensorSpec
@@ -115,9 +114,8 @@ def apply_torch_passes(
     torch.set_num_threads(recipe.threads)  # more threads than free cores slows training badly
     teacher = trainable_module(model)
     example = _example(specs, next((d for d in (train, calib, evaluation) if d is not None), None))
-    state = TorchPassState(
-        recipe, teacher, copy.deepcopy(teacher), example, train, calib, evaluation
-    )
+    student = clone_module(teacher)
+    state = TorchPassState(recipe, teacher, student, example, train, calib, evaluation)
     stats = model_stats(teacher, example, evaluation)
     info = {}
     for name in torch_passes(recipe):

@@ -14,6 +14,7 @@ names, in a plain `torch.fx.GraphModule` whose train()/eval() work as in eager P
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Callable
 
 import torch
@@ -34,7 +35,17 @@ def trainable_module(model: LoadedModel) -> nn.Module:
         )
     if model.kind == "exported":
         return rebuild_layers(model.exported.module(check_guards=False))
-    return copy.deepcopy(model.module)
+    return clone_module(model.module)
+
+
+def clone_module(module: nn.Module) -> nn.Module:
+    """A deep copy; TorchScript goes through save/load (deepcopy leaves non-leaf parameters)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return copy.deepcopy(module)
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer, map_location="cpu")
 
 
 def rebuild_layers(graph_module: fx.GraphModule) -> fx.GraphModule:
