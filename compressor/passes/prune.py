@@ -14,7 +14,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compressor.errors import UsageError
+from compressor.errors import CompressError, UsageError
 from compressor.recipe import PruneConfig
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
@@ -95,6 +95,43 @@ def prune_channels(
     protected = protected_layers(module, config, example)
     ignored = [m for name, m in module.named_modules() if name in protected]
     before = _channels(module)
+    try:
+        _run_pruner(module, config, example, ignored, taylor_batch)
+    except CompressError:
+        raise
+    except Exception as exc:  # Torch-Pruning fails deep inside on graphs it cannot follow
+        raise UsageError(
+            f"Structured pruning failed on this model ({type(exc).__name__}: {exc}). "
+            "Convolutional and linear stacks are supported; attention and recurrent layers may "
+            "not be. Keep the failing layers with --prune-exclude NAME, or use --prune-method "
+            "unstructured / 2:4, which keep shapes."
+        ) from exc
+    _check_runs(module, example)
+    after = _channels(module)
+    if after == before:
+        raise UsageError(
+            "Structured pruning found no channels it could remove (the prunable layers are all "
+            "excluded, protected, or not nn.Conv/nn.Linear, e.g. an LSTM). Use --prune-method "
+            "unstructured or 2:4 for such models."
+        )
+    return {
+        "method": config.method,
+        "ratio": config.ratio,
+        "global_ranking": config.global_ranking,
+        "round_to": config.round_to,
+        "protected": sorted(protected),
+        "channels": {n: [before[n], after[n]] for n in before if before[n] != after[n]},
+    }
+
+
+def _run_pruner(
+    module: nn.Module,
+    config: PruneConfig,
+    example: tuple[torch.Tensor, ...],
+    ignored: list[nn.Module],
+    taylor_batch: Callable[[nn.Module], torch.Tensor] | None,
+) -> None:
+    """Build Torch-Pruning's dependency graph and remove the least important channel groups."""
     pruner = tp.pruner.MetaPruner(
         module,
         example,
@@ -110,16 +147,6 @@ def prune_channels(
         taylor_batch(module).backward()
     pruner.step()
     module.zero_grad()
-    _check_runs(module, example)
-    after = _channels(module)
-    return {
-        "method": config.method,
-        "ratio": config.ratio,
-        "global_ranking": config.global_ranking,
-        "round_to": config.round_to,
-        "protected": sorted(protected),
-        "channels": {n: [before[n], after[n]] for n in before if before[n] != after[n]},
-    }
 
 
 def _channels(module: nn.Module) -> dict[str, int]:

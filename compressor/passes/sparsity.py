@@ -18,11 +18,11 @@ Masks = dict[str, torch.Tensor]
 
 
 def sparse_weights(module: nn.Module, protected: set[str]) -> dict[str, torch.Tensor]:
-    """Conv and Linear weights (by parameter name) that sparsity may touch."""
+    """Conv, Linear, attention and LSTM weight matrices (by parameter name) sparsity may touch."""
     return {
         name: p
         for name, p in module.named_parameters()
-        if name.endswith("weight") and p.dim() in (2, 3, 4, 5)
+        if "weight" in name.rpartition(".")[2] and p.dim() in (2, 3, 4, 5)
         if name.rpartition(".")[0] not in protected
     }
 

@@ -92,3 +92,13 @@ def test_torchscript_cannot_be_pruned_structurally(cnn):
     scripted = torch.jit.script(copy.deepcopy(cnn))
     with pytest.raises(UsageError, match="TorchScript"):
         prune_channels(scripted, PruneConfig(0.5), (torch.randn(2, 1, 8, 8),))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("transformer", "pruning failed"), ("lstm", "no channels")]
+)
+def test_sequence_models_get_a_clear_error_and_a_way_out(name, message):
+    module, example = _zoo_module(name)
+    with pytest.raises(UsageError, match=message) as failure:
+        prune_channels(module, PruneConfig(0.5), example)
+    assert "unstructured" in str(failure.value)

@@ -37,3 +37,13 @@ def test_unstructured_uniform_and_global(cnn_module):
     assert abs(zeros / total - 0.7) < 0.01
     x = torch.randn(4, 1, 8, 8)
     assert cnn_module(x).shape == (4, 10)
+
+
+def test_lstm_and_attention_weights_are_sparsified():
+    from benchmarks.zoo import build_model
+
+    for name, key in (("lstm", "lstm.weight_hh_l0"), ("transformer", "in_proj_weight")):
+        model = build_model(name)
+        info, masks = apply_sparsity(model, PruneConfig(0.5, "unstructured"), {"fc"})
+        assert any(key in n for n in masks), name
+        assert abs(info["model_sparsity"] - 0.5) < 0.05, name
