@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,9 @@ def model_stats(module: nn.Module, example: tuple, evaluation: Dataset | None) -
     """Parameters (all and non-zero), MACs at batch 1, and top-1 on --eval measured in torch."""
     params = list(module.parameters())
     try:
-        macs, _ = tp.utils.count_ops_and_params(module, tuple(x[:1] for x in example))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deepcopy of an fx module
+            macs, _ = tp.utils.count_ops_and_params(module, tuple(x[:1] for x in example))
     except Exception:  # TorchScript modules take no counting hooks
         macs = None
     accuracy = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -41,7 +42,9 @@ def trainable_module(model: LoadedModel) -> nn.Module:
 def clone_module(module: nn.Module) -> nn.Module:
     """A deep copy; TorchScript goes through save/load (deepcopy leaves non-leaf parameters)."""
     if not isinstance(module, torch.jit.ScriptModule):
-        return copy.deepcopy(module)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree spec deprecation
+            return copy.deepcopy(module)
     buffer = io.BytesIO()
     torch.jit.save(module, buffer)
     buffer.seek(0)
@@ -50,7 +53,9 @@ def clone_module(module: nn.Module) -> nn.Module:
 
 def rebuild_layers(graph_module: fx.GraphModule) -> fx.GraphModule:
     """Turn functional conv/linear/batch-norm/dropout calls into nn modules (see module doc)."""
-    graph = copy.deepcopy(graph_module.graph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree spec deprecation
+        graph = copy.deepcopy(graph_module.graph)
     root = nn.Module()
     attrs = _attributes(graph_module)
     for node in list(graph.nodes):
