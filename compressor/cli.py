@@ -133,7 +133,12 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     "--target-option", "-O", multiple=True, metavar="KEY=VALUE", help=field_help("target_options")
 )
 @click.option(
-    "--prune", "prune_ratio", type=float, default=None, help=field_help("ratio", PruneConfig)
+    "--prune",
+    "prune_ratio",
+    type=float,
+    default=None,
+    metavar="RATIO",
+    help=field_help("ratio", PruneConfig),
 )
 @click.option(
     "--prune-method",

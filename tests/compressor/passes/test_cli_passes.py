@@ -86,3 +86,22 @@ def test_pruning_an_onnx_model_says_it_needs_torch(tmp_path):
     result = _run([model, "--prune", "0.5", "-o", tmp_path / "out"])
     assert result.exit_code == 2
     assert "need a torch model" in " ".join(result.output.split())
+
+
+def test_pass_configs_round_trip_through_toml(tmp_path):
+    from compressor.errors import UsageError
+    from compressor.recipe import DistillConfig, Recipe
+
+    recipe = Recipe(
+        model="m.pt2",
+        train="train.npz",
+        seed=3,
+        prune=PruneConfig(0.4, "taylor", True, ("features.0",), 8),
+        distill=DistillConfig(True, 5, 0.01, 32, "sgd", 2.0, 0.5, 2, ("features.3",)),
+    )
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe.to_toml())
+    assert load_recipe(path) == recipe
+    path.write_text(recipe.to_toml().replace("round_to = 8", "round_to = 8\nratioo = 1"))
+    with pytest.raises(UsageError, match=r"\[prune\] has unknown keys \['ratioo'\]"):
+        load_recipe(path)
