@@ -20,6 +20,12 @@ from compressor.export import export_onnx
 from compressor.loading import LoadedModel, complete_input_specs, load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
+from compressor.passes.torch_passes import (
+    apply_torch_passes,
+    measure_onnx_stages,
+    torch_passes,
+    validate_torch_passes,
+)
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
@@ -43,6 +49,7 @@ def validate_recipe(recipe: Recipe) -> Target:
             f"not '{recipe.precision}'."
         )
     target.parse_options(recipe.target_options)
+    validate_torch_passes(recipe)
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -64,18 +71,28 @@ def run_pipeline(recipe: Recipe) -> dict:
     started = time.perf_counter()
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, evaluation, specs = _load_data(recipe, model)
+    student, torch_info = model, {}
+    if torch_passes(recipe):
+        student, torch_info = apply_torch_passes(recipe, model, specs, calib, evaluation)
     with staged_output(out_dir) as stage:
         work = stage / ".work"
         work.mkdir()
-        STDERR.print(f"[bold]export[/] {model.path.name} ({model.kind}) → ONNX")
-        raw = export_onnx(model, specs, work / "exported.onnx")
+        STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
+        raw = export_onnx(student, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
-        compressed_onnx, pass_info = _apply_precision(recipe, target, fp32, calib, work)
-        STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
+        original, pass_notes = fp32, []
+        if torch_info:
+            original = work / "original.fp32.onnx"
+            cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
+            pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
         options = target.parse_options(recipe.target_options)
+        compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
+        STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
-        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
+        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib, original)
+        report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
+        report["notes"] = pass_notes + report["notes"]
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
             report["qdq_reference"] = qdq = _qdq_fidelity(
@@ -86,7 +103,6 @@ def run_pipeline(recipe: Recipe) -> dict:
                     f"{target.name} int8 agrees with onnxruntime on the same Q/DQ graph in "
                     f"{qdq['top1_agreement']:.2%} of top-1 predictions (SQNR {qdq['sqnr_db']} dB)."
                 )
-        report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
         report["artifact"] = artifact.path.name
         report["extra_files"] = [p.name for p in artifact.extra_files]
         report["artifact_info"] = artifact.info
@@ -126,7 +142,7 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
 
 
 def _apply_precision(
-    recipe: Recipe, target: Target, fp32: Path, calib: Dataset | None, work: Path
+    recipe: Recipe, target: Target, options: object, fp32: Path, calib: Dataset | None, work: Path
 ) -> tuple[Path, dict]:
     dst = work / f"model.{recipe.precision}.onnx"
     if recipe.precision == "fp32":
@@ -139,7 +155,7 @@ def _apply_precision(
         return dst, quantize_int8_dynamic(fp32, dst)
     runner = OnnxRuntimeRunner(fp32)
     batch = runner.fixed_batch or 16
-    scheme = target.capabilities.quant_scheme
+    scheme = target.quant_scheme(options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(fp32, dst, calib, scheme, recipe.calibration, batch, advance)
@@ -155,12 +171,14 @@ def _verify(
     artifact: Artifact,
     evaluation: Dataset | None,
     calib: Dataset | None,
+    original: Path | None = None,
 ) -> dict:
+    """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
     baseline = _baseline_runner(model, specs, fp32, recipe.threads)
     compressed = target.open_runner(artifact.path, recipe.threads)
     runners: list[Runner] = [baseline, compressed]
     labels = ["baseline", "compressed"]
-    sizes = [fp32.stat().st_size, artifact.path.stat().st_size]
+    sizes = [(original or fp32).stat().st_size, artifact.path.stat().st_size]
     reference_needed = recipe.precision != "fp32"
     if reference_needed:
         runners.insert(1, OnnxRuntimeRunner(fp32, recipe.threads))
@@ -226,6 +244,12 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
         speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
         notes.append(
             f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
+        )
+    base_size = report["baseline"]["size_bytes"]
+    if report["precision"] == "int8" and comp["size_bytes"] > 0.6 * base_size:
+        notes.append(
+            f"int8 left much of the model in float ({comp['size_bytes'] / base_size:.0%} of the "
+            "fp32 size): ops such as LSTM/GRU get no static Q/DQ. Try --dynamic for them."
         )
     if no_eval:
         notes.append(

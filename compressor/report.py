@@ -23,6 +23,43 @@ def _fmt_ms(section: dict, key: str) -> str:
     return "n/a" if lat.get(key) is None else f"{lat[key]:.3f}"
 
 
+def _metrics_table(report: dict) -> Table:
+    base, comp = report["baseline"], report["compressed"]
+    ref = report.get("fp32_reference")
+    label = f"{report['target']} {report['precision']}"
+    if comp.get("proxy_for"):
+        label += f" (proxy: {comp['runtime']})"
+    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
+    sections = [("baseline", base)] + ([("fp32", ref)] if ref else []) + [("compressed", comp)]
+    table.add_column("metric")
+    for name, section in sections:
+        table.add_column(f"{name}\n({section.get('runtime', '')})", justify="right")
+    table.add_column("vs fp32" if ref else "vs baseline", justify="right")
+    anchor = ref or base
+    table.add_row("top-1 accuracy", *[_fmt_acc(s.get("accuracy")) for _, s in sections], "")
+    for key in ("p50", "p90", "p99"):
+        speed = _ratio(anchor["latency_ms"][key], comp["latency_ms"][key])
+        table.add_row(
+            f"latency {key} (ms)",
+            *[_fmt_ms(s, key) for _, s in sections],
+            f"{speed} speed" if key == "p50" and speed else "",
+        )
+    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
+    table.add_row(
+        "size (KB)",
+        *[f"{s['size_bytes'] / 1024:.1f}" for _, s in sections],
+        f"{size_ratio:.2f}× size",
+    )
+    fid = comp.get("fidelity") or {}
+    if fid:
+        blank = [""] * (len(sections) - 1)
+        table.add_row(
+            "cosine / SQNR (dB)", *blank, f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", ""
+        )
+        table.add_row("top-1 agreement", *blank, f"{fid['top1_agreement'] * 100:.2f}%", "")
+    return table
+
+
 def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> str:
     if not base or not comp:
         return ""
@@ -32,33 +69,8 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 
 def render_report(report: dict, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
-    base, comp = report["baseline"], report["compressed"]
-    label = f"{report['target']} {report['precision']}"
-    if comp.get("proxy_for"):
-        label += f" (proxy: {comp['runtime']})"
-    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
-    table.add_column("metric")
-    table.add_column(f"baseline ({base.get('runtime', 'torch')})", justify="right")
-    table.add_column(f"compressed ({comp.get('runtime', '')})", justify="right")
-    table.add_column("speed-up / ratio", justify="right")
-    table.add_row(
-        "top-1 accuracy", _fmt_acc(base.get("accuracy")), _fmt_acc(comp.get("accuracy")), ""
-    )
-    for key in ("p50", "p90", "p99"):
-        speed = _ratio(base["latency_ms"][key], comp["latency_ms"][key]) if key == "p50" else ""
-        table.add_row(f"latency {key} (ms)", _fmt_ms(base, key), _fmt_ms(comp, key), speed)
-    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
-    table.add_row(
-        "size (KB)",
-        f"{base['size_bytes'] / 1024:.1f}",
-        f"{comp['size_bytes'] / 1024:.1f}",
-        f"{size_ratio:.2f} of baseline",
-    )
-    fid = comp.get("fidelity") or {}
-    if fid:
-        table.add_row("cosine / SQNR (dB)", "", f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", "")
-        table.add_row("top-1 agreement", "", f"{fid['top1_agreement'] * 100:.2f}%", "")
-    console.print(table)
+    console.print(_metrics_table(report))
+    render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "measured", "verdict"):
@@ -72,3 +84,41 @@ def render_report(report: dict, console: Console) -> None:
         console.print(f"• {note}")
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
     console.print(f"{verdict}: artifact {report['artifact']}")
+
+
+STAGE_NAMES = {"prune": "pruned", "distill": "distilled"}
+
+
+def render_torch_passes(passes: dict, console: Console) -> None:
+    """One row per stage (original, after each torch pass): what each step bought."""
+    names = [n for n in STAGE_NAMES if n in passes]
+    if not names:
+        return
+    title = "torch passes (ORT p50 at batch 1; top-1 in torch on --eval)"
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "params", "≠0", "MACs", "ONNX KB", "gzip KB", "ORT ms", "top-1"):
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
+    rows = [("original", passes[names[0]]["before"])]
+    rows += [(STAGE_NAMES[n], passes[n]["after"]) for n in names]
+    for stage, s in rows:
+        table.add_row(
+            stage,
+            _count(s["params"]),
+            f"{s['nonzero_params'] / max(s['params'], 1) * 100:.0f}%",
+            _count(s.get("macs")),
+            _kb(s.get("onnx_bytes")),
+            _kb(s.get("onnx_gzip_bytes")),
+            "n/a" if s.get("ort_p50_ms") is None else f"{s['ort_p50_ms']:.3f}",
+            _fmt_acc(s.get("accuracy")),
+        )
+    console.print(table)
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K"
+
+
+def _kb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f}"

@@ -11,6 +11,7 @@ from targets.base import Target
 TARGET_MODULES: dict[str, str] = {
     "onnx": "targets.onnx",
     "tflite": "targets.tflite",
+    "tensorrt": "targets.tensorrt",
 }
 
 
