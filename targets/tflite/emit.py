@@ -226,8 +226,3 @@ def _real_range(quant: QuantParams) -> tuple[float, float]:
     return (-128 - quant.zero_point[0]) * quant.scale[0], (127 - quant.zero_point[0]) * quant.scale[
         0
     ]
-
-
-def plain_or(layout: Layout | None) -> Layout:
-    """The given layout, or plain when None."""
-    return layout or PLAIN

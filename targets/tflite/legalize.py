@@ -37,8 +37,6 @@ SAME_AS_INPUT = {
     "SPLIT",
     "SPLIT_V",
     "RESIZE_NEAREST_NEIGHBOR",
-    "RELU",
-    "RELU6",
 }
 # Versions op_version.cc gives int8 kernels (input int8); an op not listed stays at 1.
 INT8_VERSIONS = {
