@@ -17,6 +17,7 @@ import onnx
 from compressor.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target
 from targets.tflite.emit import Lowering, LoweringOptions
+from targets.tflite.fuse import fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
@@ -97,7 +98,7 @@ def _folded(model: onnx.ModelProto) -> OnnxGraph:
     graph = load_graph(model)
     if any(node.op_type in QDQ_OPS for node in graph.nodes):
         graph = fold_qdq(graph)
-    return graph
+    return fuse_hard_swish(graph)
 
 
 def fix_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:

@@ -129,6 +129,13 @@ def case_activations():
     ), "HARD_SWISH"
 
 
+def case_hard_swish_decomposed():
+    g = GraphBuilder((1, 4, 6, 6))
+    y = g.conv("x", 4, 4, k=1)
+    gate = g.op("HardSigmoid", [y], alpha=1 / 6, beta=0.5)
+    return g.model(g.op("Mul", [y, gate])), "HARD_SWISH"
+
+
 def case_max_pool_padded_ceil():
     g = GraphBuilder((1, 4, 7, 7))
     y = g.op(
@@ -214,6 +221,7 @@ FLOAT_CASES = {
 # Cases whose ops have int8 kernels (the rest fall back to float around DEQUANTIZE).
 INT8_CASES = [
     "activations",
+    "hard_swish_decomposed",
     "conv_dilated",
     "grouped_conv",
     "matmul",
