@@ -88,13 +88,14 @@ class Lowering:
         self.values[name] = value
         return value
 
-    def settle(self, name: str) -> None:
+    def settle(self, name: str, fixed_output: bool = False) -> None:
         """Honour a narrower calibrated range than the one an op's output inherited.
 
-        onnxruntime deletes a Relu/Clip(0,6) after ops such as Transpose or MaxPool and moves
-        the clamp into their output Q/DQ (range starting at 0, or ending at 6); when the lowering
-        made that output share its input's params (TFLite's same-as-input rule), one int8→int8
-        QUANTIZE restores the clamp. Merely tighter calibrated ranges are left alone.
+        onnxruntime deletes a Relu/Clip after ops such as Transpose, MaxPool or Sigmoid and
+        moves the clamp into their output Q/DQ (a range starting at 0 for Relu/Clip(0, hi));
+        where the lowering gave that output other params (TFLite's same-as-input or fixed
+        output params), one int8→int8 QUANTIZE to the calibrated params restores the clamp.
+        Fixed-output kernels (LOGISTIC, TANH) always take the calibrated range when narrower.
         """
         value, wanted = self.values.get(name), self.graph.act_quant.get(name)
         if value is None or value.dtype != "int8" or wanted is None or len(wanted.scale) > 1:
@@ -102,9 +103,9 @@ class Lowering:
         low, high = _real_range(value.quant)
         want_low, want_high = _real_range(wanted)
         step = value.quant.scale[0]
-        relu = wanted.zero_point[0] == -128 and low < -step
-        relu6 = abs(want_high - 6.0) < 0.05 and high > want_high + step
-        if relu or relu6:
+        narrower = want_low > low + step or want_high < high - step
+        clamps_at_zero = wanted.zero_point[0] == -128
+        if narrower and (fixed_output or clamps_at_zero):
             self.values[name] = self.get(name, None, "int8", wanted)
 
     def _concat_params(self, name: str) -> QuantParams | None:

@@ -72,7 +72,7 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
         if node.name not in ctx.fused:
             RULES[node.op_type](ctx, node)
             for name in node.outputs:
-                ctx.settle(name)
+                ctx.settle(name, node.op_type in FIXED_OUTPUT_OPS)
     _lower_outputs(ctx)
     return ctx
 
@@ -113,6 +113,10 @@ def fix_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
             dims[0].Clear()
             dims[0].dim_value = batch
     return onnxslim.slim(fixed)
+
+
+# ONNX ops lowered to kernels with fixed int8 output params (LOGISTIC, TANH).
+FIXED_OUTPUT_OPS = {"Sigmoid", "Tanh"}
 
 
 def check_supported(graph: OnnxGraph) -> None:
