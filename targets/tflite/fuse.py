@@ -38,3 +38,20 @@ def fuse_hard_swish(graph: OnnxGraph) -> OnnxGraph:
 def _is_hard_swish_gate(node: Node) -> bool:
     alpha, beta = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
     return math.isclose(alpha, 1 / 6, rel_tol=1e-5) and math.isclose(beta, 0.5, rel_tol=1e-6)
+
+
+def collapse_reshapes(graph: OnnxGraph) -> OnnxGraph:
+    """Reshape(Reshape(x)) → Reshape(x): a chain is one reshape to its last shape (XNNPACK
+    does not delegate the flat 1-D reshape such chains go through with a dynamic batch)."""
+    producers = {n.outputs[0]: n for n in graph.nodes if n.op_type in RESHAPES}
+    for node in graph.nodes:
+        source = producers.get(node.inputs[0]) if node.op_type in RESHAPES else None
+        while source is not None and node.op_type == "Reshape":
+            node.inputs[0] = source.inputs[0]
+            source = producers.get(node.inputs[0])
+    read = {name for n in graph.nodes for name in n.inputs} | graph.internal_outputs()
+    graph.nodes = [n for n in graph.nodes if n.op_type not in RESHAPES or n.outputs[0] in read]
+    return graph
+
+
+RESHAPES = {"Reshape", "Flatten"}

@@ -16,6 +16,7 @@ import onnx
 
 from compressor.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target
+from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
 from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.fuse import fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
@@ -78,20 +79,26 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
 
 
 def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
-    """Decode and fold Q/DQ; a graph that computes indices from its dynamic batch
-    (Shape/Range/Gather, as torch's dynamo export writes for some flattens) is specialized to
-    batch 1 first, where onnxslim folds that arithmetic away."""
+    """Decode, fold Q/DQ and fuse; resolve index arithmetic on the dynamic batch (batch.py)."""
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
-    if unsupported and unsupported <= SHAPE_ARITHMETIC:
-        graph = _folded(fix_batch(model))
+    if not unsupported or not unsupported <= SHAPE_ARITHMETIC:
         check_supported(graph)
-        return graph, [
-            f"tflite: batch fixed to 1 because the graph computes indices from its dynamic "
-            f"batch ({', '.join(sorted(unsupported))})."
-        ]
+        return graph, []
+    gathers = identity_gathers(model, graph)
+    if gathers is not None and all(shape is not None for shape in gathers.values()):
+        rewritten = rewrite_identity_gathers(graph, gathers)
+        if all(n.op_type in RULES for n in rewritten.nodes):
+            return rewritten, [
+                f"tflite: {len(gathers)} Gather(s) over batch-dependent indices read their "
+                "input in order at every probed batch; lowered as reshapes (batch stays dynamic)."
+            ]
+    graph = _folded(fix_batch(model))
     check_supported(graph)
-    return graph, []
+    return graph, [
+        f"tflite: batch fixed to 1 because the graph computes indices from its dynamic "
+        f"batch ({', '.join(sorted(unsupported))})."
+    ]
 
 
 def _folded(model: onnx.ModelProto) -> OnnxGraph:
@@ -99,20 +106,6 @@ def _folded(model: onnx.ModelProto) -> OnnxGraph:
     if any(node.op_type in QDQ_OPS for node in graph.nodes):
         graph = fold_qdq(graph)
     return fuse_hard_swish(graph)
-
-
-def fix_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
-    """A copy of model with every input's leading dim set to batch, constant-folded by onnxslim."""
-    import onnxslim
-
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    for value in fixed.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].Clear()
-            dims[0].dim_value = batch
-    return onnxslim.slim(fixed)
 
 
 # ONNX ops lowered to kernels with fixed int8 output params (LOGISTIC, TANH).
