@@ -136,3 +136,32 @@ def test_int8_edges_default_and_with_nhwc_int8_io(example, example_onnx, tmp_pat
     options = TfliteOptions(nhwc_io=True, int8_io=True)
     ops = TARGET.lower(qdq, "int8", bare, options).info["op_counts"]
     assert not {"TRANSPOSE", "QUANTIZE", "DEQUANTIZE"} & set(ops), ops
+
+
+def test_batch_dependent_arithmetic_falls_back_to_batch_one(tmp_path):
+    """y = x + row_index: the index arithmetic folds only once the batch is fixed."""
+    from onnx import numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    consts = {"zero": np.array(0, np.int64), "one": np.array(1, np.int64)}
+    consts["col"] = np.array([-1, 1], np.int64)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], name="batch_size", axis=0),
+        helper.make_node("Range", ["zero", "n", "one"], ["rows"], name="rows"),
+        helper.make_node("Cast", ["rows"], ["rows_f"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["rows_f", "col"], ["rows_col"], name="column"),
+        helper.make_node("Add", ["x", "rows_col"], ["y"], name="add"),
+    ]
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "rows.onnx"
+    onnx.save(model, path)
+    artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
+    assert any("batch fixed to 1" in note for note in artifact.info["notes"])
+    runner = TARGET.open_runner(artifact.path)
+    assert runner.fixed_batch == 1
+    data = np.arange(4, dtype=np.float32).reshape(1, 4)
+    np.testing.assert_allclose(runner.run({"x": data})["y"], data)

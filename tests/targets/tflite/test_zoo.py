@@ -118,3 +118,16 @@ def test_zoo_cnn_is_one_xnnpack_partition(untrained, mode, tmp_path):
     source = graphs["int8" if mode == "int8" else "fp32"]
     artifact = TARGET.lower(source, mode, tmp_path, TfliteOptions())
     assert TARGET.open_runner(artifact.path, 1, "default").delegated_ops() == 1
+
+
+def test_resnet_as_strided_flatten_keeps_the_dynamic_batch(tmp_path):
+    torch.manual_seed(0)
+    graphs = _prepare(build_model("resnet").eval(), "resnet", tmp_path)
+    for mode in ("fp32", "int8"):
+        artifact = TARGET.lower(graphs[mode], mode, tmp_path, TfliteOptions())
+        assert any("batch stays dynamic" in note for note in artifact.info["notes"])
+        assert artifact.info["op_counts"]["RESHAPE"] == 1
+        runner = TARGET.open_runner(artifact.path)
+        assert runner.inputs[0].shape[0] is None
+        x = graphs["eval"].inputs["x"][:7]
+        assert next(iter(runner.run({runner.inputs[0].name: x}).values())).shape == (7, 10)
