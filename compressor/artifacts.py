@@ -1,0 +1,75 @@
+"""Open any artifact or model file as a Runner and build its inputs (fixed-seed noise or data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from calibration.dataset import Dataset
+from compressor.errors import UsageError
+from compressor.latency import sample_feeds
+from compressor.loading import TORCH_SUFFIXES, complete_input_specs, load_model
+from targets.base import Runner
+from targets.registry import target_for_artifact
+
+# Model files the torch baseline runner opens; every other suffix goes to a target's runner.
+TORCH_MODEL_SUFFIXES = (".pt2", *TORCH_SUFFIXES)
+
+
+def open_artifact(
+    path: str | Path,
+    threads: int = 1,
+    data: Dataset | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
+    model_factory: str | None = None,
+    trust_pickle: bool = False,
+) -> Runner:
+    """A Runner for a .pt2/TorchScript model (torch) or any target artifact (.onnx, .tflite, ...).
+
+    input_shapes (name -> shape with batch) or data fill the shapes TorchScript does not record.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"'{path}' does not exist; pass a model or artifact file.")
+    if path.suffix.lower() not in TORCH_MODEL_SUFFIXES:
+        return target_for_artifact(path).open_runner(path, threads)
+    from targets.torch import TorchRunner
+
+    model = load_model(path, model_factory, trust_pickle)
+    if not model.is_torch:
+        return target_for_artifact(path).open_runner(path, threads)
+    shapes = _sample_shapes([s.name for s in model.inputs], data, input_shapes or {})
+    return TorchRunner(model.module, complete_input_specs(model.inputs, shapes), threads)
+
+
+def _sample_shapes(
+    names: list[str], data: Dataset | None, input_shapes: dict[str, list[int]]
+) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes (no batch axis) from --input-shape values, then from the data."""
+    shapes = {name: tuple(shape[1:]) for name, shape in input_shapes.items()}
+    if data is not None:
+        if len(names) == 1 and len(data.names) == 1:
+            shapes.setdefault(names[0], data.inputs[data.names[0]].shape[1:])
+        for name in data.names:
+            shapes.setdefault(name, data.inputs[name].shape[1:])
+    return shapes
+
+
+def artifact_size(path: Path) -> int:
+    """Bytes on disk, counting an ONNX external-data file beside the model."""
+    size = path.stat().st_size
+    external = path.with_name(path.name + ".data")
+    return size + (external.stat().st_size if external.exists() else 0)
+
+
+def make_feeds(
+    runner: Runner, batch: int = 1, data: Dataset | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Inputs for timing: the first samples of data, or fixed-seed noise shaped from the model."""
+    batch = runner.fixed_batch or batch
+    if data is None:
+        return sample_feeds(runner, batch, seed)
+    bound = data.bind(runner.inputs)
+    reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
+    return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}

@@ -1,0 +1,213 @@
+"""The CI check behind `compress verify`: budgets now, and regressions against a stored report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calibration.dataset import Dataset
+from calibration.loaders import load_dataset
+from compressor.artifacts import artifact_size, make_feeds, open_artifact
+from compressor.budget import Budget, BudgetResult, check_budgets
+from compressor.errors import DataError, UsageError
+from compressor.latency import measure_latency
+from compressor.manifest import artifact_precision, target_of
+from compressor.progress import progress_bar
+from compressor.verify import Measured, compare_outputs, run_eval
+from targets.base import Runner
+
+
+@dataclass(frozen=True)
+class Regression:
+    """How much worse than a stored report.json a release may get before the check fails."""
+
+    max_accuracy_regression: float | None = field(
+        default=None,
+        metadata={
+            "help": "Largest accuracy loss vs the stored report, points [default: "
+            "--max-accuracy-drop, else 1.0]."
+        },
+    )
+    max_latency_regression_pct: float = field(
+        default=25.0,
+        metadata={
+            "help": "Largest growth of the artifact/baseline p50 ratio vs the stored one, %."
+        },
+    )
+    max_size_regression_pct: float = field(
+        default=10.0, metadata={"help": "Largest growth of the artifact size vs the stored one, %."}
+    )
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What `compress verify` was asked to check."""
+
+    artifact: Path
+    baseline: Path
+    eval: str | None = None
+    budget: Budget = Budget()
+    against: Path | None = None
+    regression: Regression = Regression()
+    threads: int = 1
+    warmup: int = 10
+    runs: int = 100
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    model_factory: str | None = None
+    trust_pickle: bool = False
+
+
+def run_ci_check(req: CheckRequest) -> dict:
+    """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
+    stored = load_stored_report(req.against) if req.against else None
+    _check_request(req)
+    data = _load_eval(req)
+    baseline = open_artifact(
+        req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
+    )
+    compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
+    sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
+    measured = measure_pair([baseline, compressed], sizes, data, req)
+    base, comp = measured[0].section(), measured[1].section()
+    comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
+    budgets = check_budgets(req.budget, base, comp)
+    notes = []
+    if stored is not None:
+        budgets += check_regressions(req, stored, base, comp)
+        notes += _stored_notes(stored, comp, req.threads)
+    return {
+        "passed": all(b.passed for b in budgets),
+        "target": target_of(req.artifact) or compressed.runtime,
+        "precision": artifact_precision(req.artifact),
+        "artifact": str(req.artifact),
+        "model": str(req.baseline),
+        "against": str(req.against) if req.against else None,
+        "baseline": base,
+        "compressed": comp,
+        "budgets": [b.to_dict() for b in budgets],
+        "notes": notes,
+    }
+
+
+def measure_pair(
+    runners: list[Runner], sizes: list[int], data: Dataset | None, req: CheckRequest
+) -> list[Measured]:
+    """Evaluate each runner on data bound to its own input names, then time them interleaved."""
+    labels = ["baseline", "artifact"]
+    bound = [data.bind(r.inputs) if data is not None else None for r in runners]
+    evals = [run_eval(r, d, n) for r, d, n in zip(runners, bound, labels, strict=True)]
+    feeds = [make_feeds(r, 1, d) for r, d in zip(runners, bound, strict=True)]
+    with progress_bar("latency (interleaved)", req.runs) as advance:
+        stats = measure_latency(runners, feeds, req.warmup, req.runs, req.threads, advance)
+    return [
+        Measured(r.runtime, e, s, size, r.proxy_for)
+        for r, e, s, size in zip(runners, evals, stats, sizes, strict=True)
+    ]
+
+
+def _check_request(req: CheckRequest) -> None:
+    if req.threads < 1 or req.runs < 1 or req.warmup < 0:
+        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    if req.budget.max_accuracy_drop is not None and not req.eval:
+        raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
+    if req.budget.min_fidelity is not None and not req.eval:
+        raise UsageError("--min-fidelity compares outputs on evaluation data: pass --eval DATA.")
+
+
+def _load_eval(req: CheckRequest) -> Dataset | None:
+    if not req.eval:
+        return None
+    data = load_dataset(req.eval)
+    data.check_finite()
+    if req.budget.max_accuracy_drop is not None and data.labels is None:
+        raise DataError(
+            f"{data.source} has no 'labels' array, so accuracy cannot be measured for "
+            "--max-accuracy-drop. Add labels or use --min-fidelity."
+        )
+    return data
+
+
+def load_stored_report(path: Path) -> dict:
+    """Read a report.json written by `compress` (or by `compress verify --json`)."""
+    try:
+        stored = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(stored, dict) or "compressed" not in stored:
+        raise UsageError(
+            f"--against '{path}' is not a compress report (no 'compressed' section); "
+            "pass the report.json a compress run wrote."
+        )
+    return stored
+
+
+def check_regressions(
+    req: CheckRequest, stored: dict, base: dict, comp: dict
+) -> list[BudgetResult]:
+    """Accuracy loss, latency growth (relative to the baseline, so machines cancel) and size."""
+    old = stored["compressed"]
+    reg = req.regression
+    results = []
+    acc_limit = reg.max_accuracy_regression
+    if acc_limit is None:
+        acc_limit = (
+            req.budget.max_accuracy_drop if req.budget.max_accuracy_drop is not None else 1.0
+        )
+    if old.get("accuracy") is not None:
+        now = comp.get("accuracy")
+        loss = None if now is None else round((old["accuracy"] - now) * 100.0, 4)
+        note = "" if now is not None else "no labelled --eval data: accuracy not measured"
+        results.append(
+            BudgetResult(
+                "max_accuracy_regression",
+                acc_limit,
+                loss,
+                loss is not None and loss <= acc_limit,
+                "points",
+                note,
+            )
+        )
+    growth, how = _latency_growth(stored, base, comp)
+    if growth is not None:
+        limit = reg.max_latency_regression_pct
+        results.append(
+            BudgetResult("max_latency_regression_pct", limit, growth, growth <= limit, "%", how)
+        )
+    if old.get("size_bytes"):
+        size_growth = round((comp["size_bytes"] / old["size_bytes"] - 1.0) * 100.0, 4)
+        limit = reg.max_size_regression_pct
+        results.append(
+            BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
+        )
+    return results
+
+
+def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:
+    """p50 growth in %, of artifact/baseline ratios when both runs timed the same baseline."""
+    old_comp = (stored["compressed"].get("latency_ms") or {}).get("p50")
+    old_base = ((stored.get("baseline") or {}).get("latency_ms") or {}).get("p50")
+    now_comp, now_base = comp["latency_ms"]["p50"], base["latency_ms"]["p50"]
+    if not old_comp:
+        return None, ""
+    same_baseline = old_base and stored["baseline"].get("runtime") == base["runtime"]
+    if same_baseline:
+        growth = (now_comp / now_base) / (old_comp / old_base) - 1.0
+        return round(growth * 100.0, 2), "p50 relative to the baseline timed in the same run"
+    return round((now_comp / old_comp - 1.0) * 100.0, 2), "absolute p50 (machines may differ)"
+
+
+def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
+    notes = []
+    old = stored["compressed"]
+    if old.get("eval_samples") and comp.get("eval_samples") != old["eval_samples"]:
+        notes.append(
+            f"The stored report measured accuracy on {old['eval_samples']} samples, this run on "
+            f"{comp.get('eval_samples')}: compare like with like."
+        )
+    old_threads = (old.get("latency_ms") or {}).get("threads")
+    if old_threads and old_threads != threads:
+        notes.append(f"The stored report timed {old_threads} thread(s), this run {threads}.")
+    return notes
