@@ -134,7 +134,7 @@ def load_stored_report(path: Path) -> dict:
         stored = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
         raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
     if not isinstance(stored, dict) or "compressed" not in stored:
         raise UsageError(

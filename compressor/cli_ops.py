@@ -189,7 +189,7 @@ def _read_json_object(path: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"--preprocess '{path}' is neither KEY=VALUE nor a JSON file.") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # bad JSON or not text
         raise UsageError(f"--preprocess file '{path}' is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"--preprocess file '{path}' must hold a JSON object.")

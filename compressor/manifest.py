@@ -35,7 +35,7 @@ def artifact_precision(path: Path) -> str:
             data = json.loads(report.read_text())
             if data.get("artifact") == path.name and data.get("precision"):
                 return data["precision"]
-        except json.JSONDecodeError:
+        except ValueError:
             pass
     if path.suffix.lower() == ".onnx":
         return onnx_precision(onnx.load(str(path), load_external_data=False))
@@ -213,7 +213,7 @@ def _read_json(path: Path) -> dict:
         return {}
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # bad JSON or not text
         raise UsageError(f"'{path}' is not valid JSON ({exc}); re-run compress.") from exc
 
 

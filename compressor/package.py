@@ -127,7 +127,7 @@ def check_bundle(path: Path) -> BundleCheck:
         return BundleCheck({}, [f"'{path}' is not a readable .tar.gz bundle: {exc}"], 0)
     try:
         manifest = json.loads(digests.pop(MANIFEST, {}).get("content", b"") or b"null")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         return BundleCheck({}, [f"manifest.json is not valid JSON: {exc}"], 0)
     if not isinstance(manifest, dict) or "files" not in manifest:
         return BundleCheck({}, [f"'{path}' has no valid manifest.json listing its files."], 0)
