@@ -71,12 +71,12 @@ class Dataset:
     def bind(self, specs: list) -> Dataset:
         """Rename and check arrays against model input specs (name, shape without batch, dtype).
 
-        A single-input model also accepts the generic key `input` (or any one key).
+        A single-input model also accepts the generic key `input`.
         """
         names = [s.name for s in specs]
         inputs = dict(self.inputs)
-        if len(specs) == 1 and names[0] not in inputs and len(inputs) == 1:
-            inputs = {names[0]: next(iter(inputs.values()))}
+        if len(specs) == 1 and names[0] not in inputs and "input" in inputs:
+            inputs = {names[0]: inputs["input"]}
         missing = [n for n in names if n not in inputs]
         if missing:
             raise DataError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -59,6 +60,12 @@ def load_model(
 
 
 def _load_exported(path: Path) -> LoadedModel:
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"'{path}' is not a valid torch.export archive (not a zip file): it may be "
+            "truncated or corrupt. Re-save it with torch.export.save."
+        )
+    logging.getLogger("torch.export").setLevel(logging.ERROR)  # it logs tracebacks itself
     try:
         exported = torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for truncated or foreign zips

@@ -18,10 +18,13 @@ def check_writable(out_dir: Path) -> None:
     parent = out_dir if out_dir.exists() else _existing_parent(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"Output path '{out_dir}' exists and is not a directory.")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    try:  # a real probe: permission bits do not tell root about read-only filesystems
+        shutil.rmtree(tempfile.mkdtemp(prefix=".compress-probe-", dir=parent))
+    except OSError as exc:
         raise OutputError(
-            f"Cannot write to '{out_dir}' ('{parent}' is not writable). Choose another -o DIR."
-        )
+            f"Cannot write to '{out_dir}' ('{parent}' is not writable: {exc.strerror}). "
+            "Choose another -o DIR."
+        ) from None
 
 
 def _existing_parent(path: Path) -> Path:

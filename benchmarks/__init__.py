@@ -1,0 +1,1 @@
+"""Benchmark zoo and runner: models made in code, trained on data that ships with dependencies."""

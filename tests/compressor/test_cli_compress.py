@@ -1,0 +1,192 @@
+"""End-to-end `compress MODEL ...` through the real CLI: outputs, report contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from compressor.cli import main
+
+
+def _run(args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def int8_run(example, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "out"
+    result = _run(
+        [
+            example["model"],
+            "--target",
+            "onnx",
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--eval",
+            example["eval"],
+            "--max-accuracy-drop",
+            "1.0",
+            "--max-size-mb",
+            "1",
+            "--runs",
+            "20",
+            "-o",
+            out,
+        ]
+    )
+    return result, out
+
+
+def test_int8_run_meets_budgets_and_writes_the_contract(int8_run):
+    result, out = int8_run
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is True
+    assert (report["target"], report["precision"], report["artifact"]) == (
+        "onnx",
+        "int8",
+        "model.onnx",
+    )
+    assert (out / "model.onnx").exists() and (out / "recipe.toml").exists()
+    for section in ("baseline", "compressed"):
+        s = report[section]
+        assert 0.9 <= s["accuracy"] <= 1.0
+        assert s["size_bytes"] > 0
+        assert set(s["latency_ms"]) >= {"p50", "p90", "p99"}
+        assert s["latency_ms"]["p50"] <= s["latency_ms"]["p99"]
+    assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] <= 0.01
+    assert report["compressed"]["size_bytes"] <= 0.4 * report["baseline"]["size_bytes"]
+    assert report["compressed"]["fidelity"]["cosine"] > 0.99
+    assert {b["name"] for b in report["budgets"]} == {"max_accuracy_drop", "max_size_mb"}
+    assert all(b["passed"] for b in report["budgets"])
+    assert "fp32_reference" in report
+    assert "top-1 accuracy" in result.output and "PASSED" in result.output
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".compress-stage")]
+
+
+def test_saved_recipe_reproduces_the_run(int8_run, tmp_path):
+    _, out = int8_run
+    result = _run(["--recipe", out / "recipe.toml", "--runs", "5", "-o", tmp_path / "again"])
+    assert result.exit_code == 0, result.output
+    first = json.loads((out / "report.json").read_text())
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["compressed"]["accuracy"] == first["compressed"]["accuracy"]
+    assert again["precision"] == "int8"
+
+
+def test_failed_latency_budget_exits_1_and_still_reports(example, tmp_path):
+    result = _run(
+        [
+            example["model"],
+            "--fp16",
+            "--eval",
+            example["eval"],
+            "--runs",
+            "5",
+            "--max-latency-ms",
+            "0.000001",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["passed"] is False
+    failed = [b for b in report["budgets"] if not b["passed"]]
+    assert failed[0]["name"] == "max_latency_ms" and failed[0]["value"] > failed[0]["limit"]
+    assert "FAIL" in result.output
+
+
+def test_label_free_eval_reports_fidelity(example, tmp_path):
+    with np.load(example["eval"]) as archive:
+        np.savez(tmp_path / "nolabels.npz", x=archive["x"])
+    result = _run(
+        [
+            example["model"],
+            "--dynamic",
+            "--eval",
+            tmp_path / "nolabels.npz",
+            "--min-fidelity",
+            "0.99",
+            "--runs",
+            "5",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["compressed"]["accuracy"] is None
+    assert report["compressed"]["fidelity"]["cosine"] >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--int8"], "--int8 needs calibration data"),
+        (["--int8", "--calib", "{bad_keys}"], "model's inputs are"),
+        (["--int8", "--calib", "{nan}"], "NaN/Inf"),
+        (["--int8", "--calib", "{empty}"], "no samples"),
+        (["--target", "nope"], "Unknown target 'nope'"),
+        (["--max-accuracy-drop", "1"], "needs labelled evaluation data"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(example, tmp_path, extra, message):
+    np.savez(tmp_path / "bad_keys.npz", pixels=np.ones((4, 1, 8, 8), np.float32))
+    nan = np.ones((4, 1, 8, 8), np.float32)
+    nan[0, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x=nan)
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 1, 8, 8), np.float32))
+    files = {k: str(tmp_path / f"{k}.npz") for k in ("bad_keys", "nan", "empty")}
+    args = [a.format(**files) for a in extra]
+    out = tmp_path / "o"
+    result = _run([example["model"], *args, "-o", out])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_output_path_that_is_a_file_is_rejected(example, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = _run([example["model"], "-o", tmp_path / "file"])
+    assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def test_console_script_prints_errors_without_traceback(tmp_path):
+    (tmp_path / "broken.pt2").write_bytes(b"PK\x03\x04garbage")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compressor",
+            str(tmp_path / "broken.pt2"),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_lists_commands_and_exit_codes():
+    result = _run(["--help"])
+    assert result.exit_code == 0
+    assert "example" in result.output and "Exit codes" in result.output
+    run_help = _run(["run", "--help"])
+    assert "--int8" in run_help.output and "--max-accuracy-drop" in run_help.output
+
+
+def test_output_on_a_read_only_filesystem_fails_cleanly(example):
+    result = _run([example["model"], "--runs", "2", "-o", "/proc/compress-out"])
+    assert result.exit_code == 2
+    assert "Cannot write" in result.output or "Cannot create" in result.output

@@ -1,0 +1,107 @@
+"""Model loading in every format, export to ONNX and graph cleanup, checked in onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from compressor.errors import ModelLoadError, UsageError
+from compressor.export import export_onnx
+from compressor.loading import complete_input_specs, load_model
+from compressor.passes.cleanup import cleanup_onnx
+from targets.onnx.runner import OnnxRuntimeRunner
+from targets.torch import TorchRunner
+
+X = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+
+
+def _onnx_matches_torch(model, specs, tmp_path, module):
+    path = export_onnx(model, specs, tmp_path / "m.onnx")
+    got = next(iter(OnnxRuntimeRunner(path).run({specs[0].name: X}).values()))
+    want = module(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    return path
+
+
+def test_pt2_loads_with_dynamic_batch_and_exports(example, example_module, tmp_path):
+    model = load_model(example["model"])
+    assert model.kind == "exported"
+    assert model.inputs[0].name == "x" and model.inputs[0].shape == ("batch", 1, 8, 8)
+    path = _onnx_matches_torch(model, model.inputs, tmp_path, example_module)
+    assert max(o.version for o in onnx.load(str(path)).opset_import if o.domain == "") >= 17
+
+
+def test_torchscript_loads_and_exports_with_shapes_from_data(example_module, tmp_path):
+    scripted = torch.jit.trace(example_module, torch.from_numpy(X))
+    scripted.save(str(tmp_path / "m.pt"))
+    model = load_model(tmp_path / "m.pt")
+    assert model.kind == "torchscript"
+    specs = complete_input_specs(model.inputs, {model.inputs[0].name: (1, 8, 8)})
+    _onnx_matches_torch(model, specs, tmp_path, example_module)
+
+
+def test_state_dict_needs_a_factory(example_module, tmp_path):
+    torch.save(example_module.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(UsageError, match="--model-factory"):
+        load_model(tmp_path / "sd.pt")
+    model = load_model(tmp_path / "sd.pt", model_factory="compressor.example:DigitsCNN")
+    assert model.kind == "module"
+    specs = complete_input_specs(model.inputs, {"x": (1, 8, 8)})
+    _onnx_matches_torch(model, specs, tmp_path, example_module)
+
+
+def test_pickled_module_needs_explicit_trust(example_module, tmp_path):
+    torch.save(example_module, tmp_path / "whole.pt")
+    with pytest.raises(ModelLoadError, match="--trust-pickle"):
+        load_model(tmp_path / "whole.pt")
+    model = load_model(tmp_path / "whole.pt", trust_pickle=True)
+    out = TorchRunner(model.module, complete_input_specs(model.inputs, {"x": (1, 8, 8)})).run(
+        {"x": X}
+    )
+    assert out["output"].shape == (3, 10)
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt", ".onnx"])
+def test_truncated_and_corrupt_files_are_clear_errors(example, tmp_path, suffix):
+    src = example["model"].read_bytes()
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(src[: len(src) // 3])
+    with pytest.raises(ModelLoadError, match="truncated|corrupt|not a valid"):
+        load_model(bad)
+
+
+def test_missing_empty_and_unknown_files(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(tmp_path / "nope.pt2")
+    (tmp_path / "empty.pt2").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="empty"):
+        load_model(tmp_path / "empty.pt2")
+    (tmp_path / "m.h5").write_bytes(b"xx")
+    with pytest.raises(ModelLoadError, match="unknown suffix"):
+        load_model(tmp_path / "m.h5")
+
+
+def test_onnx_input_and_cleanup_folds_batchnorm(example_module, tmp_path):
+    raw = tmp_path / "raw.onnx"
+    torch.onnx.export(
+        example_module,
+        (torch.from_numpy(X),),
+        str(raw),
+        dynamo=False,
+        opset_version=17,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "n"}},
+        do_constant_folding=False,
+        training=torch.onnx.TrainingMode.PRESERVE,
+    )
+    assert any(n.op_type == "BatchNormalization" for n in onnx.load(str(raw)).graph.node)
+    model = load_model(raw)
+    assert model.kind == "onnx" and model.inputs[0].shape == ("n", 1, 8, 8)
+    info = cleanup_onnx(raw, tmp_path / "clean.onnx")
+    assert info["batchnorm_left"] == 0
+    assert info["nodes_after"] < info["nodes_before"]
+    got = OnnxRuntimeRunner(tmp_path / "clean.onnx").run({"x": X})
+    want = example_module(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(next(iter(got.values())), want, atol=1e-4)
