@@ -67,6 +67,7 @@ def run_pipeline(recipe: Recipe) -> dict:
     with staged_output(out_dir) as stage:
         work = stage / ".work"
         work.mkdir()
+        converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({model.kind}) → ONNX")
         raw = export_onnx(model, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
@@ -75,6 +76,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         options = target.parse_options(recipe.target_options)
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
+        conversion_s = time.perf_counter() - converting
         report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
         report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
         report["artifact"] = artifact.path.name
@@ -82,6 +84,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         report["artifact_info"] = artifact.info
         report["notes"] += list(artifact.info.get("notes", []))
         report["elapsed_s"] = round(time.perf_counter() - started, 2)
+        report["conversion_s"] = round(conversion_s, 3)
         shutil.rmtree(work)
         (stage / "recipe.toml").write_text(recipe.to_toml())
         write_report(report, stage / "report.json")

@@ -1,0 +1,131 @@
+"""Turn pipeline reports into benchmark rows, a markdown table, JSON and an optional plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compressor.progress import STDERR
+from compressor.staging import staged_file
+
+COLUMNS = (
+    ("model", "model", "{}"),
+    ("target", "target", "{}"),
+    ("precision", "precision", "{}"),
+    ("size KB", "size_kb", "{:.1f}"),
+    ("size vs fp32", "size_ratio", "{:.2f}×"),
+    ("top-1 %", "accuracy_pct", "{:.2f}"),
+    ("Δ top-1 pts", "accuracy_drop_pts", "{:+.2f}"),
+    ("p50 ms", "p50_ms", "{:.3f}"),
+    ("speed-up vs torch fp32", "speedup_vs_torch", "{:.2f}×"),
+    ("speed-up vs ORT fp32", "speedup_vs_onnx_fp32", "{:.2f}×"),
+    ("conversion s", "conversion_s", "{:.2f}"),
+)
+
+
+def summarize_report(report: dict) -> dict:
+    """The numbers one row shows; every ratio uses baselines timed interleaved in the same run."""
+    base, comp = report["baseline"], report["compressed"]
+    ref = report.get("fp32_reference")
+    p50 = comp["latency_ms"]["p50"]
+    fp32_onnx_p50 = ref["latency_ms"]["p50"] if ref else None
+    if ref is None and report["target"] == "onnx":
+        fp32_onnx_p50 = p50  # the fp32 ONNX artifact is itself the ORT fp32 reference
+    fp32_size = ref["size_bytes"] if ref else base["size_bytes"]
+    accuracy = comp.get("accuracy")
+    return {
+        "runtime": comp["runtime"],
+        "proxy_for": comp.get("proxy_for"),
+        "size_kb": round(comp["size_bytes"] / 1024, 2),
+        "size_ratio": round(comp["size_bytes"] / fp32_size, 4),
+        "accuracy_pct": None if accuracy is None else round(accuracy * 100, 2),
+        "accuracy_drop_pts": None
+        if accuracy is None
+        else round((accuracy - base["accuracy"]) * 100, 2),
+        "p50_ms": p50,
+        "p90_ms": comp["latency_ms"]["p90"],
+        "torch_fp32_p50_ms": base["latency_ms"]["p50"],
+        "speedup_vs_torch": round(base["latency_ms"]["p50"] / p50, 3),
+        "speedup_vs_onnx_fp32": round(fp32_onnx_p50 / p50, 3) if fp32_onnx_p50 else None,
+        "conversion_s": report.get("conversion_s"),
+        "fidelity_cosine": (comp.get("fidelity") or {}).get("cosine"),
+    }
+
+
+def markdown_table(rows: list[dict], meta: dict) -> str:
+    """The README-ready table, failures included with their reason."""
+    env, suite = meta["environment"], meta["suite"]
+    lines = [
+        f"# Benchmark results ({suite['name']} suite)",
+        "",
+        f"Measured by `python -m benchmarks.run{' --quick' if suite['name'] == 'quick' else ''}` "
+        f"in {meta['elapsed_s']} s on {env['machine']} ({env['cpu_count']} CPUs), "
+        f"{suite['threads']} thread, batch 1, p50 of {suite['runs']} interleaved runs; "
+        f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, targets {env['targets']}.",
+        "Accuracy is top-1 on the digits eval split (361 samples); Δ is against the torch "
+        "fp32 model. Speed-ups divide the fp32 p50 by this artifact's p50, both timed in the "
+        "same run; conversion is export + cleanup + quantization + lowering.",
+        "",
+        "| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
+        "|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|",
+    ]
+    for row in rows:
+        if "error" in row:
+            cells = [row["model"], row["target"], row["precision"], f"failed: {row['error']}"]
+            cells += [""] * (len(COLUMNS) - len(cells))
+        else:
+            cells = [_cell(row.get(key), fmt) for _, key, fmt in COLUMNS]
+            if row.get("proxy_for"):
+                cells[1] += f" (proxy: {row['runtime']})"
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def write_results(rows: list[dict], meta: dict, out: Path) -> list[Path]:
+    """latest.md and latest.json, plus latest.png when matplotlib is installed."""
+    written = [out / "latest.md", out / "latest.json"]
+    with staged_file(written[0]) as handle:
+        handle.write(markdown_table(rows, meta).encode())
+    with staged_file(written[1]) as handle:
+        handle.write((json.dumps({**meta, "rows": rows}, indent=2) + "\n").encode())
+    png = plot_results(rows, out / "latest.png")
+    return written + ([png] if png else [])
+
+
+def plot_results(rows: list[dict], path: Path) -> Path | None:
+    """Accuracy vs latency, marker area ∝ size; skipped (None) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        STDERR.print("no matplotlib: skipping latest.png (pip install matplotlib)")
+        return None
+    good = [r for r in rows if "error" not in r and r["accuracy_pct"] is not None]
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for precision in sorted({r["precision"] for r in good}):
+        part = [r for r in good if r["precision"] == precision]
+        ax.scatter(
+            [r["p50_ms"] for r in part],
+            [r["accuracy_pct"] for r in part],
+            s=[max(r["size_kb"], 4) for r in part],
+            alpha=0.6,
+            label=precision,
+        )
+        for r in part:
+            ax.annotate(f"{r['model']}/{r['target']}", (r["p50_ms"], r["accuracy_pct"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50, ms (batch 1, log scale)")
+    ax.set_ylabel("top-1 accuracy, %")
+    ax.set_title("accuracy vs latency (marker area ∝ size in KB)")
+    ax.legend(title="precision")
+    fig.tight_layout()
+    with staged_file(path) as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
+    return path
