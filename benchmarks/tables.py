@@ -22,6 +22,8 @@ COLUMNS = (
     ("conversion s", "conversion_s", "{:.2f}"),
 )
 
+MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "dynamic": "D"}
+
 
 def summarize_report(report: dict) -> dict:
     """The numbers one row shows; every ratio uses baselines timed interleaved in the same run."""
@@ -97,35 +99,48 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> list[Path]:
 
 
 def plot_results(rows: list[dict], path: Path) -> Path | None:
-    """Accuracy vs latency, marker area ∝ size; skipped (None) without matplotlib."""
+    """Accuracy vs latency; colour = model, marker = precision, area ∝ size. None without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
     except ImportError:
         STDERR.print("no matplotlib: skipping latest.png (pip install matplotlib)")
         return None
     good = [r for r in rows if "error" not in r and r["accuracy_pct"] is not None]
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for precision in sorted({r["precision"] for r in good}):
-        part = [r for r in good if r["precision"] == precision]
-        ax.scatter(
-            [r["p50_ms"] for r in part],
-            [r["accuracy_pct"] for r in part],
-            s=[max(r["size_kb"], 4) for r in part],
-            alpha=0.6,
-            label=precision,
-        )
-        for r in part:
-            ax.annotate(f"{r['model']}/{r['target']}", (r["p50_ms"], r["accuracy_pct"]), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("latency p50, ms (batch 1, log scale)")
-    ax.set_ylabel("top-1 accuracy, %")
-    ax.set_title("accuracy vs latency (marker area ∝ size in KB)")
-    ax.legend(title="precision")
+    models = list(dict.fromkeys(r["model"] for r in good))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    targets = list(dict.fromkeys(r["target"] for r in good)) or ["none"]
+    fig, axes = plt.subplots(
+        1, len(targets), figsize=(4 + 5 * len(targets), 6), sharex=True, sharey=True
+    )
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax, target in zip(axes, targets, strict=True):
+        for r in (r for r in good if r["target"] == target):
+            ax.scatter(
+                r["p50_ms"],
+                r["accuracy_pct"],
+                s=20 + 20 * r["size_kb"] ** 0.5,
+                c=colors[r["model"]],
+                marker=MARKERS.get(r["precision"], "o"),
+                alpha=0.65,
+                edgecolors="black",
+                linewidths=0.4,
+            )
+        ax.set_xscale("log")
+        ax.set_title(f"{target}: accuracy vs latency vs size (area grows with size)", fontsize=9)
+        ax.set_xlabel("latency p50, ms (batch 1, 1 thread, log scale)")
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], ls="", marker="o", color=colors[m], label=m) for m in models]
+    handles += [
+        Line2D([], [], ls="", marker=mk, color="grey", label=p) for p, mk in MARKERS.items()
+    ]
+    axes[-1].legend(handles=handles, loc="lower right", fontsize=8, ncols=2)
+    axes[0].set_ylabel("top-1 accuracy, % (digits eval)")
     fig.tight_layout()
     with staged_file(path) as handle:
-        fig.savefig(handle, format="png", dpi=120)
+        fig.savefig(handle, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return path

@@ -68,11 +68,17 @@ def run_ci_check(req: CheckRequest) -> dict:
     )
     compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
     sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
-    measured = measure_pair([baseline, compressed], sizes, data, req)
+    try:
+        measured = measure_pair([baseline, compressed], sizes, data, req)
+    finally:
+        baseline.close()
+        compressed.close()
     base, comp = measured[0].section(), measured[1].section()
     comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
     budgets = check_budgets(req.budget, base, comp)
     notes = []
+    if comp.get("proxy_for"):
+        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
     if stored is not None:
         budgets += check_regressions(req, stored, base, comp)
         notes += _stored_notes(stored, comp, req.threads)

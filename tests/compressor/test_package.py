@@ -47,6 +47,9 @@ def test_same_folder_gives_byte_identical_bundles(out_copy: Path, tmp_path: Path
     (out_copy / "model.onnx").chmod(0o600)
     assert package(str(out_copy), "-o", str(second), *PREPROCESS)[0] == 0
     assert first.read_bytes() == second.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert first.stat().st_mode & 0o777 == 0o666 & ~umask, "bundle gets the usual file mode"
     raw = first.read_bytes()
     assert raw[3] == 0, "gzip header must carry no file name"
     assert raw[4:8] == b"\0\0\0\0", "gzip header mtime must be 0"
