@@ -73,7 +73,7 @@ def markdown_table(rows: list[dict], meta: dict) -> str:
     ]
     for row in rows:
         if "error" in row:
-            cells = [row["model"], row["target"], row["precision"], f"failed: {row['error']}"]
+            cells = [row["model"], row["target"], row["precision"], _reason(row)]
             cells += [""] * (len(COLUMNS) - len(cells))
         else:
             cells = [_cell(row.get(key), fmt) for _, key, fmt in COLUMNS]
@@ -81,6 +81,12 @@ def markdown_table(rows: list[dict], meta: dict) -> str:
                 cells[1] += f" (proxy: {row['runtime']})"
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _reason(row: dict) -> str:
+    """The first sentence of why a combination did not run (latest.json keeps all of it)."""
+    first = row["error"].split(". ")[0].split("\n")[0]
+    return f"{row.get('status', 'failed')}: {first[:140]}"
 
 
 def _cell(value: object, fmt: str) -> str:

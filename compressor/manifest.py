@@ -162,16 +162,14 @@ def describe_io(path: Path) -> dict:
 
 
 def runtime_version(runtime: str, report: dict) -> str | None:
-    """The runtime version the report recorded, else the one installed here."""
-    recorded = (report.get("environment") or {}).get(runtime)
+    """The runtime version the report recorded, else the one installed here (litert/default → litert)."""
+    base = runtime.split("/")[0]
+    recorded = (report.get("environment") or {}).get(base)
     if recorded:
         return recorded
-    info = str((report.get("artifact_info") or {}).get("runtime", ""))
-    if info.startswith(runtime + " "):
-        return info.split(" ", 1)[1]
     try:
-        return importlib.metadata.version(RUNTIME_PACKAGES.get(runtime, runtime))
-    except importlib.metadata.PackageNotFoundError:
+        return importlib.metadata.version(RUNTIME_PACKAGES.get(base, base))
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
 
 

@@ -54,14 +54,18 @@ def test_row_ratios_use_baselines_from_the_same_run(int8_report: dict) -> None:
 
 
 def test_markdown_and_json_hold_every_row_failures_included(int8_report: dict, tmp_path: Path):
-    good = {"model": "digits", "target": "onnx", "precision": "int8"}
+    good = {"model": "digits", "target": "onnx", "precision": "int8", "status": "ok"}
     good |= summarize_report(int8_report)
-    bad = {"model": "lstm", "target": "tflite", "precision": "int8", "error": "UnsupportedOp: LSTM"}
+    bad = {"model": "lstm", "target": "tflite", "precision": "int8", "status": "unsupported"}
+    bad["error"] = "Target 'tflite' cannot lower LSTM (node 'lstm'). Supported ONNX ops: [...]"
     table = markdown_table([good, bad], META)
     header = next(line for line in table.splitlines() if line.startswith("| model"))
     assert [c.strip() for c in header.strip("|").split("|")] == [t for t, _, _ in COLUMNS]
     assert "| digits | onnx | int8 |" in table
-    assert "| lstm | tflite | int8 | failed: UnsupportedOp: LSTM |" in table
+    assert (
+        "| lstm | tflite | int8 | unsupported: Target 'tflite' cannot lower LSTM (node 'lstm') |"
+        in table
+    )
     written = write_results([good, bad], META, tmp_path / "results")
     assert {p.name for p in written} >= {"latest.md", "latest.json"}
     data = json.loads((tmp_path / "results" / "latest.json").read_text())
@@ -77,7 +81,8 @@ def test_markdown_and_json_hold_every_row_failures_included(int8_report: dict, t
 def test_a_failing_combination_becomes_an_error_row(example: dict[str, Path], tmp_path: Path):
     paths = {**example, "calib": tmp_path / "missing.npz"}
     row = run_one("digits", "onnx", "int8", paths, SUITES["quick"], tmp_path)
-    assert row["model"] == "digits" and "missing.npz" in row["error"]
+    assert row["model"] == "digits" and row["status"] == "failed"
+    assert "missing.npz" in row["error"]
 
 
 @pytest.mark.slow
