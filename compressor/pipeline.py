@@ -72,9 +72,9 @@ def run_pipeline(recipe: Recipe) -> dict:
         raw = export_onnx(model, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
-        compressed_onnx, pass_info = _apply_precision(recipe, target, fp32, calib, work)
-        STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         options = target.parse_options(recipe.target_options)
+        compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
+        STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
         report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
@@ -119,7 +119,7 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
 
 
 def _apply_precision(
-    recipe: Recipe, target: Target, fp32: Path, calib: Dataset | None, work: Path
+    recipe: Recipe, target: Target, options: object, fp32: Path, calib: Dataset | None, work: Path
 ) -> tuple[Path, dict]:
     dst = work / f"model.{recipe.precision}.onnx"
     if recipe.precision == "fp32":
@@ -130,7 +130,7 @@ def _apply_precision(
         return dst, quantize_int8_dynamic(fp32, dst)
     runner = OnnxRuntimeRunner(fp32)
     batch = runner.fixed_batch or 16
-    scheme = target.capabilities.quant_scheme
+    scheme = target.quant_scheme(options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(fp32, dst, calib, scheme, recipe.calibration, batch, advance)
@@ -205,6 +205,12 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
         speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
         notes.append(
             f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
+        )
+    base_size = report["baseline"]["size_bytes"]
+    if report["precision"] == "int8" and comp["size_bytes"] > 0.6 * base_size:
+        notes.append(
+            f"int8 left much of the model in float ({comp['size_bytes'] / base_size:.0%} of the "
+            "fp32 size): ops such as LSTM/GRU get no static Q/DQ. Try --dynamic for them."
         )
     if no_eval:
         notes.append(

@@ -23,6 +23,43 @@ def _fmt_ms(section: dict, key: str) -> str:
     return "n/a" if lat.get(key) is None else f"{lat[key]:.3f}"
 
 
+def _metrics_table(report: dict) -> Table:
+    base, comp = report["baseline"], report["compressed"]
+    ref = report.get("fp32_reference")
+    label = f"{report['target']} {report['precision']}"
+    if comp.get("proxy_for"):
+        label += f" (proxy: {comp['runtime']})"
+    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
+    sections = [("baseline", base)] + ([("fp32", ref)] if ref else []) + [("compressed", comp)]
+    table.add_column("metric")
+    for name, section in sections:
+        table.add_column(f"{name}\n({section.get('runtime', '')})", justify="right")
+    table.add_column("vs fp32" if ref else "vs baseline", justify="right")
+    anchor = ref or base
+    table.add_row("top-1 accuracy", *[_fmt_acc(s.get("accuracy")) for _, s in sections], "")
+    for key in ("p50", "p90", "p99"):
+        speed = _ratio(anchor["latency_ms"][key], comp["latency_ms"][key])
+        table.add_row(
+            f"latency {key} (ms)",
+            *[_fmt_ms(s, key) for _, s in sections],
+            f"{speed} speed" if key == "p50" and speed else "",
+        )
+    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
+    table.add_row(
+        "size (KB)",
+        *[f"{s['size_bytes'] / 1024:.1f}" for _, s in sections],
+        f"{size_ratio:.2f}× size",
+    )
+    fid = comp.get("fidelity") or {}
+    if fid:
+        blank = [""] * (len(sections) - 1)
+        table.add_row(
+            "cosine / SQNR (dB)", *blank, f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", ""
+        )
+        table.add_row("top-1 agreement", *blank, f"{fid['top1_agreement'] * 100:.2f}%", "")
+    return table
+
+
 def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> str:
     if not base or not comp:
         return ""
@@ -32,33 +69,7 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 
 def render_report(report: dict, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
-    base, comp = report["baseline"], report["compressed"]
-    label = f"{report['target']} {report['precision']}"
-    if comp.get("proxy_for"):
-        label += f" (proxy: {comp['runtime']})"
-    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
-    table.add_column("metric")
-    table.add_column(f"baseline ({base.get('runtime', 'torch')})", justify="right")
-    table.add_column(f"compressed ({comp.get('runtime', '')})", justify="right")
-    table.add_column("speed-up / ratio", justify="right")
-    table.add_row(
-        "top-1 accuracy", _fmt_acc(base.get("accuracy")), _fmt_acc(comp.get("accuracy")), ""
-    )
-    for key in ("p50", "p90", "p99"):
-        speed = _ratio(base["latency_ms"][key], comp["latency_ms"][key]) if key == "p50" else ""
-        table.add_row(f"latency {key} (ms)", _fmt_ms(base, key), _fmt_ms(comp, key), speed)
-    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
-    table.add_row(
-        "size (KB)",
-        f"{base['size_bytes'] / 1024:.1f}",
-        f"{comp['size_bytes'] / 1024:.1f}",
-        f"{size_ratio:.2f} of baseline",
-    )
-    fid = comp.get("fidelity") or {}
-    if fid:
-        table.add_row("cosine / SQNR (dB)", "", f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", "")
-        table.add_row("top-1 agreement", "", f"{fid['top1_agreement'] * 100:.2f}%", "")
-    console.print(table)
+    console.print(_metrics_table(report))
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "measured", "verdict"):

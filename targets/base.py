@@ -43,6 +43,13 @@ class QuantScheme:
     activation_symmetric: bool = False
     weight_symmetric: bool = True
     quantize_bias: bool = True
+    # ONNX op types whose inputs get Q/DQ; empty means onnxruntime's default set.
+    op_types: tuple[str, ...] = ()
+    # False: Q/DQ only on the inputs of op_types, never on their outputs (explicit quantization).
+    quantize_outputs: bool = True
+    # Of op_types, residual joins (Add): skipped where an input is a constant (a bias Add) and
+    # quantized on the skip input only, so the weighted op feeding the other one can fuse it.
+    residual_ops: tuple[str, ...] = ()
     description: str = ""
 
 
@@ -162,6 +169,10 @@ class Target(abc.ABC):
                 )
             values[key] = _coerce(value, known[key])
         return self.options_type(**values)
+
+    def quant_scheme(self, options: object | None) -> QuantScheme:
+        """The int8 scheme to calibrate for; targets whose options change it override this."""
+        return self.capabilities.quant_scheme
 
     def availability(self) -> tuple[bool, str]:
         """Whether this target can lower and run here, and why not."""

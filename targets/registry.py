@@ -10,6 +10,7 @@ from targets.base import Target
 
 TARGET_MODULES: dict[str, str] = {
     "onnx": "targets.onnx",
+    "tensorrt": "targets.tensorrt",
 }
 
 

@@ -18,6 +18,7 @@ from calibration.dataset import Dataset
 from calibration.ranges import calibration_method
 from calibration.reader import DatasetReader
 from compressor.errors import DataError
+from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from targets.base import QuantScheme
 
 QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -40,10 +41,14 @@ def quantize_int8_static(
         "ActivationSymmetric": scheme.activation_symmetric,
         "WeightSymmetric": scheme.weight_symmetric,
         "QuantizeBias": scheme.quantize_bias,
+        "OpTypesToExcludeOutputQuantization": []
+        if scheme.quantize_outputs
+        else list(scheme.op_types),
     }
+    model_input, placement = select_nodes(src, scheme)
     logging.getLogger("root").setLevel(logging.ERROR)
     quantize_static(
-        str(src),
+        model_input,
         str(dst),
         reader,
         quant_format=QuantFormat.QDQ,
@@ -52,7 +57,9 @@ def quantize_int8_static(
         per_channel=scheme.per_channel,
         calibrate_method=calibration_method(method),
         extra_options=extra,
+        **placement,
     )
+    fused = keep_fused_inputs_float(dst, scheme)
     model = onnx.load(str(dst))
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0:
@@ -62,6 +69,7 @@ def quantize_int8_static(
         "calibration_samples": len(data),
         "method": method,
         "scheme": scheme.description,
+        **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from targets.base import Artifact, Runner, Target
-from targets.onnx.rules import CAPABILITIES
+from targets.base import Artifact, QuantScheme, Runner, Target
+from targets.onnx.rules import CAPABILITIES, OnnxOptions, scheme_for
 from targets.onnx.runner import OnnxRuntimeRunner
 
 
@@ -17,6 +17,10 @@ class OnnxTarget(Target):
 
     name = "onnx"
     capabilities = CAPABILITIES
+    options_type = OnnxOptions
+
+    def quant_scheme(self, options: object | None) -> QuantScheme:
+        return scheme_for(options)
 
     def availability(self) -> tuple[bool, str]:
         return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"

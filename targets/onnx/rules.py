@@ -1,4 +1,7 @@
-"""What the ONNX Runtime CPU target declares: precisions and its int8 scheme."""
+"""What the ONNX Runtime CPU target declares: precisions, options and its int8 scheme."""
+
+import dataclasses
+from dataclasses import dataclass, field
 
 from targets.base import QuantScheme, TargetCapabilities
 
@@ -21,3 +24,35 @@ CAPABILITIES = TargetCapabilities(
     artifact_suffix=".onnx",
     dynamic_batch=True,
 )
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    """Settings of the ONNX Runtime target (`-O KEY=VALUE`)."""
+
+    activation_type: str = field(
+        default="uint8",
+        metadata={
+            "help": "int8 activation type: uint8 (U8S8, fastest on x86) or int8 (S8S8, "
+            "for ARM and other runtimes that prefer signed activations)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.activation_type not in ("uint8", "int8"):
+            from compressor.errors import UsageError
+
+            raise UsageError(
+                f"activation_type must be uint8 or int8, not '{self.activation_type}'."
+            )
+
+
+def scheme_for(options: OnnxOptions | None) -> QuantScheme:
+    """The ONNX Runtime scheme with the activation type the options ask for."""
+    if options is None or options.activation_type == "uint8":
+        return ORT_CPU_SCHEME
+    return dataclasses.replace(
+        ORT_CPU_SCHEME,
+        activation_type="int8",
+        description="Q/DQ S8S8: asymmetric int8 activations, per-channel symmetric int8 weights",
+    )

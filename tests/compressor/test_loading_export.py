@@ -105,3 +105,27 @@ def test_onnx_input_and_cleanup_folds_batchnorm(example_module, tmp_path):
     got = OnnxRuntimeRunner(tmp_path / "clean.onnx").run({"x": X})
     want = example_module(torch.from_numpy(X)).detach().numpy()
     np.testing.assert_allclose(next(iter(got.values())), want, atol=1e-4)
+
+
+def test_cleanup_folds_batchnorm_after_bias_free_convs(tmp_path):
+    from benchmarks.zoo import build_model
+
+    model = build_model("resnet").eval()
+    x = torch.from_numpy(X)
+    torch.onnx.export(
+        model,
+        (x,),
+        str(tmp_path / "raw.onnx"),
+        dynamo=True,
+        external_data=False,
+        optimize=False,
+        verbose=False,
+    )
+    raw = onnx.load(str(tmp_path / "raw.onnx"))
+    assert sum(n.op_type == "BatchNormalization" for n in raw.graph.node) == 10
+    info = cleanup_onnx(tmp_path / "raw.onnx", tmp_path / "clean.onnx")
+    assert info["batchnorm_left"] == 0
+    clean = onnx.load(str(tmp_path / "clean.onnx"))
+    assert {o.domain for o in clean.opset_import} == {""}
+    got = next(iter(OnnxRuntimeRunner(tmp_path / "clean.onnx").run({"x": X}).values()))
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)

@@ -1,0 +1,57 @@
+"""Shared fixtures: zoo models trained briefly, run once through the tensorrt int8 pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.zoo import export_program, trained_model, zoo_data
+from calibration.digits import save_npz
+from compressor.budget import Budget
+from compressor.pipeline import run_pipeline
+from compressor.recipe import Recipe
+
+# Few epochs keep the suite fast; every model still learns digits well past chance.
+TEST_EPOCHS = {"lenet": 12, "resnet": 3, "mobilenet": 4, "transformer": 6}
+TRT_ZOO = list(TEST_EPOCHS)
+
+
+def write_zoo_inputs(name: str, folder: Path) -> dict[str, Path]:
+    """Train the zoo model briefly and write model.pt2, calib.npz and eval.npz to folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = trained_model(name, TEST_EPOCHS[name])
+    paths = {k: folder / f"{k}.{ext}" for k, ext in (("model", "pt2"), ("calib", "npz"))}
+    paths["eval"] = folder / "eval.npz"
+    torch.export.save(export_program(model, name), str(paths["model"]))
+    data = zoo_data(name)
+    save_npz(data["calib"], str(paths["calib"]), "x")
+    save_npz(data["eval"], str(paths["eval"]), "x")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def zoo_int8(tmp_path_factory: pytest.TempPathFactory):
+    """name -> (output folder, report) of `--target tensorrt --int8`, computed once per name."""
+    done: dict[str, tuple[Path, dict]] = {}
+
+    def run(name: str) -> tuple[Path, dict]:
+        if name not in done:
+            folder = tmp_path_factory.mktemp(f"trt-{name}")
+            paths = write_zoo_inputs(name, folder)
+            recipe = Recipe(
+                model=str(paths["model"]),
+                target="tensorrt",
+                precision="int8",
+                calib=str(paths["calib"]),
+                eval=str(paths["eval"]),
+                output=str(folder / "out"),
+                runs=5,
+                warmup=1,
+                budget=Budget(max_accuracy_drop=1.0),
+            )
+            done[name] = (folder / "out", run_pipeline(recipe))
+        return done[name]
+
+    return run
