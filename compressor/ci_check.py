@@ -12,7 +12,7 @@ from compressor.artifacts import artifact_size, make_feeds, open_artifact
 from compressor.budget import Budget, BudgetResult, check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency
-from compressor.manifest import artifact_precision, target_of
+from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.progress import progress_bar
 from compressor.verify import Measured, compare_outputs, run_eval
 from targets.base import Runner
@@ -77,8 +77,9 @@ def run_ci_check(req: CheckRequest) -> dict:
     comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
     budgets = check_budgets(req.budget, base, comp)
     notes = []
-    if comp.get("proxy_for"):
-        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
+    proxy_for = comp.get("proxy_for") or _recorded_proxy(req.artifact)
+    if proxy_for:
+        notes.append(f"Measured in {comp['runtime']} as a PROXY for {proxy_for}.")
     if stored is not None:
         budgets += check_regressions(req, stored, base, comp)
         notes += _stored_notes(stored, comp, req.threads)
@@ -94,6 +95,11 @@ def run_ci_check(req: CheckRequest) -> dict:
         "budgets": [b.to_dict() for b in budgets],
         "notes": notes,
     }
+
+
+def _recorded_proxy(artifact: Path) -> str | None:
+    """The runtime this artifact ships for when its own report says it was verified by proxy."""
+    return (sibling_report(artifact).get("compressed") or {}).get("proxy_for")
 
 
 def measure_pair(

@@ -27,16 +27,21 @@ RUNTIME_PACKAGES = {
 CHANNELS_LIKE = (1, 3, 4)
 
 
+def sibling_report(path: Path) -> dict:
+    """The report.json a compress run wrote beside this artifact, or {} when there is none."""
+    report = path.parent / "report.json"
+    try:
+        data = json.loads(report.read_text()) if report.exists() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) and data.get("artifact") == path.name else {}
+
+
 def artifact_precision(path: Path) -> str:
     """Precision from the report.json beside the artifact, else read off an ONNX graph."""
-    report = path.parent / "report.json"
-    if report.exists():
-        try:
-            data = json.loads(report.read_text())
-            if data.get("artifact") == path.name and data.get("precision"):
-                return data["precision"]
-        except ValueError:
-            pass
+    recorded = sibling_report(path).get("precision")
+    if recorded:
+        return recorded
     if path.suffix.lower() == ".onnx":
         return onnx_precision(onnx.load(str(path), load_external_data=False))
     return "unknown"
@@ -180,7 +185,9 @@ def build_manifest(
     report = _read_json(folder / "report.json")
     recipe = folder / "recipe.toml"
     model_path = folder / model_file
-    runtime = (report.get("compressed") or {}).get("runtime") or _runtime_of(model_path)
+    measured_in = (report.get("compressed") or {}).get("runtime")
+    proxy_for = (report.get("compressed") or {}).get("proxy_for")
+    runtime = proxy_for or measured_in or _runtime_of(model_path)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -192,6 +199,9 @@ def build_manifest(
             "runtime": runtime,
             "runtime_version": runtime_version(runtime, report) if runtime else None,
             "precision": report.get("precision") or artifact_precision(model_path),
+            "metrics_measured_in": f"{measured_in} (proxy for {proxy_for})"
+            if proxy_for
+            else measured_in,
             **describe_io(model_path),
         },
         "preprocessing": preprocessing,
@@ -201,6 +211,8 @@ def build_manifest(
         "budgets": report.get("budgets", []),
         "passed": report.get("passed"),
         "environment": report.get("environment"),
+        "notes": report.get("notes", []),
+        "artifact_info": report.get("artifact_info", {}),
         "recipe": tomllib.loads(recipe.read_text()) if recipe.exists() else None,
         "files": files,
     }
@@ -216,11 +228,14 @@ def _read_json(path: Path) -> dict:
 
 
 def target_of(path: Path) -> str | None:
-    """The registered target that runs this artifact (torch for model files), else None."""
-    from targets.registry import target_for_artifact
-
+    """The target that made this artifact (its report says), else the one that runs its suffix."""
+    recorded = sibling_report(path).get("target")
+    if recorded:
+        return recorded
     if path.suffix.lower() in (".pt2", ".pt", ".ts", ".pth"):
         return "torch"
+    from targets.registry import target_for_artifact
+
     try:
         return target_for_artifact(path).name
     except CompressError:

@@ -193,8 +193,20 @@ def test_output_on_a_read_only_filesystem_fails_cleanly(example):
 
 
 def test_target_option_switches_the_int8_scheme_and_bad_options_are_named(example, tmp_path):
-    result = _run([example["model"], "--int8", "--calib", example["calib"], "--runs", "3",
-                   "-O", "activation_type=int8", "-o", tmp_path / "s8"])
+    result = _run(
+        [
+            example["model"],
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--runs",
+            "3",
+            "-O",
+            "activation_type=int8",
+            "-o",
+            tmp_path / "s8",
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "s8" / "report.json").read_text())
     assert "S8S8" in report["passes"]["int8"]["scheme"]
@@ -211,9 +223,24 @@ def test_static_batch_pt2_is_calibrated_and_evaluated_sample_by_sample(
 
     x = torch.zeros(1, 1, 8, 8)
     torch.export.save(torch.export.export(example_module, (x,)), str(tmp_path / "static.pt2"))
-    result = _run([tmp_path / "static.pt2", "--int8", "--calib", example["calib"],
-                   "--calib-samples", "40", "--eval", example["eval"], "--runs", "3",
-                   "--max-accuracy-drop", "1", "-o", tmp_path / "o"])
+    result = _run(
+        [
+            tmp_path / "static.pt2",
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--calib-samples",
+            "40",
+            "--eval",
+            example["eval"],
+            "--runs",
+            "3",
+            "--max-accuracy-drop",
+            "1",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["passes"]["int8"]["calibration_samples"] == 40
@@ -224,12 +251,25 @@ def test_torchscript_and_onnx_inputs_take_shapes_from_data(example, example_modu
     import torch
 
     torch.jit.trace(example_module, torch.zeros(2, 1, 8, 8)).save(str(tmp_path / "m.pt"))
-    result = _run([tmp_path / "m.pt", "--eval", example["eval"], "--runs", "3",
-                   "-o", tmp_path / "ts"])
+    result = _run(
+        [tmp_path / "m.pt", "--eval", example["eval"], "--runs", "3", "-o", tmp_path / "ts"]
+    )
     assert result.exit_code == 0, result.output
     onnx_model = tmp_path / "ts" / "model.onnx"
-    result = _run([onnx_model, "--int8", "--calib", example["calib"], "--eval",
-                   example["eval"], "--runs", "3", "-o", tmp_path / "from_onnx"])
+    result = _run(
+        [
+            onnx_model,
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--eval",
+            example["eval"],
+            "--runs",
+            "3",
+            "-o",
+            tmp_path / "from_onnx",
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "from_onnx" / "report.json").read_text())
     assert report["baseline"]["runtime"] == "onnxruntime"

@@ -53,3 +53,6 @@ def test_bench_verify_package_work_on_the_targets_artifact(
     assert check.exit_code == 0, check.output
     model = check_bundle(bundle).manifest["model"]
     assert model["target"] == target and model["inputs"], model
+    proxy = report["compressed"]["proxy_for"]
+    assert (proxy is None) == ("proxy" not in model["metrics_measured_in"])
+    assert report["artifact"] in check_bundle(bundle).manifest["files"]

@@ -86,6 +86,8 @@ def test_manifest_describes_model_metrics_hashes_and_recipe(out_copy: Path, tmp_
     model = manifest["model"]
     assert (model["file"], model["target"], model["precision"]) == ("model.onnx", "onnx", "int8")
     assert model["runtime"] == "onnxruntime" and model["runtime_version"]
+    assert model["metrics_measured_in"] == "onnxruntime"
+    assert manifest["notes"] == report["notes"]
     (inp,) = model["inputs"]
     assert inp["shape"][1:] == [1, 8, 8] and inp["dtype"] == "float32"
     assert inp["layout"] == "NCHW" and inp["quantization"] is None
