@@ -9,35 +9,14 @@ from pathlib import Path
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor.artifacts import artifact_size, make_feeds, open_artifact
-from compressor.budget import Budget, BudgetResult, check_budgets
+from compressor.budget import Budget, check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency
 from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.progress import progress_bar
+from compressor.regression import Regression, check_regressions
 from compressor.verify import Measured, compare_outputs, run_eval
 from targets.base import Runner
-
-
-@dataclass(frozen=True)
-class Regression:
-    """How much worse than a stored report.json a release may get before the check fails."""
-
-    max_accuracy_regression: float | None = field(
-        default=None,
-        metadata={
-            "help": "Largest accuracy loss vs the stored report, points [default: "
-            "--max-accuracy-drop, else 1.0]."
-        },
-    )
-    max_latency_regression_pct: float = field(
-        default=25.0,
-        metadata={
-            "help": "Largest growth of the artifact/baseline p50 ratio vs the stored one, %."
-        },
-    )
-    max_size_regression_pct: float = field(
-        default=10.0, metadata={"help": "Largest growth of the artifact size vs the stored one, %."}
-    )
 
 
 @dataclass(frozen=True)
@@ -81,7 +60,7 @@ def run_ci_check(req: CheckRequest) -> dict:
     if proxy_for:
         notes.append(f"Measured in {comp['runtime']} as a PROXY for {proxy_for}.")
     if stored is not None:
-        budgets += check_regressions(req, stored, base, comp)
+        budgets += check_regressions(req.regression, req.budget, stored, base, comp)
         notes += _stored_notes(stored, comp, req.threads)
     return {
         "passed": all(b.passed for b in budgets),
@@ -154,61 +133,6 @@ def load_stored_report(path: Path) -> dict:
             "pass the report.json a compress run wrote."
         )
     return stored
-
-
-def check_regressions(
-    req: CheckRequest, stored: dict, base: dict, comp: dict
-) -> list[BudgetResult]:
-    """Accuracy loss, latency growth (relative to the baseline, so machines cancel) and size."""
-    old = stored["compressed"]
-    reg = req.regression
-    results = []
-    acc_limit = reg.max_accuracy_regression
-    if acc_limit is None:
-        acc_limit = (
-            req.budget.max_accuracy_drop if req.budget.max_accuracy_drop is not None else 1.0
-        )
-    if old.get("accuracy") is not None:
-        now = comp.get("accuracy")
-        loss = None if now is None else round((old["accuracy"] - now) * 100.0, 4)
-        note = "" if now is not None else "no labelled --eval data: accuracy not measured"
-        results.append(
-            BudgetResult(
-                "max_accuracy_regression",
-                acc_limit,
-                loss,
-                loss is not None and loss <= acc_limit,
-                "points",
-                note,
-            )
-        )
-    growth, how = _latency_growth(stored, base, comp)
-    if growth is not None:
-        limit = reg.max_latency_regression_pct
-        results.append(
-            BudgetResult("max_latency_regression_pct", limit, growth, growth <= limit, "%", how)
-        )
-    if old.get("size_bytes"):
-        size_growth = round((comp["size_bytes"] / old["size_bytes"] - 1.0) * 100.0, 4)
-        limit = reg.max_size_regression_pct
-        results.append(
-            BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
-        )
-    return results
-
-
-def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:
-    """p50 growth in %, of artifact/baseline ratios when both runs timed the same baseline."""
-    old_comp = (stored["compressed"].get("latency_ms") or {}).get("p50")
-    old_base = ((stored.get("baseline") or {}).get("latency_ms") or {}).get("p50")
-    now_comp, now_base = comp["latency_ms"]["p50"], base["latency_ms"]["p50"]
-    if not old_comp:
-        return None, ""
-    same_baseline = old_base and stored["baseline"].get("runtime") == base["runtime"]
-    if same_baseline:
-        growth = (now_comp / now_base) / (old_comp / old_base) - 1.0
-        return round(growth * 100.0, 2), "p50 relative to the baseline timed in the same run"
-    return round((now_comp / old_comp - 1.0) * 100.0, 2), "absolute p50 (machines may differ)"
 
 
 def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:

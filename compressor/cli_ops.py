@@ -14,6 +14,7 @@ from compressor.budget import Budget
 from compressor.cli import CONSOLE, ERR, _shape_option, handle_errors
 from compressor.errors import UsageError
 from compressor.recipe import field_help
+from compressor.regression import Regression
 
 PATH = click.Path(path_type=Path)
 
@@ -69,23 +70,21 @@ def bench_command(
 @click.option("--min-fidelity", type=float, help=field_help("min_fidelity", Budget))
 @click.option("--against", type=PATH, help="A stored report.json: also fail on regressions vs it.")
 @click.option(
-    "--max-accuracy-regression",
-    type=float,
-    help="With --against: largest accuracy loss vs the stored report, points [default: --max-accuracy-drop, else 1.0].",
+    "--max-accuracy-regression", type=float, help=field_help("max_accuracy_regression", Regression)
 )
 @click.option(
     "--max-latency-regression-pct",
     type=float,
-    default=25.0,
+    default=Regression.max_latency_regression_pct,
     show_default=True,
-    help="With --against: largest growth (%) of the artifact/baseline p50 ratio.",
+    help=field_help("max_latency_regression_pct", Regression),
 )
 @click.option(
     "--max-size-regression-pct",
     type=float,
-    default=10.0,
+    default=Regression.max_size_regression_pct,
     show_default=True,
-    help="With --against: largest growth (%) of the artifact size.",
+    help=field_help("max_size_regression_pct", Regression),
 )
 @click.option("--threads", type=int, default=1, show_default=True, help=field_help("threads"))
 @click.option("--warmup", type=int, default=10, show_default=True, help=field_help("warmup"))
@@ -100,7 +99,7 @@ def verify_command(
     artifact: Path, junit: Path | None, json_path: Path | None, **opts: object
 ) -> None:
     """CI check: run ARTIFACT in its runtime vs the baseline; exit 0 pass, 1 budget failed, 2 usage."""
-    from compressor.ci_check import CheckRequest, Regression, run_ci_check
+    from compressor.ci_check import CheckRequest, run_ci_check
     from compressor.junit import write_junit
     from compressor.report import render_report
     from compressor.staging import staged_file
