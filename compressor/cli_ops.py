@@ -155,7 +155,8 @@ def package_command(
         for problem in result.problems:
             ERR.print(f"[red]mismatch[/]: {problem}", highlight=False)
         if not result.ok:
-            ERR.print(f"[bold red]FAILED[/]: {check_path} does not match its manifest.")
+            what = "does not match its manifest" if result.manifest else "is not a valid bundle"
+            ERR.print(f"[bold red]FAILED[/]: {check_path} {what}.")
             sys.exit(1)
         CONSOLE.print(f"[bold green]OK[/]: {result.files_checked} files match manifest.json")
         return
