@@ -136,7 +136,9 @@ def plot_results(rows: list[dict], path: Path) -> Path | None:
                 linewidths=0.4,
             )
         ax.set_xscale("log")
-        ax.set_title(f"{target}: accuracy vs latency vs size (area grows with size)", fontsize=9)
+        proxy = next((r["runtime"] for r in good if r["target"] == target and r["proxy_for"]), None)
+        label = f"{target} (proxy: measured in {proxy})" if proxy else target
+        ax.set_title(f"{label}: accuracy vs latency vs size (area grows with size)", fontsize=9)
         ax.set_xlabel("latency p50, ms (batch 1, 1 thread, log scale)")
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], ls="", marker="o", color=colors[m], label=m) for m in models]
