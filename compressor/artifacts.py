@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,7 @@ def open_artifact(
 
     input_shapes (name -> shape with batch) or data fill the shapes TorchScript does not record.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"'{path}' does not exist; pass a model or artifact file.")
+    path = resolve_artifact(Path(path))
     if path.suffix.lower() not in TORCH_MODEL_SUFFIXES:
         return target_for_artifact(path).open_runner(path, threads)
     from targets.torch import TorchRunner
@@ -41,6 +40,25 @@ def open_artifact(
         return target_for_artifact(path).open_runner(path, threads)
     shapes = _sample_shapes([s.name for s in model.inputs], data, input_shapes or {})
     return TorchRunner(model.module, complete_input_specs(model.inputs, shapes), threads)
+
+
+def resolve_artifact(path: Path) -> Path:
+    """The file itself, or for a compress output folder the artifact its report.json names."""
+    if not path.exists():
+        raise UsageError(f"'{path}' does not exist; pass a model or artifact file.")
+    if not path.is_dir():
+        return path
+    report = path / "report.json"
+    try:
+        name = json.loads(report.read_text()).get("artifact") if report.exists() else None
+    except ValueError:
+        name = None
+    if not name or not (path / name).is_file():
+        raise UsageError(
+            f"'{path}' is a folder without a report.json naming its artifact; "
+            "pass the model file itself."
+        )
+    return path / name
 
 
 def _sample_shapes(

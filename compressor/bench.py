@@ -13,9 +13,10 @@ from rich.table import Table
 
 from calibration.dataset import Dataset
 from compressor import __version__
-from compressor.artifacts import artifact_size, make_feeds, open_artifact
+from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
 from compressor.errors import UsageError
 from compressor.latency import LatencyStats, measure_latency
+from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
 
 SEED = 0
@@ -85,9 +86,10 @@ def bench_artifacts(
     finally:
         for runner in runners:
             runner.close()
+    files = [resolve_artifact(Path(p)) for p in paths]
     return [
-        BenchResult(str(p), r.runtime, r.proxy_for, artifact_size(Path(p)), s)
-        for p, r, s in zip(paths, runners, stats, strict=True)
+        BenchResult(str(f), r.runtime, r.proxy_for, artifact_size(f), s)
+        for f, r, s in zip(files, runners, stats, strict=True)
     ]
 
 
@@ -109,6 +111,7 @@ def bench_json(results: list[BenchResult], settings: BenchSettings) -> dict:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "machine": platform.machine(),
+            **{r.runtime: runtime_version(r.runtime, {}) for r in results},
         },
     }
 

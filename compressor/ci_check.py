@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
-from compressor.artifacts import artifact_size, make_feeds, open_artifact
+from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
 from compressor.budget import Budget, check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency
@@ -39,6 +40,7 @@ class CheckRequest:
 
 def run_ci_check(req: CheckRequest) -> dict:
     """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
+    req = dataclasses.replace(req, artifact=resolve_artifact(Path(req.artifact)))
     stored = load_stored_report(req.against) if req.against else None
     _check_request(req)
     data = _load_eval(req)

@@ -98,3 +98,13 @@ def test_unknown_artifact_suffix_exits_2(tmp_path: Path) -> None:
     path.write_bytes(b"not a model")
     code, _, err = bench(str(path))
     assert code == 2 and "No available target runs '.xyz'" in err
+
+
+def test_a_compress_output_folder_means_its_artifact(example_run: dict) -> None:
+    code, out, _ = bench(str(example_run["out"]), "--runs", "3", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["results"][0]["artifact"] == str(example_run["onnx"])
+    assert doc["environment"]["onnxruntime"]
+    code, _, err = bench(str(example_run["out"].parent), "--runs", "3")
+    assert code == 2 and "without a report.json" in err
