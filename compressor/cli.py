@@ -14,7 +14,15 @@ from rich.console import Console
 from compressor import __version__
 from compressor.budget import Budget
 from compressor.errors import CompressError, UsageError
-from compressor.recipe import Recipe, field_help, load_recipe
+from compressor.recipe import (
+    OPTIMIZERS,
+    PRUNE_METHODS,
+    DistillConfig,
+    PruneConfig,
+    Recipe,
+    field_help,
+    load_recipe,
+)
 
 CONSOLE = Console()
 ERR = Console(stderr=True)
@@ -124,6 +132,66 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--target-option", "-O", multiple=True, metavar="KEY=VALUE", help=field_help("target_options")
 )
+@click.option(
+    "--prune",
+    "prune_ratio",
+    type=float,
+    default=None,
+    metavar="RATIO",
+    help=field_help("ratio", PruneConfig),
+)
+@click.option(
+    "--prune-method",
+    type=click.Choice(PRUNE_METHODS),
+    default=None,
+    help=field_help("method", PruneConfig) + " [default: l1]",
+)
+@click.option(
+    "--prune-global", is_flag=True, default=None, help=field_help("global_ranking", PruneConfig)
+)
+@click.option(
+    "--prune-exclude", multiple=True, metavar="NAME", help=field_help("exclude", PruneConfig)
+)
+@click.option("--prune-round-to", type=int, default=None, help=field_help("round_to", PruneConfig))
+@click.option("--distill", is_flag=True, default=None, help=field_help("enabled", DistillConfig))
+@click.option("--train", default=None, help=field_help("train"))
+@click.option(
+    "--epochs", type=int, default=None, help=field_help("epochs", DistillConfig) + " [default: 10]"
+)
+@click.option(
+    "--lr", type=float, default=None, help=field_help("lr", DistillConfig) + " [default: 0.001]"
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help=field_help("batch_size", DistillConfig) + " [default: 64]",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=None,
+    help=field_help("optimizer", DistillConfig),
+)
+@click.option(
+    "--temperature",
+    type=float,
+    default=None,
+    help=field_help("temperature", DistillConfig) + " [default: 4]",
+)
+@click.option(
+    "--alpha", type=float, default=None, help=field_help("alpha", DistillConfig) + " [default: 0.7]"
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=None,
+    help=field_help("patience", DistillConfig) + " [default: 3]",
+)
+@click.option(
+    "--distill-features", multiple=True, metavar="NAME", help=field_help("features", DistillConfig)
+)
+@click.option("--seed", type=int, default=None, help=field_help("seed") + " [default: 0]")
 @click.option("--output", "-o", default=None, help=field_help("output") + " [default: out]")
 @handle_errors
 def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
@@ -144,8 +212,12 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
     budget = dataclasses.replace(
         base.budget, **{k: flags[k] for k in budget_keys if flags.get(k) is not None}
     )
+    prune = _nested(base.prune, flags, PRUNE_FLAGS)
+    distill = _nested(base.distill, flags, DISTILL_FLAGS)
     updates = {
         "model": model,
+        "train": flags["train"],
+        "seed": flags["seed"],
         "target": flags["target"],
         "precision": flags["precision"],
         "calib": flags["calib"],
@@ -161,12 +233,39 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "input_shapes": _shape_option(flags["input_shape"]) or None,
         "target_options": _key_values(flags["target_option"]) or None,
     }
-    recipe = dataclasses.replace(base, budget=budget, **{k: v for k, v in updates.items() if v})
+    updates = {k: v for k, v in updates.items() if v is not None and v != ""}
+    recipe = dataclasses.replace(base, budget=budget, prune=prune, distill=distill, **updates)
     if not recipe.model:
         raise UsageError(
             "No model given. Usage: compress MODEL [--target onnx --int8 ...]; see compress --help."
         )
     return recipe.with_absolute_paths(Path.cwd())
+
+
+PRUNE_FLAGS = {
+    "prune_ratio": "ratio",
+    "prune_method": "method",
+    "prune_global": "global_ranking",
+    "prune_exclude": "exclude",
+    "prune_round_to": "round_to",
+}
+DISTILL_FLAGS = {
+    "distill": "enabled",
+    "epochs": "epochs",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "optimizer": "optimizer",
+    "temperature": "temperature",
+    "alpha": "alpha",
+    "patience": "patience",
+    "distill_features": "features",
+}
+
+
+def _nested(config: object, flags: dict, names: dict[str, str]) -> object:
+    """A pass config with the flags that were given (None or empty means not given)."""
+    given = {field: flags[flag] for flag, field in names.items() if flags[flag] not in (None, ())}
+    return dataclasses.replace(config, **given)
 
 
 @main.command("example")

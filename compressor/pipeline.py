@@ -20,6 +20,12 @@ from compressor.export import export_onnx
 from compressor.loading import LoadedModel, complete_input_specs, load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
+from compressor.passes.torch_passes import (
+    apply_torch_passes,
+    measure_onnx_stages,
+    torch_passes,
+    validate_torch_passes,
+)
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
@@ -43,6 +49,7 @@ def validate_recipe(recipe: Recipe) -> Target:
             f"not '{recipe.precision}'."
         )
     target.parse_options(recipe.target_options)
+    validate_torch_passes(recipe)
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -64,21 +71,30 @@ def run_pipeline(recipe: Recipe) -> dict:
     started = time.perf_counter()
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, evaluation, specs = _load_data(recipe, model)
+    student, torch_info = model, {}
+    if torch_passes(recipe):
+        student, torch_info = apply_torch_passes(recipe, model, specs, calib, evaluation)
     with staged_output(out_dir) as stage:
         work = stage / ".work"
         work.mkdir()
         converting = time.perf_counter()
-        STDERR.print(f"[bold]export[/] {model.path.name} ({model.kind}) → ONNX")
-        raw = export_onnx(model, specs, work / "exported.onnx")
+        STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
+        raw = export_onnx(student, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
+        original, pass_notes = fp32, []
+        if torch_info:
+            original = work / "original.fp32.onnx"
+            cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
+            pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
         options = target.parse_options(recipe.target_options)
         compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
-        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib)
-        report["passes"] = {"cleanup": cleanup, recipe.precision: pass_info}
+        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib, original)
+        report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
+        report["notes"] = pass_notes + report["notes"]
         report["artifact"] = artifact.path.name
         report["extra_files"] = [p.name for p in artifact.extra_files]
         report["artifact_info"] = artifact.info
@@ -146,12 +162,14 @@ def _verify(
     artifact: Artifact,
     evaluation: Dataset | None,
     calib: Dataset | None,
+    original: Path | None = None,
 ) -> dict:
+    """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
     baseline = _baseline_runner(model, specs, fp32, recipe.threads)
     compressed = target.open_runner(artifact.path, recipe.threads)
     runners: list[Runner] = [baseline, compressed]
     labels = ["baseline", "compressed"]
-    sizes = [fp32.stat().st_size, artifact.path.stat().st_size]
+    sizes = [(original or fp32).stat().st_size, artifact.path.stat().st_size]
     reference_needed = recipe.precision != "fp32"
     if reference_needed:
         runners.insert(1, OnnxRuntimeRunner(fp32, recipe.threads))

@@ -17,6 +17,51 @@ def _f(default: object, help: str, **kw: object) -> dataclasses.Field:
     return field(default=default, metadata={"help": help}, **kw)
 
 
+PRUNE_METHODS = ("l1", "l2", "taylor", "unstructured", "2:4")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Pruning: structured channels (l1, l2, taylor) or sparsity (unstructured, 2:4)."""
+
+    ratio: float = _f(0.0, "Fraction of channels (or weights) to remove, 0 < RATIO < 1; 0 = off.")
+    method: str = _f("l1", "l1/l2/taylor channel importance, or unstructured / 2:4 sparsity.")
+    global_ranking: bool = _f(
+        False, "Rank channels across all layers, not a uniform per-layer ratio."
+    )
+    exclude: tuple[str, ...] = _f((), "Module names never pruned (the output layer never is).")
+    round_to: int | None = _f(None, "Keep pruned channel counts at multiples of N (e.g. 8 or 16).")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    @property
+    def enabled(self) -> bool:
+        return self.ratio > 0
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation: the input model teaches the pruned student."""
+
+    enabled: bool = _f(False, "Fine-tune the student on --train data against the teacher.")
+    epochs: int = _f(10, "Training epochs (early stop keeps the best epoch).")
+    lr: float = _f(1e-3, "Peak learning rate (cosine schedule to zero).")
+    batch_size: int = _f(64, "Training batch size.")
+    optimizer: str = _f("adam", "adam or sgd (momentum 0.9).")
+    temperature: float = _f(4.0, "Softmax temperature for the KL term.")
+    alpha: float = _f(0.7, "Weight of the KL term; 1 - alpha weighs cross-entropy on labels.")
+    patience: int = _f(3, "Stop after this many epochs without a better validation metric.")
+    features: tuple[str, ...] = _f((), "Module names whose outputs the student also matches.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+
+
+NESTED = {"budget": Budget, "prune": PruneConfig, "distill": DistillConfig}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One compression run: model, passes, target, precision, data and budgets."""
@@ -43,6 +88,10 @@ class Recipe:
     )
     output: str = _f("out", "Output directory.")
     budget: Budget = _f(Budget(), "Limits the result must meet.")
+    train: str | None = _f(None, "Training data for distillation (same formats as --calib).")
+    seed: int = _f(0, "Random seed for pruning and distillation (same seed, same result).")
+    prune: PruneConfig = _f(PruneConfig(), "Pruning pass settings.")
+    distill: DistillConfig = _f(DistillConfig(), "Distillation pass settings.")
 
     def __post_init__(self) -> None:
         if self.input_shapes is None:
@@ -53,13 +102,15 @@ class Recipe:
     def to_toml(self) -> str:
         """TOML text with None values left out (TOML has no null)."""
         data = {
-            k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "budget"
+            k: v for k, v in dataclasses.asdict(self).items() if v is not None and k not in NESTED
         }
-        budget = {k: v for k, v in dataclasses.asdict(self.budget).items() if v is not None}
         for key in ("input_shapes", "target_options"):
             if not data.get(key):
                 data.pop(key, None)
-        data["budget"] = budget
+        for key in NESTED:
+            section = dataclasses.asdict(getattr(self, key))
+            data[key] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
+            data[key] = {k: v for k, v in data[key].items() if v is not None}
         return tomli_w.dumps(data)
 
     def with_absolute_paths(self, base: Path) -> Recipe:
@@ -75,6 +126,7 @@ class Recipe:
             model=resolve(self.model) or "",
             calib=resolve(self.calib),
             eval=resolve(self.eval),
+            train=resolve(self.train),
             output=resolve(self.output) or "out",
         )
 
@@ -93,13 +145,14 @@ def load_recipe(path: Path) -> Recipe:
         raise UsageError(
             f"Recipe '{path}' has unknown keys {unknown}; known keys: {sorted(known)}."
         )
-    budget_data = data.pop("budget", {})
-    budget_known = {f.name for f in fields(Budget)}
-    if set(budget_data) - budget_known:
-        raise UsageError(
-            f"Recipe '{path}' [budget] has unknown keys {sorted(set(budget_data) - budget_known)}."
-        )
-    return Recipe(**data, budget=Budget(**budget_data))
+    sections = {}
+    for key, cls in NESTED.items():
+        section = data.pop(key, {})
+        unknown = sorted(set(section) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UsageError(f"Recipe '{path}' [{key}] has unknown keys {unknown}.")
+        sections[key] = cls(**section)
+    return Recipe(**data, **sections)
 
 
 def field_help(name: str, cls: type = Recipe) -> str:

@@ -70,6 +70,7 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 def render_report(report: dict, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
     console.print(_metrics_table(report))
+    render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "measured", "verdict"):
@@ -83,3 +84,41 @@ def render_report(report: dict, console: Console) -> None:
         console.print(f"• {note}")
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
     console.print(f"{verdict}: artifact {report['artifact']}")
+
+
+STAGE_NAMES = {"prune": "pruned", "distill": "distilled"}
+
+
+def render_torch_passes(passes: dict, console: Console) -> None:
+    """One row per stage (original, after each torch pass): what each step bought."""
+    names = [n for n in STAGE_NAMES if n in passes]
+    if not names:
+        return
+    title = "torch passes (ORT p50 at batch 1; top-1 in torch on --eval)"
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "params", "≠0", "MACs", "ONNX KB", "gzip KB", "ORT ms", "top-1"):
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
+    rows = [("original", passes[names[0]]["before"])]
+    rows += [(STAGE_NAMES[n], passes[n]["after"]) for n in names]
+    for stage, s in rows:
+        table.add_row(
+            stage,
+            _count(s["params"]),
+            f"{s['nonzero_params'] / max(s['params'], 1) * 100:.0f}%",
+            _count(s.get("macs")),
+            _kb(s.get("onnx_bytes")),
+            _kb(s.get("onnx_gzip_bytes")),
+            "n/a" if s.get("ort_p50_ms") is None else f"{s['ort_p50_ms']:.3f}",
+            _fmt_acc(s.get("accuracy")),
+        )
+    console.print(table)
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K"
+
+
+def _kb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f}"

@@ -9,6 +9,9 @@ import torch
 
 from compressor.example import make_example
 
+# One intra-op thread: on 2 shared cores torch's thread pool thrashes (28x slower training seen).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

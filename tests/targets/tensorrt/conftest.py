@@ -15,7 +15,6 @@ from compressor.recipe import Recipe
 
 # Few epochs keep the suite fast; every model still learns digits well past chance.
 TEST_EPOCHS = {"lenet": 12, "resnet": 3, "mobilenet": 4, "transformer": 6}
-TRT_ZOO = list(TEST_EPOCHS)
 
 
 def write_zoo_inputs(name: str, folder: Path) -> dict[str, Path]:

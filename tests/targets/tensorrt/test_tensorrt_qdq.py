@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-TRT_ZOO = ["lenet", "resnet", "mobilenet", "transformer"]  # the keys of conftest.TEST_EPOCHS
+TRT_ZOO = ["lenet", "resnet", "mobilenet", "transformer"]  # the CNNs and the Transformer
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
