@@ -359,3 +359,14 @@ def targets_command(show_options: bool) -> None:
             for f in dataclasses.fields(options_type):
                 opts.add_row(f.name, repr(f.default), f.metadata.get("help", ""))
             CONSOLE.print(opts)
+
+
+def _register_ops_commands() -> None:
+    """bench, verify and package live in cli_ops.py to keep this file small."""
+    from compressor.cli_ops import OPS_COMMANDS
+
+    for command in OPS_COMMANDS:
+        main.add_command(command)
+
+
+_register_ops_commands()

@@ -222,3 +222,34 @@ def complete_input_specs(
         shape, dtype = samples[spec.name]
         completed.append(TensorSpec(spec.name, ("batch", *shape), dtype or spec.dtype))
     return completed
+
+
+def resolve_input_specs(
+    model: LoadedModel, input_shapes: dict[str, list[int]], datasets: list
+) -> list[TensorSpec]:
+    """Complete the model's input specs from --input-shape (batch first), then from data arrays.
+
+    `input` names the only input of a single-input model, in flags and in data alike.
+    """
+    names = [s.name for s in model.inputs]
+    samples: dict[str, tuple[tuple[int, ...], str | None]] = {}
+    for name, shape in given_shapes(input_shapes, names).items():
+        samples[name] = (tuple(shape[1:]), None)
+    for data in datasets:
+        for name, arr in (data.inputs if data is not None else {}).items():
+            if len(names) == 1 and name == "input":
+                name = names[0]
+            samples.setdefault(name, (arr.shape[1:], arr.dtype.name))
+    return complete_input_specs(model.inputs, samples)
+
+
+def given_shapes(shapes: dict[str, list[int]], names: list[str]) -> dict[str, tuple]:
+    """--input-shape values keyed by model input name (`input` names the only input)."""
+    resolved = {}
+    for name, shape in shapes.items():
+        if name == "input" and len(names) == 1:
+            name = names[0]
+        if name not in names:
+            raise UsageError(f"--input-shape names '{name}', but the model's inputs are {names}.")
+        resolved[name] = tuple(shape)
+    return resolved

@@ -18,7 +18,7 @@ from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.export import export_onnx
-from compressor.loading import LoadedModel, complete_input_specs, load_model
+from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.passes.torch_passes import (
@@ -95,6 +95,7 @@ def run_pipeline(recipe: Recipe) -> dict:
     with staged_output(out_dir) as stage:
         work = stage / ".work"
         work.mkdir()
+        converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
         raw = export_onnx(student, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
@@ -108,6 +109,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
+        conversion_s = time.perf_counter() - converting
         report = _verify(
             recipe, target, model, specs, fp32, artifact, evaluation, calib, original, raw
         )
@@ -118,6 +120,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         report["artifact_info"] = artifact.info
         report["notes"] += list(artifact.info.get("notes", []))
         report["elapsed_s"] = round(time.perf_counter() - started, 2)
+        report["conversion_s"] = round(conversion_s, 3)
         shutil.rmtree(work)
         (stage / "recipe.toml").write_text(recipe.to_toml())
         write_report(report, stage / "report.json")
@@ -125,18 +128,12 @@ def run_pipeline(recipe: Recipe) -> dict:
 
 
 def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Dataset | None, list]:
-    given = _given_shapes(recipe.input_shapes, model.inputs)
+    given = given_shapes(recipe.input_shapes, [s.name for s in model.inputs])
     known = {s.name: s.shape for s in model.inputs if s.shape} | given
     image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
     raw_calib = load_dataset(recipe.calib, image_shapes) if recipe.calib else None
     raw_eval = load_dataset(recipe.eval, image_shapes) if recipe.eval else None
-    samples = {n: (tuple(v[1:]), None) for n, v in given.items()}
-    for data in (raw_calib, raw_eval):
-        for name, arr in (data.inputs if data is not None else {}).items():
-            if len(model.inputs) == 1 and name == "input":
-                name = model.inputs[0].name
-            samples.setdefault(name, (arr.shape[1:], arr.dtype.name))
-    specs = complete_input_specs(model.inputs, samples)
+    specs = resolve_input_specs(model, recipe.input_shapes, [raw_calib, raw_eval])
     calib = raw_calib.bind(specs) if raw_calib else None
     if calib is not None:
         calib.check_finite()
@@ -150,19 +147,6 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return calib, evaluation, specs
-
-
-def _given_shapes(shapes: dict[str, list[int]], inputs: list[TensorSpec]) -> dict[str, tuple]:
-    """--input-shape values by model input name (`input` names the only input)."""
-    names = [s.name for s in inputs]
-    resolved = {}
-    for name, shape in shapes.items():
-        if name == "input" and len(names) == 1:
-            name = names[0]
-        if name not in names:
-            raise UsageError(f"--input-shape names '{name}', but the model's inputs are {names}.")
-        resolved[name] = tuple(shape)
-    return resolved
 
 
 def _apply_precision(

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from compressor.errors import OutputError
 
@@ -80,3 +81,28 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
             os.replace(item, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextmanager
+def staged_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file beside path; it replaces path only when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"Cannot write '{path}': {exc}. Choose another path.") from exc
+    try:
+        with os.fdopen(handle, "wb") as out:
+            yield out
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
