@@ -79,6 +79,9 @@ def main() -> None:
     compress MODEL --target onnx --int8 --calib calib.npz --eval eval.npz -o out/
     compress example            train a digits CNN and compress it (no downloads)
     compress targets            list targets and whether they work on this machine
+    compress bench ARTIFACT     latency of any artifact in its runtime
+    compress verify ARTIFACT --baseline MODEL --eval DATA    CI budget check (JUnit)
+    compress package DIR -o bundle.tar.gz                     reproducible edge bundle
 
     Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input,
     3 an internal error (a bug; rerun with COMPRESS_DEBUG=1 for the traceback).
