@@ -19,11 +19,11 @@ from compressor.budget import check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
+from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.passes.torch_passes import (
     apply_torch_passes,
-    measure_onnx_stages,
     torch_passes,
     validate_torch_passes,
 )
