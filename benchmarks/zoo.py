@@ -189,11 +189,19 @@ def zoo_data(name: str) -> dict[str, Dataset]:
 
 
 @cache
-def trained_model(name: str, epochs: int | None = None) -> nn.Module:
-    """A zoo model trained on its digits split (cached per process), in eval mode."""
+def _trained_state(name: str, epochs: int | None) -> dict[str, torch.Tensor]:
     train = zoo_data(name)["train"]
     model = build_model(name)
-    return train_classifier(model, train.inputs["x"], train.labels, epochs or DEFAULT_EPOCHS[name])
+    model = train_classifier(model, train.inputs["x"], train.labels, epochs or DEFAULT_EPOCHS[name])
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def trained_model(name: str, epochs: int | None = None) -> nn.Module:
+    """A zoo model trained on its digits split, in eval mode; training is cached per process,
+    and every call returns a fresh module, so pruning one copy never changes another."""
+    model = build_model(name)
+    model.load_state_dict(_trained_state(name, epochs))
+    return model.eval()
 
 
 def export_program(model: nn.Module, name: str) -> torch.export.ExportedProgram:

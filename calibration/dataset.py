@@ -100,5 +100,18 @@ class Dataset:
                     f"model expects {[w if isinstance(w, int) else '?' for w in want]} "
                     "(arrays are [samples, ...])."
                 )
-            bound[spec.name] = arr.astype(spec.dtype, copy=False)
+            bound[spec.name] = _cast(arr, spec.dtype, f"{self.source}: array '{spec.name}'")
         return Dataset(bound, self.labels, self.source)
+
+
+def _cast(arr: np.ndarray, dtype: str, where: str) -> np.ndarray:
+    """Cast to the model's dtype, refusing casts that silently change values (float → int)."""
+    want = np.dtype(dtype)
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{where} holds {arr.dtype} values; the model takes numeric {want} input.")
+    if want.kind in "iu" and arr.dtype.kind == "f":
+        raise DataError(
+            f"{where} holds floats but the model input is {want} (e.g. token ids); "
+            f"save the array as {want}."
+        )
+    return arr.astype(want, copy=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.dataset import Dataset
+from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm")
@@ -48,14 +47,27 @@ def load_npz(path: Path) -> Dataset:
         raise DataError(
             f"Data file '{path}' could not be read as .npz ({exc}). Re-create it with numpy.savez."
         ) from exc
-    labels = None
-    for key in LABEL_KEYS:
-        if key in arrays:
-            labels = arrays.pop(key).reshape(-1).astype(np.int64)
-            break
+    labels = _pop_labels(arrays, str(path))
     if not arrays:
         raise DataError(f"Data file '{path}' holds no input arrays (only labels or nothing).")
     return Dataset(arrays, labels, source=str(path))
+
+
+def _pop_labels(arrays: dict[str, np.ndarray], source: str) -> np.ndarray | None:
+    """Remove and return the integer class labels stored under a label key, if any."""
+    key = next((k for k in LABEL_KEYS if k in arrays), None)
+    if key is None:
+        return None
+    labels = np.asarray(arrays.pop(key)).reshape(-1)
+    if labels.dtype.kind not in "iub" and not (
+        labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)
+    ):
+        raise DataError(
+            f"{source}: '{key}' must hold integer class indices, not {labels.dtype} values."
+        )
+    if labels.size and labels.min() < 0:
+        raise DataError(f"{source}: '{key}' holds negative class indices.")
+    return labels.astype(np.int64)
 
 
 def load_image_folder(path: Path, input_shapes: dict[str, tuple]) -> Dataset:
@@ -99,14 +111,13 @@ def _is_image(path: Path) -> bool:
 
 def load_entry_point(spec: str) -> Dataset:
     """Call `pkg.module:function`; it returns samples (dicts, arrays or (inputs, label) pairs)."""
-    module_name, _, func_name = spec.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
+    func = import_entry_point(spec, DataError, "Data entry point")
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise DataError(f"Data entry point '{spec}' could not be imported: {exc}") from exc
-    return samples_to_dataset(func(), source=spec)
+        return samples_to_dataset(func(), source=spec)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"Data entry point '{spec}' failed: {type(exc).__name__}: {exc}") from exc
 
 
 def samples_to_dataset(samples: object, source: str) -> Dataset:
@@ -115,20 +126,20 @@ def samples_to_dataset(samples: object, source: str) -> Dataset:
         return samples
     if isinstance(samples, dict):
         arrays = {k: np.asarray(v) for k, v in samples.items()}
-        labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays), None)
+        labels = _pop_labels(arrays, source)
         return Dataset(arrays, labels, source)
     if not isinstance(samples, Iterable):
         raise DataError(f"{source} returned {type(samples).__name__}, not an iterable of samples.")
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     for item in samples:
-        inputs, label = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+        inputs, label = _split_sample(item, source)
         if not isinstance(inputs, dict):
             inputs = {"input": inputs}
         for key, value in inputs.items():
             columns.setdefault(key, []).append(np.asarray(value))
         if label is not None:
-            labels.append(int(label))
+            labels.append(label)
     if not columns:
         raise DataError(f"{source} yielded no samples.")
     stacked = {}
@@ -140,4 +151,19 @@ def samples_to_dataset(samples: object, source: str) -> Dataset:
     n = len(next(iter(stacked.values())))
     if labels and len(labels) != n:
         raise DataError(f"{source}: only some samples carry labels; label all or none.")
-    return Dataset(stacked, np.array(labels, np.int64) if labels else None, source)
+    label_array = None
+    if labels:
+        label_array = _pop_labels({"labels": np.asarray(labels)}, source)
+    return Dataset(stacked, label_array, source)
+
+
+def _split_sample(item: object, source: str) -> tuple[object, object]:
+    """A sample is inputs, or (inputs, label) where the label is a scalar class index."""
+    if isinstance(item, tuple) and len(item) == 2 and np.ndim(item[1]) == 0:
+        return item
+    if isinstance(item, (tuple, list)):
+        raise DataError(
+            f"{source} yielded a {len(item)}-item tuple. Yield a dict {{input_name: array}} "
+            "for several inputs, or (inputs, label) with a scalar label."
+        )
+    return item, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from compressor import __version__
 from compressor.budget import Budget
@@ -37,6 +39,9 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+INTERNAL_ERROR = 3
+
+
 def handle_errors(func: Callable) -> Callable:
     """Print CompressErrors as one paragraph, no traceback, and exit with their code."""
 
@@ -45,11 +50,22 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except CompressError as exc:
-            ERR.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             ERR.print("[red]interrupted[/]: nothing was written.")
             sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("COMPRESS_DEBUG"):
+                raise
+            ERR.print(
+                f"[bold red]internal error:[/] {escape(type(exc).__name__)}: "
+                f"{escape(str(exc)[:500])}\nNothing was written. This is a bug in compress, not "
+                "in your input: rerun with COMPRESS_DEBUG=1 for the traceback and report it.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(INTERNAL_ERROR)
 
     return wrapper
 
@@ -63,8 +79,12 @@ def main() -> None:
     compress MODEL --target onnx --int8 --calib calib.npz --eval eval.npz -o out/
     compress example            train a digits CNN and compress it (no downloads)
     compress targets            list targets and whether they work on this machine
+    compress bench ARTIFACT     latency of any artifact in its runtime
+    compress verify ARTIFACT --baseline MODEL --eval DATA    CI budget check (JUnit)
+    compress package DIR -o bundle.tar.gz                     reproducible edge bundle
 
-    Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input.
+    Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input,
+    3 an internal error (a bug; rerun with COMPRESS_DEBUG=1 for the traceback).
     """
 
 
@@ -73,9 +93,15 @@ def _shape_option(values: tuple[str, ...]) -> dict[str, list[int]]:
     for value in values:
         name, sep, dims = value.rpartition(":")
         try:
-            shapes[name or "input"] = [int(d) for d in dims.lower().split("x")]
+            shape = [int(d) for d in dims.lower().split("x")]
         except ValueError:
-            raise UsageError(f"--input-shape '{value}' must look like NAME:1x3x224x224.") from None
+            shape = []
+        if len(shape) < 2 or min(shape) < 1:
+            raise UsageError(
+                f"--input-shape '{value}' must look like NAME:1x3x224x224 (batch first, "
+                "positive sizes; NAME may be left out for a single-input model)."
+            )
+        shapes[name or "input"] = shape
     return shapes
 
 
@@ -98,13 +124,10 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     help="Run a recipe.toml (e.g. one saved by an earlier run); flags given override it.",
 )
 @click.option("--target", "-t", default=None, help=field_help("target") + " [default: onnx]")
-@click.option("--int8", "precision", flag_value="int8", help="Static int8 (needs --calib).")
-@click.option("--fp16", "precision", flag_value="fp16", help="Half-precision weights and compute.")
+@click.option("--int8", is_flag=True, help="Static int8 (needs --calib).")
+@click.option("--fp16", is_flag=True, help="Half-precision weights and compute.")
 @click.option(
-    "--dynamic",
-    "precision",
-    flag_value="dynamic",
-    help="Dynamic int8: int8 weights, activations quantized at run time.",
+    "--dynamic", is_flag=True, help="Dynamic int8: int8 weights, activations quantized at run time."
 )
 @click.option("--calib", default=None, help=field_help("calib"))
 @click.option("--eval", "eval_", default=None, help=field_help("eval"))
@@ -206,8 +229,18 @@ def run_command(model: str | None, recipe_path: Path | None, **flags: object) ->
     sys.exit(0 if report["passed"] else 1)
 
 
+def _precision_flag(flags: dict) -> str | None:
+    chosen = [name for name in ("int8", "fp16", "dynamic") if flags.pop(name)]
+    if len(chosen) > 1:
+        raise UsageError(f"Choose one precision; got {', '.join('--' + c for c in chosen)}.")
+    return chosen[0] if chosen else None
+
+
 def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> Recipe:
-    base = load_recipe(recipe_path) if recipe_path else Recipe()
+    flags["precision"] = _precision_flag(flags)
+    base = Recipe()
+    if recipe_path:  # paths inside a recipe are relative to the recipe file
+        base = load_recipe(recipe_path).with_absolute_paths(recipe_path.absolute().parent)
     budget_keys = {f.name for f in dataclasses.fields(Budget)}
     budget = dataclasses.replace(
         base.budget, **{k: flags[k] for k in budget_keys if flags.get(k) is not None}
@@ -329,3 +362,14 @@ def targets_command(show_options: bool) -> None:
             for f in dataclasses.fields(options_type):
                 opts.add_row(f.name, repr(f.default), f.metadata.get("help", ""))
             CONSOLE.print(opts)
+
+
+def _register_ops_commands() -> None:
+    """bench, verify and package live in cli_ops.py to keep this file small."""
+    from compressor.cli_ops import OPS_COMMANDS
+
+    for command in OPS_COMMANDS:
+        main.add_command(command)
+
+
+_register_ops_commands()

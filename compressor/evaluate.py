@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.dataset import Dataset
+from compressor.errors import DataError
 from targets.base import Runner
 
 DEFAULT_EVAL_BATCH = 32
@@ -49,7 +50,13 @@ def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | Non
     """Fraction of samples whose argmax over the last axis equals the label."""
     if labels is None:
         return None
-    predictions = outputs.reshape(len(outputs), -1).argmax(axis=1)
+    flat = outputs.reshape(len(outputs), -1)
+    if labels.size and int(labels.max()) >= flat.shape[1]:
+        raise DataError(
+            f"Labels go up to {int(labels.max())} but the model has {flat.shape[1]} outputs per "
+            "sample: labels must be class indices into the model's output."
+        )
+    predictions = flat.argmax(axis=1)
     return float((predictions == labels.reshape(-1)).mean())
 
 

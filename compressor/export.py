@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 
 from compressor.errors import ExportError
@@ -18,8 +18,8 @@ OPSET = 18
 
 def export_onnx(model: LoadedModel, specs: list[TensorSpec], path: Path) -> Path:
     """Write model as a single-file ONNX at path and return it; ONNX input is copied as is."""
-    if model.kind == "onnx":
-        shutil.copyfile(model.path, path)
+    if model.kind == "onnx":  # re-saved as one file, external weights inlined
+        onnx.save(onnx.load(str(model.path)), str(path))
         return path
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
@@ -40,8 +40,9 @@ def export_onnx(model: LoadedModel, specs: list[TensorSpec], path: Path) -> Path
                     verbose=False,
                 )
     except Exception as exc:
+        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise ExportError(
-            f"Exporting '{model.path}' to ONNX failed ({type(exc).__name__}: {exc}). "
+            f"Exporting '{model.path}' to ONNX failed ({type(exc).__name__}: {cause}). "
             "Check that the model runs on the given input shapes; ops without an ONNX "
             "equivalent need a custom rewrite before compression."
         ) from exc

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from compressor.entry_points import import_entry_point
 from compressor.errors import ModelLoadError, UsageError
 from targets.base import TensorSpec
 
@@ -88,13 +87,30 @@ def _load_exported(path: Path) -> LoadedModel:
 def _load_onnx(path: Path) -> LoadedModel:
     try:
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:
         raise ModelLoadError(
             f"Could not read '{path}' as ONNX ({type(exc).__name__}: {exc}). "
             "The file may be truncated or corrupt; re-export it."
         ) from exc
+    _check_external_data(model, path)
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"'{path}' is not a valid ONNX model: {exc}") from exc
     return LoadedModel(path, "onnx", inputs=onnx_input_specs(model))
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Name the missing file when weights live beside the model (`.onnx.data`) and are gone."""
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if not (path.parent / location).is_file():
+            raise ModelLoadError(
+                f"'{path}' keeps its weights in the external data file '{location}', which is "
+                "missing. Keep that file beside the model."
+            )
 
 
 def onnx_input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
@@ -162,16 +178,11 @@ def _from_state_dict(path: Path, state: dict, factory: str | None) -> LoadedMode
 
 def build_from_factory(factory: str) -> torch.nn.Module:
     """Import and call `pkg.module:function` to build an nn.Module."""
-    module_name, sep, func_name = factory.partition(":")
-    if not sep:
-        raise UsageError(f"--model-factory '{factory}' must look like package.module:function.")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    func = import_entry_point(factory, UsageError, "Model factory")
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"Could not import model factory '{factory}': {exc}") from exc
-    module = func()
+        module = func()
+    except Exception as exc:
+        raise UsageError(f"Model factory '{factory}' failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):
         raise UsageError(
             f"Model factory '{factory}' returned {type(module).__name__}, not nn.Module."
@@ -194,19 +205,51 @@ def _np_dtype(dtype: torch.dtype) -> str:
 
 
 def complete_input_specs(
-    specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]]
+    specs: list[TensorSpec], samples: dict[str, tuple[tuple[int, ...], str | None]]
 ) -> list[TensorSpec]:
-    """Fill unknown shapes from per-sample shapes (no batch axis) taken from flags or data."""
+    """Fill unknown shapes (and dtypes) from per-sample shapes taken from flags or data."""
     completed = []
     for spec in specs:
         if spec.shape:
             completed.append(spec)
             continue
-        if spec.name not in shapes:
+        if spec.name not in samples:
             raise UsageError(
                 f"The shape of model input '{spec.name}' is unknown (TorchScript and plain modules "
                 "do not record it). Pass calibration/eval data or --input-shape "
                 f"{spec.name}:1x3x224x224."
             )
-        completed.append(TensorSpec(spec.name, ("batch", *shapes[spec.name]), spec.dtype))
+        shape, dtype = samples[spec.name]
+        completed.append(TensorSpec(spec.name, ("batch", *shape), dtype or spec.dtype))
     return completed
+
+
+def resolve_input_specs(
+    model: LoadedModel, input_shapes: dict[str, list[int]], datasets: list
+) -> list[TensorSpec]:
+    """Complete the model's input specs from --input-shape (batch first), then from data arrays.
+
+    `input` names the only input of a single-input model, in flags and in data alike.
+    """
+    names = [s.name for s in model.inputs]
+    samples: dict[str, tuple[tuple[int, ...], str | None]] = {}
+    for name, shape in given_shapes(input_shapes, names).items():
+        samples[name] = (tuple(shape[1:]), None)
+    for data in datasets:
+        for name, arr in (data.inputs if data is not None else {}).items():
+            if len(names) == 1 and name == "input":
+                name = names[0]
+            samples.setdefault(name, (arr.shape[1:], arr.dtype.name))
+    return complete_input_specs(model.inputs, samples)
+
+
+def given_shapes(shapes: dict[str, list[int]], names: list[str]) -> dict[str, tuple]:
+    """--input-shape values keyed by model input name (`input` names the only input)."""
+    resolved = {}
+    for name, shape in shapes.items():
+        if name == "input" and len(names) == 1:
+            name = names[0]
+        if name not in names:
+            raise UsageError(f"--input-shape names '{name}', but the model's inputs are {names}.")
+        resolved[name] = tuple(shape)
+    return resolved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import time
@@ -17,19 +18,19 @@ from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.export import export_onnx
-from compressor.loading import LoadedModel, complete_input_specs, load_model
+from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
+from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.passes.torch_passes import (
     apply_torch_passes,
-    measure_onnx_stages,
     torch_passes,
     validate_torch_passes,
 )
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
-from compressor.staging import check_writable, staged_output
+from compressor.staging import check_writable, previous_outputs, staged_output
 from compressor.verify import compare_outputs, measure_runners, run_eval
 from targets.base import Artifact, Runner, Target, TensorSpec
 from targets.onnx.runner import OnnxRuntimeRunner
@@ -58,10 +59,27 @@ def validate_recipe(recipe: Recipe) -> Target:
         )
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
+    if recipe.budget.min_fidelity is not None and not (recipe.eval or recipe.calib):
+        raise UsageError("--min-fidelity compares outputs on real samples: pass --eval DATA.")
     if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    if recipe.calib_samples is not None and recipe.calib_samples < 1:
+        raise UsageError("--calib-samples must be at least 1.")
     check_writable(Path(recipe.output))
+    _check_inputs_outside_output(recipe)
     return target
+
+
+def _check_inputs_outside_output(recipe: Recipe) -> None:
+    """Outputs replace files in -o DIR: refuse when the model or data would be among them."""
+    out_dir = Path(recipe.output).resolve()
+    for value in (recipe.model, recipe.calib, recipe.eval, recipe.train):
+        if value and Path(value).exists() and Path(value).resolve().parent == out_dir:
+            raise UsageError(
+                f"'{value}' is inside the output folder '{recipe.output}', where outputs would "
+                "overwrite it. Choose another -o DIR."
+            )
+    previous_outputs(out_dir)
 
 
 def run_pipeline(recipe: Recipe) -> dict:
@@ -77,6 +95,7 @@ def run_pipeline(recipe: Recipe) -> dict:
     with staged_output(out_dir) as stage:
         work = stage / ".work"
         work.mkdir()
+        converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
         raw = export_onnx(student, specs, work / "exported.onnx")
         fp32 = work / "model.fp32.onnx"
@@ -90,9 +109,12 @@ def run_pipeline(recipe: Recipe) -> dict:
         compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
-        report = _verify(recipe, target, model, specs, fp32, artifact, evaluation, calib, original)
+        conversion_s = time.perf_counter() - converting
+        report = _verify(
+            recipe, target, model, specs, fp32, artifact, evaluation, calib, original, raw
+        )
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
-        report["notes"] = pass_notes + report["notes"]
+        report["notes"] = pass_notes + report["notes"] + _size_note(report)
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
             report["qdq_reference"] = qdq = _qdq_fidelity(
@@ -108,6 +130,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         report["artifact_info"] = artifact.info
         report["notes"] += list(artifact.info.get("notes", []))
         report["elapsed_s"] = round(time.perf_counter() - started, 2)
+        report["conversion_s"] = round(conversion_s, 3)
         shutil.rmtree(work)
         (stage / "recipe.toml").write_text(recipe.to_toml())
         write_report(report, stage / "report.json")
@@ -115,17 +138,12 @@ def run_pipeline(recipe: Recipe) -> dict:
 
 
 def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Dataset | None, list]:
-    shapes = {k: tuple(v) for k, v in recipe.input_shapes.items()}
-    raw_calib = load_dataset(recipe.calib, shapes) if recipe.calib else None
-    raw_eval = load_dataset(recipe.eval, shapes) if recipe.eval else None
-    sample_shapes = dict(shapes)
-    for data in (raw_calib, raw_eval):
-        if data is not None:
-            if len(model.inputs) == 1 and len(data.names) == 1:
-                sample_shapes.setdefault(model.inputs[0].name, data.inputs[data.names[0]].shape[1:])
-            for name in data.names:
-                sample_shapes.setdefault(name, data.inputs[name].shape[1:])
-    specs = complete_input_specs(model.inputs, {k: tuple(v) for k, v in sample_shapes.items()})
+    given = given_shapes(recipe.input_shapes, [s.name for s in model.inputs])
+    known = {s.name: s.shape for s in model.inputs if s.shape} | given
+    image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
+    raw_calib = load_dataset(recipe.calib, image_shapes) if recipe.calib else None
+    raw_eval = load_dataset(recipe.eval, image_shapes) if recipe.eval else None
+    specs = resolve_input_specs(model, recipe.input_shapes, [raw_calib, raw_eval])
     calib = raw_calib.bind(specs) if raw_calib else None
     if calib is not None:
         calib.check_finite()
@@ -172,9 +190,10 @@ def _verify(
     evaluation: Dataset | None,
     calib: Dataset | None,
     original: Path | None = None,
+    exported: Path | None = None,
 ) -> dict:
     """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
-    baseline = _baseline_runner(model, specs, fp32, recipe.threads)
+    baseline = _baseline_runner(model, specs, exported or model.path, recipe.threads)
     compressed = target.open_runner(artifact.path, recipe.threads)
     runners: list[Runner] = [baseline, compressed]
     labels = ["baseline", "compressed"]
@@ -204,6 +223,15 @@ def _verify(
     if reference_needed:
         report["fp32_reference"] = measured[1].section()
     budgets = check_budgets(recipe.budget, base, comp)
+    if comp.get("proxy_for"):
+        budgets = [
+            dataclasses.replace(
+                b, note=f"measured in {comp['runtime']}, a proxy for {comp['proxy_for']}"
+            )
+            if b.name == "max_latency_ms"
+            else b
+            for b in budgets
+        ]
     report["budgets"] = [b.to_dict() for b in budgets]
     report["passed"] = all(b.passed for b in budgets)
     report["notes"] = _notes(report, evaluation is None)
@@ -223,10 +251,33 @@ def _qdq_fidelity(
     return {"runtime": "onnxruntime (Q/DQ)", **compare_outputs(reference, lowered)}
 
 
-def _baseline_runner(model: LoadedModel, specs: list, fp32: Path, threads: int) -> Runner:
+def _baseline_runner(model: LoadedModel, specs: list, onnx_copy: Path, threads: int) -> Runner:
+    """Torch for torch models; for ONNX input, its single-file copy (external weights inlined)."""
     if model.is_torch:
         return TorchRunner(model.module, specs, threads)
-    return OnnxRuntimeRunner(model.path, threads)
+    return OnnxRuntimeRunner(onnx_copy, threads)
+
+
+SLOW_REASONS = {
+    "int8": "On small tensors the Q/DQ conversions cost more than int8 kernels save.",
+    "dynamic": "Quantizing activations at run time costs more than it saves on small MatMuls.",
+    "fp16": "This CPU runtime has no fast fp16 kernels; fp16 mainly halves the size here.",
+}
+
+
+def _size_note(report: dict) -> list[str]:
+    """Say so when static int8 left most weights in float, and why."""
+    comp = report["compressed"]
+    fp32 = (report.get("fp32_reference") or report["baseline"])["size_bytes"]
+    info = report["passes"].get("int8") or {}
+    if report["precision"] != "int8" or comp["size_bytes"] <= 0.6 * fp32:
+        return []
+    ratio = comp["size_bytes"] / fp32
+    if info.get("float_recurrent_ops"):
+        why = "LSTM/GRU get no static Q/DQ; try --dynamic, which quantizes their weights."
+    else:
+        why = "on a model this small the Q/DQ scales and graph overhead outweigh the weights."
+    return [f"int8 is {ratio:.0%} of the fp32 size: {why}"]
 
 
 def _notes(report: dict, no_eval: bool) -> list[str]:
@@ -238,18 +289,12 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
         notes.append(
             f"{report['precision']} is SLOWER than fp32 in {comp['runtime']} here: p50 "
             f"{comp['latency_ms']['p50']:.3f} ms vs {ref['latency_ms']['p50']:.3f} ms "
-            f"({ratio:.2f}× the fp32 time). Small tensors often pay more in Q/DQ than they gain."
+            f"({ratio:.2f}× the fp32 time). {SLOW_REASONS.get(report['precision'], '')}"
         )
     elif ref:
         speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
         notes.append(
             f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
-        )
-    base_size = report["baseline"]["size_bytes"]
-    if report["precision"] == "int8" and comp["size_bytes"] > 0.6 * base_size:
-        notes.append(
-            f"int8 left much of the model in float ({comp['size_bytes'] / base_size:.0%} of the "
-            "fp32 size): ops such as LSTM/GRU get no static Q/DQ. Try --dynamic for them."
         )
     if no_eval:
         notes.append(

@@ -137,6 +137,8 @@ def load_recipe(path: Path) -> Recipe:
         data = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UsageError(f"Recipe '{path}' does not exist.") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+        raise UsageError(f"Recipe '{path}' could not be read as a TOML file: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"Recipe '{path}' is not valid TOML: {exc}") from exc
     known = {f.name for f in fields(Recipe)}
@@ -148,11 +150,42 @@ def load_recipe(path: Path) -> Recipe:
     sections = {}
     for key, cls in NESTED.items():
         section = data.pop(key, {})
+        if not isinstance(section, dict):
+            raise UsageError(f"Recipe '{path}': '{key}' must be a [{key}] table.")
         unknown = sorted(set(section) - {f.name for f in fields(cls)})
         if unknown:
             raise UsageError(f"Recipe '{path}' [{key}] has unknown keys {unknown}.")
+        _check_types(cls, section, f"Recipe '{path}' [{key}]")
         sections[key] = cls(**section)
+    _check_types(Recipe, data, f"Recipe '{path}'")
     return Recipe(**data, **sections)
+
+
+TOML_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "None": (type(None),),
+    "dict": (dict,),
+    "list": (list,),
+    "tuple": (list, tuple),
+    "object": (object,),
+}
+
+
+def _check_types(cls: type, values: dict, where: str) -> None:
+    """Reject values whose TOML type does not fit the field's annotation (e.g. threads = "2")."""
+    annotations = {f.name: str(f.type) for f in fields(cls)}
+    for key, value in values.items():
+        names = [part.strip().split("[")[0] for part in annotations[key].split("|")]
+        allowed = tuple(t for name in names for t in TOML_TYPES.get(name, (object,)))
+        bad_bool = isinstance(value, bool) and bool not in allowed
+        if bad_bool or not isinstance(value, allowed):
+            raise UsageError(
+                f"{where}: '{key}' is {value!r} ({type(value).__name__}) but must be "
+                f"{annotations[key]}."
+            )
 
 
 def field_help(name: str, cls: type = Recipe) -> str:

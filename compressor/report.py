@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -44,7 +45,7 @@ def _metrics_table(report: dict) -> Table:
             *[_fmt_ms(s, key) for _, s in sections],
             f"{speed} speed" if key == "p50" and speed else "",
         )
-    size_ratio = comp["size_bytes"] / base["size_bytes"] if base["size_bytes"] else 0
+    size_ratio = comp["size_bytes"] / anchor["size_bytes"] if anchor["size_bytes"] else 0
     table.add_row(
         "size (KB)",
         *[f"{s['size_bytes'] / 1024:.1f}" for _, s in sections],
@@ -73,12 +74,18 @@ def render_report(report: dict, console: Console) -> None:
     render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
-        for col in ("budget", "limit", "measured", "verdict"):
-            budgets.add_column(col, justify="right" if col != "budget" else "left")
+        for col in ("budget", "limit", "measured", "verdict", "note"):
+            budgets.add_column(col, justify="left" if col in ("budget", "note") else "right")
         for b in report["budgets"]:
             value = "n/a" if b["value"] is None else f"{b['value']:.4g} {b['unit']}"
             verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
-            budgets.add_row(b["name"], f"{b['limit']:.4g} {b['unit']}", value, verdict)
+            budgets.add_row(
+                b["name"],
+                f"{b['limit']:.4g} {b['unit']}",
+                value,
+                verdict,
+                escape(b.get("note") or ""),
+            )
         console.print(budgets)
     for note in report.get("notes", []):
         console.print(f"• {note}")

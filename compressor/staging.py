@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from compressor.errors import OutputError
 
@@ -26,6 +28,28 @@ def check_writable(out_dir: Path) -> None:
         ) from None
 
 
+def previous_outputs(out_dir: Path) -> list[Path]:
+    """Files an earlier run wrote into out_dir (from its report.json), to be replaced.
+
+    Refuses a non-empty folder that holds no report.json: its files are not ours to overwrite
+    (for example the input model itself).
+    """
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return []
+    report_path = out_dir / "report.json"
+    try:
+        report = json.loads(report_path.read_text())
+        names = [report["artifact"], *report.get("extra_files", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OutputError(
+            f"Output folder '{out_dir}' already holds files that no earlier compress run "
+            "wrote (no readable report.json). Choose a new or empty -o DIR so nothing of "
+            "yours is overwritten."
+        ) from None
+    owned = [out_dir / n for n in (*names, "report.json", "recipe.toml") if "/" not in n]
+    return [p for p in owned if p.exists()]
+
+
 def _existing_parent(path: Path) -> Path:
     path = path.absolute()
     while not path.exists():
@@ -37,8 +61,9 @@ def _existing_parent(path: Path) -> Path:
 
 @contextmanager
 def staged_output(out_dir: Path) -> Iterator[Path]:
-    """Yield a temp folder beside out_dir; on success its files replace those in out_dir."""
+    """Yield a temp folder beside out_dir; on success its files replace an earlier run's."""
     check_writable(out_dir)
+    stale = previous_outputs(out_dir)
     parent = _existing_parent(out_dir.parent if not out_dir.exists() else out_dir)
     try:
         stage = Path(tempfile.mkdtemp(prefix=".compress-stage-", dir=parent))
@@ -47,6 +72,8 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
     try:
         yield stage
         out_dir.mkdir(parents=True, exist_ok=True)
+        for old in stale:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
         for item in sorted(stage.iterdir()):
             target = out_dir / item.name
             if target.is_dir() and not target.is_symlink():
@@ -54,3 +81,28 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
             os.replace(item, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextmanager
+def staged_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file beside path; it replaces path only when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"Cannot write '{path}': {exc}. Choose another path.") from exc
+    try:
+        with os.fdopen(handle, "wb") as out:
+            yield out
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

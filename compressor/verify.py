@@ -64,11 +64,12 @@ def measure_runners(
 
 
 def _latency_feed(runner: Runner, data: Dataset | None) -> dict[str, np.ndarray]:
-    """A real sample at batch 1 when there is data, fixed-seed noise otherwise."""
+    """Real samples at batch 1 (or the model's fixed batch), fixed-seed noise without data."""
+    batch = runner.fixed_batch or 1
     if data is None:
-        return sample_feeds(runner, 1)
-    inputs, _ = next(data.batches(1))
-    return inputs
+        return sample_feeds(runner, batch)
+    inputs, _ = next(data.batches(batch))
+    return {k: np.resize(v, (batch, *v.shape[1:])) for k, v in inputs.items()}
 
 
 def compare_outputs(reference: EvalResult | None, candidate: EvalResult | None) -> dict | None:

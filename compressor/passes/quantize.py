@@ -17,7 +17,7 @@ from onnxruntime.quantization import (
 from calibration.dataset import Dataset
 from calibration.ranges import calibration_method
 from calibration.reader import DatasetReader
-from compressor.errors import DataError
+from compressor.errors import DataError, UsageError
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from targets.base import QuantScheme
 
@@ -64,8 +64,10 @@ def quantize_int8_static(
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0:
         raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
+    recurrent = sum(n.op_type in ("LSTM", "GRU", "RNN") for n in model.graph.node)
     return {
         "quantize_nodes": q,
+        "float_recurrent_ops": recurrent,
         "calibration_samples": len(data),
         "method": method,
         "scheme": scheme.description,
@@ -86,6 +88,12 @@ def quantize_int8_dynamic(src: Path, dst: Path) -> dict:
     changed = sum(
         "Integer" in n.op_type or n.op_type.startswith("Dynamic") for n in model.graph.node
     )
+    if changed == 0:
+        raise UsageError(
+            f"--dynamic found nothing to quantize: it covers {', '.join(DYNAMIC_OP_TYPES)} "
+            "and this model has none with constant weights. Use --int8 with --calib for "
+            "convolutional models."
+        )
     return {"dynamic_ops": changed, "op_types": DYNAMIC_OP_TYPES}
 
 

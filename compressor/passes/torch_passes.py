@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +15,6 @@ from torch import nn
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor.errors import DataError, UsageError
-from compressor.latency import measure_latency, sample_feeds
 from compressor.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
 from compressor.passes.prune import protected_layers, prune_channels
@@ -26,7 +23,6 @@ from compressor.passes.trainable import clone_module, trainable_module
 from compressor.progress import STDERR
 from compressor.recipe import PRUNE_METHODS, Recipe
 from targets.base import TensorSpec
-from targets.onnx.runner import OnnxRuntimeRunner
 
 
 @dataclass
@@ -190,63 +186,3 @@ def model_stats(module: nn.Module, example: tuple, evaluation: Dataset | None) -
         "macs": None if macs is None else int(macs),
         "accuracy": accuracy,
     }
-
-
-def measure_onnx_stages(
-    info: dict, original: Path, final: Path, data: Dataset | None, recipe: Recipe
-) -> list[str]:
-    """Add ONNX size (raw, gzipped) and ONNX Runtime p50 before/after to each pass; say verdicts.
-
-    Only the original and the final model are exported: the passes after the first keep the
-    final architecture (distillation changes values, not shapes), so they share its numbers.
-    """
-    runners = [OnnxRuntimeRunner(p, recipe.threads) for p in (original, final)]
-    feeds = [_feed(r, data) for r in runners]
-    stats = measure_latency(runners, feeds, recipe.warmup, recipe.runs, recipe.threads)
-    measured = [
-        {"onnx_bytes": p.stat().st_size, "onnx_gzip_bytes": len(gzip.compress(p.read_bytes())),
-         "ort_p50_ms": s.p50}
-        for p, s in zip((original, final), stats, strict=True)
-    ]  # fmt: skip
-    for index, name in enumerate(info):
-        info[name]["before"].update(measured[0 if index == 0 else 1])
-        info[name]["after"].update(measured[1])
-    return _verdicts(info, measured)
-
-
-def _feed(runner: OnnxRuntimeRunner, data: Dataset | None) -> dict[str, np.ndarray]:
-    if data is None:
-        return sample_feeds(runner, 1)
-    return next(data.batches(1))[0]
-
-
-def _verdicts(info: dict, measured: list[dict]) -> list[str]:
-    before, after = measured
-    speed = before["ort_p50_ms"] / max(after["ort_p50_ms"], 1e-9)
-    size = after["onnx_bytes"] / max(before["onnx_bytes"], 1)
-    notes = []
-    prune = info.get("prune")
-    if prune and prune["method"] in MASK_BUILDERS:
-        zipped = after["onnx_gzip_bytes"] / max(before["onnx_gzip_bytes"], 1)
-        notes.append(
-            f"{prune['method']} sparsity ({prune['model_sparsity'] * 100:.1f}% of weights are "
-            f"zero) keeps dense tensors: ONNX size {size:.2f}× (gzipped {zipped:.2f}×), ONNX "
-            f"Runtime {speed:.2f}× the speed. Zeros shrink compressed size, not dense latency"
-            + (
-                "; 2:4 pays only on sparse tensor cores (TensorRT, Ampere+)."
-                if prune["method"] == "2:4"
-                else "."
-            )
-        )
-    elif prune and speed < 1.05:
-        notes.append(
-            f"Pruning did NOT pay in latency here: ONNX Runtime p50 {after['ort_p50_ms']:.3f} ms vs "
-            f"{before['ort_p50_ms']:.3f} ms before ({speed:.2f}×), though the weights are "
-            f"{size:.2f}× the size. Try a larger ratio or --prune-round-to 8/16."
-        )
-    elif prune:
-        notes.append(
-            f"Pruning made the ONNX model {speed:.2f}× as fast in ONNX Runtime (p50 "
-            f"{before['ort_p50_ms']:.3f} → {after['ort_p50_ms']:.3f} ms) at {size:.2f}× the size."
-        )
-    return notes

@@ -32,7 +32,7 @@ class TorchRunner(Runner):
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if torch.get_num_threads() != self._threads:
             torch.set_num_threads(self._threads)
-        with torch.inference_mode():
+        with torch.no_grad():  # inference_mode breaks some TorchScript graphs (embeddings)
             args = [torch.from_numpy(feeds[spec.name]) for spec in self._inputs]
             result = self._module(*args)
         tensors = _flatten(result)

@@ -38,7 +38,7 @@ def test_torchscript_loads_and_exports_with_shapes_from_data(example_module, tmp
     scripted.save(str(tmp_path / "m.pt"))
     model = load_model(tmp_path / "m.pt")
     assert model.kind == "torchscript"
-    specs = complete_input_specs(model.inputs, {model.inputs[0].name: (1, 8, 8)})
+    specs = complete_input_specs(model.inputs, {model.inputs[0].name: ((1, 8, 8), None)})
     _onnx_matches_torch(model, specs, tmp_path, example_module)
 
 
@@ -48,7 +48,7 @@ def test_state_dict_needs_a_factory(example_module, tmp_path):
         load_model(tmp_path / "sd.pt")
     model = load_model(tmp_path / "sd.pt", model_factory="compressor.example:DigitsCNN")
     assert model.kind == "module"
-    specs = complete_input_specs(model.inputs, {"x": (1, 8, 8)})
+    specs = complete_input_specs(model.inputs, {"x": ((1, 8, 8), None)})
     _onnx_matches_torch(model, specs, tmp_path, example_module)
 
 
@@ -57,9 +57,9 @@ def test_pickled_module_needs_explicit_trust(example_module, tmp_path):
     with pytest.raises(ModelLoadError, match="--trust-pickle"):
         load_model(tmp_path / "whole.pt")
     model = load_model(tmp_path / "whole.pt", trust_pickle=True)
-    out = TorchRunner(model.module, complete_input_specs(model.inputs, {"x": (1, 8, 8)})).run(
-        {"x": X}
-    )
+    out = TorchRunner(
+        model.module, complete_input_specs(model.inputs, {"x": ((1, 8, 8), None)})
+    ).run({"x": X})
     assert out["output"].shape == (3, 10)
 
 

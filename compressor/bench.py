@@ -1,0 +1,146 @@
+"""Benchmark artifacts of any target: interleaved latency percentiles, throughput, ratios."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from calibration.dataset import Dataset
+from compressor import __version__
+from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
+from compressor.errors import UsageError
+from compressor.latency import LatencyStats, measure_latency
+from compressor.manifest import runtime_version
+from compressor.progress import progress_bar
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to time: warm-up and timed runs, threads, batch, and where inputs come from."""
+
+    runs: int = 100
+    warmup: int = 10
+    threads: int = 1
+    batch: int = 1
+    data: str | None = None
+
+    def check(self) -> None:
+        """Reject settings that cannot give a measurement."""
+        if self.runs < 1 or self.warmup < 0 or self.threads < 1 or self.batch < 1:
+            raise UsageError(
+                "--runs, --threads and --batch must be at least 1, --warmup at least 0."
+            )
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One artifact's measured latency and size."""
+
+    artifact: str
+    runtime: str
+    proxy_for: str | None
+    size_bytes: int
+    latency: LatencyStats
+
+    def to_dict(self, reference: LatencyStats) -> dict:
+        """JSON form with the p50 ratio and speed-up against the reference (first) artifact."""
+        stats = self.latency.to_dict()
+        return {
+            "artifact": self.artifact,
+            "runtime": self.runtime,
+            "proxy_for": self.proxy_for,
+            "size_bytes": self.size_bytes,
+            "batch": stats.pop("batch"),
+            "threads": stats.pop("threads"),
+            "runs": stats.pop("runs"),
+            "throughput": stats.pop("throughput"),
+            "latency_ms": stats,
+            "p50_ratio_to_first": round(self.latency.p50 / reference.p50, 4),
+            "speedup_vs_first": round(reference.p50 / self.latency.p50, 4),
+        }
+
+
+def bench_artifacts(
+    paths: list[Path],
+    settings: BenchSettings,
+    data: Dataset | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
+) -> list[BenchResult]:
+    """Open every artifact, then time them interleaved round by round on the same inputs."""
+    settings.check()
+    runners = [open_artifact(p, settings.threads, data, input_shapes) for p in paths]
+    try:
+        feeds = [make_feeds(r, settings.batch, data, SEED) for r in runners]
+        with progress_bar("latency (interleaved)", settings.runs) as advance:
+            stats = measure_latency(
+                runners, feeds, settings.warmup, settings.runs, settings.threads, advance
+            )
+    finally:
+        for runner in runners:
+            runner.close()
+    files = [resolve_artifact(Path(p)) for p in paths]
+    return [
+        BenchResult(str(f), r.runtime, r.proxy_for, artifact_size(f), s)
+        for f, r, s in zip(files, runners, stats, strict=True)
+    ]
+
+
+def bench_json(results: list[BenchResult], settings: BenchSettings) -> dict:
+    """Everything measured plus how, for machines (CI dashboards, the benchmark suite)."""
+    reference = results[0].latency
+    return {
+        "settings": {
+            "runs": settings.runs,
+            "warmup": settings.warmup,
+            "threads": settings.threads,
+            "batch": settings.batch,
+            "inputs": settings.data or f"fixed-seed noise (seed {SEED})",
+            "interleaved": len(results) > 1,
+        },
+        "results": [r.to_dict(reference) for r in results],
+        "environment": {
+            "compressor": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "machine": platform.machine(),
+            **{r.runtime: runtime_version(r.runtime, {}) for r in results},
+        },
+    }
+
+
+def render_bench(results: list[BenchResult], settings: BenchSettings, console: Console) -> None:
+    """Artifacts side by side (one column each): percentiles, throughput, ratio to the first."""
+    title = (
+        f"latency: {settings.runs} runs after {settings.warmup} warm-up, "
+        f"{settings.threads} thread(s), inputs: {settings.data or 'fixed-seed noise'}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for result in results:
+        table.add_column(Path(result.artifact).name, justify="right")
+    reference = results[0].latency
+    rows = {
+        "runtime": lambda r: r.runtime + (f" (proxy: {r.proxy_for})" if r.proxy_for else ""),
+        "size (KB)": lambda r: f"{r.size_bytes / 1024:.1f}",
+        "batch": lambda r: str(r.latency.batch),
+        **{f"{k} (ms)": _stat(k) for k in ("p50", "p90", "p99", "mean", "std")},
+        "throughput (items/s)": lambda r: f"{r.latency.throughput:.1f}",
+    }
+    if len(results) > 1:
+        rows["p50 vs first"] = lambda r: f"{r.latency.p50 / reference.p50:.2f}×"
+        rows["speed-up vs first"] = lambda r: f"{reference.p50 / r.latency.p50:.2f}×"
+    for label, cell in rows.items():
+        table.add_row(label, *(cell(r) for r in results))
+    console.print(table)
+
+
+def _stat(key: str) -> Callable[[BenchResult], str]:
+    return lambda r: f"{getattr(r.latency, key):.3f}"

@@ -1,0 +1,151 @@
+"""The CI check behind `compress verify`: budgets now, and regressions against a stored report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calibration.dataset import Dataset
+from calibration.loaders import load_dataset
+from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
+from compressor.budget import Budget, check_budgets
+from compressor.errors import DataError, UsageError
+from compressor.latency import measure_latency
+from compressor.manifest import artifact_precision, sibling_report, target_of
+from compressor.progress import progress_bar
+from compressor.regression import Regression, check_regressions
+from compressor.verify import Measured, compare_outputs, run_eval
+from targets.base import Runner
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What `compress verify` was asked to check."""
+
+    artifact: Path
+    baseline: Path
+    eval: str | None = None
+    budget: Budget = Budget()
+    against: Path | None = None
+    regression: Regression = Regression()
+    threads: int = 1
+    warmup: int = 10
+    runs: int = 100
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    model_factory: str | None = None
+    trust_pickle: bool = False
+
+
+def run_ci_check(req: CheckRequest) -> dict:
+    """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
+    req = dataclasses.replace(req, artifact=resolve_artifact(Path(req.artifact)))
+    stored = load_stored_report(req.against) if req.against else None
+    _check_request(req)
+    data = _load_eval(req)
+    baseline = open_artifact(
+        req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
+    )
+    compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
+    sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
+    try:
+        measured = measure_pair([baseline, compressed], sizes, data, req)
+    finally:
+        baseline.close()
+        compressed.close()
+    base, comp = measured[0].section(), measured[1].section()
+    comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
+    budgets = check_budgets(req.budget, base, comp)
+    notes = []
+    proxy_for = comp.get("proxy_for") or _recorded_proxy(req.artifact)
+    if proxy_for:
+        notes.append(f"Measured in {comp['runtime']} as a PROXY for {proxy_for}.")
+    if stored is not None:
+        budgets += check_regressions(req.regression, req.budget, stored, base, comp)
+        notes += _stored_notes(stored, comp, req.threads)
+    return {
+        "passed": all(b.passed for b in budgets),
+        "target": target_of(req.artifact) or compressed.runtime,
+        "precision": artifact_precision(req.artifact),
+        "artifact": str(req.artifact),
+        "model": str(req.baseline),
+        "against": str(req.against) if req.against else None,
+        "baseline": base,
+        "compressed": comp,
+        "budgets": [b.to_dict() for b in budgets],
+        "notes": notes,
+    }
+
+
+def _recorded_proxy(artifact: Path) -> str | None:
+    """The runtime this artifact ships for when its own report says it was verified by proxy."""
+    return (sibling_report(artifact).get("compressed") or {}).get("proxy_for")
+
+
+def measure_pair(
+    runners: list[Runner], sizes: list[int], data: Dataset | None, req: CheckRequest
+) -> list[Measured]:
+    """Evaluate each runner on data bound to its own input names, then time them interleaved."""
+    labels = ["baseline", "artifact"]
+    bound = [data.bind(r.inputs) if data is not None else None for r in runners]
+    evals = [run_eval(r, d, n) for r, d, n in zip(runners, bound, labels, strict=True)]
+    feeds = [make_feeds(r, 1, d) for r, d in zip(runners, bound, strict=True)]
+    with progress_bar("latency (interleaved)", req.runs) as advance:
+        stats = measure_latency(runners, feeds, req.warmup, req.runs, req.threads, advance)
+    return [
+        Measured(r.runtime, e, s, size, r.proxy_for)
+        for r, e, s, size in zip(runners, evals, stats, sizes, strict=True)
+    ]
+
+
+def _check_request(req: CheckRequest) -> None:
+    if req.threads < 1 or req.runs < 1 or req.warmup < 0:
+        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    if req.budget.max_accuracy_drop is not None and not req.eval:
+        raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
+    if req.budget.min_fidelity is not None and not req.eval:
+        raise UsageError("--min-fidelity compares outputs on evaluation data: pass --eval DATA.")
+
+
+def _load_eval(req: CheckRequest) -> Dataset | None:
+    if not req.eval:
+        return None
+    data = load_dataset(req.eval)
+    data.check_finite()
+    if req.budget.max_accuracy_drop is not None and data.labels is None:
+        raise DataError(
+            f"{data.source} has no 'labels' array, so accuracy cannot be measured for "
+            "--max-accuracy-drop. Add labels or use --min-fidelity."
+        )
+    return data
+
+
+def load_stored_report(path: Path) -> dict:
+    """Read a report.json written by `compress` (or by `compress verify --json`)."""
+    try:
+        stored = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
+        raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(stored, dict) or "compressed" not in stored:
+        raise UsageError(
+            f"--against '{path}' is not a compress report (no 'compressed' section); "
+            "pass the report.json a compress run wrote."
+        )
+    return stored
+
+
+def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
+    notes = []
+    old = stored["compressed"]
+    if old.get("eval_samples") and comp.get("eval_samples") != old["eval_samples"]:
+        notes.append(
+            f"The stored report measured accuracy on {old['eval_samples']} samples, this run on "
+            f"{comp.get('eval_samples')}: compare like with like."
+        )
+    old_threads = (old.get("latency_ms") or {}).get("threads")
+    if old_threads and old_threads != threads:
+        notes.append(f"The stored report timed {old_threads} thread(s), this run {threads}.")
+    return notes

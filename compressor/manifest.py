@@ -1,0 +1,251 @@
+"""What a device team needs to know about an artifact: I/O, quantization, precision, provenance."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from compressor import __version__
+from compressor.errors import CompressError, UsageError
+
+FORMAT = "edge-compressor-bundle"
+FORMAT_VERSION = 1
+# Distribution that carries each runtime, to read its version when the report does not say.
+RUNTIME_PACKAGES = {
+    "onnxruntime": "onnxruntime",
+    "litert": "ai-edge-litert",
+    "tensorrt": "tensorrt",
+    "torch": "torch",
+}
+CHANNELS_LIKE = (1, 3, 4)
+
+
+def sibling_report(path: Path) -> dict:
+    """The report.json a compress run wrote beside this artifact, or {} when there is none."""
+    report = path.parent / "report.json"
+    try:
+        data = json.loads(report.read_text()) if report.exists() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) and data.get("artifact") == path.name else {}
+
+
+def artifact_precision(path: Path) -> str:
+    """Precision from the report.json beside the artifact, else read off an ONNX graph."""
+    recorded = sibling_report(path).get("precision")
+    if recorded:
+        return recorded
+    if path.suffix.lower() == ".onnx":
+        return onnx_precision(onnx.load(str(path), load_external_data=False))
+    return "unknown"
+
+
+def onnx_precision(model: onnx.ModelProto) -> str:
+    """fp32, fp16, int8 (static Q/DQ) or dynamic, from the ops and weight types in the graph."""
+    ops = {node.op_type for node in model.graph.node}
+    if ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}:
+        return "dynamic"
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
+        return "int8"
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def guess_layout(shape: list, convention: str) -> str | None:
+    """NCHW/NHWC for 4-D tensors (from where a channel-like dim sits, else the runtime's habit)."""
+    if len(shape) == 2:
+        return "NC"
+    if len(shape) != 4:
+        return None
+    first, last = shape[1], shape[3]
+    if first in CHANNELS_LIKE and last not in CHANNELS_LIKE:
+        return "NCHW"
+    if last in CHANNELS_LIKE and first not in CHANNELS_LIKE:
+        return "NHWC"
+    return convention
+
+
+def _tensor(name: str, shape: list, dtype: str, convention: str, quant: dict | None) -> dict:
+    return {
+        "name": name,
+        "shape": shape,
+        "dtype": dtype,
+        "layout": guess_layout(shape, convention),
+        "quantization": quant,
+    }
+
+
+def _onnx_io(path: Path) -> dict:
+    """I/O from an onnxruntime session; scale/zero point where an integer I/O meets a Q/DQ node."""
+    from targets.onnx.runner import OnnxRuntimeRunner
+
+    runner = OnnxRuntimeRunner(path)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    quant = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear":
+            quant.setdefault(node.input[0], node.input[1:])
+        elif node.op_type == "QuantizeLinear":
+            quant.setdefault(node.output[0], node.input[1:])
+
+    def params(spec: object) -> dict | None:
+        if np.issubdtype(np.dtype(spec.dtype), np.floating) or spec.name not in quant:
+            return None
+        names = list(quant[spec.name]) + [""]
+        scale, zero = inits.get(names[0]), inits.get(names[1])
+        return {
+            "scale": None if scale is None else scale.tolist(),
+            "zero_point": 0 if zero is None else zero.tolist(),
+        }
+
+    def specs(items: list) -> list[dict]:
+        return [_tensor(s.name, list(s.shape), s.dtype, "NCHW", params(s)) for s in items]
+
+    return {"inputs": specs(runner.inputs), "outputs": specs(runner.outputs)}
+
+
+def _tflite_io(path: Path) -> dict:
+    """I/O from the LiteRT interpreter's input/output details, with their quantization."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+
+    def entry(detail: dict) -> dict:
+        shape = [None if d < 0 else int(d) for d in detail["shape_signature"]]
+        qp = detail["quantization_parameters"]
+        quant = None
+        if len(qp["scales"]) and float(qp["scales"][0]) != 0.0:
+            scales, zeros = qp["scales"].tolist(), qp["zero_points"].tolist()
+            quant = {
+                "scale": scales[0] if len(scales) == 1 else scales,
+                "zero_point": zeros[0] if len(zeros) == 1 else zeros,
+                "quantized_dimension": int(qp["quantized_dimension"]),
+            }
+        return _tensor(detail["name"], shape, np.dtype(detail["dtype"]).name, "NHWC", quant)
+
+    return {
+        "inputs": [entry(d) for d in interpreter.get_input_details()],
+        "outputs": [entry(d) for d in interpreter.get_output_details()],
+    }
+
+
+def _runner_io(path: Path) -> dict:
+    """Any other artifact: the specs its target's runner declares (after one run for torch)."""
+    from compressor.artifacts import make_feeds, open_artifact
+
+    with open_artifact(path) as runner:
+        runner.run(make_feeds(runner))
+        return {
+            "inputs": [
+                _tensor(s.name, list(s.shape), s.dtype, "NCHW", None) for s in runner.inputs
+            ],
+            "outputs": [
+                _tensor(s.name, list(s.shape), s.dtype, "NCHW", None) for s in runner.outputs
+            ],
+        }
+
+
+IO_READERS: dict[str, Callable[[Path], dict]] = {".onnx": _onnx_io, ".tflite": _tflite_io}
+
+
+def describe_io(path: Path) -> dict:
+    """Model I/O names, shapes, dtypes, layout and quantization, read from the artifact itself."""
+    reader = IO_READERS.get(path.suffix.lower(), _runner_io)
+    try:
+        return reader(path)
+    except (CompressError, ImportError, RuntimeError, ValueError) as exc:
+        return {"inputs": [], "outputs": [], "note": f"I/O not readable on this machine: {exc}"}
+
+
+def runtime_version(runtime: str, report: dict) -> str | None:
+    """The runtime version the report recorded, else the one installed here (litert/default → litert)."""
+    base = runtime.split("/")[0]
+    recorded = (report.get("environment") or {}).get(base)
+    if recorded:
+        return recorded
+    try:
+        return importlib.metadata.version(RUNTIME_PACKAGES.get(base, base))
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def build_manifest(
+    folder: Path, model_file: str, files: dict[str, dict], preprocessing: dict
+) -> dict:
+    """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
+    report = _read_json(folder / "report.json")
+    recipe = folder / "recipe.toml"
+    model_path = folder / model_file
+    measured_in = (report.get("compressed") or {}).get("runtime")
+    proxy_for = (report.get("compressed") or {}).get("proxy_for")
+    runtime = proxy_for or measured_in or _runtime_of(model_path)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "edge-compressor", "version": __version__},
+        "model": {
+            "file": model_file,
+            "extra_files": report.get("extra_files", []),
+            "target": report.get("target") or target_of(model_path),
+            "runtime": runtime,
+            "runtime_version": runtime_version(runtime, report) if runtime else None,
+            "precision": report.get("precision") or artifact_precision(model_path),
+            "metrics_measured_in": f"{measured_in} (proxy for {proxy_for})"
+            if proxy_for
+            else measured_in,
+            **describe_io(model_path),
+        },
+        "preprocessing": preprocessing,
+        "metrics": {
+            k: report[k] for k in ("baseline", "compressed", "fp32_reference") if k in report
+        },
+        "budgets": report.get("budgets", []),
+        "passed": report.get("passed"),
+        "environment": report.get("environment"),
+        "notes": report.get("notes", []),
+        "artifact_info": report.get("artifact_info", {}),
+        "recipe": tomllib.loads(recipe.read_text()) if recipe.exists() else None,
+        "files": files,
+    }
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:  # bad JSON or not text
+        raise UsageError(f"'{path}' is not valid JSON ({exc}); re-run compress.") from exc
+
+
+def target_of(path: Path) -> str | None:
+    """The target that made this artifact (its report says), else the one that runs its suffix."""
+    recorded = sibling_report(path).get("target")
+    if recorded:
+        return recorded
+    if path.suffix.lower() in (".pt2", ".pt", ".ts", ".pth"):
+        return "torch"
+    from targets.registry import target_for_artifact
+
+    try:
+        return target_for_artifact(path).name
+    except CompressError:
+        return None
+
+
+def _runtime_of(path: Path) -> str | None:
+    from targets.registry import target_for_artifact
+
+    try:
+        return target_for_artifact(path).capabilities.runtime
+    except CompressError:
+        return "torch" if path.suffix.lower() == ".pt2" else None

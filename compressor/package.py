@@ -1,0 +1,169 @@
+"""The edge bundle: model files + report + manifest.json in a byte-reproducible .tar.gz."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from compressor.errors import UsageError
+from compressor.manifest import build_manifest
+from compressor.staging import staged_file
+
+MANIFEST = "manifest.json"
+MODEL_SUFFIXES = (".onnx", ".tflite", ".engine", ".plan", ".pt2", ".pt", ".ts")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    """What `package --check` found: the manifest and every mismatch in plain words."""
+
+    manifest: dict
+    problems: list[str]
+    files_checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def source_date_epoch() -> int:
+    """The fixed mtime of every member: SOURCE_DATE_EPOCH when set (reproducible builds), else 0."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH='{value}' is not an integer.") from None
+
+
+def collect_files(folder: Path, exclude: Path | None = None) -> list[str]:
+    """Relative POSIX paths of every regular, non-hidden file in folder, sorted."""
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if rel.as_posix() == MANIFEST or (exclude and path.resolve() == exclude.resolve()):
+            continue
+        found.append(rel.as_posix())
+    return sorted(found)
+
+
+def find_model_file(folder: Path, files: list[str]) -> str:
+    """The artifact named by report.json, else the one model-like file in the folder."""
+    report = folder / "report.json"
+    if report.exists():
+        name = json.loads(report.read_text()).get("artifact")
+        if name in files:
+            return name
+    models = [f for f in files if Path(f).suffix.lower() in MODEL_SUFFIXES]
+    if len(models) != 1:
+        raise UsageError(
+            f"'{folder}' holds {len(models)} model files {models} and no report.json naming the "
+            "artifact; package a compress output folder (compress ... -o DIR)."
+        )
+    return models[0]
+
+
+def file_digest(path: Path) -> dict:
+    """sha256 and size of one file, streamed."""
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"sha256": digest, "size": path.stat().st_size}
+
+
+def write_bundle(folder: Path, out: Path, preprocessing: dict | None = None) -> dict:
+    """Write out (a .tar.gz) from folder; the same folder always gives the same bytes."""
+    if not folder.is_dir():
+        raise UsageError(
+            f"'{folder}' is not a directory; pass the output folder of a compress run."
+        )
+    files = collect_files(folder, exclude=out)
+    model = find_model_file(folder, files)
+    hashes = {rel: file_digest(folder / rel) for rel in files}
+    manifest = build_manifest(folder, model, hashes, preprocessing or {})
+    body = (json.dumps(manifest, indent=2) + "\n").encode()
+    mtime = source_date_epoch()
+    with staged_file(out) as raw:
+        _write_tar(raw, folder, files, body, mtime)
+    return manifest
+
+
+def _write_tar(
+    raw: io.BufferedIOBase, folder: Path, files: list[str], manifest: bytes, mtime: int
+) -> None:
+    # gzip header: mtime 0 and no file name, so the bytes do not depend on when or where.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            tar.addfile(_member(MANIFEST, len(manifest), mtime), io.BytesIO(manifest))
+            for rel in files:
+                path = folder / rel
+                with path.open("rb") as handle:
+                    tar.addfile(_member(rel, path.stat().st_size, mtime), handle)
+
+
+def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def check_bundle(path: Path) -> BundleCheck:
+    """Re-hash every member against manifest.json; unreadable bundles are reported, not raised."""
+    if not path.is_file():
+        raise UsageError(f"Bundle '{path}' does not exist.")
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            digests, problems = _hash_members(tar)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return BundleCheck({}, [f"'{path}' is not a readable .tar.gz bundle: {exc}"], 0)
+    try:
+        manifest = json.loads(digests.pop(MANIFEST, {}).get("content", b"") or b"null")
+    except ValueError as exc:
+        return BundleCheck({}, [f"manifest.json is not valid JSON: {exc}"], 0)
+    if not isinstance(manifest, dict) or "files" not in manifest:
+        return BundleCheck({}, [f"'{path}' has no valid manifest.json listing its files."], 0)
+    listed = manifest["files"]
+    for name in sorted(set(listed) - set(digests)):
+        problems.append(f"{name}: listed in manifest.json but missing from the bundle")
+    for name in sorted(set(digests) - set(listed)):
+        problems.append(f"{name}: in the bundle but not listed in manifest.json")
+    for name in sorted(set(listed) & set(digests)):
+        want, got = listed[name], digests[name]
+        if want.get("sha256") != got["sha256"] or want.get("size") != got["size"]:
+            problems.append(
+                f"{name}: sha256 {got['sha256'][:16]}… ({got['size']} bytes) does not match the "
+                f"manifest's {str(want.get('sha256'))[:16]}… ({want.get('size')} bytes): "
+                "the file was changed or corrupted"
+            )
+    return BundleCheck(manifest, problems, len(set(listed) & set(digests)))
+
+
+def _hash_members(tar: tarfile.TarFile) -> tuple[dict[str, dict], list[str]]:
+    digests, problems = {}, []
+    for member in tar:
+        if not member.isfile():
+            problems.append(f"{member.name}: not a regular file (bundles hold files only)")
+            continue
+        if member.name.startswith("/") or ".." in Path(member.name).parts:
+            problems.append(f"{member.name}: unsafe path outside the bundle")
+            continue
+        handle = tar.extractfile(member)
+        hasher = hashlib.sha256()
+        content = b""
+        while chunk := handle.read(CHUNK):
+            hasher.update(chunk)
+            if member.name == MANIFEST:
+                content += chunk
+        digests[member.name] = {"sha256": hasher.hexdigest(), "size": member.size}
+        if member.name == MANIFEST:
+            digests[member.name]["content"] = content
+    return digests, problems

@@ -1,0 +1,79 @@
+"""Regressions between releases: a new build measured against a stored report.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compressor.budget import Budget, BudgetResult
+
+
+@dataclass(frozen=True)
+class Regression:
+    """How much worse than a stored report.json a release may get before the check fails."""
+
+    max_accuracy_regression: float | None = field(
+        default=None,
+        metadata={
+            "help": "With --against: largest accuracy loss vs the stored report, points [default: "
+            "--max-accuracy-drop, else 1.0]."
+        },
+    )
+    max_latency_regression_pct: float = field(
+        default=25.0,
+        metadata={"help": "With --against: largest growth (%) of the artifact/baseline p50 ratio."},
+    )
+    max_size_regression_pct: float = field(
+        default=10.0, metadata={"help": "With --against: largest growth (%) of the artifact size."}
+    )
+
+
+def check_regressions(
+    reg: Regression, budget: Budget, stored: dict, base: dict, comp: dict
+) -> list[BudgetResult]:
+    """Accuracy loss, latency growth (relative to the baseline, so machines cancel) and size."""
+    old = stored["compressed"]
+    results = []
+    acc_limit = reg.max_accuracy_regression
+    if acc_limit is None:
+        acc_limit = budget.max_accuracy_drop if budget.max_accuracy_drop is not None else 1.0
+    if old.get("accuracy") is not None:
+        now = comp.get("accuracy")
+        loss = None if now is None else round((old["accuracy"] - now) * 100.0, 4)
+        note = "" if now is not None else "no labelled --eval data: accuracy not measured"
+        results.append(
+            BudgetResult(
+                "max_accuracy_regression",
+                acc_limit,
+                loss,
+                loss is not None and loss <= acc_limit,
+                "points",
+                note,
+            )
+        )
+    growth, how = _latency_growth(stored, base, comp)
+    if growth is not None:
+        limit = reg.max_latency_regression_pct
+        results.append(
+            BudgetResult("max_latency_regression_pct", limit, growth, growth <= limit, "%", how)
+        )
+    if old.get("size_bytes"):
+        size_growth = round((comp["size_bytes"] / old["size_bytes"] - 1.0) * 100.0, 4)
+        limit = reg.max_size_regression_pct
+        results.append(
+            BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
+        )
+    return results
+
+
+def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:
+    """p50 growth in %, of artifact/baseline ratios when both runs timed the same baseline."""
+    old_comp = (stored["compressed"].get("latency_ms") or {}).get("p50")
+    old_base = ((stored.get("baseline") or {}).get("latency_ms") or {}).get("p50")
+    now_comp, now_base = comp["latency_ms"]["p50"], base["latency_ms"]["p50"]
+    if not old_comp:
+        return None, ""
+    same_baseline = old_base and stored["baseline"].get("runtime") == base["runtime"]
+    if same_baseline:
+        growth = (now_comp / now_base) / (old_comp / old_base) - 1.0
+        return round(growth * 100.0, 2), "p50 relative to the baseline timed in the same run"
+    return round((now_comp / old_comp - 1.0) * 100.0, 2), "absolute p50 (machines may differ)"
