@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,6 @@ class Budget:
     min_fidelity: float | None = field(
         default=None, metadata={"help": "Smallest cosine similarity of outputs vs the baseline."}
     )
-
-    def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
 
 
 @dataclass(frozen=True)
@@ -48,58 +45,42 @@ class BudgetResult:
         }
 
 
+def _accuracy_drop(base: dict, comp: dict) -> tuple[float | None, str]:
+    if base.get("accuracy") is None or comp.get("accuracy") is None:
+        return None, "no labels in the eval data: accuracy cannot be measured; use --min-fidelity"
+    return round((base["accuracy"] - comp["accuracy"]) * 100.0, 4), ""
+
+
+def _latency(base: dict, comp: dict) -> tuple[float | None, str]:
+    return comp["latency_ms"]["p50"], ""
+
+
+def _size(base: dict, comp: dict) -> tuple[float | None, str]:
+    return round(comp["size_bytes"] / 1e6, 6), ""
+
+
+def _fidelity(base: dict, comp: dict) -> tuple[float | None, str]:
+    cosine = (comp.get("fidelity") or {}).get("cosine")
+    return cosine, "" if cosine is not None else "no eval outputs to compare"
+
+
+# name -> (measure(baseline, compressed) -> (value, note), unit, True when lower is better)
+BUDGET_CHECKS = {
+    "max_accuracy_drop": (_accuracy_drop, "points", True),
+    "max_latency_ms": (_latency, "ms (p50)", True),
+    "max_size_mb": (_size, "MB", True),
+    "min_fidelity": (_fidelity, "cosine", False),
+}
+
+
 def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[BudgetResult]:
     """Compare measured metrics (report 'baseline'/'compressed' sections) against the budget."""
     results = []
-    if budget.max_accuracy_drop is not None:
-        base, comp = baseline.get("accuracy"), compressed.get("accuracy")
-        if base is None or comp is None:
-            results.append(
-                BudgetResult(
-                    "max_accuracy_drop",
-                    budget.max_accuracy_drop,
-                    None,
-                    False,
-                    "points",
-                    "no labels in the eval data: accuracy cannot be measured; use --min-fidelity",
-                )
-            )
-        else:
-            drop = round((base - comp) * 100.0, 4)
-            results.append(
-                BudgetResult(
-                    "max_accuracy_drop",
-                    budget.max_accuracy_drop,
-                    drop,
-                    drop <= budget.max_accuracy_drop,
-                    "points",
-                )
-            )
-    if budget.max_latency_ms is not None:
-        p50 = compressed["latency_ms"]["p50"]
-        results.append(
-            BudgetResult(
-                "max_latency_ms",
-                budget.max_latency_ms,
-                p50,
-                p50 <= budget.max_latency_ms,
-                "ms (p50)",
-            )
-        )
-    if budget.max_size_mb is not None:
-        mb = round(compressed["size_bytes"] / 1e6, 6)
-        results.append(
-            BudgetResult("max_size_mb", budget.max_size_mb, mb, mb <= budget.max_size_mb, "MB")
-        )
-    if budget.min_fidelity is not None:
-        cosine = (compressed.get("fidelity") or {}).get("cosine")
-        results.append(
-            BudgetResult(
-                "min_fidelity",
-                budget.min_fidelity,
-                cosine,
-                cosine is not None and cosine >= budget.min_fidelity,
-                "cosine",
-            )
-        )
+    for name, (measure, unit, upper) in BUDGET_CHECKS.items():
+        limit = getattr(budget, name)
+        if limit is None:
+            continue
+        value, note = measure(baseline, compressed)
+        passed = value is not None and (value <= limit if upper else value >= limit)
+        results.append(BudgetResult(name, limit, value, passed, unit, note))
     return results

@@ -348,10 +348,12 @@ def targets_command(show_options: bool) -> None:
 
     table = Table("target", "available", "precisions", "details")
     for name, ok, why in describe_targets():
-        precisions = ""
+        precisions, details = "", why
         if ok:
-            precisions = ", ".join(get_target(name).capabilities.precisions)
-        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", precisions, why)
+            caps = get_target(name).capabilities
+            precisions = ", ".join(caps.precisions)
+            details = "; ".join([why, *caps.notes])
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", precisions, escape(details))
     CONSOLE.print(table)
     if show_options:
         for name, ok, _ in describe_targets():

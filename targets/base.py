@@ -61,10 +61,10 @@ class TargetCapabilities:
     quant_scheme: QuantScheme
     runtime: str
     artifact_suffix: str
-    dynamic_batch: bool = True
-    notes: tuple[str, ...] = field(default_factory=tuple)
     # Precisions the target makes itself from the fp32 graph (no ONNX-level fp16/dynamic pass).
     lowers_from_fp32: tuple[str, ...] = ()
+    # Plain-words facts shown by `compress targets`.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def validate_torch_passes(recipe: Recipe) -> None:
     if torch_passes(recipe) and recipe.model.lower().endswith(".onnx"):
         raise UsageError(
             f"'{recipe.model}' is an ONNX model: pruning and distillation need a torch model "
-            "(.pt2 from torch.export, TorchScript .pt, or a state dict with --model-factory)."
+            "(.pt2 from torch.export or a state dict with --model-factory; TorchScript takes only unstructured/2:4 sparsity)."
         )
 
 

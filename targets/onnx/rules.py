@@ -22,7 +22,6 @@ CAPABILITIES = TargetCapabilities(
     quant_scheme=ORT_CPU_SCHEME,
     runtime="onnxruntime",
     artifact_suffix=".onnx",
-    dynamic_batch=True,
 )
 
 

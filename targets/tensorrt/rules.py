@@ -37,7 +37,6 @@ CAPABILITIES = TargetCapabilities(
     quant_scheme=TENSORRT_SCHEME,
     runtime="tensorrt",
     artifact_suffix=".engine",
-    dynamic_batch=True,
     notes=(
         "Engines are built where TensorRT and a CUDA GPU exist; elsewhere the Q/DQ ONNX and "
         "build_engine.py are written and verified in onnxruntime as a proxy.",

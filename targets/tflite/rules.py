@@ -23,7 +23,6 @@ CAPABILITIES = TargetCapabilities(
     quant_scheme=TFLITE_SCHEME,
     runtime="litert",
     artifact_suffix=".tflite",
-    dynamic_batch=True,
     lowers_from_fp32=("fp16", "dynamic"),
     notes=(
         "fp16 and dynamic-range int8 weights are made inside the lowering from the fp32 graph.",
