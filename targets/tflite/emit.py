@@ -49,6 +49,8 @@ class Lowering:
     fused: set[str] = field(default_factory=set)
     transposes: dict[str, int] = field(default_factory=lambda: {"edge": 0, "inner": 0})
     notes: list[str] = field(default_factory=list)
+    # Layout of each public input/output tensor (by tensor index), recorded in the file.
+    public_layouts: dict[int, Layout] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.consumers = self.graph.consumers()

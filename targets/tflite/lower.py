@@ -7,6 +7,7 @@ the user's layout and dtype → flatbuffer with a SignatureDef (writer.py).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -21,8 +22,10 @@ from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.fuse import fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
+from targets.tflite.options import TfliteOptions, strict_bool_values
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
-from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC, TfliteOptions
+from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
+from targets.tflite.writer import IO_LAYOUT_KEY
 
 
 class TfliteTarget(Target):
@@ -43,8 +46,13 @@ class TfliteTarget(Target):
             return False, f"no LiteRT interpreter ({exc}); pip install -e '.[tflite]'"
         return True, runtime_version()
 
+    def parse_options(self, raw: dict) -> object | None:
+        """Like Target.parse_options, but a boolean option must be a boolean word."""
+        return super().parse_options(strict_bool_values(raw))
+
     def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
         options = options or TfliteOptions()
+        options.validate(precision)
         started = time.perf_counter()
         ctx = lower_onnx(onnx.load(str(onnx_path)), precision, options)
         data = ctx.builder.to_bytes()
@@ -75,6 +83,7 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
             for name in node.outputs:
                 ctx.settle(name, node.op_type in FIXED_OUTPUT_OPS)
     _lower_outputs(ctx)
+    _record_io_layout(ctx)
     return ctx
 
 
@@ -131,6 +140,7 @@ def _lower_inputs(ctx: Lowering) -> None:
         value = ctx.new_value(name, shape, layout, "int8" if quant else "float32", quant)
         ctx.values[name] = value
         ctx.builder.inputs.append((name, value.tensor))
+        ctx.public_layouts[value.tensor] = value.layout
 
 
 def _lower_outputs(ctx: Lowering) -> None:
@@ -148,6 +158,19 @@ def _lower_outputs(ctx: Lowering) -> None:
         used.add(value.tensor)
         ctx.builder.tensors[value.tensor].name = public
         ctx.builder.outputs.append((public, value.tensor))
+        ctx.public_layouts[value.tensor] = value.layout
+
+
+def _record_io_layout(ctx: Lowering) -> None:
+    """Store which public I/O the file lays out differently from the ONNX model (nhwc_io):
+    runners read it to take and return the model's own layout (runner.py)."""
+    layouts = {}
+    for public, index in ctx.builder.inputs + ctx.builder.outputs:
+        layout = ctx.public_layouts.get(index)
+        if layout is not None and layout.perm is not None:
+            layouts[public] = list(layout.perm)
+    if layouts:
+        ctx.builder.metadata[IO_LAYOUT_KEY] = json.dumps(layouts).encode()
 
 
 def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
@@ -159,7 +182,9 @@ def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
         "transpose_ops": ops.get("TRANSPOSE", 0),
         "transpose_inner": ctx.transposes["inner"],
         "transpose_edge": ctx.transposes["edge"],
-        "io_layout": "NHWC" if options.nhwc_io else "as the ONNX model (NCHW)",
+        "io_layout": "NHWC in the file (runners take NCHW)"
+        if options.nhwc_io
+        else "as the ONNX model (NCHW)",
         "resolver": options.resolver,
         "notes": ctx.notes
         + [

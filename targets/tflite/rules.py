@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from compressor.errors import UsageError
 from targets.base import QuantScheme, TargetCapabilities
 from targets.tflite import conv, dense, elementwise, shape_ops
+from targets.tflite.options import TfliteOptions
 
 TFLITE_SCHEME = QuantScheme(
     activation_type="int8",
@@ -29,7 +27,6 @@ CAPABILITIES = TargetCapabilities(
     ),
 )
 
-RESOLVERS = ("default", "builtin")
 # Index arithmetic on the dynamic batch that folds away once the batch is fixed.
 SHAPE_ARITHMETIC = {
     "Shape",
@@ -44,31 +41,7 @@ SHAPE_ARITHMETIC = {
 }
 
 
-@dataclass(frozen=True)
-class TfliteOptions:
-    """Settings of the tflite target (pass as -O KEY=VALUE)."""
-
-    nhwc_io: bool = field(
-        default=False,
-        metadata={"help": "Image inputs/outputs in NHWC (no TRANSPOSE at the edges)."},
-    )
-    int8_io: bool = field(
-        default=False,
-        metadata={
-            "help": "int8 inputs/outputs in --int8 mode (no QUANTIZE/DEQUANTIZE at the edges)."
-        },
-    )
-    resolver: str = field(
-        default="default",
-        metadata={"help": "Kernels used for verification: default (XNNPACK) or builtin."},
-    )
-
-    def __post_init__(self) -> None:
-        if self.resolver not in RESOLVERS:
-            raise UsageError(
-                f"tflite option resolver='{self.resolver}' is not one of {list(RESOLVERS)}."
-            )
-
+__all__ = ["CAPABILITIES", "RULES", "SHAPE_ARITHMETIC", "TFLITE_SCHEME", "TfliteOptions"]
 
 RULES = {
     "Conv": conv.lower_conv,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,10 @@ def runtime_version() -> str:
 class LiteRtRunner(Runner):
     """LiteRT Interpreter through the model's SignatureDef (which resizes a dynamic batch).
 
-    int8 inputs/outputs (-O int8_io=true) are exchanged as float32 and converted with the
-    tensors' own scale and zero point, so verification feeds the same data to every runner.
+    The runner takes and returns the model's logical data, so verification feeds the same
+    data to every runner: int8 inputs/outputs (-O int8_io=true) are exchanged as float32 and
+    converted with the tensors' own scale and zero point; NHWC inputs/outputs (-O nhwc_io=true)
+    are exchanged in the ONNX model's layout (NCHW) and transposed here, as the file records.
     """
 
     runtime = "litert"
@@ -58,12 +61,13 @@ class LiteRtRunner(Runner):
         details = self._interp.get_signature_list()["serving_default"]
         self._runner = self._interp.get_signature_runner("serving_default")
         by_index = {d["index"]: d for d in self._interp.get_tensor_details()}
+        self._perms = read_io_layout(path)
         self._input_details = self._runner.get_input_details()
-        self._inputs = [_spec(n, self._input_details[n]) for n in details["inputs"]]
+        self._inputs = [self._spec(n, self._input_details[n]) for n in details["inputs"]]
         outs = self._runner.get_output_details()
         order = [d["index"] for d in self._interp.get_output_details()]
         names = sorted(details["outputs"], key=lambda n: order.index(outs[n]["index"]))
-        self._outputs = [_spec(n, outs[n]) for n in names]
+        self._outputs = [self._spec(n, outs[n]) for n in names]
         self._output_details = outs
         self._tensors = by_index
 
@@ -78,6 +82,8 @@ class LiteRtRunner(Runner):
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {}
         for name, array in feeds.items():
+            if name in self._perms:  # nhwc_io: the model's NCHW data laid out as the file's
+                array = np.ascontiguousarray(array.transpose(self._perms[name]))
             scale, zero = self._input_details[name]["quantization"]
             if scale:  # int8 I/O (-O int8_io=true): real-valued data is quantized here
                 q = np.round(array / scale) + zero
@@ -88,12 +94,42 @@ class LiteRtRunner(Runner):
         for spec in self._outputs:
             value = np.asarray(results[spec.name])
             scale, zero = self._output_details[spec.name]["quantization"]
-            outputs[spec.name] = (value.astype(np.float32) - zero) * scale if scale else value
+            value = (value.astype(np.float32) - zero) * scale if scale else value
+            if spec.name in self._perms:
+                value = value.transpose(np.argsort(self._perms[spec.name]))
+            outputs[spec.name] = value
         return outputs
+
+    def _spec(self, name: str, detail: dict) -> TensorSpec:
+        """The spec callers see: float32 for int8 I/O, the ONNX layout for nhwc_io I/O."""
+        spec = _spec(name, detail)
+        perm = self._perms.get(name)
+        if perm is None:
+            return spec
+        logical = tuple(spec.shape[i] for i in np.argsort(perm))
+        return TensorSpec(name, logical, spec.dtype)
 
     def delegated_ops(self) -> int:
         """How many nodes run as a delegate (XNNPACK) partition."""
         return sum(op["op_name"] == "DELEGATE" for op in self._interp._get_ops_details())
+
+
+def read_io_layout(path: Path) -> dict[str, tuple[int, ...]]:
+    """{public I/O name: perm} from the file's metadata (file tensor = logical.transpose(perm)).
+
+    Files written by this target record it when -O nhwc_io=true; any other .tflite (or one
+    read where ai-edge-litert's schema module is missing) is run in its own layout.
+    """
+    try:
+        from targets.tflite.writer import IO_LAYOUT_KEY, read_metadata
+    except ImportError:  # pragma: no cover - tflite_runtime has no schema module
+        return {}
+    try:
+        raw = read_metadata(Path(path).read_bytes(), IO_LAYOUT_KEY)
+        layouts = json.loads(raw) if raw else {}
+    except (OSError, ValueError, IndexError) as exc:
+        raise ModelLoadError(f"'{path}' has an unreadable {IO_LAYOUT_KEY} entry: {exc}") from exc
+    return {name: tuple(int(p) for p in perm) for name, perm in layouts.items()}
 
 
 def _spec(name: str, detail: dict) -> TensorSpec:

@@ -25,6 +25,8 @@ TENSOR_TYPES = {
 # Op codes at or above this need the placeholder in deprecated_builtin_code (schema rule).
 PLACEHOLDER_CODE = 127
 SIGNATURE_KEY = "serving_default"
+# Metadata entry: JSON {public I/O name: perm}, file tensor = ONNX tensor transposed by perm.
+IO_LAYOUT_KEY = "edge_compressor.io_layout"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class FlatModelBuilder:
         self.op_names: list[str] = []
         self.inputs: list[tuple[str, int]] = []
         self.outputs: list[tuple[str, int]] = []
+        # Named byte strings stored in the model's metadata table (ignored by the runtime).
+        self.metadata: dict[str, bytes] = {}
         self.description = description
 
     def add_tensor(
@@ -130,7 +134,8 @@ class FlatModelBuilder:
         model = schema.ModelT()
         model.version = 3
         model.description = self.description
-        model.buffers = self.buffers
+        model.buffers = list(self.buffers)
+        model.metadata = [_metadata(model.buffers, k, v) for k, v in self.metadata.items()]
         model.operatorCodes = [_op_code(code, version) for code, version in self.op_codes]
         graph = schema.SubGraphT()
         graph.name = "main"
@@ -143,6 +148,27 @@ class FlatModelBuilder:
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         return bytes(builder.Output())
+
+
+def _metadata(buffers: list[schema.BufferT], name: str, data: bytes) -> schema.MetadataT:
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(data, dtype=np.uint8)
+    buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(buffers) - 1
+    return entry
+
+
+def read_metadata(data: bytes, name: str) -> bytes | None:
+    """The bytes a .tflite file stores under metadata `name`, or None when it has none."""
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() is not None and entry.Name().decode() == name:
+            buffer = model.Buffers(entry.Buffer())
+            return buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+    return None
 
 
 def _op_code(code: int, version: int) -> schema.OperatorCodeT:

@@ -57,6 +57,28 @@ def test_bad_resolver_is_rejected_before_any_work():
         TARGET.parse_options({"resolver": "gpu"})
 
 
+@pytest.mark.parametrize("word", ["maybe", "", "2", "tru"])
+def test_a_boolean_option_must_be_a_boolean_word(word):
+    with pytest.raises(UsageError, match=f"nhwc_io='{word}' is not a boolean"):
+        TARGET.parse_options({"nhwc_io": word})
+    with pytest.raises(UsageError, match="not a boolean"):
+        TfliteOptions(int8_io=word)
+
+
+@pytest.mark.parametrize(
+    ("word", "value"), [("TRUE", True), ("on", True), ("0", False), ("No", False)]
+)
+def test_boolean_words_are_accepted(word, value):
+    assert TARGET.parse_options({"nhwc-io": word, "int8_io": word}) == TfliteOptions(value, value)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic"])
+def test_int8_io_without_int8_is_rejected(example_onnx, tmp_path, precision):
+    with pytest.raises(UsageError, match="int8_io=true only applies to --int8"):
+        TARGET.lower(example_onnx, precision, tmp_path, TfliteOptions(int8_io=True))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_signature_def_and_nchw_float_io_by_default(example_onnx, tmp_path):
     artifact = TARGET.lower(example_onnx, "fp32", tmp_path, TfliteOptions())
     interp = litert.Interpreter(model_path=str(artifact.path))
@@ -69,7 +91,14 @@ def test_signature_def_and_nchw_float_io_by_default(example_onnx, tmp_path):
     assert artifact.info["transpose_inner"] == 0
 
 
-def test_nhwc_io_removes_the_edge_transpose(example_onnx, tmp_path):
+def _file_io(path):
+    """The public I/O as the .tflite file itself declares it: {name: (shape_signature, dtype)}."""
+    runner = litert.Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    details = {**runner.get_input_details(), **runner.get_output_details()}
+    return {n: (list(d["shape_signature"]), np.dtype(d["dtype"]).name) for n, d in details.items()}
+
+
+def test_nhwc_io_removes_the_edge_transpose_and_runner_keeps_nchw(example_onnx, tmp_path):
     nchw = TARGET.lower(example_onnx, "fp32", tmp_path, TfliteOptions())
     reference = TARGET.open_runner(nchw.path)
     x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
@@ -78,10 +107,35 @@ def test_nhwc_io_removes_the_edge_transpose(example_onnx, tmp_path):
     out.mkdir()
     artifact = TARGET.lower(example_onnx, "fp32", out, TfliteOptions(nhwc_io=True))
     assert artifact.info["transpose_ops"] == 0
+    name = reference.inputs[0].name
+    assert _file_io(artifact.path)[name] == ([-1, 8, 8, 1], "float32")  # the device's layout
     runner = TARGET.open_runner(artifact.path)
-    assert runner.inputs[0].shape == (None, 8, 8, 1)
-    got = next(iter(runner.run({runner.inputs[0].name: x.transpose(0, 2, 3, 1)}).values()))
+    assert runner.inputs == reference.inputs  # the runner takes the model's NCHW data
+    got = next(iter(runner.run({name: x}).values()))
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_nhwc_io_transposes_4d_outputs_back(tmp_path):
+    """A conv whose 4-D output is NHWC in the file comes back NCHW, equal to onnxruntime."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(1)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 5, 4])
+    w = numpy_helper.from_array(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])
+    graph = helper.make_graph([conv], "g", [x], [y], [w])
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions(nhwc_io=True))
+    io = _file_io(artifact.path)
+    assert io == {"x": ([-1, 5, 4, 2], "float32"), "y": ([-1, 5, 4, 3], "float32")}
+    runner = TARGET.open_runner(artifact.path)
+    assert [s.shape for s in runner.inputs + runner.outputs] == [(None, 2, 5, 4), (None, 3, 5, 4)]
+    data = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    (want,) = ort.InferenceSession(str(path)).run(None, {"x": data})
+    np.testing.assert_allclose(runner.run({"x": data})["y"], want, atol=1e-5)
 
 
 def _compress(example, out, *flags):
@@ -118,6 +172,45 @@ def test_cli_int8_io_and_builtin_resolver(example, tmp_path):
     assert report["compressed"]["runtime"] == "litert/builtin"
     assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
     assert report["qdq_reference"]["top1_agreement"] >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [([], "float32"), (["--int8", "-O", "int8_io=true"], "int8")],
+    ids=["fp32-nhwc_io", "int8-nhwc_io-int8_io"],
+)
+def test_cli_nhwc_io_verifies_with_the_users_nchw_data(example, tmp_path, flags, dtype):
+    """The pipeline, bench --data and verify feed NCHW data to a file with NHWC I/O."""
+    out = tmp_path / "out"
+    result = _compress(example, out, *flags, "-O", "nhwc_io=true", "--max-accuracy-drop", "1.0")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["artifact_info"]["transpose_ops"] == 0
+    assert report["compressed"]["accuracy"] >= report["baseline"]["accuracy"] - 0.01
+    assert report["compressed"]["accuracy"] > 0.9
+    assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
+    assert _file_io(out / "model.tflite")["x"] == ([-1, 8, 8, 1], dtype)
+    bench = ["bench", out / "model.tflite", "--data", example["eval"], "--runs", "5", "--json"]
+    result = CliRunner().invoke(main, [str(a) for a in bench], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    verify = ["verify", out / "model.tflite", "--baseline", example["model"]]
+    verify += ["--eval", example["eval"], "--max-accuracy-drop", "1.0", "--runs", "5"]
+    result = CliRunner().invoke(main, [str(a) for a in verify], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fp16", "-O", "int8_io=true"], "int8_io=true only applies to --int8"),
+        (["-O", "nhwc_io=maybe"], "nhwc_io='maybe' is not a boolean"),
+    ],
+)
+def test_cli_rejects_bad_tflite_options_with_exit_2(example, tmp_path, flags, message):
+    result = _compress(example, tmp_path / "out", *flags)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
 
 
 def test_int8_edges_default_and_with_nhwc_int8_io(example, example_onnx, tmp_path):
