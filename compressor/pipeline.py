@@ -49,7 +49,9 @@ def validate_recipe(recipe: Recipe) -> Target:
             f"Target '{target.name}' supports precisions {list(caps.precisions)}, "
             f"not '{recipe.precision}'."
         )
-    target.parse_options(recipe.target_options)
+    options = target.parse_options(recipe.target_options)
+    if hasattr(options, "validate"):  # options that depend on the precision
+        options.validate(recipe.precision)
     validate_torch_passes(recipe)
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(

@@ -189,6 +189,18 @@ class Target(abc.ABC):
         """Open a runner for an artifact this target produced."""
 
 
+BOOL_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
 def _coerce(value: object, fld: dataclasses.Field) -> object:
     """Turn a CLI string into the field's declared type (int, float, bool, str, tuple[int])."""
     if not isinstance(value, str):
@@ -196,13 +208,13 @@ def _coerce(value: object, fld: dataclasses.Field) -> object:
     kind = str(fld.type)
     try:
         if "bool" in kind:
-            return value.lower() in ("1", "true", "yes", "on")
+            return BOOL_WORDS[value.strip().lower()]
         if "tuple" in kind:
             return tuple(int(v) for v in value.split(","))
         if "int" in kind:
             return int(value)
         if "float" in kind:
             return float(value)
-    except ValueError:
+    except (ValueError, KeyError):
         raise UsageError(f"Target option '{fld.name}': '{value}' is not a valid {kind}.") from None
     return value
