@@ -47,7 +47,7 @@ def run_ci_check(req: CheckRequest) -> dict:
     )
     stored = load_stored_report(req.against) if req.against else None
     _check_request(req, stored)
-    data = _load_eval(req)
+    data = _load_eval(req, stored)
     baseline = open_artifact(
         req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
     )
@@ -63,8 +63,8 @@ def run_ci_check(req: CheckRequest) -> dict:
     budgets = check_budgets(req.budget, base, comp)
     base["size_of"] = req.baseline.name
     notes = [
-        f"Baseline size is of the file given ({req.baseline.name}); `compress` reports the fp32 "
-        "ONNX export's size instead, so size ratios differ between the two."
+        f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
+        "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
     ]
     comp["proxy_for"] = comp.get("proxy_for") or _recorded_proxy(req.artifact)
     if comp["proxy_for"]:
@@ -122,11 +122,20 @@ def _check_request(req: CheckRequest, stored: dict | None = None) -> None:
         raise UsageError("--min-fidelity compares outputs on evaluation data: pass --eval DATA.")
 
 
-def _load_eval(req: CheckRequest) -> Dataset | None:
+def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:
     if not req.eval:
         return None
     data = load_dataset(req.eval)
     data.check_finite()
+    if (
+        stored is not None
+        and stored["compressed"].get("accuracy") is not None
+        and data.labels is None
+    ):
+        raise DataError(
+            f"{data.source} has no 'labels' array, but --against '{req.against}' recorded "
+            "accuracy: pass labelled --eval data so the accuracy regression can be checked."
+        )
     if req.budget.max_accuracy_drop is not None and data.labels is None:
         raise DataError(
             f"{data.source} has no 'labels' array, so accuracy cannot be measured for "

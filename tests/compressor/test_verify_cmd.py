@@ -7,6 +7,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -214,13 +215,28 @@ def test_baseline_size_is_labelled_with_its_file(example_run: dict, tmp_path: Pa
     data = json.loads(report.read_text())
     assert data["baseline"]["size_of"] == "model.pt2"
     assert data["baseline"]["size_bytes"] == example_run["model"].stat().st_size
-    assert any("Baseline size is of the file given (model.pt2)" in n for n in data["notes"])
+    assert any(
+        "Baseline size is of model.pt2 (the baseline file itself)" in n for n in data["notes"]
+    )
 
 
 def test_against_with_accuracy_but_no_eval_is_a_usage_error(example_run: dict) -> None:
     code, out = verify(example_run, "--against", str(example_run["out"] / "report.json"))
     assert code == 2, out
     assert "pass --eval DATA" in out
+
+
+def test_against_with_accuracy_and_unlabelled_eval_is_a_usage_error(
+    example_run: dict, tmp_path: Path
+) -> None:
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, x=np.load(example_run["eval"])["x"])
+    code, out = verify(
+        example_run,
+        *("--against", str(example_run["out"] / "report.json"), "--eval", str(unlabelled)),
+    )
+    assert code == 2, out
+    assert "no 'labels' array" in out
 
 
 def test_against_a_report_of_another_target_warns(
