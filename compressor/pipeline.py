@@ -16,7 +16,7 @@ from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor import __version__
 from compressor.budget import check_budgets
-from compressor.errors import DataError, UsageError
+from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
 from compressor.pass_metrics import measure_onnx_stages
@@ -110,8 +110,21 @@ def run_pipeline(recipe: Recipe) -> dict:
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
+        reference = None
+        if recipe.precision != "fp32":
+            reference = _fp32_reference(target, fp32, options, work, recipe.threads)
         report = _verify(
-            recipe, target, model, specs, fp32, artifact, evaluation, calib, original, raw
+            recipe,
+            target,
+            model,
+            specs,
+            fp32,
+            artifact,
+            evaluation,
+            calib,
+            original,
+            raw,
+            reference,
         )
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
         report["notes"] = pass_notes + report["notes"] + _size_note(report)
@@ -171,13 +184,46 @@ def _apply_precision(
         return dst, convert_fp16(fp32, dst)
     if recipe.precision == "dynamic":
         return dst, quantize_int8_dynamic(fp32, dst)
-    runner = OnnxRuntimeRunner(fp32)
-    batch = runner.fixed_batch or 16
+    fixed = OnnxRuntimeRunner(fp32).fixed_batch
+    if fixed and len(calib) % fixed:
+        if len(calib) < fixed:
+            raise DataError(f"The model takes batches of {fixed}: give at least {fixed} samples.")
+        calib = calib.take(len(calib) - len(calib) % fixed)  # whole batches only
+    batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(fp32, dst, calib, scheme, recipe.calibration, batch, advance)
     return dst, info
+
+
+def _fp32_reference(
+    target: Target, fp32: Path, options: object, work: Path, threads: int
+) -> tuple[Runner, int]:
+    """fp32 lowered for the same target and run in the same runtime, so that speed-ups compare
+    like with like; onnxruntime on the fp32 ONNX only when the target cannot lower fp32."""
+    folder = work / "fp32-reference"
+    folder.mkdir(exist_ok=True)
+    for opts in (options, target.parse_options({})):
+        try:
+            artifact = target.lower(fp32, "fp32", folder, opts)
+            return target.open_runner(artifact.path, threads), artifact.path.stat().st_size
+        except CompressError:
+            continue  # e.g. an option that only applies to int8
+    return OnnxRuntimeRunner(fp32, threads), fp32.stat().st_size
+
+
+def calibration_batch(method: str, samples: int, fixed: int | None) -> int:
+    """Batch size for calibration: the model's fixed batch, else up to 16 samples a batch.
+
+    onnxruntime's histogram calibrators (entropy, percentile) need equal batches, so they get
+    the largest divisor of the sample count that is at most 16.
+    """
+    if fixed:
+        return fixed
+    if method == "minmax":
+        return 16
+    return max(d for d in range(1, 17) if samples % d == 0)
 
 
 def _verify(
@@ -191,6 +237,7 @@ def _verify(
     calib: Dataset | None,
     original: Path | None = None,
     exported: Path | None = None,
+    reference: tuple[Runner, int] | None = None,
 ) -> dict:
     """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
     baseline = _baseline_runner(model, specs, exported or model.path, recipe.threads)
@@ -198,11 +245,11 @@ def _verify(
     runners: list[Runner] = [baseline, compressed]
     labels = ["baseline", "compressed"]
     sizes = [(original or fp32).stat().st_size, artifact.path.stat().st_size]
-    reference_needed = recipe.precision != "fp32"
-    if reference_needed:
-        runners.insert(1, OnnxRuntimeRunner(fp32, recipe.threads))
-        labels.insert(1, "fp32 onnx")
-        sizes.insert(1, fp32.stat().st_size)
+    reference_needed = reference is not None
+    if reference is not None:
+        runners.insert(1, reference[0])
+        labels.insert(1, "fp32 reference")
+        sizes.insert(1, reference[1])
     data = evaluation if evaluation is not None else calib
     measured = measure_runners(
         runners, sizes, data, labels, recipe.threads, recipe.warmup, recipe.runs
@@ -295,6 +342,14 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
         speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
         notes.append(
             f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
+        )
+    base_acc, comp_acc = report["baseline"].get("accuracy"), comp.get("accuracy")
+    if base_acc is not None and comp_acc is not None and base_acc - comp_acc > 0.05:
+        gated = any(b["name"] == "max_accuracy_drop" for b in report["budgets"])
+        notes.append(
+            f"WARNING: top-1 fell {100 * (base_acc - comp_acc):.1f} points "
+            f"({100 * base_acc:.2f}% → {100 * comp_acc:.2f}%)"
+            + ("." if gated else "; no --max-accuracy-drop budget gates this run.")
         )
     if no_eval:
         notes.append(

@@ -77,11 +77,11 @@ def render_report(report: dict, console: Console) -> None:
         for col in ("budget", "limit", "measured", "verdict", "note"):
             budgets.add_column(col, justify="left" if col in ("budget", "note") else "right")
         for b in report["budgets"]:
-            value = "n/a" if b["value"] is None else f"{b['value']:.4g} {b['unit']}"
+            value = "n/a" if b["value"] is None else f"{b['value']:.6g} {b['unit']}"
             verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
             budgets.add_row(
                 b["name"],
-                f"{b['limit']:.4g} {b['unit']}",
+                f"{b['limit']:.6g} {b['unit']}",
                 value,
                 verdict,
                 escape(b.get("note") or ""),

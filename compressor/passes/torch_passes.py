@@ -80,6 +80,7 @@ def validate_torch_passes(recipe: Recipe) -> None:
         (not 0 <= p.ratio < 1, f"--prune {p.ratio} is out of range: give a fraction 0 < RATIO < 1 (0.5 removes half)."),
         (p.method not in PRUNE_METHODS, f"--prune-method '{p.method}' is unknown; choose one of {list(PRUNE_METHODS)}."),
         (p.method == "2:4" and p.enabled and p.ratio != 0.5, "--prune-method 2:4 always zeroes 2 of every 4 weights: use --prune 0.5."),
+        (not p.enabled and (p.method != "l1" or p.global_ranking or p.exclude or p.round_to is not None), "--prune-method/--prune-global/--prune-exclude/--prune-round-to need --prune RATIO (2:4 takes --prune 0.5)."),
         (p.round_to is not None and p.round_to < 1, "--prune-round-to must be a positive channel count (e.g. 8)."),
         (d.enabled and not recipe.train, "--distill needs training data: pass --train DATA (an .npz with arrays named after the model inputs, optional 'labels'; an image folder; or pkg.module:function)."),
         (d.enabled and (d.epochs < 1 or d.lr <= 0 or d.batch_size < 2), "--epochs must be >= 1, --lr > 0 and --batch-size >= 2."),

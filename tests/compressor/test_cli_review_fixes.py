@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -198,3 +200,82 @@ def test_onnx_with_external_weights_is_loaded_whole(example, tmp_path):
     (tmp_path / "ext.onnx.data").unlink()
     missing = _run([tmp_path / "ext.onnx", "-o", tmp_path / "o2"])
     assert missing.exit_code == 2 and "external data" in missing.output
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_works_with_any_sample_count(example, tmp_path, method):
+    result = _run(
+        [
+            example["model"],
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--calib-samples",
+            "179",
+            "--calibration",
+            method,
+            "--runs",
+            "2",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["passes"]["int8"]["calibration_samples"] == 179
+
+
+def test_calibration_batches_are_equal_for_histograms():
+    from compressor.pipeline import calibration_batch
+
+    assert calibration_batch("minmax", 179, None) == 16
+    assert calibration_batch("entropy", 179, None) == 1
+    assert calibration_batch("entropy", 180, None) == 15
+    assert calibration_batch("percentile", 64, 4) == 4
+
+
+def test_the_fp32_reference_runs_in_the_target_runtime(example, tmp_path):
+    result = _run(
+        [
+            example["model"],
+            "-t",
+            "tflite",
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--runs",
+            "5",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["fp32_reference"]["runtime"] == report["compressed"]["runtime"]
+    assert report["fp32_reference"]["runtime"].startswith("litert")
+
+
+def test_prune_options_without_a_ratio_are_rejected(example, tmp_path):
+    result = _run([example["model"], "--prune-method", "2:4", "-o", tmp_path / "o"])
+    assert result.exit_code == 2 and "need --prune RATIO" in result.output
+
+
+def test_an_accuracy_collapse_is_flagged_even_without_a_budget(example, tmp_path):
+    result = _run(
+        [
+            example["model"],
+            "--prune",
+            "0.9",
+            "--eval",
+            example["eval"],
+            "--runs",
+            "2",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    drop = report["baseline"]["accuracy"] - report["compressed"]["accuracy"]
+    assert drop > 0.05  # 90% of channels gone and no fine-tuning
+    assert any(n.startswith("WARNING: top-1 fell") for n in report["notes"])
