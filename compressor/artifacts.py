@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,8 @@ from calibration.dataset import Dataset
 from compressor.errors import UsageError
 from compressor.latency import sample_feeds
 from compressor.loading import TORCH_SUFFIXES, load_model, resolve_input_specs
-from targets.base import Runner
-from targets.registry import target_for_artifact
+from targets.base import Runner, Target
+from targets.registry import get_target, target_for_artifact
 
 # Model files the torch baseline runner opens; every other suffix goes to a target's runner.
 TORCH_MODEL_SUFFIXES = (".pt2", *TORCH_SUFFIXES)
@@ -32,7 +35,7 @@ def open_artifact(
     """
     path = resolve_artifact(Path(path))
     if path.suffix.lower() not in TORCH_MODEL_SUFFIXES:
-        return target_for_artifact(path).open_runner(path, threads)
+        return open_target_runner(path, threads)
     from targets.torch import TorchRunner
 
     model = load_model(path, model_factory, trust_pickle)
@@ -40,6 +43,45 @@ def open_artifact(
         return target_for_artifact(path).open_runner(path, threads)
     specs = resolve_input_specs(model, input_shapes or {}, [data])
     return TorchRunner(model.module, specs, threads)
+
+
+def open_target_runner(path: Path, threads: int = 1) -> Runner:
+    """Open a target artifact with the target and runtime options its compress run recorded.
+
+    When a report.json beside the artifact names it, the runner comes from that report's target
+    (so a TensorRT proxy .onnx keeps proxy_for), and every keyword parameter of the target's
+    open_runner that is named like one of its options (e.g. tflite's resolver) gets the value
+    recorded in recipe.toml [target_options] (else in report.json artifact_info). Without a
+    report the target is picked by suffix and opened with its defaults.
+    """
+    from compressor.manifest import sibling_report
+
+    report = sibling_report(path)
+    if not report.get("target"):
+        return target_for_artifact(path).open_runner(path, threads)
+    target = get_target(report["target"])
+    options = target.parse_options(recorded_options(path, report, target))
+    params = inspect.signature(target.open_runner).parameters
+    names = {f.name for f in dataclasses.fields(options)} if options is not None else set()
+    kwargs = {n: getattr(options, n) for n in params if n in names}
+    return target.open_runner(path, threads, **kwargs)
+
+
+def recorded_options(path: Path, report: dict, target: Target) -> dict:
+    """The -O options of the run that wrote path: recipe.toml, else scalars in artifact_info."""
+    if target.options_type is None:
+        return {}
+    recipe = path.parent / "recipe.toml"
+    try:
+        saved = tomllib.loads(recipe.read_text()) if recipe.is_file() else {}
+    except (OSError, ValueError):  # unreadable or not TOML: fall back to the report
+        saved = {}
+    if saved.get("target") == target.name and isinstance(saved.get("target_options"), dict):
+        return dict(saved["target_options"])
+    info = report.get("artifact_info") or {}
+    fields = {f.name for f in dataclasses.fields(target.options_type)}
+    scalar = (str, bool, int, float)
+    return {k: v for k, v in info.items() if k in fields and isinstance(v, scalar)}
 
 
 def resolve_artifact(path: Path) -> Path:

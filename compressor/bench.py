@@ -124,8 +124,8 @@ def render_bench(results: list[BenchResult], settings: BenchSettings, console: C
     )
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    for result in results:
-        table.add_column(Path(result.artifact).name, justify="right")
+    for header in column_headers([Path(r.artifact) for r in results]):
+        table.add_column(header, justify="right")
     reference = results[0].latency
     rows = {
         "runtime": lambda r: r.runtime + (f" (proxy: {r.proxy_for})" if r.proxy_for else ""),
@@ -140,6 +140,15 @@ def render_bench(results: list[BenchResult], settings: BenchSettings, console: C
     for label, cell in rows.items():
         table.add_row(label, *(cell(r) for r in results))
     console.print(table)
+
+
+def column_headers(paths: list[Path]) -> list[str]:
+    """File names, widened to parent/name (then the full path) where two would read the same."""
+    for depth in (1, 2):
+        headers = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(headers)) == len(headers):
+            return headers
+    return [str(p) for p in paths]
 
 
 def _stat(key: str) -> Callable[[BenchResult], str]:

@@ -40,10 +40,14 @@ class CheckRequest:
 
 def run_ci_check(req: CheckRequest) -> dict:
     """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
-    req = dataclasses.replace(req, artifact=resolve_artifact(Path(req.artifact)))
+    req = dataclasses.replace(
+        req,
+        artifact=resolve_artifact(Path(req.artifact)),
+        baseline=resolve_artifact(Path(req.baseline)),
+    )
     stored = load_stored_report(req.against) if req.against else None
-    _check_request(req)
-    data = _load_eval(req)
+    _check_request(req, stored)
+    data = _load_eval(req, stored)
     baseline = open_artifact(
         req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
     )
@@ -57,16 +61,21 @@ def run_ci_check(req: CheckRequest) -> dict:
     base, comp = measured[0].section(), measured[1].section()
     comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
     budgets = check_budgets(req.budget, base, comp)
-    notes = []
-    proxy_for = comp.get("proxy_for") or _recorded_proxy(req.artifact)
-    if proxy_for:
-        notes.append(f"Measured in {comp['runtime']} as a PROXY for {proxy_for}.")
+    base["size_of"] = req.baseline.name
+    notes = [
+        f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
+        "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
+    ]
+    comp["proxy_for"] = comp.get("proxy_for") or _recorded_proxy(req.artifact)
+    if comp["proxy_for"]:
+        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
+    target = target_of(req.artifact) or compressed.runtime
     if stored is not None:
         budgets += check_regressions(req.regression, req.budget, stored, base, comp)
-        notes += _stored_notes(stored, comp, req.threads)
+        notes += _stored_notes(stored, comp, req.threads) + _mismatch_notes(stored, target, comp)
     return {
         "passed": all(b.passed for b in budgets),
-        "target": target_of(req.artifact) or compressed.runtime,
+        "target": target,
         "precision": artifact_precision(req.artifact),
         "artifact": str(req.artifact),
         "model": str(req.baseline),
@@ -99,7 +108,12 @@ def measure_pair(
     ]
 
 
-def _check_request(req: CheckRequest) -> None:
+def _check_request(req: CheckRequest, stored: dict | None = None) -> None:
+    if stored is not None and stored["compressed"].get("accuracy") is not None and not req.eval:
+        raise UsageError(
+            f"--against '{req.against}' recorded accuracy, so the regression check needs it "
+            "measured now: pass --eval DATA (labelled, like the stored run's)."
+        )
     if req.threads < 1 or req.runs < 1 or req.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     if req.budget.max_accuracy_drop is not None and not req.eval:
@@ -108,11 +122,20 @@ def _check_request(req: CheckRequest) -> None:
         raise UsageError("--min-fidelity compares outputs on evaluation data: pass --eval DATA.")
 
 
-def _load_eval(req: CheckRequest) -> Dataset | None:
+def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:
     if not req.eval:
         return None
     data = load_dataset(req.eval)
     data.check_finite()
+    if (
+        stored is not None
+        and stored["compressed"].get("accuracy") is not None
+        and data.labels is None
+    ):
+        raise DataError(
+            f"{data.source} has no 'labels' array, but --against '{req.against}' recorded "
+            "accuracy: pass labelled --eval data so the accuracy regression can be checked."
+        )
     if req.budget.max_accuracy_drop is not None and data.labels is None:
         raise DataError(
             f"{data.source} has no 'labels' array, so accuracy cannot be measured for "
@@ -148,4 +171,21 @@ def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
     old_threads = (old.get("latency_ms") or {}).get("threads")
     if old_threads and old_threads != threads:
         notes.append(f"The stored report timed {old_threads} thread(s), this run {threads}.")
+    return notes
+
+
+def _mismatch_notes(stored: dict, target: str, comp: dict) -> list[str]:
+    """Warn when --against compares artifacts of different targets or runtimes."""
+    notes = []
+    if stored.get("target") and stored["target"] != target:
+        notes.append(
+            f"WARNING: the stored report is for target {stored['target']}, this artifact for "
+            f"{target}: the regression check compares different targets."
+        )
+    old_runtime = stored["compressed"].get("runtime")
+    if old_runtime and old_runtime != comp["runtime"]:
+        notes.append(
+            f"WARNING: the stored report ran in {old_runtime}, this run in {comp['runtime']}: "
+            "latency and accuracy are not like for like."
+        )
     return notes

@@ -17,6 +17,13 @@ from compressor.recipe import field_help
 from compressor.regression import Regression
 
 PATH = click.Path(path_type=Path)
+# What each output option writes: an existing file is replaced only when its name ends like
+# ours (and, for bundles, it starts with the gzip magic), so inputs and foreign files survive.
+OUTPUT_KINDS: dict[str, tuple[tuple[str, ...], bytes]] = {
+    "--junit": ((".xml",), b""),
+    "--json": ((".json",), b""),
+    "--output": ((".tar.gz", ".tgz"), b"\x1f\x8b"),
+}
 
 
 @click.command("bench")
@@ -105,6 +112,11 @@ def verify_command(
     from compressor.staging import staged_file
 
     started = time.perf_counter()
+    inputs = _verify_inputs(artifact, opts)
+    for option, out in (("--junit", junit), ("--json", json_path)):
+        check_output(out, option, inputs)
+    if junit and json_path and junit.resolve() == json_path.resolve():
+        raise UsageError("--junit and --json name the same file; give each its own path.")
     budget = Budget(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Budget)})
     regression = Regression(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Regression)})
     shapes = _shape_option(opts.pop("input_shape"))
@@ -160,13 +172,59 @@ def package_command(
             sys.exit(1)
         CONSOLE.print(f"[bold green]OK[/]: {result.files_checked} files match manifest.json")
         return
-    out = output or folder.with_name(folder.resolve().name + ".tar.gz")
+    folder_abs = folder.resolve()
+    if not folder_abs.name:
+        raise UsageError(f"Cannot package '{folder}' (the filesystem root); pass -o BUNDLE.")
+    out = output or folder_abs.with_name(folder_abs.name + ".tar.gz")
+    check_output(out, "--output", [folder / "report.json", folder / "recipe.toml"])
     manifest = write_bundle(folder, out, parse_preprocess(preprocess))
     model = manifest["model"]
     CONSOLE.print(
         f"wrote {out}: {model['file']} ({model['target']}, {model['precision']}) and "
         f"{len(manifest['files'])} files with sha256 in manifest.json"
     )
+
+
+def check_output(path: Path | None, option: str, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that is an input, a folder or a foreign file."""
+    if path is None:
+        return
+    suffixes, magic = OUTPUT_KINDS[option]
+    resolved = path.resolve()
+    for src in inputs:
+        if src.exists() and src.resolve() == resolved:
+            raise UsageError(
+                f"{option} '{path}' is also an input of this command ({src}); writing there "
+                "would destroy it. Choose another path."
+            )
+    if path.is_dir():
+        raise UsageError(
+            f"{option} '{path}' is a directory; give a file path (e.g. {path / ('out' + suffixes[0])})."
+        )
+    if path.exists() and not (path.name.lower().endswith(suffixes) and _starts_with(path, magic)):
+        raise UsageError(
+            f"{option} '{path}' already exists and is not a {'/'.join(suffixes)} file this command "
+            f"writes; only such files are replaced. Choose a new path ending in {suffixes[0]}."
+        )
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(magic)) == magic
+
+
+def _verify_inputs(artifact: Path, opts: dict) -> list[Path]:
+    """Every file `compress verify` reads, which its outputs must not overwrite."""
+    from compressor.artifacts import resolve_artifact
+
+    paths = [artifact, opts["baseline"], *([opts["against"]] if opts.get("against") else [])]
+    if opts.get("eval_"):
+        paths.append(Path(str(opts["eval_"])))
+    for given in (artifact, opts["baseline"]):
+        if given.exists():
+            file = resolve_artifact(given)
+            paths += [file, file.parent / "report.json", file.parent / "recipe.toml"]
+    return paths
 
 
 def parse_preprocess(values: tuple[str, ...]) -> dict:

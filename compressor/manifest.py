@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -59,26 +60,41 @@ def onnx_precision(model: onnx.ModelProto) -> str:
     return "fp32"
 
 
-def guess_layout(shape: list, convention: str) -> str | None:
-    """NCHW/NHWC for 4-D tensors (from where a channel-like dim sits, else the runtime's habit)."""
+def guess_layout(shape: list, recorded: str | None = None) -> str | None:
+    """NCHW/NHWC for 4-D tensors: the layout the compress run recorded, else read off where a
+    channel-like dim sits, else "unknown" (a wrong guess would feed a device scrambled pixels)."""
     if len(shape) == 2:
         return "NC"
     if len(shape) != 4:
         return None
+    if recorded:
+        return recorded
     first, last = shape[1], shape[3]
     if first in CHANNELS_LIKE and last not in CHANNELS_LIKE:
         return "NCHW"
     if last in CHANNELS_LIKE and first not in CHANNELS_LIKE:
         return "NHWC"
-    return convention
+    return "unknown"
 
 
-def _tensor(name: str, shape: list, dtype: str, convention: str, quant: dict | None) -> dict:
+def recorded_layout(report: dict, recipe: dict | None) -> str | None:
+    """The 4-D I/O layout the run recorded: artifact_info io_layout, else the nhwc_io option."""
+    recorded = str((report.get("artifact_info") or {}).get("io_layout") or "")
+    for layout in ("NHWC", "NCHW"):
+        if layout in recorded:
+            return layout
+    options = (recipe or {}).get("target_options") or {}
+    if "nhwc_io" in options:
+        return "NHWC" if options["nhwc_io"] else "NCHW"
+    return None
+
+
+def _tensor(name: str, shape: list, dtype: str, quant: dict | None = None) -> dict:
     return {
         "name": name,
         "shape": shape,
         "dtype": dtype,
-        "layout": guess_layout(shape, convention),
+        "layout": guess_layout(shape),
         "quantization": quant,
     }
 
@@ -108,7 +124,7 @@ def _onnx_io(path: Path) -> dict:
         }
 
     def specs(items: list) -> list[dict]:
-        return [_tensor(s.name, list(s.shape), s.dtype, "NCHW", params(s)) for s in items]
+        return [_tensor(s.name, list(s.shape), s.dtype, params(s)) for s in items]
 
     return {"inputs": specs(runner.inputs), "outputs": specs(runner.outputs)}
 
@@ -130,7 +146,7 @@ def _tflite_io(path: Path) -> dict:
                 "zero_point": zeros[0] if len(zeros) == 1 else zeros,
                 "quantized_dimension": int(qp["quantized_dimension"]),
             }
-        return _tensor(detail["name"], shape, np.dtype(detail["dtype"]).name, "NHWC", quant)
+        return _tensor(detail["name"], shape, np.dtype(detail["dtype"]).name, quant)
 
     return {
         "inputs": [entry(d) for d in interpreter.get_input_details()],
@@ -145,12 +161,8 @@ def _runner_io(path: Path) -> dict:
     with open_artifact(path) as runner:
         runner.run(make_feeds(runner))
         return {
-            "inputs": [
-                _tensor(s.name, list(s.shape), s.dtype, "NCHW", None) for s in runner.inputs
-            ],
-            "outputs": [
-                _tensor(s.name, list(s.shape), s.dtype, "NCHW", None) for s in runner.outputs
-            ],
+            "inputs": [_tensor(s.name, list(s.shape), s.dtype) for s in runner.inputs],
+            "outputs": [_tensor(s.name, list(s.shape), s.dtype) for s in runner.outputs],
         }
 
 
@@ -166,16 +178,50 @@ def describe_io(path: Path) -> dict:
         return {"inputs": [], "outputs": [], "note": f"I/O not readable on this machine: {exc}"}
 
 
+def apply_layout(io: dict, layout: str | None) -> dict:
+    """io with every 4-D tensor's layout set to the recorded one (when there is one)."""
+    for tensor in (*io.get("inputs", []), *io.get("outputs", [])):
+        tensor["layout"] = guess_layout(tensor["shape"], layout)
+    return io
+
+
 def runtime_version(runtime: str, report: dict) -> str | None:
     """The runtime version the report recorded, else the one installed here (litert/default → litert)."""
+    return recorded_runtime_version(runtime, report) or installed_version(runtime)
+
+
+def recorded_runtime_version(runtime: str, report: dict) -> str | None:
+    """The version the compress run recorded: its environment, else artifact_info's runtime
+    string (e.g. "litert (ai-edge-litert 2.3.0)")."""
     base = runtime.split("/")[0]
     recorded = (report.get("environment") or {}).get(base)
     if recorded:
         return recorded
+    label = str((report.get("artifact_info") or {}).get("runtime") or "")
+    found = re.search(r"\d+(?:\.\d+)+\S*?(?=\)|$|\s)", label) if label.startswith(base) else None
+    return found.group(0) if found else None
+
+
+def installed_version(runtime: str) -> str | None:
+    """The version of the runtime's package installed on this machine."""
+    base = runtime.split("/")[0]
     try:
         return importlib.metadata.version(RUNTIME_PACKAGES.get(base, base))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
+
+
+def _version_fields(runtime: str | None, report: dict) -> dict:
+    """runtime_version plus where it came from: the report, or this packaging machine."""
+    if not runtime:
+        return {"runtime_version": None, "runtime_version_source": None}
+    recorded = recorded_runtime_version(runtime, report)
+    if recorded:
+        return {"runtime_version": recorded, "runtime_version_source": "report"}
+    return {
+        "runtime_version": installed_version(runtime),
+        "runtime_version_source": "packaging machine (the report did not record it)",
+    }
 
 
 def build_manifest(
@@ -183,7 +229,8 @@ def build_manifest(
 ) -> dict:
     """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
     report = _read_json(folder / "report.json")
-    recipe = folder / "recipe.toml"
+    recipe_path = folder / "recipe.toml"
+    recipe = tomllib.loads(recipe_path.read_text()) if recipe_path.exists() else None
     model_path = folder / model_file
     measured_in = (report.get("compressed") or {}).get("runtime")
     proxy_for = (report.get("compressed") or {}).get("proxy_for")
@@ -197,12 +244,12 @@ def build_manifest(
             "extra_files": report.get("extra_files", []),
             "target": report.get("target") or target_of(model_path),
             "runtime": runtime,
-            "runtime_version": runtime_version(runtime, report) if runtime else None,
+            **_version_fields(runtime, report),
             "precision": report.get("precision") or artifact_precision(model_path),
             "metrics_measured_in": f"{measured_in} (proxy for {proxy_for})"
             if proxy_for
             else measured_in,
-            **describe_io(model_path),
+            **apply_layout(describe_io(model_path), recorded_layout(report, recipe)),
         },
         "preprocessing": preprocessing,
         "metrics": {
@@ -213,7 +260,7 @@ def build_manifest(
         "environment": report.get("environment"),
         "notes": report.get("notes", []),
         "artifact_info": report.get("artifact_info", {}),
-        "recipe": tomllib.loads(recipe.read_text()) if recipe.exists() else None,
+        "recipe": recipe,
         "files": files,
     }
 

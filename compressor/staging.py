@@ -86,8 +86,10 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
 @contextmanager
 def staged_file(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file beside path; it replaces path only when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"Cannot write '{path}': it is a directory. Give a file path.")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"Cannot write '{path}': {exc}. Choose another path.") from exc

@@ -30,3 +30,49 @@ def example_run(example: dict[str, Path]) -> dict[str, Path]:
     report = run_pipeline(recipe)
     assert report["passed"], report["budgets"]
     return {**paths, "out": folder / "ops-out", "onnx": folder / "ops-out" / "model.onnx"}
+
+
+def _compress(example: dict[str, Path], name: str, target: str, **fields: object) -> Path:
+    """Run the real pipeline on the example into a fresh folder beside it; the folder."""
+    out = example["model"].parent / name
+    recipe = Recipe(
+        model=str(example["model"]),
+        target=target,
+        output=str(out),
+        runs=5,
+        warmup=1,
+        **fields,
+    )
+    report = run_pipeline(recipe)
+    assert report["passed"], report["budgets"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tflite_run(example: dict[str, Path]) -> Path:
+    """A tflite output folder made with -O resolver=builtin (NCHW I/O, fp32, verified on eval)."""
+    return _compress(
+        example,
+        "ops-tflite",
+        "tflite",
+        eval=str(example["eval"]),
+        target_options={"resolver": "builtin"},
+    )
+
+
+@pytest.fixture(scope="session")
+def tensorrt_proxy_run(example: dict[str, Path]) -> Path:
+    """A tensorrt output folder in proxy mode (Q/DQ ONNX verified in onnxruntime)."""
+    from targets.tensorrt.toolchain import find_toolchain
+
+    if find_toolchain().can_build:
+        pytest.skip("a GPU with TensorRT builds a real engine here, so there is no proxy")
+    return _compress(
+        example,
+        "ops-trt",
+        "tensorrt",
+        precision="int8",
+        calib=str(example["calib"]),
+        eval=str(example["eval"]),
+        target_options={"build_check": False},
+    )

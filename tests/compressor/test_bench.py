@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from compressor.bench import BenchSettings, bench_artifacts, bench_json
+from compressor.bench import BenchSettings, bench_artifacts, bench_json, column_headers
 from compressor.cli import main
 from compressor.example import DigitsCNN
 
@@ -108,3 +109,33 @@ def test_a_compress_output_folder_means_its_artifact(example_run: dict) -> None:
     assert doc["environment"]["onnxruntime"]
     code, _, err = bench(str(example_run["out"].parent), "--runs", "3")
     assert code == 2 and "without a report.json" in err
+
+
+def test_recorded_tflite_resolver_is_used_and_labelled(tflite_run: Path) -> None:
+    code, out, _ = bench(str(tflite_run), "--runs", "3", "--json")
+    assert code == 0
+    assert json.loads(out)["results"][0]["runtime"] == "litert/builtin"
+    code, out, _ = bench(str(tflite_run / "model.tflite"), "--runs", "3", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["runtime"] == "litert/builtin"
+
+
+def test_tensorrt_proxy_keeps_proxy_for(tensorrt_proxy_run: Path) -> None:
+    code, out, _ = bench(str(tensorrt_proxy_run), "--runs", "3", "--json")
+    assert code == 0
+    (result,) = json.loads(out)["results"]
+    assert result["runtime"] == "onnxruntime" and result["proxy_for"] == "tensorrt"
+
+
+def test_same_file_names_get_parent_in_their_headers(example_run: dict, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copyfile(example_run["onnx"], tmp_path / name / "model.onnx")
+    paths = [example_run["model"], tmp_path / "a" / "model.onnx", tmp_path / "b" / "model.onnx"]
+    assert column_headers(paths) == [
+        f"{example_run['model'].parent.name}/model.pt2",
+        "a/model.onnx",
+        "b/model.onnx",
+    ]
+    assert column_headers([Path("x/m.onnx"), Path("y/m.tflite")]) == ["m.onnx", "m.tflite"]
+    code, out, _ = bench(*(str(p) for p in paths[1:]), "--runs", "3")
+    assert code == 0 and "a/model.onnx" in out and "b/model.onnx" in out

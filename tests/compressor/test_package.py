@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from compressor.cli import main
-from compressor.manifest import describe_io
+from compressor.manifest import describe_io, guess_layout, recorded_layout
+from compressor.package import check_bundle
 
 PREPROCESS = ["--preprocess", "mean=[0.0]", "--preprocess", "scale=0.0625"]
 
@@ -179,3 +181,74 @@ def test_integer_io_reports_scale_and_zero_point(tmp_path: Path) -> None:
     assert inp["dtype"] == "uint8"
     assert inp["quantization"] == {"scale": pytest.approx(0.02), "zero_point": 128}
     assert io_spec["outputs"][0]["quantization"] is None
+
+
+def test_output_over_a_data_file_is_refused(out_copy: Path, example_run: dict, tmp_path: Path):
+    data = tmp_path / "eval.npz"
+    shutil.copyfile(example_run["eval"], data)
+    before = data.read_bytes()
+    code, out = package(str(out_copy), "-o", str(data))
+    assert code == 2 and "not a .tar.gz/.tgz file" in out
+    assert data.read_bytes() == before
+    fake = tmp_path / "fake.tar.gz"
+    fake.write_text("not gzip")
+    assert package(str(out_copy), "-o", str(fake))[0] == 2
+    assert fake.read_text() == "not gzip"
+
+
+def test_output_over_an_input_of_the_folder_is_refused(out_copy: Path) -> None:
+    code, out = package(str(out_copy), "-o", str(out_copy / "report.json"))
+    assert code == 2 and "also an input" in out
+
+
+def test_output_directory_is_a_usage_error(out_copy: Path, tmp_path: Path) -> None:
+    code, out = package(str(out_copy), "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in out
+
+
+def test_dot_folder_packages_beside_itself(out_copy: Path, monkeypatch) -> None:
+    monkeypatch.chdir(out_copy)
+    code, out = package(".")
+    assert code == 0, out
+    bundle = out_copy.parent / "out.tar.gz"
+    assert check_bundle(bundle).ok
+
+
+def test_layout_is_unknown_rather_than_guessed() -> None:
+    assert guess_layout([1, 8, 8, 8]) == "unknown"
+    assert guess_layout([None, 1, 8, 8]) == "NCHW"
+    assert guess_layout([1, 8, 8, 8], "NHWC") == "NHWC"
+    assert guess_layout([1, 10]) == "NC"
+
+
+def test_recorded_layout_from_report_then_recipe() -> None:
+    nchw = {"artifact_info": {"io_layout": "as the ONNX model (NCHW)"}}
+    assert recorded_layout(nchw, None) == "NCHW"
+    assert recorded_layout({"artifact_info": {"io_layout": "NHWC"}}, None) == "NHWC"
+    assert recorded_layout({}, {"target_options": {"nhwc_io": True}}) == "NHWC"
+    assert recorded_layout({}, {"target_options": {}}) is None
+
+
+def test_tflite_manifest_uses_the_reports_layout_and_runtime(tflite_run: Path, tmp_path: Path):
+    bundle = tmp_path / "tfl.tar.gz"
+    code, out = package(str(tflite_run), "-o", str(bundle))
+    assert code == 0, out
+    model = check_bundle(bundle).manifest["model"]
+    report = json.loads((tflite_run / "report.json").read_text())
+    assert model["runtime"] == "litert/builtin"
+    assert model["inputs"][0]["layout"] == "NCHW"
+    recorded = report["artifact_info"]["runtime"]  # e.g. "litert (ai-edge-litert 2.3.0)"
+    assert model["runtime_version"] and model["runtime_version"] in recorded
+    assert model["runtime_version_source"] == "report"
+
+
+def test_runtime_version_falls_back_to_this_machine_and_says_so(out_copy: Path, tmp_path: Path):
+    report = json.loads((out_copy / "report.json").read_text())
+    report["environment"].pop("onnxruntime")
+    report["artifact_info"].pop("runtime", None)
+    (out_copy / "report.json").write_text(json.dumps(report))
+    bundle = tmp_path / "b.tar.gz"
+    assert package(str(out_copy), "-o", str(bundle))[0] == 0
+    model = check_bundle(bundle).manifest["model"]
+    assert model["runtime_version"] == onnxruntime.__version__
+    assert model["runtime_version_source"].startswith("packaging machine")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from compressor.cli import main
+from compressor.errors import OutputError
 from compressor.junit import failure_message, junit_tree
+from compressor.staging import staged_file
 
 FAST = ["--runs", "10", "--warmup", "2"]
 
@@ -137,3 +141,138 @@ def test_unmeasured_budget_and_empty_budget_list_in_junit() -> None:
     tree = junit_tree({"artifact": "m.onnx", "budgets": []}, 0.5)
     (case,) = tree.getroot().iter("testcase")
     assert case.get("name") == "artifact_runs" and case.find("failure") is None
+
+
+@pytest.mark.parametrize("which", ["model", "eval"])
+def test_output_naming_an_input_is_refused_and_the_input_kept(
+    example_run: dict, tmp_path: Path, which: str
+) -> None:
+    victim = tmp_path / f"copy-{example_run[which].name}"
+    shutil.copyfile(example_run[which], victim)
+    before = victim.read_bytes()
+    argv = ["verify", str(example_run["onnx"]), "--baseline", str(example_run["model"]), *FAST]
+    if which == "model":
+        argv[3] = str(victim)
+        argv += ["--eval", str(example_run["eval"])]
+    else:
+        argv += ["--eval", str(victim)]
+    result = CliRunner().invoke(main, [*argv, "--junit", str(victim)])
+    assert result.exit_code == 2, result.output
+    assert "also an input" in result.output
+    assert victim.read_bytes() == before
+
+
+def test_json_over_the_artifacts_own_report_is_refused(example_run: dict) -> None:
+    report = example_run["out"] / "report.json"
+    before = report.read_bytes()
+    code, out = verify(example_run, "--json", str(report))
+    assert code == 2 and "also an input" in out
+    assert report.read_bytes() == before
+
+
+def test_existing_foreign_file_is_not_overwritten(example_run: dict, tmp_path: Path) -> None:
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    code, out = verify(example_run, "--junit", str(foreign))
+    assert code == 2 and "not a .xml file" in out
+    assert foreign.read_text() == "mine"
+    code, out = verify(example_run, "--json", str(foreign))
+    assert code == 2 and "not a .json file" in out
+
+
+@pytest.mark.parametrize("option", ["--junit", "--json"])
+def test_directory_output_is_a_usage_error_before_measuring(
+    example_run: dict, tmp_path: Path, option: str
+) -> None:
+    code, out = verify(example_run, option, str(tmp_path))
+    assert code == 2, out
+    assert "is a directory" in out and "latency" not in out
+
+
+def test_staged_file_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a directory"):
+        with staged_file(tmp_path) as out:
+            out.write(b"x")
+
+
+def test_baseline_folder_is_measured_as_its_artifact_file(
+    example_run: dict, tmp_path: Path
+) -> None:
+    report = tmp_path / "verify.json"
+    argv = ["verify", str(example_run["onnx"]), "--baseline", str(example_run["out"]), *FAST]
+    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["baseline"]["size_bytes"] == example_run["onnx"].stat().st_size
+    assert data["baseline"]["size_of"] == "model.onnx"
+    assert data["model"] == str(example_run["onnx"])
+
+
+def test_baseline_size_is_labelled_with_its_file(example_run: dict, tmp_path: Path) -> None:
+    report = tmp_path / "verify.json"
+    code, out = verify(example_run, "--json", str(report))
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["baseline"]["size_of"] == "model.pt2"
+    assert data["baseline"]["size_bytes"] == example_run["model"].stat().st_size
+    assert any(
+        "Baseline size is of model.pt2 (the baseline file itself)" in n for n in data["notes"]
+    )
+
+
+def test_against_with_accuracy_but_no_eval_is_a_usage_error(example_run: dict) -> None:
+    code, out = verify(example_run, "--against", str(example_run["out"] / "report.json"))
+    assert code == 2, out
+    assert "pass --eval DATA" in out
+
+
+def test_against_with_accuracy_and_unlabelled_eval_is_a_usage_error(
+    example_run: dict, tmp_path: Path
+) -> None:
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, x=np.load(example_run["eval"])["x"])
+    code, out = verify(
+        example_run,
+        *("--against", str(example_run["out"] / "report.json"), "--eval", str(unlabelled)),
+    )
+    assert code == 2, out
+    assert "no 'labels' array" in out
+
+
+def test_against_a_report_of_another_target_warns(
+    example_run: dict, tflite_run: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "verify.json"
+    code, out = verify(
+        example_run,
+        *("--eval", str(example_run["eval"]), "--against", str(tflite_run / "report.json")),
+        *("--max-latency-regression-pct", "100000", "--max-size-regression-pct", "100000"),
+        *("--max-accuracy-regression", "100", "--json", str(report)),
+    )
+    assert code == 0, out
+    notes = json.loads(report.read_text())["notes"]
+    assert any("target tflite, this artifact for onnx" in n for n in notes), notes
+    assert any("ran in litert/builtin, this run in onnxruntime" in n for n in notes), notes
+
+
+def test_verify_keeps_the_recorded_resolver(example_run: dict, tflite_run: Path, tmp_path: Path):
+    report = tmp_path / "verify.json"
+    argv = ["verify", str(tflite_run), "--baseline", str(example_run["model"]), *FAST]
+    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["compressed"]["runtime"] == "litert/builtin"
+    assert data["target"] == "tflite"
+
+
+def test_verify_writes_the_proxy_runtime(
+    example_run: dict, tensorrt_proxy_run: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "verify.json"
+    argv = ["verify", str(tensorrt_proxy_run), "--baseline", str(example_run["model"]), *FAST]
+    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["compressed"]["proxy_for"] == "tensorrt"
+    assert data["compressed"]["runtime"] == "onnxruntime"
+    assert any("PROXY for tensorrt" in n for n in data["notes"])
