@@ -75,7 +75,11 @@ def render_report(report: dict, console: Console) -> None:
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "measured", "verdict", "note"):
-            budgets.add_column(col, justify="left" if col in ("budget", "note") else "right")
+            budgets.add_column(
+                col,
+                justify="left" if col in ("budget", "note") else "right",
+                no_wrap=col != "note",  # budget names and figures must stay whole
+            )
         for b in report["budgets"]:
             value = "n/a" if b["value"] is None else f"{b['value']:.6g} {b['unit']}"
             verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
