@@ -18,28 +18,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.zoo import export_program, trained_model, zoo_data
-from calibration.digits import save_npz
+from benchmarks.zoo import save_zoo_inputs
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Budget, DistillConfig, PruneConfig, Recipe
 
 CNNS = ["lenet", "resnet", "mobilenet"]
 
 
-def prepare(name: str, folder: Path) -> dict[str, Path]:
-    """Train the zoo model, save it as .pt2 and its splits as .npz."""
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.export.save(export_program(trained_model(name), name), str(folder / "model.pt2"))
-    paths = {"model": folder / "model.pt2"}
-    for split, data in zoo_data(name).items():
-        paths[split] = folder / f"{split}.npz"
-        save_npz(data, str(paths[split]), "x")
-    return paths
-
-
 def run(name: str, folder: Path, precision: str, config: argparse.Namespace) -> dict:
     """One compress run (prune 0.5 + distill) and its report."""
-    paths = prepare(name, folder / name)
+    paths = save_zoo_inputs(name, folder / name)
     recipe = Recipe(
         model=str(paths["model"]),
         precision=precision,

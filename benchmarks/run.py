@@ -17,8 +17,7 @@ import onnxruntime
 import torch
 
 from benchmarks.tables import summarize_report, write_results
-from benchmarks.zoo import ZOO_NAMES, export_program, trained_model, zoo_data
-from calibration.digits import save_npz
+from benchmarks.zoo import ZOO_NAMES, save_zoo_inputs
 from compressor import __version__
 from compressor.errors import UnsupportedOp
 from compressor.pipeline import run_pipeline
@@ -62,14 +61,7 @@ def available_targets() -> list[Target]:
 def prepare_model(name: str, epochs: int | None, folder: Path) -> tuple[dict[str, Path], float]:
     """Train (cached per process), export with a dynamic batch and save model.pt2 + data."""
     started = time.perf_counter()
-    program = export_program(trained_model(name, epochs), name)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {key: folder / f"{key}.npz" for key in ("calib", "eval")}
-    paths["model"] = folder / "model.pt2"
-    torch.export.save(program, str(paths["model"]))
-    splits = zoo_data(name)
-    for key in ("calib", "eval"):
-        save_npz(splits[key], str(paths[key]), "x")
+    paths = save_zoo_inputs(name, folder, epochs)
     return paths, time.perf_counter() - started
 
 

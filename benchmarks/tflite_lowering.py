@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.prune_distill import prepare
+from benchmarks.zoo import save_zoo_inputs
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
 
@@ -91,7 +91,7 @@ def main() -> None:
     folder = config.dir or Path(tempfile.mkdtemp(prefix="tflite-bench-"))
     rows = []
     for name in config.models:
-        paths = prepare(name, folder / name)
+        paths = save_zoo_inputs(name, folder / name)
         for mode in config.modes:
             for resolver in config.resolvers:
                 out = folder / name / f"out-{mode}-{resolver}"

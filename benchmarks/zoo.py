@@ -7,13 +7,14 @@ row by row as [N, 8, 8] (8 steps of 8 features): real data that ships with a dep
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from calibration.dataset import Dataset
-from calibration.digits import digits_splits
+from calibration.digits import digits_splits, save_npz
 from compressor.example import train_classifier
 
 ZOO_NAMES = ["lenet", "resnet", "mobilenet", "transformer", "lstm"]
@@ -209,3 +210,14 @@ def export_program(model: nn.Module, name: str) -> torch.export.ExportedProgram:
     example = torch.from_numpy(zoo_data(name)["calib"].inputs["x"][:2])
     batch = torch.export.Dim("batch", min=1, max=4096)
     return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
+
+
+def save_zoo_inputs(name: str, folder: Path, epochs: int | None = None) -> dict[str, Path]:
+    """Train the zoo model and write model.pt2 (dynamic batch) and train/calib/eval .npz."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"model": folder / "model.pt2"}
+    torch.export.save(export_program(trained_model(name, epochs), name), str(paths["model"]))
+    for split, data in zoo_data(name).items():
+        paths[split] = folder / f"{split}.npz"
+        save_npz(data, str(paths[split]), "x")
+    return paths

@@ -8,11 +8,8 @@ import json
 import tomllib
 from pathlib import Path
 
-import numpy as np
-
 from calibration.dataset import Dataset
 from compressor.errors import UsageError
-from compressor.latency import sample_feeds
 from compressor.loading import TORCH_SUFFIXES, load_model, resolve_input_specs
 from targets.base import Runner, Target
 from targets.registry import get_target, target_for_artifact
@@ -108,15 +105,3 @@ def artifact_size(path: Path) -> int:
     size = path.stat().st_size
     external = path.with_name(path.name + ".data")
     return size + (external.stat().st_size if external.exists() else 0)
-
-
-def make_feeds(
-    runner: Runner, batch: int = 1, data: Dataset | None = None, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Inputs for timing: the first samples of data, or fixed-seed noise shaped from the model."""
-    batch = runner.fixed_batch or batch
-    if data is None:
-        return sample_feeds(runner, batch, seed)
-    bound = data.bind(runner.inputs)
-    reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
-    return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}

@@ -13,9 +13,9 @@ from rich.table import Table
 
 from calibration.dataset import Dataset
 from compressor import __version__
-from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
+from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.errors import UsageError
-from compressor.latency import LatencyStats, measure_latency
+from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
 
@@ -78,7 +78,7 @@ def bench_artifacts(
     settings.check()
     runners = [open_artifact(p, settings.threads, data, input_shapes) for p in paths]
     try:
-        feeds = [make_feeds(r, settings.batch, data, SEED) for r in runners]
+        feeds = [timing_feeds(r, settings.batch, data, SEED) for r in runners]
         with progress_bar("latency (interleaved)", settings.runs) as advance:
             stats = measure_latency(
                 runners, feeds, settings.warmup, settings.runs, settings.threads, advance

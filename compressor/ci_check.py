@@ -9,10 +9,10 @@ from pathlib import Path
 
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
-from compressor.artifacts import artifact_size, make_feeds, open_artifact, resolve_artifact
+from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.budget import Budget, check_budgets
 from compressor.errors import DataError, UsageError
-from compressor.latency import measure_latency
+from compressor.latency import measure_latency, timing_feeds
 from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.progress import progress_bar
 from compressor.regression import Regression, check_regressions
@@ -99,7 +99,7 @@ def measure_pair(
     labels = ["baseline", "artifact"]
     bound = [data.bind(r.inputs) if data is not None else None for r in runners]
     evals = [run_eval(r, d, n) for r, d, n in zip(runners, bound, labels, strict=True)]
-    feeds = [make_feeds(r, 1, d) for r, d in zip(runners, bound, strict=True)]
+    feeds = [timing_feeds(r, 1, d) for r, d in zip(runners, bound, strict=True)]
     with progress_bar("latency (interleaved)", req.runs) as advance:
         stats = measure_latency(runners, feeds, req.warmup, req.runs, req.threads, advance)
     return [

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from calibration.dataset import Dataset
 from targets.base import Runner
 
 
@@ -43,6 +44,19 @@ def sample_feeds(runner: Runner, batch: int = 1, seed: int = 0) -> dict[str, np.
         else:
             feeds[spec.name] = np.zeros(shape, spec.dtype)
     return feeds
+
+
+def timing_feeds(
+    runner: Runner, batch: int = 1, data: Dataset | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Inputs for timing at `batch` (or the runner's fixed batch): the first samples of data,
+    repeated when there are fewer, or fixed-seed noise shaped from the model without data."""
+    batch = runner.fixed_batch or batch
+    if data is None:
+        return sample_feeds(runner, batch, seed)
+    bound = data.bind(runner.inputs)
+    reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
+    return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}
 
 
 def measure_latency(

@@ -156,10 +156,11 @@ def _tflite_io(path: Path) -> dict:
 
 def _runner_io(path: Path) -> dict:
     """Any other artifact: the specs its target's runner declares (after one run for torch)."""
-    from compressor.artifacts import make_feeds, open_artifact
+    from compressor.artifacts import open_artifact
+    from compressor.latency import timing_feeds
 
     with open_artifact(path) as runner:
-        runner.run(make_feeds(runner))
+        runner.run(timing_feeds(runner))
         return {
             "inputs": [_tensor(s.name, list(s.shape), s.dtype) for s in runner.inputs],
             "outputs": [_tensor(s.name, list(s.shape), s.dtype) for s in runner.outputs],

@@ -8,10 +8,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import numpy as np
-
 from calibration.dataset import Dataset
-from compressor.latency import measure_latency, sample_feeds
+from compressor.latency import measure_latency, timing_feeds
 from compressor.passes.sparsity import MASK_BUILDERS
 from compressor.recipe import Recipe
 from targets.onnx.runner import OnnxRuntimeRunner
@@ -26,7 +24,7 @@ def measure_onnx_stages(
     final architecture (distillation changes values, not shapes), so they share its numbers.
     """
     runners = [OnnxRuntimeRunner(p, recipe.threads) for p in (original, final)]
-    feeds = [_feed(r, data) for r in runners]
+    feeds = [timing_feeds(r, 1, data) for r in runners]
     stats = measure_latency(runners, feeds, recipe.warmup, recipe.runs, recipe.threads)
     measured = [
         {"onnx_bytes": p.stat().st_size, "onnx_gzip_bytes": len(gzip.compress(p.read_bytes())),
@@ -37,12 +35,6 @@ def measure_onnx_stages(
         info[name]["before"].update(measured[0 if index == 0 else 1])
         info[name]["after"].update(measured[1])
     return _verdicts(info, measured)
-
-
-def _feed(runner: OnnxRuntimeRunner, data: Dataset | None) -> dict[str, np.ndarray]:
-    if data is None:
-        return sample_feeds(runner, 1)
-    return next(data.batches(1))[0]
 
 
 def _verdicts(info: dict, measured: list[dict]) -> list[str]:

@@ -40,8 +40,8 @@ from targets.torch import TorchRunner
 DEFAULT_CALIB_SAMPLES = 512
 
 
-def validate_recipe(recipe: Recipe) -> Target:
-    """Reject impossible requests before any work starts; return the target."""
+def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
+    """Reject impossible requests before any work starts; return the target and its options."""
     target = get_target(recipe.target)
     caps = target.capabilities
     if recipe.precision not in caps.precisions:
@@ -69,7 +69,7 @@ def validate_recipe(recipe: Recipe) -> Target:
         raise UsageError("--calib-samples must be at least 1.")
     check_writable(Path(recipe.output))
     _check_inputs_outside_output(recipe)
-    return target
+    return target, options
 
 
 def _check_inputs_outside_output(recipe: Recipe) -> None:
@@ -86,7 +86,7 @@ def _check_inputs_outside_output(recipe: Recipe) -> None:
 
 def run_pipeline(recipe: Recipe) -> dict:
     """Run the whole recipe; outputs land in recipe.output only if nothing failed."""
-    target = validate_recipe(recipe)
+    target, options = validate_recipe(recipe)
     out_dir = Path(recipe.output)
     started = time.perf_counter()
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
@@ -107,7 +107,6 @@ def run_pipeline(recipe: Recipe) -> dict:
             original = work / "original.fp32.onnx"
             cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
             pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
-        options = target.parse_options(recipe.target_options)
         compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from calibration.dataset import Dataset
 from compressor.evaluate import EvalResult, evaluate, output_fidelity
-from compressor.latency import LatencyStats, measure_latency, sample_feeds
+from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.progress import progress_bar
 from targets.base import Runner
 
@@ -54,22 +52,13 @@ def measure_runners(
 ) -> list[Measured]:
     """Evaluate each runner on data, then time them interleaved at batch 1."""
     evals = [run_eval(r, data, name) for r, name in zip(runners, labels, strict=True)]
-    feeds = [_latency_feed(r, data) for r in runners]
+    feeds = [timing_feeds(r, 1, data) for r in runners]
     with progress_bar("latency (interleaved)", runs) as advance:
         stats = measure_latency(runners, feeds, warmup, runs, threads, lambda: advance(1))
     return [
         Measured(r.runtime, e, s, size, r.proxy_for)
         for r, e, s, size in zip(runners, evals, stats, sizes, strict=True)
     ]
-
-
-def _latency_feed(runner: Runner, data: Dataset | None) -> dict[str, np.ndarray]:
-    """Real samples at batch 1 (or the model's fixed batch), fixed-seed noise without data."""
-    batch = runner.fixed_batch or 1
-    if data is None:
-        return sample_feeds(runner, batch)
-    inputs, _ = next(data.batches(batch))
-    return {k: np.resize(v, (batch, *v.shape[1:])) for k, v in inputs.items()}
 
 
 def compare_outputs(reference: EvalResult | None, candidate: EvalResult | None) -> dict | None:

@@ -83,16 +83,19 @@ class Runner(abc.ABC):
 
     runtime: str = "unknown"
     proxy_for: str | None = None
+    # Set by each runner when it opens its artifact.
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
 
     @property
-    @abc.abstractmethod
     def inputs(self) -> list[TensorSpec]:
         """The model's input specs in call order."""
+        return self._inputs
 
     @property
-    @abc.abstractmethod
     def outputs(self) -> list[TensorSpec]:
         """The model's output specs in order."""
+        return self._outputs
 
     @property
     def fixed_batch(self) -> int | None:

@@ -168,24 +168,25 @@ LAYER_BUILDERS: dict[object, Callable[[fx.Node, dict], tuple | None]] = {
 }
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+def _parent_of(root: nn.Module, path: str) -> tuple[nn.Module, str]:
+    """The module that holds `path`'s last name, creating empty containers on the way."""
     parent = root
     *parents, leaf = path.split(".")
     for part in parents:
         if not hasattr(parent, part):
             parent.add_module(part, nn.Module())
         parent = getattr(parent, part)
+    return parent, leaf
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, leaf = _parent_of(root, path)
     parent.add_module(leaf, module)
 
 
 def _set_attribute(root: nn.Module, path: str, tensor: torch.Tensor) -> None:
     """Keep a weight that stays functional (e.g. a LayerNorm scale) under its own name."""
-    parent = root
-    *parents, leaf = path.split(".")
-    for part in parents:
-        if not hasattr(parent, part):
-            parent.add_module(part, nn.Module())
-        parent = getattr(parent, part)
+    parent, leaf = _parent_of(root, path)
     if hasattr(parent, leaf):
         return
     if isinstance(tensor, nn.Parameter):

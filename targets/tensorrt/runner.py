@@ -71,14 +71,6 @@ class TensorRTRunner(Runner):
             return None
         return min(self._engine.get_tensor_profile_shape(n, 0)[2][0] for n in dynamic)
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         batch = len(next(iter(feeds.values())))
         step = self._max_batch or batch

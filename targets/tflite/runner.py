@@ -71,14 +71,6 @@ class LiteRtRunner(Runner):
         self._output_details = outs
         self._tensors = by_index
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {}
         for name, array in feeds.items():

@@ -20,10 +20,6 @@ class TorchRunner(Runner):
         self._outputs: list[TensorSpec] | None = None
 
     @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
     def outputs(self) -> list[TensorSpec]:
         if self._outputs is None:
             return [TensorSpec("output", ())]

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from benchmarks.zoo import export_program, trained_model, zoo_data
-from calibration.digits import save_npz
+from benchmarks.zoo import save_zoo_inputs
 from compressor.budget import Budget
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
@@ -18,16 +16,8 @@ TEST_EPOCHS = {"lenet": 12, "resnet": 3, "mobilenet": 4, "transformer": 6}
 
 
 def write_zoo_inputs(name: str, folder: Path) -> dict[str, Path]:
-    """Train the zoo model briefly and write model.pt2, calib.npz and eval.npz to folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model = trained_model(name, TEST_EPOCHS[name])
-    paths = {k: folder / f"{k}.{ext}" for k, ext in (("model", "pt2"), ("calib", "npz"))}
-    paths["eval"] = folder / "eval.npz"
-    torch.export.save(export_program(model, name), str(paths["model"]))
-    data = zoo_data(name)
-    save_npz(data["calib"], str(paths["calib"]), "x")
-    save_npz(data["eval"], str(paths["eval"]), "x")
-    return paths
+    """Train the zoo model briefly and write model.pt2 and its .npz splits to folder."""
+    return save_zoo_inputs(name, folder, TEST_EPOCHS[name])
 
 
 @pytest.fixture(scope="session")
