@@ -19,7 +19,26 @@ class Budget:
         default=None, metadata={"help": "Largest artifact size in MB (1e6 bytes)."}
     )
     min_fidelity: float | None = field(
-        default=None, metadata={"help": "Smallest cosine similarity of outputs vs the baseline."}
+        default=None,
+        metadata={
+            "help": "Smallest mean per-sample cosine of every output vs the baseline "
+            "(replaces the default floor's 0.99)."
+        },
+    )
+    min_sqnr: float | None = field(
+        default=None,
+        metadata={
+            "help": "Smallest mean per-sample SQNR (dB) of every output vs the baseline "
+            "(replaces the default floor's 15 dB)."
+        },
+    )
+    max_metric_drop: float | None = field(
+        default=None,
+        metadata={"help": "Largest drop of the --metric value vs the baseline, in its own units."},
+    )
+    default_floor: bool = field(
+        default=True,
+        metadata={"help": "Check the documented default fidelity floor on every output."},
     )
 
 
@@ -33,6 +52,7 @@ class BudgetResult:
     passed: bool
     unit: str = ""
     note: str = ""
+    source: str = "flag"  # default (the documented floor), flag or recipe
 
     def to_dict(self) -> dict:
         return {
@@ -42,13 +62,20 @@ class BudgetResult:
             "passed": self.passed,
             "unit": self.unit,
             "note": self.note,
+            "source": self.source,
         }
 
 
 def _accuracy_drop(base: dict, comp: dict) -> tuple[float | None, str]:
     if base.get("accuracy") is None or comp.get("accuracy") is None:
         return None, "no labels in the eval data: accuracy cannot be measured; use --min-fidelity"
-    return round((base["accuracy"] - comp["accuracy"]) * 100.0, 4), ""
+    ci = comp.get("accuracy_drop_ci")
+    note = (
+        ""
+        if not ci
+        else f"95% CI [{ci[0]:+.2f}, {ci[1]:+.2f}] pts on {comp['eval_samples']} samples"
+    )
+    return round((base["accuracy"] - comp["accuracy"]) * 100.0, 4), note
 
 
 def _latency(base: dict, comp: dict) -> tuple[float | None, str]:
@@ -59,9 +86,10 @@ def _size(base: dict, comp: dict) -> tuple[float | None, str]:
     return round(comp["size_bytes"] / 1e6, 6), ""
 
 
-def _fidelity(base: dict, comp: dict) -> tuple[float | None, str]:
-    cosine = (comp.get("fidelity") or {}).get("cosine")
-    return cosine, "" if cosine is not None else "no eval outputs to compare"
+def _metric_drop(base: dict, comp: dict) -> tuple[float | None, str]:
+    if base.get("metric") is None or comp.get("metric") is None:
+        return None, "no --metric measured (it needs --metric and --eval DATA)"
+    return round(base["metric"] - comp["metric"], 6), f"--metric {comp.get('metric_name', '')}"
 
 
 # name -> (measure(baseline, compressed) -> (value, note), unit, True when lower is better)
@@ -69,12 +97,16 @@ BUDGET_CHECKS = {
     "max_accuracy_drop": (_accuracy_drop, "points", True),
     "max_latency_ms": (_latency, "ms (p50)", True),
     "max_size_mb": (_size, "MB", True),
-    "min_fidelity": (_fidelity, "cosine", False),
+    "max_metric_drop": (_metric_drop, "metric units", True),
 }
 
 
-def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[BudgetResult]:
-    """Compare measured metrics (report 'baseline'/'compressed' sections) against the budget."""
+def check_budgets(
+    budget: Budget, baseline: dict, compressed: dict, sources: dict[str, str] | None = None
+) -> list[BudgetResult]:
+    """Compare measured metrics (report 'baseline'/'compressed' sections) against the budget;
+    sources says where each limit came from (flag unless told otherwise)."""
+    sources = sources or {}
     results = []
     for name, (measure, unit, upper) in BUDGET_CHECKS.items():
         limit = getattr(budget, name)
@@ -82,5 +114,6 @@ def check_budgets(budget: Budget, baseline: dict, compressed: dict) -> list[Budg
             continue
         value, note = measure(baseline, compressed)
         passed = value is not None and (value <= limit if upper else value >= limit)
-        results.append(BudgetResult(name, limit, value, passed, unit, note))
+        source = sources.get(name, "flag")
+        results.append(BudgetResult(name, limit, value, passed, unit, note, source))
     return results

@@ -10,13 +10,14 @@ from pathlib import Path
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
-from compressor.budget import Budget, check_budgets
+from compressor.budget import Budget
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency, timing_feeds
 from compressor.manifest import artifact_precision, sibling_report, target_of
+from compressor.metric import metric_data
 from compressor.progress import progress_bar
 from compressor.regression import Regression, check_regressions
-from compressor.verify import Measured, compare_outputs, run_eval
+from compressor.verify import REPORT_SCHEMA_VERSION, Measured, VerifySettings, assess, run_eval
 from targets.base import Runner
 
 
@@ -36,6 +37,8 @@ class CheckRequest:
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     model_factory: str | None = None
     trust_pickle: bool = False
+    tasks: dict[str, str] = field(default_factory=dict)
+    metric: str | None = None
 
 
 def run_ci_check(req: CheckRequest) -> dict:
@@ -58,9 +61,11 @@ def run_ci_check(req: CheckRequest) -> dict:
     finally:
         baseline.close()
         compressed.close()
-    base, comp = measured[0].section(), measured[1].section()
-    comp["fidelity"] = compare_outputs(measured[0].eval, measured[1].eval)
-    budgets = check_budgets(req.budget, base, comp)
+    settings = VerifySettings(req.budget, tasks=req.tasks, metric=req.metric)
+    extras = metric_data(req.metric, req.eval, compressed.inputs, data)
+    verdict = assess(measured[0], measured[1], settings, True, extras)
+    base, comp = verdict.baseline, verdict.compressed
+    budgets = list(verdict.budgets)
     base["size_of"] = req.baseline.name
     notes = [
         f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
@@ -74,6 +79,7 @@ def run_ci_check(req: CheckRequest) -> dict:
         budgets += check_regressions(req.regression, req.budget, stored, base, comp)
         notes += _stored_notes(stored, comp, req.threads) + _mismatch_notes(stored, target, comp)
     return {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "passed": all(b.passed for b in budgets),
         "target": target,
         "precision": artifact_precision(req.artifact),
@@ -118,8 +124,14 @@ def _check_request(req: CheckRequest, stored: dict | None = None) -> None:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     if req.budget.max_accuracy_drop is not None and not req.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
-    if req.budget.min_fidelity is not None and not req.eval:
-        raise UsageError("--min-fidelity compares outputs on evaluation data: pass --eval DATA.")
+    for name in ("min_fidelity", "min_sqnr", "max_metric_drop"):
+        if getattr(req.budget, name) is not None and not req.eval:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} compares outputs on evaluation data: pass --eval DATA.")
+    if req.metric and not req.eval:
+        raise UsageError("--metric scores the evaluation data: pass --eval DATA.")
+    if req.budget.max_metric_drop is not None and not req.metric:
+        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
 
 
 def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:

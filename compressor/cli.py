@@ -25,9 +25,14 @@ from compressor.recipe import (
     field_help,
     load_recipe,
 )
+from compressor.tasks import parse_task_option
 
 CONSOLE = Console()
 ERR = Console(stderr=True)
+TASK_HELP = (
+    "Task rule for every output, or OUTPUT=KIND for one (repeatable): classify, embed, detect, "
+    "segment, sequence or regression [default: inferred from shape, values and labels]."
+)
 
 
 class DefaultGroup(click.Group):
@@ -152,6 +157,15 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--max-size-mb", type=float, default=None, help=field_help("max_size_mb", Budget))
 @click.option("--min-fidelity", type=float, default=None, help=field_help("min_fidelity", Budget))
+@click.option("--min-sqnr", type=float, default=None, help=field_help("min_sqnr", Budget))
+@click.option(
+    "--max-metric-drop", type=float, default=None, help=field_help("max_metric_drop", Budget)
+)
+@click.option(
+    "--default-floor/--no-default-floor", default=None, help=field_help("default_floor", Budget)
+)
+@click.option("--metric", default=None, metavar="PKG.MODULE:FUNCTION", help=field_help("metric"))
+@click.option("--task", multiple=True, metavar="[OUTPUT=]KIND", help=TASK_HELP)
 @click.option(
     "--target-option", "-O", multiple=True, metavar="KEY=VALUE", help=field_help("target_options")
 )
@@ -219,11 +233,12 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 @handle_errors
 def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
     """Compress MODEL for a target and verify it against budgets."""
+    sources = {k: "flag" for k in _budget_keys() if flags.get(k) is not None}
     recipe = _build_recipe(model, recipe_path, flags)
     from compressor.pipeline import run_pipeline
     from compressor.report import render_report
 
-    report = run_pipeline(recipe)
+    report = run_pipeline(recipe, sources)
     render_report(report, CONSOLE)
     CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
     sys.exit(0 if report["passed"] else 1)
@@ -241,9 +256,8 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
     base = Recipe()
     if recipe_path:  # paths inside a recipe are relative to the recipe file
         base = load_recipe(recipe_path).with_absolute_paths(recipe_path.absolute().parent)
-    budget_keys = {f.name for f in dataclasses.fields(Budget)}
     budget = dataclasses.replace(
-        base.budget, **{k: flags[k] for k in budget_keys if flags.get(k) is not None}
+        base.budget, **{k: flags[k] for k in _budget_keys() if flags.get(k) is not None}
     )
     prune = _nested(base.prune, flags, PRUNE_FLAGS)
     distill = _nested(base.distill, flags, DISTILL_FLAGS)
@@ -265,6 +279,8 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "output": flags["output"],
         "input_shapes": _shape_option(flags["input_shape"]) or None,
         "target_options": _key_values(flags["target_option"]) or None,
+        "task": parse_task_option(flags["task"]) or None,
+        "metric": flags["metric"],
     }
     updates = {k: v for k, v in updates.items() if v is not None and v != ""}
     recipe = dataclasses.replace(base, budget=budget, prune=prune, distill=distill, **updates)
@@ -273,6 +289,10 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
             "No model given. Usage: compress MODEL [--target onnx --int8 ...]; see compress --help."
         )
     return recipe.with_absolute_paths(Path.cwd())
+
+
+def _budget_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(Budget)]
 
 
 PRUNE_FLAGS = {

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from compressor.budget import Budget
-from compressor.cli import CONSOLE, ERR, _shape_option, handle_errors
+from compressor.cli import CONSOLE, ERR, TASK_HELP, _shape_option, handle_errors
 from compressor.errors import UsageError
 from compressor.recipe import field_help
 from compressor.regression import Regression
+from compressor.tasks import parse_task_option
 
 PATH = click.Path(path_type=Path)
 # What each output option writes: an existing file is replaced only when its name ends like
@@ -75,6 +76,13 @@ def bench_command(
 @click.option("--max-latency-ms", type=float, help=field_help("max_latency_ms", Budget))
 @click.option("--max-size-mb", type=float, help=field_help("max_size_mb", Budget))
 @click.option("--min-fidelity", type=float, help=field_help("min_fidelity", Budget))
+@click.option("--min-sqnr", type=float, help=field_help("min_sqnr", Budget))
+@click.option("--max-metric-drop", type=float, help=field_help("max_metric_drop", Budget))
+@click.option(
+    "--default-floor/--no-default-floor", default=True, help=field_help("default_floor", Budget)
+)
+@click.option("--metric", default=None, metavar="PKG.MODULE:FUNCTION", help=field_help("metric"))
+@click.option("--task", multiple=True, metavar="[OUTPUT=]KIND", help=TASK_HELP)
 @click.option("--against", type=PATH, help="A stored report.json: also fail on regressions vs it.")
 @click.option(
     "--max-accuracy-regression", type=float, help=field_help("max_accuracy_regression", Regression)
@@ -126,6 +134,7 @@ def verify_command(
         regression=regression,
         input_shapes=shapes,
         eval=opts.pop("eval_"),
+        tasks=parse_task_option(opts.pop("task")),
         **opts,
     )
     report = run_ci_check(request)

@@ -1,4 +1,4 @@
-"""Run a Runner over a Dataset: stacked outputs, top-1 accuracy when labels exist."""
+"""Run a Runner over a Dataset: every output stacked, top-1 accuracy when labels exist."""
 
 from __future__ import annotations
 
@@ -16,11 +16,18 @@ DEFAULT_EVAL_BATCH = 32
 
 @dataclass(frozen=True)
 class EvalResult:
-    """First output of every sample, stacked, and top-1 accuracy (None without labels)."""
+    """Every output of every sample, stacked per output name (in the runner's order), and the
+    first output's top-1 accuracy (None without labels)."""
 
-    outputs: np.ndarray
+    outputs: dict[str, np.ndarray]
     accuracy: float | None
     samples: int
+    labels: np.ndarray | None = None
+
+    @property
+    def first(self) -> np.ndarray:
+        """The first output: the one accuracy is measured on."""
+        return next(iter(self.outputs.values()))
 
 
 def evaluate(
@@ -28,17 +35,18 @@ def evaluate(
 ) -> EvalResult:
     """Run every sample through runner at its fixed batch (or batches of 32)."""
     batch = runner.fixed_batch or DEFAULT_EVAL_BATCH
-    chunks = []
+    chunks: dict[str, list[np.ndarray]] = {}
     for inputs, _ in data.batches(batch):
         n = len(next(iter(inputs.values())))
         if n < batch and runner.fixed_batch:
             inputs = {k: _pad(v, batch) for k, v in inputs.items()}
-        first = next(iter(runner.run(inputs).values()))
-        chunks.append(np.asarray(first)[:n])
+        for name, value in runner.run(inputs).items():
+            chunks.setdefault(name, []).append(np.asarray(value)[:n])
         if on_batch:
             on_batch(n)
-    outputs = np.concatenate(chunks)
-    return EvalResult(outputs, top1_accuracy(outputs, data.labels), len(data))
+    outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    first = next(iter(outputs.values()))
+    return EvalResult(outputs, top1_accuracy(first, data.labels), len(data), data.labels)
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
@@ -47,7 +55,13 @@ def _pad(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
-    """Fraction of samples whose argmax over the last axis equals the label."""
+    """Fraction of samples whose argmax over the flattened output equals the label."""
+    correct = top1_correct(outputs, labels)
+    return None if correct is None else float(correct.mean())
+
+
+def top1_correct(outputs: np.ndarray, labels: np.ndarray | None) -> np.ndarray | None:
+    """Per sample: does the argmax over the flattened output equal the label."""
     if labels is None:
         return None
     flat = outputs.reshape(len(outputs), -1)
@@ -56,24 +70,4 @@ def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | Non
             f"Labels go up to {int(labels.max())} but the model has {flat.shape[1]} outputs per "
             "sample: labels must be class indices into the model's output."
         )
-    predictions = flat.argmax(axis=1)
-    return float((predictions == labels.reshape(-1)).mean())
-
-
-def output_fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """Cosine similarity, max abs error, SQNR (dB) and top-1 agreement of candidate vs reference."""
-    ref = reference.astype(np.float64).reshape(len(reference), -1)
-    cand = candidate.astype(np.float64).reshape(len(candidate), -1)
-    dot = (ref * cand).sum(axis=1)
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    cosine = float(np.mean(np.where(norms > 0, dot / np.maximum(norms, 1e-30), 1.0)))
-    noise = float(((ref - cand) ** 2).sum())
-    signal = float((ref**2).sum())
-    sqnr = float("inf") if noise == 0 else 10.0 * np.log10(max(signal, 1e-30) / noise)
-    agreement = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
-    return {
-        "cosine": round(cosine, 6),
-        "max_abs_error": float(np.abs(ref - cand).max()),
-        "sqnr_db": round(sqnr, 3) if np.isfinite(sqnr) else 999.0,
-        "top1_agreement": agreement,
-    }
+    return flat.argmax(axis=1) == labels.reshape(-1)

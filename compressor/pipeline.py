@@ -15,10 +15,11 @@ import torch
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor import __version__
-from compressor.budget import check_budgets
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
+from compressor.metric import metric_data
+from compressor.outputs import compare_outputs, worst_summary
 from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
@@ -31,7 +32,13 @@ from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
 from compressor.staging import check_writable, previous_outputs, staged_output
-from compressor.verify import compare_outputs, measure_runners, run_eval
+from compressor.verify import (
+    REPORT_SCHEMA_VERSION,
+    VerifySettings,
+    assess,
+    measure_runners,
+    run_eval,
+)
 from targets.base import Artifact, Runner, Target, TensorSpec
 from targets.onnx.runner import OnnxRuntimeRunner
 from targets.registry import get_target
@@ -61,8 +68,14 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
         )
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
-    if recipe.budget.min_fidelity is not None and not (recipe.eval or recipe.calib):
-        raise UsageError("--min-fidelity compares outputs on real samples: pass --eval DATA.")
+    for name in ("min_fidelity", "min_sqnr"):
+        if getattr(recipe.budget, name) is not None and not (recipe.eval or recipe.calib):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} compares outputs on real samples: pass --eval DATA.")
+    if (recipe.metric or recipe.budget.max_metric_drop is not None) and not recipe.eval:
+        raise UsageError("--metric and --max-metric-drop score the eval data: pass --eval DATA.")
+    if recipe.budget.max_metric_drop is not None and not recipe.metric:
+        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
     if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     if recipe.calib_samples is not None and recipe.calib_samples < 1:
@@ -84,8 +97,10 @@ def _check_inputs_outside_output(recipe: Recipe) -> None:
     previous_outputs(out_dir)
 
 
-def run_pipeline(recipe: Recipe) -> dict:
-    """Run the whole recipe; outputs land in recipe.output only if nothing failed."""
+def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -> dict:
+    """Run the whole recipe; outputs land in recipe.output only if nothing failed.
+
+    budget_sources says which budgets came from flags; the rest came from the recipe."""
     target, options = validate_recipe(recipe)
     out_dir = Path(recipe.output)
     started = time.perf_counter()
@@ -121,11 +136,11 @@ def run_pipeline(recipe: Recipe) -> dict:
             specs,
             fp32,
             artifact,
-            evaluation,
-            calib,
+            (evaluation, calib, metric_data(recipe.metric, recipe.eval, specs, evaluation)),
             original,
             raw,
             reference,
+            budget_sources,
         )
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
         report["notes"] = pass_notes + report["notes"] + _size_note(report)
@@ -136,8 +151,8 @@ def run_pipeline(recipe: Recipe) -> dict:
             )
             if qdq:
                 report["notes"].append(
-                    f"{target.name} int8 agrees with onnxruntime on the same Q/DQ graph in "
-                    f"{qdq['top1_agreement']:.2%} of top-1 predictions (SQNR {qdq['sqnr_db']} dB)."
+                    f"{target.name} int8 vs onnxruntime on the same Q/DQ graph: worst output "
+                    f"'{qdq['worst_output']}' cosine {qdq['cosine']:.5f}, SQNR {qdq['sqnr_db']} dB."
                 )
         report["artifact"] = artifact.path.name
         report["extra_files"] = [p.name for p in artifact.extra_files]
@@ -234,13 +249,14 @@ def _verify(
     specs: list[TensorSpec],
     fp32: Path,
     artifact: Artifact,
-    evaluation: Dataset | None,
-    calib: Dataset | None,
+    data_sets: tuple[Dataset | None, Dataset | None, dict | None],
     original: Path | None = None,
     exported: Path | None = None,
     reference: tuple[Runner, int] | None = None,
+    budget_sources: dict[str, str] | None = None,
 ) -> dict:
     """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
+    evaluation, calib, extras = data_sets
     baseline = _baseline_runner(model, specs, exported or model.path, recipe.threads)
     compressed = target.open_runner(artifact.path, recipe.threads)
     runners: list[Runner] = [baseline, compressed]
@@ -255,12 +271,17 @@ def _verify(
     measured = measure_runners(
         runners, sizes, data, labels, recipe.threads, recipe.warmup, recipe.runs
     )
-    base, comp = measured[0].section(), measured[-1].section()
-    comp["fidelity"] = compare_outputs(measured[0].eval, measured[-1].eval)
-    if evaluation is None:
-        base["accuracy"] = comp["accuracy"] = None
+    settings = VerifySettings(
+        recipe.budget,
+        {k: "recipe" for k in _budget_names()} | (budget_sources or {}),
+        dict(recipe.task),
+        recipe.metric,
+    )
+    verdict = assess(measured[0], measured[-1], settings, evaluation is not None, extras)
+    base, comp = verdict.baseline, verdict.compressed
     report = {
-        "passed": True,
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "passed": verdict.passed,
         "target": target.name,
         "precision": recipe.precision,
         "artifact": artifact.path.name,
@@ -270,7 +291,7 @@ def _verify(
     }
     if reference_needed:
         report["fp32_reference"] = measured[1].section()
-    budgets = check_budgets(recipe.budget, base, comp)
+    budgets = list(verdict.budgets)
     if comp.get("proxy_for"):
         budgets = [
             dataclasses.replace(
@@ -281,10 +302,15 @@ def _verify(
             for b in budgets
         ]
     report["budgets"] = [b.to_dict() for b in budgets]
-    report["passed"] = all(b.passed for b in budgets)
     report["notes"] = _notes(report, evaluation is None)
     report["environment"] = _environment()
     return report
+
+
+def _budget_names() -> list[str]:
+    from compressor.budget import Budget
+
+    return [f.name for f in dataclasses.fields(Budget)]
 
 
 def _qdq_fidelity(
@@ -296,7 +322,12 @@ def _qdq_fidelity(
         return None
     reference = run_eval(OnnxRuntimeRunner(qdq, recipe.threads), data, "Q/DQ onnx")
     lowered = run_eval(target.open_runner(artifact.path, recipe.threads), data, "compressed")
-    return {"runtime": "onnxruntime (Q/DQ)", **compare_outputs(reference, lowered)}
+    records = compare_outputs(reference, lowered, dict(recipe.task))
+    return {
+        "runtime": "onnxruntime (Q/DQ)",
+        **worst_summary(records),
+        "outputs": [r.to_dict() for r in records],
+    }
 
 
 def _baseline_runner(model: LoadedModel, specs: list, onnx_copy: Path, threads: int) -> Runner:

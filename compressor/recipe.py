@@ -87,6 +87,12 @@ class Recipe:
         None, "Target-specific settings (see `compress targets --options`)."
     )
     output: str = _f("out", "Output directory.")
+    task: dict[str, str] = _f(
+        None, "Task rule per output ({'*' or output name: classify|embed|detect|segment|...})."
+    )
+    metric: str | None = _f(
+        None, "pkg.module:function(outputs, data) -> float, higher is better, scored on --eval."
+    )
     budget: Budget = _f(Budget(), "Limits the result must meet.")
     train: str | None = _f(None, "Training data for distillation (same formats as --calib).")
     seed: int = _f(0, "Random seed for pruning and distillation (same seed, same result).")
@@ -98,13 +104,15 @@ class Recipe:
             object.__setattr__(self, "input_shapes", {})
         if self.target_options is None:
             object.__setattr__(self, "target_options", {})
+        if self.task is None:
+            object.__setattr__(self, "task", {})
 
     def to_toml(self) -> str:
         """TOML text with None values left out (TOML has no null)."""
         data = {
             k: v for k, v in dataclasses.asdict(self).items() if v is not None and k not in NESTED
         }
-        for key in ("input_shapes", "target_options"):
+        for key in ("input_shapes", "target_options", "task"):
             if not data.get(key):
                 data.pop(key, None)
         for key in NESTED:

@@ -51,14 +51,57 @@ def _metrics_table(report: dict) -> Table:
         *[f"{s['size_bytes'] / 1024:.1f}" for _, s in sections],
         f"{size_ratio:.2f}× size",
     )
-    fid = comp.get("fidelity") or {}
-    if fid:
+    ci = comp.get("accuracy_drop_ci")
+    if ci and comp.get("accuracy") is not None:
         blank = [""] * (len(sections) - 1)
-        table.add_row(
-            "cosine / SQNR (dB)", *blank, f"{fid['cosine']:.5f} / {fid['sqnr_db']:.1f}", ""
-        )
-        table.add_row("top-1 agreement", *blank, f"{fid['top1_agreement'] * 100:.2f}%", "")
+        interval = f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+        table.add_row("top-1 drop, 95% CI (pts)", *blank, interval, f"n={comp['eval_samples']}")
+    if comp.get("metric") is not None:
+        values = [_fmt_metric(s.get("metric")) for _, s in sections]
+        table.add_row(f"--metric {comp.get('metric_name', '')}", *values, "")
     return table
+
+
+def _fmt_metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+SHORT = {
+    "top1_agreement": "top-1",
+    "cosine": "cos",
+    "detection_recall": "recall",
+    "pixel_agreement": "pixel",
+    "iou": "IoU",
+    "step_agreement": "step",
+    "relative_error": "rel.err",
+}
+
+
+def _outputs_table(outputs: list[dict]) -> Table:
+    """One row per output: the rule it got, its agreement and its fidelity numbers."""
+    table = Table(title="outputs vs baseline (per sample: mean / worst)", title_justify="left")
+    table.add_column("output")
+    for col in ("rule", "agreement", "cosine", "SQNR dB", "worst ch. dB", "max |err|", "collapsed"):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for out in outputs:
+        fid = out["fidelity"]
+        channel = fid["worst_channel_sqnr_db"]
+        table.add_row(
+            escape(f"{out['name']} {out['shape']}"),
+            out["task"],
+            f"{SHORT.get(out['headline'], out['headline'])} {out['headline_value']:.4g}",
+            f"{fid['cosine_mean']:.4f} / {fid['cosine_worst']:.4f}",
+            f"{fid['sqnr_mean_db']:.1f} / {fid['sqnr_worst_db']:.1f}",
+            "n/a" if channel is None else f"{channel:.1f} (#{fid['worst_channel']})",
+            f"{fid['max_abs_error']:.3g}",
+            f"{fid['collapse_share']:.0%}",
+        )
+    return table
+
+
+def _rule_notes(outputs: list[dict]) -> list[str]:
+    """Why each output got its rule."""
+    return [f"output '{o['name']}' judged as {o['task']}: {o['rule']}." for o in outputs]
 
 
 def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> str:
@@ -71,27 +114,30 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 def render_report(report: dict, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
     console.print(_metrics_table(report))
+    if report["compressed"].get("outputs"):
+        console.print(_outputs_table(report["compressed"]["outputs"]))
     render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
-        for col in ("budget", "limit", "measured", "verdict", "note"):
+        for col in ("budget", "limit", "measured", "verdict", "source", "note"):
             budgets.add_column(
                 col,
                 justify="left" if col in ("budget", "note") else "right",
                 no_wrap=col != "note",  # budget names and figures must stay whole
             )
         for b in report["budgets"]:
-            value = "n/a" if b["value"] is None else f"{b['value']:.6g} {b['unit']}"
+            value = "n/a" if b["value"] is None else f"{b['value']:.5g} {b['unit']}"
             verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
             budgets.add_row(
                 b["name"],
                 f"{b['limit']:.6g} {b['unit']}",
                 value,
                 verdict,
+                b.get("source", "flag"),
                 escape(b.get("note") or ""),
             )
         console.print(budgets)
-    for note in report.get("notes", []):
+    for note in _rule_notes(report["compressed"].get("outputs") or []) + report.get("notes", []):
         console.print(f"• {note}")
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
     console.print(f"{verdict}: artifact {report['artifact']}")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from calibration.dataset import Dataset
-from compressor.evaluate import EvalResult, evaluate, output_fidelity
+from compressor.budget import Budget, BudgetResult, check_budgets
+from compressor.confidence import paired_drop_interval
+from compressor.evaluate import EvalResult, evaluate, top1_correct
+from compressor.floor import check_floor
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
+from compressor.metric import load_metric, score
+from compressor.outputs import OutputRecord, compare_outputs, worst_summary
 from compressor.progress import progress_bar
 from targets.base import Runner
+
+REPORT_SCHEMA_VERSION = 2  # 2: per-output records, default floor, budget sources, --metric
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,59 @@ def measure_runners(
     ]
 
 
-def compare_outputs(reference: EvalResult | None, candidate: EvalResult | None) -> dict | None:
-    """Fidelity of candidate outputs against the reference outputs on the same samples."""
-    if reference is None or candidate is None:
+@dataclass(frozen=True)
+class VerifySettings:
+    """How an artifact is judged: budgets (and where each came from), task rules, the metric."""
+
+    budget: Budget = Budget()
+    sources: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The verdict on one artifact: report sections, per-output records and every budget row."""
+
+    baseline: dict
+    compressed: dict
+    outputs: tuple[OutputRecord, ...] | None
+    budgets: tuple[BudgetResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True only when every budget, given or default, was measured and met."""
+        return all(b.passed for b in self.budgets)
+
+
+def assess(
+    base: Measured,
+    comp: Measured,
+    settings: VerifySettings,
+    labelled: bool = True,
+    metric_data: dict | None = None,
+) -> Assessment:
+    """The one measuring path of `compress` and `compress verify`: every output compared by its
+    rule, accuracy with its interval, the user's metric, then budgets and the default floor."""
+    base_s, comp_s = base.section(), comp.section()
+    if not labelled:
+        base_s["accuracy"] = comp_s["accuracy"] = None
+    records = compare_outputs(base.eval, comp.eval, settings.tasks)
+    comp_s["outputs"] = None if records is None else [r.to_dict() for r in records]
+    comp_s["fidelity"] = worst_summary(records)
+    comp_s["accuracy_drop_ci"] = _drop_interval(base.eval, comp.eval) if labelled else None
+    if settings.metric and base.eval is not None and metric_data is not None:
+        metric = load_metric(settings.metric)
+        for section, measured in ((base_s, base), (comp_s, comp)):
+            section["metric"] = score(metric, settings.metric, measured.eval.outputs, metric_data)
+            section["metric_name"] = settings.metric
+    budgets = check_budgets(settings.budget, base_s, comp_s, settings.sources)
+    budgets += check_floor(records, settings.budget, settings.sources)
+    return Assessment(base_s, comp_s, records, tuple(budgets))
+
+
+def _drop_interval(base: EvalResult | None, comp: EvalResult | None) -> list[float] | None:
+    if base is None or comp is None or base.labels is None:
         return None
-    return output_fidelity(reference.outputs, candidate.outputs)
+    base_ok, comp_ok = top1_correct(base.first, base.labels), top1_correct(comp.first, comp.labels)
+    return list(paired_drop_interval(base_ok, comp_ok))

@@ -1,0 +1,107 @@
+"""How closely one output of an artifact follows the same output of the baseline.
+
+Every number is per sample (mean and worst) or per channel (worst), so that one large channel
+cannot hide a dead one and an all-zero output never scores like a perfect one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# dB values are clipped to +-SQNR_CAP_DB so that exact matches stay finite JSON numbers.
+SQNR_CAP_DB = 200.0
+# An output is constant when its spread is below this share of the reference's spread.
+CONSTANT_SHARE = 1e-6
+
+
+@dataclass(frozen=True)
+class OutputFidelity:
+    """Per-sample cosine and SQNR (mean, worst), max abs error, collapse share, worst channel."""
+
+    cosine_mean: float
+    cosine_worst: float
+    sqnr_mean_db: float
+    sqnr_worst_db: float
+    max_abs_error: float
+    collapse_share: float
+    channel_axis: int | None
+    channels: int
+    worst_channel: int | None
+    worst_channel_sqnr_db: float | None
+
+
+def sqnr_db(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """10·log10(signal/noise) in dB, clipped to ±SQNR_CAP_DB (noise 0 gives the cap)."""
+    signal, noise = np.asarray(signal, np.float64), np.asarray(noise, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(noise > 0, signal / np.maximum(noise, 1e-300), np.inf)
+        ratio = np.where((signal <= 0) & (noise <= 0), np.inf, ratio)
+        db = 10.0 * np.log10(np.maximum(ratio, 1e-300))
+    return np.clip(db, -SQNR_CAP_DB, SQNR_CAP_DB)
+
+
+def collapsed_samples(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Per sample: the candidate is constant (e.g. all zero) where the reference is not.
+
+    Outputs with one value per sample collapse as a whole: constant over the batch while the
+    reference varies.
+    """
+    if ref.shape[1] == 1:
+        ref, cand = ref.reshape(1, -1), cand.reshape(1, -1)
+        return np.repeat(_constant_where_varying(ref, cand), ref.shape[1])
+    return _constant_where_varying(ref, cand)
+
+
+def _constant_where_varying(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    ref_spread = np.ptp(ref, axis=1)
+    cand_spread = np.ptp(cand, axis=1)
+    return (ref_spread > 0) & (cand_spread <= CONSTANT_SHARE * ref_spread)
+
+
+def sample_cosines(ref: np.ndarray, cand: np.ndarray, collapsed: np.ndarray) -> np.ndarray:
+    """Cosine per sample; identical zero rows score 1, a collapsed or zero-vs-nonzero row 0."""
+    dot = (ref * cand).sum(axis=1)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    both_zero = ~ref.any(axis=1) & ~cand.any(axis=1)
+    cosine = np.where(norms > 0, dot / np.maximum(norms, 1e-300), np.where(both_zero, 1.0, 0.0))
+    return np.where(collapsed, 0.0, cosine)
+
+
+def channel_sqnr(
+    ref: np.ndarray, cand: np.ndarray, axis: int | None
+) -> tuple[int, int | None, float | None]:
+    """(channels, worst channel, its SQNR in dB) along axis, over all samples and positions."""
+    if axis is None or ref.ndim < 2 or ref.shape[axis] < 2:
+        return 0, None, None
+    ref_c = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+    cand_c = np.moveaxis(cand, axis, 0).reshape(ref.shape[axis], -1)
+    per_channel = sqnr_db((ref_c**2).sum(axis=1), ((ref_c - cand_c) ** 2).sum(axis=1))
+    worst = int(per_channel.argmin())
+    return len(per_channel), worst, round(float(per_channel[worst]), 3)
+
+
+def measure_fidelity(
+    reference: np.ndarray, candidate: np.ndarray, channel_axis: int | None
+) -> OutputFidelity:
+    """Fidelity of candidate against reference for one output stacked as [samples, ...]."""
+    ref = np.asarray(reference, np.float64)
+    cand = np.asarray(candidate, np.float64).reshape(ref.shape)
+    flat_ref, flat_cand = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
+    collapsed = collapsed_samples(flat_ref, flat_cand)
+    cosines = sample_cosines(flat_ref, flat_cand, collapsed)
+    sqnrs = sqnr_db((flat_ref**2).sum(axis=1), ((flat_ref - flat_cand) ** 2).sum(axis=1))
+    channels, worst, worst_db = channel_sqnr(ref, cand, channel_axis)
+    return OutputFidelity(
+        cosine_mean=round(float(cosines.mean()), 6),
+        cosine_worst=round(float(cosines.min()), 6),
+        sqnr_mean_db=round(float(sqnrs.mean()), 3),
+        sqnr_worst_db=round(float(sqnrs.min()), 3),
+        max_abs_error=float(np.abs(flat_ref - flat_cand).max()) if flat_ref.size else 0.0,
+        collapse_share=round(float(collapsed.mean()), 6),
+        channel_axis=channel_axis if channels else None,
+        channels=channels,
+        worst_channel=worst,
+        worst_channel_sqnr_db=worst_db,
+    )
