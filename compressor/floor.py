@@ -84,9 +84,12 @@ def check_floor(
     """One row per floor check over all outputs: the worst output's value against the limit."""
     sources = sources or {}
     rows = []
+    if records is None and budget.default_floor:
+        note = "outputs not compared: pass --eval DATA (or --no-default-floor)"
+        rows.append(BudgetResult("default_floor", 1.0, None, False, "", note, "default"))
     for key, (name, value_of, unit, lower, flag) in FLOOR_CHECKS.items():
         given = getattr(budget, flag) if flag else None
-        if given is None and not budget.default_floor:
+        if given is None and (records is None or not budget.default_floor):
             continue
         limit, source = (
             (given, sources.get(flag, "flag"))
@@ -113,8 +116,7 @@ def _worst(
 ) -> BudgetResult | None:
     """The row for one check: the worst applicable output, or None when none applies."""
     if records is None:
-        note = "outputs not compared: pass --eval DATA (or --no-default-floor)"
-        return BudgetResult(name, limit, None, False, unit, note, source)
+        return BudgetResult(name, limit, None, False, unit, "outputs not compared", source)
     values = [(v, r) for r in records if (v := value_of(r)) is not None]
     if not values:
         return None

@@ -1,0 +1,172 @@
+"""Per-output fidelity, task rules, the default floor and accuracy intervals on known arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compressor.budget import Budget
+from compressor.confidence import paired_drop_interval
+from compressor.errors import UsageError
+from compressor.evaluate import EvalResult
+from compressor.fidelity import SQNR_CAP_DB, measure_fidelity
+from compressor.floor import DEFAULT_FLOOR, check_floor
+from compressor.outputs import compare_outputs
+from compressor.tasks import agreement, choose_rule, infer_rule, parse_task_option
+
+RNG = np.random.default_rng(0)
+
+
+def test_all_zero_output_is_a_collapse_not_a_cosine_of_one():
+    ref = RNG.normal(size=(8, 5))
+    fid = measure_fidelity(ref, np.zeros_like(ref), 1)
+    assert fid.collapse_share == 1.0
+    assert fid.cosine_mean == 0.0 and fid.cosine_worst == 0.0
+    assert fid.sqnr_mean_db == pytest.approx(0.0, abs=1e-9)  # noise equals the signal
+
+
+def test_one_collapsed_sample_shows_in_worst_and_share():
+    ref = RNG.normal(size=(10, 6))
+    cand = ref.copy()
+    cand[3] = 0.7  # constant where the reference varies
+    fid = measure_fidelity(ref, cand, 1)
+    assert fid.collapse_share == pytest.approx(0.1)
+    assert fid.cosine_worst == 0.0 and fid.cosine_mean == pytest.approx(0.9)
+    assert fid.sqnr_mean_db < SQNR_CAP_DB and fid.sqnr_worst_db < 5
+
+
+def test_identical_outputs_are_capped_not_infinite():
+    ref = RNG.normal(size=(4, 3))
+    fid = measure_fidelity(ref, ref, 1)
+    assert (fid.cosine_mean, fid.sqnr_mean_db, fid.collapse_share) == (1.0, SQNR_CAP_DB, 0.0)
+
+
+def test_dead_small_channel_is_visible_per_channel_but_not_in_the_whole_tensor():
+    boxes = RNG.uniform(0, 300, size=(16, 4, 50))
+    scores = RNG.uniform(0, 1, size=(16, 3, 50))
+    ref = np.concatenate([boxes, scores], axis=1)
+    cand = np.concatenate([boxes + RNG.normal(0, 0.5, boxes.shape), np.zeros_like(scores)], 1)
+    fid = measure_fidelity(ref, cand, 1)
+    assert fid.cosine_mean > 0.99 and fid.sqnr_mean_db > 25  # the tensor as a whole looks fine
+    assert fid.worst_channel in (4, 5, 6) and fid.worst_channel_sqnr_db < 1  # a score channel
+    assert fid.channels == 7
+
+
+def test_one_value_per_sample_collapses_over_the_batch():
+    ref = RNG.normal(size=(12, 1))
+    fid = measure_fidelity(ref, np.full_like(ref, 0.3), None)
+    assert fid.collapse_share == 1.0
+    assert infer_rule(ref, None, True).task == "regression"
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "task"),
+    [
+        ((6, 10), np.arange(6) % 10, "classify"),
+        ((6, 10), None, "classify"),
+        ((6, 3), None, "classify"),
+        ((6,), None, "regression"),
+        ((6, 20, 30), None, "sequence"),
+        ((6, 4, 8, 8), None, "segment"),
+    ],
+)
+def test_task_inferred_from_shape_and_labels(shape, labels, task):
+    rule = infer_rule(RNG.normal(size=shape), labels, True)
+    assert rule.task == task and rule.reason
+
+
+def test_unit_rows_are_embeddings():
+    rows = RNG.normal(size=(6, 32))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    assert infer_rule(rows, None, False).task == "embed"
+
+
+def test_task_override_per_output_and_for_all():
+    ref = RNG.normal(size=(4, 7, 30))
+    given = parse_task_option(("boxes=detect",))
+    assert choose_rule("boxes", ref, None, True, given).task == "detect"
+    assert choose_rule("other", ref, None, True, given).task == "sequence"
+    assert (
+        choose_rule("x", ref, None, True, parse_task_option(("regression",))).task == "regression"
+    )
+    assert "--task boxes=detect" in choose_rule("boxes", ref, None, True, given).reason
+    with pytest.raises(UsageError, match="KIND"):
+        parse_task_option(("boxes=tracking",))
+    with pytest.raises(UsageError, match="detect needs"):
+        choose_rule("y", RNG.normal(size=(4, 10)), None, True, {"*": "detect"})
+
+
+def test_sequence_agreement_is_per_step_not_over_the_flattened_output():
+    ref = RNG.normal(size=(5, 12, 6))
+    cand = ref.copy()
+    cand[:, :3] = cand[:, :3, ::-1]  # first 3 of 12 steps now predict another class
+    rule = infer_rule(ref, None, True)
+    numbers = agreement(rule, ref, cand)
+    assert numbers["step_agreement"] == pytest.approx(9 / 12, abs=0.1)
+
+
+def test_detection_recall_drops_when_scores_die():
+    ref = np.concatenate([RNG.uniform(0, 300, (4, 4, 40)), RNG.uniform(0, 1, (4, 3, 40))], axis=1)
+    rule = choose_rule("out", ref, None, True, {"*": "detect"})
+    assert agreement(rule, ref, ref)["detection_recall"] == 1.0
+    dead = ref.copy()
+    dead[:, 4:] = 0
+    assert agreement(rule, ref, dead)["detection_recall"] == 0.0
+
+
+def test_one_channel_map_gets_iou():
+    ref = RNG.uniform(0, 1, (3, 1, 8, 8))
+    rule = infer_rule(ref, None, True)
+    numbers = agreement(rule, ref, np.zeros_like(ref))
+    assert numbers["iou"] == 0.0 and rule.task == "segment"
+
+
+def _eval(outputs: dict, labels=None) -> EvalResult:
+    return EvalResult(outputs, None, len(next(iter(outputs.values()))), labels)
+
+
+def test_floor_names_the_broken_output_and_flags_replace_defaults():
+    good = RNG.normal(size=(20, 10))
+    second = RNG.normal(size=(20, 8))
+    ref = _eval({"logits": good, "embedding": second})
+    cand = _eval({"logits": good + 1e-4, "embedding": RNG.normal(size=(20, 8))})
+    records = compare_outputs(ref, cand)
+    rows = {r.name: r for r in check_floor(records, Budget())}
+    assert not rows["min_fidelity"].passed and "'embedding'" in rows["min_fidelity"].note
+    assert rows["min_fidelity"].source == "default"
+    assert rows["min_fidelity"].limit == DEFAULT_FLOOR.min_cosine
+    flagged = {
+        r.name: r for r in check_floor(records, Budget(min_sqnr=-100.0), {"min_sqnr": "recipe"})
+    }
+    assert flagged["min_sqnr"].passed and flagged["min_sqnr"].source == "recipe"
+    assert check_floor(records, Budget(default_floor=False)) == []
+
+
+def test_floor_without_compared_outputs_is_not_a_pass():
+    (row,) = check_floor(None, Budget())
+    assert (row.name, row.passed, row.value, row.source) == (
+        "default_floor",
+        False,
+        None,
+        "default",
+    )
+    rows = check_floor(None, Budget(min_sqnr=20.0, default_floor=False))
+    assert [(r.name, r.passed, r.source) for r in rows] == [("min_sqnr", False, "flag")]
+
+
+def test_task_naming_an_unknown_output_is_a_usage_error():
+    ref = _eval({"a": RNG.normal(size=(3, 4))})
+    with pytest.raises(UsageError, match="does not have"):
+        compare_outputs(ref, ref, {"b": "embed"})
+
+
+def test_drop_interval_is_wide_on_twenty_samples_and_narrow_on_thousands():
+    base = np.ones(20, bool)
+    comp = base.copy()
+    comp[0] = False  # one sample of 20: a 5-point drop, not a certain one
+    low, high = paired_drop_interval(base, comp)
+    assert low < 0 < 5 < high
+    big_base, big_comp = np.ones(2000, bool), np.ones(2000, bool)
+    big_comp[:20] = False
+    low, high = paired_drop_interval(big_base, big_comp)
+    assert 0 < low < 1 < high < 2
