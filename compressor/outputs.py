@@ -100,9 +100,11 @@ def worst_summary(records: tuple[OutputRecord, ...] | None) -> dict | None:
     if not records:
         return None
     worst = min(records, key=lambda r: r.fidelity.cosine_mean)
+    top1 = [r.agreement["top1_agreement"] for r in records if r.task == "classify"]
     return {
         "cosine": worst.fidelity.cosine_mean,
         "sqnr_db": min(r.fidelity.sqnr_mean_db for r in records),
         "max_abs_error": max(r.fidelity.max_abs_error for r in records),
         "worst_output": worst.name,
+        "top1_agreement": min(top1) if top1 else None,
     }

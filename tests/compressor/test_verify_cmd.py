@@ -40,11 +40,16 @@ def test_budgets_met_exit_0_with_one_passing_testcase_each(example_run: dict, tm
     )
     assert code == 0, out
     found = cases(junit)
-    assert list(found) == ["max_accuracy_drop", "max_size_mb", "min_fidelity"]
+    floor = ["min_sqnr", "min_channel_sqnr", "max_collapse_share", "min_task_agreement"]
+    assert list(found) == ["max_accuracy_drop", "max_size_mb", "min_fidelity", *floor]
     assert all(case.find("failure") is None for case in found.values())
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("3", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "0")
     data = json.loads(report.read_text())
+    sources = {b["name"]: b["source"] for b in data["budgets"]}
+    assert sources == dict.fromkeys(
+        ["max_accuracy_drop", "max_size_mb", "min_fidelity"], "flag"
+    ) | (dict.fromkeys(floor, "default"))
     assert data["passed"] is True and data["precision"] == "int8" and data["target"] == "onnx"
     assert data["baseline"]["runtime"] == "torch"
     assert data["compressed"]["runtime"] == "onnxruntime"
@@ -200,6 +205,7 @@ def test_baseline_folder_is_measured_as_its_artifact_file(
 ) -> None:
     report = tmp_path / "verify.json"
     argv = ["verify", str(example_run["onnx"]), "--baseline", str(example_run["out"]), *FAST]
+    argv += ["--eval", str(example_run["eval"])]
     result = CliRunner().invoke(main, [*argv, "--json", str(report)])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
@@ -210,7 +216,7 @@ def test_baseline_folder_is_measured_as_its_artifact_file(
 
 def test_baseline_size_is_labelled_with_its_file(example_run: dict, tmp_path: Path) -> None:
     report = tmp_path / "verify.json"
-    code, out = verify(example_run, "--json", str(report))
+    code, out = verify(example_run, "--json", str(report), "--no-default-floor")
     assert code == 0, out
     data = json.loads(report.read_text())
     assert data["baseline"]["size_of"] == "model.pt2"
@@ -218,6 +224,12 @@ def test_baseline_size_is_labelled_with_its_file(example_run: dict, tmp_path: Pa
     assert any(
         "Baseline size is of model.pt2 (the baseline file itself)" in n for n in data["notes"]
     )
+
+
+def test_without_eval_the_default_floor_is_not_measured_so_not_passed(example_run: dict) -> None:
+    code, out = verify(example_run)
+    assert code == 1, out
+    assert "default_floor" in out and "FAILED" in out
 
 
 def test_against_with_accuracy_but_no_eval_is_a_usage_error(example_run: dict) -> None:
@@ -258,6 +270,7 @@ def test_against_a_report_of_another_target_warns(
 def test_verify_keeps_the_recorded_resolver(example_run: dict, tflite_run: Path, tmp_path: Path):
     report = tmp_path / "verify.json"
     argv = ["verify", str(tflite_run), "--baseline", str(example_run["model"]), *FAST]
+    argv += ["--eval", str(example_run["eval"])]
     result = CliRunner().invoke(main, [*argv, "--json", str(report)])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
@@ -270,6 +283,7 @@ def test_verify_writes_the_proxy_runtime(
 ) -> None:
     report = tmp_path / "verify.json"
     argv = ["verify", str(tensorrt_proxy_run), "--baseline", str(example_run["model"]), *FAST]
+    argv += ["--eval", str(example_run["eval"])]
     result = CliRunner().invoke(main, [*argv, "--json", str(report)])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
