@@ -22,7 +22,7 @@ class Budget:
         default=None,
         metadata={
             "help": "Smallest mean per-sample cosine of every output vs the baseline "
-            "(replaces the default floor's 0.99)."
+            "(replaces the default floor's 0.98)."
         },
     )
     min_sqnr: float | None = field(

@@ -18,7 +18,7 @@ from compressor.outputs import OutputRecord
 class FidelityFloor:
     """Limits every output meets by default (measured healthy runs clear them with margin)."""
 
-    min_cosine: float = field(default=0.99, metadata={"help": "Mean per-sample cosine."})
+    min_cosine: float = field(default=0.98, metadata={"help": "Mean per-sample cosine."})
     min_sqnr_db: float = field(default=15.0, metadata={"help": "Mean per-sample SQNR, dB."})
     min_channel_sqnr_db: float = field(
         default=10.0, metadata={"help": "SQNR of the worst channel, over all samples, dB."}

@@ -63,7 +63,9 @@ def test_int8_run_meets_budgets_and_writes_the_contract(int8_run):
     assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] <= 0.01
     assert report["compressed"]["size_bytes"] <= 0.4 * report["baseline"]["size_bytes"]
     assert report["compressed"]["fidelity"]["cosine"] > 0.99
-    assert {b["name"] for b in report["budgets"]} == {"max_accuracy_drop", "max_size_mb"}
+    given = {b["name"] for b in report["budgets"] if b["source"] == "flag"}
+    assert given == {"max_accuracy_drop", "max_size_mb"}
+    assert {b["source"] for b in report["budgets"]} == {"flag", "default"}
     assert all(b["passed"] for b in report["budgets"])
     assert "fp32_reference" in report
     assert "top-1 accuracy" in result.output and "PASSED" in result.output

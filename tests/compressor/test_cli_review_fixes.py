@@ -35,9 +35,10 @@ def test_a_folder_of_foreign_files_is_not_an_output_folder(example, tmp_path):
 
 def test_rerun_into_the_same_folder_replaces_the_previous_outputs(example, tmp_path):
     out = tmp_path / "o"
-    assert _run([example["model"], "-t", "tensorrt", "--runs", "2", "-o", out]).exit_code == 0
+    args = [example["model"], "--no-default-floor", "--runs", "2", "-o", out]  # no data
+    assert _run([*args, "-t", "tensorrt"]).exit_code == 0
     assert (out / "build_engine.py").exists()
-    assert _run([example["model"], "--runs", "2", "-o", out]).exit_code == 0
+    assert _run(args).exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "recipe.toml", "report.json"]
 
 
@@ -72,11 +73,18 @@ def test_two_precisions_and_zero_calibration_samples_are_rejected(example, tmp_p
 def test_input_shape_takes_the_batch_first_as_documented(example_module, tmp_path):
     torch.jit.trace(example_module, torch.zeros(2, 1, 8, 8)).save(str(tmp_path / "m.pt"))
     result = _run(
-        [tmp_path / "m.pt", "--input-shape", "x:1x1x8x8", "--runs", "2", "-o", tmp_path / "a"]
+        [
+            tmp_path / "m.pt",
+            "--input-shape",
+            "x:1x1x8x8",
+            "--no-default-floor",
+            "-o",
+            tmp_path / "a",
+        ]
     )
     assert result.exit_code == 0, result.output
     result = _run(
-        [tmp_path / "m.pt", "--input-shape", "1x1x8x8", "--runs", "2", "-o", tmp_path / "b"]
+        [tmp_path / "m.pt", "--input-shape", "1x1x8x8", "--no-default-floor", "-o", tmp_path / "b"]
     )
     assert result.exit_code == 0, result.output
     bad = _run([tmp_path / "m.pt", "--input-shape", "y:1x1x8x8", "-o", tmp_path / "c"])
@@ -157,7 +165,9 @@ def test_recipes_are_type_checked_and_paths_are_relative_to_the_recipe(example, 
     (folder / "r.toml").write_text('model = "m.pt2"\nruns = 2\nthreads = "2"\n')
     bad = _run(["--recipe", folder / "r.toml", "-o", tmp_path / "o"])
     assert bad.exit_code == 2 and "'threads' is '2' (str)" in bad.output
-    (folder / "r.toml").write_text('model = "m.pt2"\nruns = 2\n[budget]\nmax_size_mb = 5\n')
+    (folder / "r.toml").write_text(
+        'model = "m.pt2"\nruns = 2\n[budget]\nmax_size_mb = 5\ndefault_floor = false\n'
+    )
     good = _run(["--recipe", folder / "r.toml", "-o", tmp_path / "o"])
     assert good.exit_code == 0, good.output
     folder_as_recipe = _run(["--recipe", folder, "-o", tmp_path / "o2"])
@@ -175,7 +185,9 @@ def test_dynamic_on_a_conv_only_model_says_what_to_use_instead(tmp_path):
 
 def test_onnx_with_external_weights_is_loaded_whole(example, tmp_path):
     out = tmp_path / "fp32"
-    assert _run([example["model"], "--runs", "2", "-o", out]).exit_code == 0
+    assert (
+        _run([example["model"], "--eval", example["eval"], "--runs", "2", "-o", out]).exit_code == 0
+    )
     model = onnx.load(str(out / "model.onnx"))
     onnx.save(
         model,
@@ -274,8 +286,10 @@ def test_an_accuracy_collapse_is_flagged_even_without_a_budget(example, tmp_path
             tmp_path / "o",
         ]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the default floor fails it, no budget needed
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     drop = report["baseline"]["accuracy"] - report["compressed"]["accuracy"]
     assert drop > 0.05  # 90% of channels gone and no fine-tuning
     assert any(n.startswith("WARNING: top-1 fell") for n in report["notes"])
+    failed = {b["name"]: b["source"] for b in report["budgets"] if not b["passed"]}
+    assert failed.get("min_task_agreement") == "default"
