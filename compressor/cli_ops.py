@@ -101,6 +101,13 @@ def bench_command(
     show_default=True,
     help=field_help("max_size_regression_pct", Regression),
 )
+@click.option(
+    "--max-sqnr-regression-db",
+    type=float,
+    default=Regression.max_sqnr_regression_db,
+    show_default=True,
+    help=field_help("max_sqnr_regression_db", Regression),
+)
 @click.option("--threads", type=int, default=1, show_default=True, help=field_help("threads"))
 @click.option("--warmup", type=int, default=10, show_default=True, help=field_help("warmup"))
 @click.option("--runs", type=int, default=100, show_default=True, help=field_help("runs"))

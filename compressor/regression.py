@@ -25,6 +25,10 @@ class Regression:
     max_size_regression_pct: float = field(
         default=10.0, metadata={"help": "With --against: largest growth (%) of the artifact size."}
     )
+    max_sqnr_regression_db: float = field(
+        default=3.0,
+        metadata={"help": "With --against: largest fall (dB) of any output's mean SQNR."},
+    )
 
 
 def check_regressions(
@@ -62,7 +66,39 @@ def check_regressions(
         results.append(
             BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
         )
-    return results
+    return results + output_regressions(reg, acc_limit, stored, comp)
+
+
+def output_regressions(
+    reg: Regression, agreement_limit: float, stored: dict, comp: dict
+) -> list[BudgetResult]:
+    """Per output (matched by name): the largest fall of mean SQNR (dB) and of the task
+    agreement (points) since the stored report; each row names the output that fell most."""
+    old = {o["name"]: o for o in stored["compressed"].get("outputs") or []}
+    pairs = [(o, old[o["name"]]) for o in comp.get("outputs") or [] if o["name"] in old]
+    if not pairs:
+        return []
+    sqnr = [(p["fidelity"]["sqnr_mean_db"] - o["fidelity"]["sqnr_mean_db"], o) for o, p in pairs]
+    rows = [_largest("max_sqnr_regression_db", sqnr, reg.max_sqnr_regression_db, "dB")]
+    agreement = [
+        ((p["headline_value"] - o["headline_value"]) * 100.0, o)
+        for o, p in pairs
+        if o["higher_is_better"] and o["headline"] == p["headline"]
+    ]
+    if agreement:
+        rows.append(_largest("max_agreement_regression", agreement, agreement_limit, "points"))
+    return rows
+
+
+def _largest(name: str, falls: list[tuple[float, dict]], limit: float, unit: str) -> BudgetResult:
+    fall, output = max(falls, key=lambda pair: pair[0])
+    fall = round(fall, 4)
+    note = (
+        f"output '{output['name']}' ({output['headline']})"
+        if unit == "points"
+        else (f"output '{output['name']}'")
+    )
+    return BudgetResult(name, limit, fall, fall <= limit, unit, note)
 
 
 def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:

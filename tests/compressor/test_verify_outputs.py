@@ -216,3 +216,26 @@ def test_metric_that_returns_no_number_is_a_usage_error(
     assert result.exit_code == 2 and "not a number" in result.output
     result = _run([two_heads["good"], "--max-metric-drop", "1", "-o", tmp_path / "p"])
     assert result.exit_code == 2 and "--eval" in result.output
+
+
+def test_against_compares_each_output_and_names_the_one_that_fell(
+    two_heads: dict, tmp_path: Path
+) -> None:
+    good_out, stored = tmp_path / "good", tmp_path / "good" / "report.json"
+    fast = ["--eval", two_heads["eval"], "--runs", "3", "--warmup", "0"]
+    assert _run([two_heads["good"], *fast, "-o", good_out]).exit_code == 0
+    broken_out = tmp_path / "broken"
+    assert _run([two_heads["broken"], *fast, "-o", broken_out]).exit_code == 0
+    verify = ["verify", broken_out / "model.onnx", "--baseline", two_heads["good"], *fast]
+    report_path = tmp_path / "verify.json"
+    args = [*verify, "--against", stored, "--no-default-floor", "--json", report_path]
+    result = _run([*args, "--max-latency-regression-pct", "100000"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(report_path.read_text())
+    rows = {b["name"]: b for b in report["budgets"]}
+    second = report["compressed"]["outputs"][1]["name"]
+    assert not rows["max_sqnr_regression_db"]["passed"]
+    assert f"'{second}'" in rows["max_sqnr_regression_db"]["note"]
+    assert rows["max_sqnr_regression_db"]["value"] > 100  # exact (capped 200 dB) to broken
+    assert f"'{second}'" in rows["max_agreement_regression"]["note"]  # aux is judged by top-1
+    assert rows["max_accuracy_regression"]["passed"]  # the logits are untouched
