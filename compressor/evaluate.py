@@ -9,9 +9,11 @@ import numpy as np
 
 from calibration.dataset import Dataset
 from compressor.errors import DataError
+from compressor.fidelity import output_fidelity
 from targets.base import Runner
 
 DEFAULT_EVAL_BATCH = 32
+__all__ = ["EvalResult", "evaluate", "output_fidelity", "top1_accuracy", "top1_correct"]
 
 
 @dataclass(frozen=True)

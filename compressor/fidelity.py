@@ -105,3 +105,18 @@ def measure_fidelity(
         worst_channel=worst,
         worst_channel_sqnr_db=worst_db,
     )
+
+
+def output_fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """Compact summary of one output stacked as [samples, ...]: per-sample mean cosine and SQNR
+    (a collapsed sample counts as cosine 0), max abs error and top-1 agreement of the flattened
+    samples. Verification uses the full per-output records (compressor/outputs.py)."""
+    fid = measure_fidelity(reference, candidate, None)
+    ref = np.asarray(reference).reshape(len(reference), -1)
+    cand = np.asarray(candidate).reshape(len(candidate), -1)
+    return {
+        "cosine": fid.cosine_mean,
+        "max_abs_error": fid.max_abs_error,
+        "sqnr_db": fid.sqnr_mean_db,
+        "top1_agreement": float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean()),
+    }

@@ -7,6 +7,7 @@ Each check takes the worst output, names it, and becomes one budget row whose so
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,22 +47,27 @@ def _relative_error(r: OutputRecord) -> float | None:
 
 
 # floor field -> (budget name, value of one output (None: not applicable), unit,
-#                 True when lower is better, the Budget field (flag) that replaces the default)
-FLOOR_CHECKS: dict[str, tuple[str, Callable[[OutputRecord], float | None], str, bool, str]] = {
+#                 True when lower is better, the Budget field (flag) that replaces the default,
+#                 True for signal checks, which torch passes move to the student's outputs)
+FLOOR_CHECKS: dict[
+    str, tuple[str, Callable[[OutputRecord], float | None], str, bool, str, bool]
+] = {
     "min_cosine": (
         "min_fidelity",
         lambda r: r.fidelity.cosine_mean,
         "cosine",
         False,
         "min_fidelity",
+        True,
     ),
-    "min_sqnr_db": ("min_sqnr", lambda r: r.fidelity.sqnr_mean_db, "dB", False, "min_sqnr"),
+    "min_sqnr_db": ("min_sqnr", lambda r: r.fidelity.sqnr_mean_db, "dB", False, "min_sqnr", True),
     "min_channel_sqnr_db": (
         "min_channel_sqnr",
         lambda r: r.fidelity.worst_channel_sqnr_db,
         "dB",
         False,
         "",
+        True,
     ),
     "max_collapse_share": (
         "max_collapse_share",
@@ -69,37 +75,43 @@ FLOOR_CHECKS: dict[str, tuple[str, Callable[[OutputRecord], float | None], str, 
         "share",
         True,
         "",
+        True,
     ),
-    "min_agreement": ("min_task_agreement", _agreement, "agreement", False, ""),
-    "max_relative_error": ("max_relative_error", _relative_error, "relative", True, ""),
+    "min_agreement": ("min_task_agreement", _agreement, "agreement", False, "", False),
+    "max_relative_error": ("max_relative_error", _relative_error, "relative", True, "", False),
 }
+STUDENT_NOTE = "; vs the fp32 model after the torch passes"
 
 
 def check_floor(
     records: tuple[OutputRecord, ...] | None,
     budget: Budget,
     sources: dict[str, str] | None = None,
+    student: tuple[OutputRecord, ...] | None = None,
     floor: FidelityFloor = DEFAULT_FLOOR,
 ) -> list[BudgetResult]:
-    """One row per floor check over all outputs: the worst output's value against the limit."""
+    """One row per floor check over all outputs: the worst output's value against the limit.
+
+    records compare the artifact with the original model. When torch passes (prune, distill)
+    changed the model on purpose, student compares it with their fp32 result: the signal checks
+    (cosine, SQNR, channels, collapse) use those, task agreement stays against the original."""
     sources = sources or {}
     rows = []
     if records is None and budget.default_floor:
         note = "outputs not compared: pass --eval DATA (or --no-default-floor)"
         rows.append(BudgetResult("default_floor", 1.0, None, False, "", note, "default"))
-    for key, (name, value_of, unit, lower, flag) in FLOOR_CHECKS.items():
+    for key, (name, value_of, unit, lower, flag, signal) in FLOOR_CHECKS.items():
         given = getattr(budget, flag) if flag else None
         if given is None and (records is None or not budget.default_floor):
             continue
-        limit, source = (
-            (given, sources.get(flag, "flag"))
-            if given is not None
-            else (
-                getattr(floor, key),
-                "default",
-            )
-        )
-        row = _worst(records, name, value_of, unit, lower, limit, source)
+        if given is not None:
+            limit, source = given, sources.get(flag, "flag")
+        else:
+            limit, source = getattr(floor, key), "default"
+        against = student if signal and student is not None else records
+        row = _worst(against, name, value_of, unit, lower, limit, source)
+        if row is not None and against is student:
+            row = dataclasses.replace(row, note=row.note + STUDENT_NOTE)
         if row is not None:
             rows.append(row)
     return rows

@@ -16,6 +16,7 @@ from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor import __version__
 from compressor.errors import CompressError, DataError, UsageError
+from compressor.evaluate import EvalResult
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
 from compressor.metric import metric_data
@@ -277,7 +278,10 @@ def _verify(
         dict(recipe.task),
         recipe.metric,
     )
-    verdict = assess(measured[0], measured[-1], settings, evaluation is not None, extras)
+    student = None
+    if original is not None and original != fp32:  # torch passes changed the model on purpose
+        student = measured[1].eval if reference_needed else _student_eval(fp32, data, recipe)
+    verdict = assess(measured[0], measured[-1], settings, evaluation is not None, extras, student)
     base, comp = verdict.baseline, verdict.compressed
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -311,6 +315,11 @@ def _budget_names() -> list[str]:
     from compressor.budget import Budget
 
     return [f.name for f in dataclasses.fields(Budget)]
+
+
+def _student_eval(fp32: Path, data: Dataset | None, recipe: Recipe) -> EvalResult | None:
+    """The fp32 model after torch passes, run in onnxruntime: what quantization is judged by."""
+    return run_eval(OnnxRuntimeRunner(fp32, recipe.threads), data, "after torch passes")
 
 
 def _qdq_fidelity(

@@ -99,9 +99,11 @@ def assess(
     settings: VerifySettings,
     labelled: bool = True,
     metric_data: dict | None = None,
+    student: EvalResult | None = None,
 ) -> Assessment:
     """The one measuring path of `compress` and `compress verify`: every output compared by its
-    rule, accuracy with its interval, the user's metric, then budgets and the default floor."""
+    rule, accuracy with its interval, the user's metric, then budgets and the default floor
+    (student: the fp32 outputs after torch passes, for the floor's signal checks)."""
     base_s, comp_s = base.section(), comp.section()
     if not labelled:
         base_s["accuracy"] = comp_s["accuracy"] = None
@@ -115,7 +117,10 @@ def assess(
             section["metric"] = score(metric, settings.metric, measured.eval.outputs, metric_data)
             section["metric_name"] = settings.metric
     budgets = check_budgets(settings.budget, base_s, comp_s, settings.sources)
-    budgets += check_floor(records, settings.budget, settings.sources)
+    student_records = compare_outputs(student, comp.eval, settings.tasks) if student else None
+    if student_records is not None:
+        comp_s["outputs_vs_student"] = [r.to_dict() for r in student_records]
+    budgets += check_floor(records, settings.budget, settings.sources, student_records)
     return Assessment(base_s, comp_s, records, tuple(budgets))
 
 

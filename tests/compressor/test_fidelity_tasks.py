@@ -170,3 +170,18 @@ def test_drop_interval_is_wide_on_twenty_samples_and_narrow_on_thousands():
     big_comp[:20] = False
     low, high = paired_drop_interval(big_base, big_comp)
     assert 0 < low < 1 < high < 2
+
+
+def test_after_torch_passes_signal_checks_use_the_student_and_agreement_the_original():
+    original = RNG.normal(size=(30, 10))
+    student = original * 0.5 + RNG.normal(0, 0.3, size=original.shape)  # retrained on purpose
+    artifact = student + 1e-4
+    vs_original = compare_outputs(_eval({"y": original}), _eval({"y": artifact}))
+    vs_student = compare_outputs(_eval({"y": student}), _eval({"y": artifact}))
+    alone = {r.name: r for r in check_floor(vs_original, Budget())}
+    assert not alone["min_sqnr"].passed  # the retrained logits differ from the original's
+    rows = {r.name: r for r in check_floor(vs_original, Budget(), student=vs_student)}
+    assert rows["min_sqnr"].passed and "after the torch passes" in rows["min_sqnr"].note
+    agreement = rows["min_task_agreement"]
+    assert agreement.value == vs_original[0].headline_value
+    assert "torch passes" not in agreement.note
