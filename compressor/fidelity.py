@@ -85,11 +85,15 @@ def channel_sqnr(
 def measure_fidelity(
     reference: np.ndarray, candidate: np.ndarray, channel_axis: int | None
 ) -> OutputFidelity:
-    """Fidelity of candidate against reference for one output stacked as [samples, ...]."""
+    """Fidelity of candidate against reference for one output stacked as [samples, ...];
+    outputs with one value per sample are scored over the batch (a per-sample cosine of a
+    scalar is only its sign)."""
     ref = np.asarray(reference, np.float64)
     cand = np.asarray(candidate, np.float64).reshape(ref.shape)
     flat_ref, flat_cand = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
-    collapsed = collapsed_samples(flat_ref, flat_cand)
+    if flat_ref.shape[1] == 1:  # one value per sample: scored over the batch as one vector
+        flat_ref, flat_cand = flat_ref.reshape(1, -1), flat_cand.reshape(1, -1)
+    collapsed = _constant_where_varying(flat_ref, flat_cand)
     cosines = sample_cosines(flat_ref, flat_cand, collapsed)
     sqnrs = sqnr_db((flat_ref**2).sum(axis=1), ((flat_ref - flat_cand) ** 2).sum(axis=1))
     channels, worst, worst_db = channel_sqnr(ref, cand, channel_axis)

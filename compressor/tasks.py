@@ -120,7 +120,8 @@ def infer_rule(ref: np.ndarray, labels: np.ndarray | None, first: bool) -> TaskR
         norms = np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
         if np.allclose(norms, 1.0, atol=1e-2):
             return TaskRule("embed", f"[B, {shape[1]}] rows of unit length", 1)
-        return TaskRule("classify", f"[B, {shape[1]}]: classes along axis 1", 1)
+        why = f"[B, {shape[1]}]: classes along axis 1 (an embedding? use --task embed)"
+        return TaskRule("classify", why, 1)
     if len(shape) == 3:
         return TaskRule("sequence", f"[B, T, C] = {list(shape)}: argmax per step", 2)
     return TaskRule("segment", f"dense map {list(shape)}: classes along axis 1", 1)

@@ -185,3 +185,10 @@ def test_after_torch_passes_signal_checks_use_the_student_and_agreement_the_orig
     agreement = rows["min_task_agreement"]
     assert agreement.value == vs_original[0].headline_value
     assert "torch passes" not in agreement.note
+
+
+def test_scalar_outputs_are_scored_over_the_batch_not_by_sign():
+    ref = RNG.normal(size=(50, 1))  # centred on 0: small values flip sign under tiny noise
+    cand = ref + RNG.normal(0, 0.01, size=ref.shape)
+    fid = measure_fidelity(ref, cand, None)
+    assert fid.cosine_mean > 0.999 and fid.sqnr_mean_db > 30 and fid.collapse_share == 0.0
