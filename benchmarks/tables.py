@@ -50,6 +50,15 @@ def summarize_report(report: dict) -> dict:
         "speedup_vs_fp32_same_runtime": round(fp32_same_p50 / p50, 3),
         "conversion_s": report.get("conversion_s"),
         "fidelity_cosine": (comp.get("fidelity") or {}).get("cosine"),
+        "worst_channel_sqnr_db": min(
+            (
+                o["fidelity"]["worst_channel_sqnr_db"]
+                for o in comp.get("outputs") or []
+                if o["fidelity"]["worst_channel_sqnr_db"] is not None
+            ),
+            default=None,
+        ),
+        "passed": report.get("passed"),  # every budget, the default fidelity floor included
     }
 
 

@@ -30,6 +30,7 @@ class OutputFidelity:
     channels: int
     worst_channel: int | None
     worst_channel_sqnr_db: float | None
+    nonfinite_share: float = 0.0  # share of NaN/Inf values in the candidate
 
 
 def sqnr_db(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -87,15 +88,21 @@ def measure_fidelity(
 ) -> OutputFidelity:
     """Fidelity of candidate against reference for one output stacked as [samples, ...];
     outputs with one value per sample are scored over the batch (a per-sample cosine of a
-    scalar is only its sign)."""
-    ref = np.asarray(reference, np.float64)
-    cand = np.asarray(candidate, np.float64).reshape(ref.shape)
+    scalar is only its sign). NaN/Inf in the candidate count as zeros and as a collapse."""
+    ref = np.nan_to_num(np.asarray(reference, np.float64), posinf=0.0, neginf=0.0)
+    raw = np.asarray(candidate, np.float64).reshape(ref.shape)
+    nonfinite = ~np.isfinite(raw)
+    cand = np.where(nonfinite, 0.0, raw)
     flat_ref, flat_cand = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
+    flat_bad = nonfinite.reshape(len(ref), -1)
     if flat_ref.shape[1] == 1:  # one value per sample: scored over the batch as one vector
         flat_ref, flat_cand = flat_ref.reshape(1, -1), flat_cand.reshape(1, -1)
-    collapsed = _constant_where_varying(flat_ref, flat_cand)
+        flat_bad = flat_bad.reshape(1, -1)
+    bad = flat_bad.any(axis=1)
+    collapsed = _constant_where_varying(flat_ref, flat_cand) | bad
     cosines = sample_cosines(flat_ref, flat_cand, collapsed)
     sqnrs = sqnr_db((flat_ref**2).sum(axis=1), ((flat_ref - flat_cand) ** 2).sum(axis=1))
+    sqnrs = np.where(bad, -SQNR_CAP_DB, sqnrs)
     channels, worst, worst_db = channel_sqnr(ref, cand, channel_axis)
     return OutputFidelity(
         cosine_mean=round(float(cosines.mean()), 6),
@@ -108,6 +115,7 @@ def measure_fidelity(
         channels=channels,
         worst_channel=worst,
         worst_channel_sqnr_db=worst_db,
+        nonfinite_share=round(float(nonfinite.mean()), 6),
     )
 
 

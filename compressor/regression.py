@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from compressor.budget import Budget, BudgetResult
@@ -66,7 +67,17 @@ def check_regressions(
         results.append(
             BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
         )
-    return results + output_regressions(reg, acc_limit, stored, comp)
+    results += output_regressions(reg, acc_limit, stored, comp)
+    return [dataclasses.replace(r, source=_source(reg, r.name, r.limit)) for r in results]
+
+
+def _source(reg: Regression, name: str, limit: float) -> str:
+    """default when the limit is the documented default of its field, else flag."""
+    fields = {f.name: f.default for f in dataclasses.fields(Regression)}
+    default = fields.get(name, fields["max_accuracy_regression"])
+    if name in ("max_accuracy_regression", "max_agreement_regression"):
+        return "flag" if reg.max_accuracy_regression is not None else "default"
+    return "default" if limit == default else "flag"
 
 
 def output_regressions(

@@ -146,8 +146,9 @@ def choose_rule(
 
 
 def agreement(rule: TaskRule, ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
-    """The rule's agreement numbers, rounded for the report."""
-    numbers = TASK_RULES[rule.task][0](np.asarray(ref, np.float64), np.asarray(cand, np.float64))
+    """The rule's agreement numbers, rounded for the report (NaN/Inf in cand count as 0)."""
+    finite = np.nan_to_num(np.asarray(cand, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    numbers = TASK_RULES[rule.task][0](np.asarray(ref, np.float64), finite)
     return {k: round(v, 6) for k, v in numbers.items()}
 
 

@@ -54,6 +54,7 @@ def test_row_ratios_use_baselines_from_the_same_run(int8_report: dict) -> None:
     assert row["size_ratio"] < 0.5  # int8 weights are a quarter of fp32 plus the graph
     assert row["accuracy_pct"] == pytest.approx(comp["accuracy"] * 100, abs=0.01)
     assert 0 < row["conversion_s"] < int8_report["elapsed_s"]
+    assert row["passed"] is True and row["worst_channel_sqnr_db"] > 10  # the default floor
 
 
 def test_markdown_and_json_hold_every_row_failures_included(int8_report: dict, tmp_path: Path):

@@ -192,3 +192,30 @@ def test_scalar_outputs_are_scored_over_the_batch_not_by_sign():
     cand = ref + RNG.normal(0, 0.01, size=ref.shape)
     fid = measure_fidelity(ref, cand, None)
     assert fid.cosine_mean > 0.999 and fid.sqnr_mean_db > 30 and fid.collapse_share == 0.0
+
+
+def test_nan_outputs_are_a_collapse_and_stay_valid_json():
+    import json
+
+    ref = RNG.normal(size=(4, 6))
+    cand = ref.copy()
+    cand[1, 2] = np.nan
+    cand[3] = np.inf
+    fid = measure_fidelity(ref, cand, 1)
+    assert fid.collapse_share == 0.5 and fid.cosine_worst == 0.0
+    assert fid.sqnr_worst_db == -SQNR_CAP_DB and fid.nonfinite_share == pytest.approx(7 / 24, abs=1e-6)
+    json.dumps(fid.__dict__, allow_nan=False)  # every number finite
+
+
+def test_recipe_keeps_task_metric_and_floor_settings(tmp_path):
+    from compressor.recipe import Recipe, load_recipe
+
+    recipe = Recipe(
+        model="m.pt2",
+        task={"*": "sequence", "boxes": "detect"},
+        metric="mymetrics:recall",
+        budget=Budget(min_sqnr=20.0, max_metric_drop=0.01, default_floor=False),
+    )
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe.to_toml())
+    assert load_recipe(path) == recipe

@@ -260,6 +260,7 @@ def test_against_a_report_of_another_target_warns(
         *("--eval", str(example_run["eval"]), "--against", str(tflite_run / "report.json")),
         *("--max-latency-regression-pct", "100000", "--max-size-regression-pct", "100000"),
         *("--max-accuracy-regression", "100", "--json", str(report)),
+        *("--max-sqnr-regression-db", "1000"),  # the stored run is fp32, this one int8
     )
     assert code == 0, out
     notes = json.loads(report.read_text())["notes"]

@@ -235,6 +235,8 @@ def test_against_compares_each_output_and_names_the_one_that_fell(
     rows = {b["name"]: b for b in report["budgets"]}
     second = report["compressed"]["outputs"][1]["name"]
     assert not rows["max_sqnr_regression_db"]["passed"]
+    assert rows["max_sqnr_regression_db"]["source"] == "default"
+    assert rows["max_latency_regression_pct"]["source"] == "flag"
     assert f"'{second}'" in rows["max_sqnr_regression_db"]["note"]
     assert rows["max_sqnr_regression_db"]["value"] > 100  # exact (capped 200 dB) to broken
     assert f"'{second}'" in rows["max_agreement_regression"]["note"]  # aux is judged by top-1
