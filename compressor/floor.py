@@ -134,7 +134,9 @@ def _worst(
         return None
     value, record = (max if lower else min)(values, key=lambda pair: pair[0])
     passed = value <= limit if lower else value >= limit
-    note = f"worst output '{record.name}' ({record.task}: {record.headline})"
-    if name == "min_channel_sqnr":
-        note = f"worst output '{record.name}', channel {record.fidelity.worst_channel}"
+    note = f"worst output '{record.name}'"
+    if name in ("min_task_agreement", "max_relative_error"):
+        note += f" ({record.task}: {record.headline})"
+    elif name == "min_channel_sqnr":
+        note += f", channel {record.fidelity.worst_channel}"
     return BudgetResult(name, limit, value, passed, unit, note, source)
