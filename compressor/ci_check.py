@@ -175,6 +175,11 @@ def load_stored_report(path: Path) -> dict:
 def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
     notes = []
     old = stored["compressed"]
+    if comp.get("outputs") and not old.get("outputs"):
+        notes.append(
+            f"The stored report (schema {stored.get('schema_version', 1)}) has no per-output "
+            "records, so outputs were not compared with it; store a report from this version."
+        )
     if old.get("eval_samples") and comp.get("eval_samples") != old["eval_samples"]:
         notes.append(
             f"The stored report measured accuracy on {old['eval_samples']} samples, this run on "

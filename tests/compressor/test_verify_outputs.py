@@ -241,3 +241,21 @@ def test_against_compares_each_output_and_names_the_one_that_fell(
     assert rows["max_sqnr_regression_db"]["value"] > 100  # exact (capped 200 dB) to broken
     assert f"'{second}'" in rows["max_agreement_regression"]["note"]  # aux is judged by top-1
     assert rows["max_accuracy_regression"]["passed"]  # the logits are untouched
+
+
+def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path: Path) -> None:
+    out = tmp_path / "good"
+    fast = ["--eval", two_heads["eval"], "--runs", "3", "--warmup", "0"]
+    assert _run([two_heads["good"], *fast, "-o", out]).exit_code == 0
+    old = json.loads((out / "report.json").read_text())
+    old.pop("schema_version")
+    old["compressed"].pop("outputs")
+    stored = tmp_path / "v1-report.json"
+    stored.write_text(json.dumps(old))
+    report_path = tmp_path / "verify.json"
+    verify = ["verify", out / "model.onnx", "--baseline", two_heads["good"], *fast]
+    result = _run([*verify, "--against", stored, "--json", report_path])
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert any("schema 1) has no per-output records" in n for n in report["notes"])
+    assert "max_sqnr_regression_db" not in {b["name"] for b in report["budgets"]}
