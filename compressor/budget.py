@@ -68,7 +68,10 @@ class BudgetResult:
 
 def _accuracy_drop(base: dict, comp: dict) -> tuple[float | None, str]:
     if base.get("accuracy") is None or comp.get("accuracy") is None:
-        return None, "no labels in the eval data: accuracy cannot be measured; use --min-fidelity"
+        return None, (
+            "no labels in the eval data, or a first output that is not [B, classes]: accuracy "
+            "cannot be measured; use --min-fidelity or --metric"
+        )
     ci = comp.get("accuracy_drop_ci")
     note = (
         ""

@@ -57,14 +57,16 @@ def _pad(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
-    """Fraction of samples whose argmax over the flattened output equals the label."""
+    """Fraction of samples whose argmax over the class axis equals the label."""
     correct = top1_correct(outputs, labels)
     return None if correct is None else float(correct.mean())
 
 
 def top1_correct(outputs: np.ndarray, labels: np.ndarray | None) -> np.ndarray | None:
-    """Per sample: does the argmax over the flattened output equal the label."""
-    if labels is None:
+    """Per sample: does the argmax over the class axis equal the label. None without labels or
+    when the output is not [B, classes] (up to axes of size 1): a map or a sequence has no
+    single class per sample; --metric measures those."""
+    if labels is None or sum(d > 1 for d in outputs.shape[1:]) > 1:
         return None
     flat = outputs.reshape(len(outputs), -1)
     if labels.size and int(labels.max()) >= flat.shape[1]:

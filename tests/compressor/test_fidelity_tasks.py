@@ -203,7 +203,9 @@ def test_nan_outputs_are_a_collapse_and_stay_valid_json():
     cand[3] = np.inf
     fid = measure_fidelity(ref, cand, 1)
     assert fid.collapse_share == 0.5 and fid.cosine_worst == 0.0
-    assert fid.sqnr_worst_db == -SQNR_CAP_DB and fid.nonfinite_share == pytest.approx(7 / 24, abs=1e-6)
+    assert fid.sqnr_worst_db == -SQNR_CAP_DB and fid.nonfinite_share == pytest.approx(
+        7 / 24, abs=1e-6
+    )
     json.dumps(fid.__dict__, allow_nan=False)  # every number finite
 
 
@@ -219,3 +221,12 @@ def test_recipe_keeps_task_metric_and_floor_settings(tmp_path):
     path = tmp_path / "recipe.toml"
     path.write_text(recipe.to_toml())
     assert load_recipe(path) == recipe
+
+
+def test_top1_accuracy_needs_a_class_axis_not_a_flattened_map():
+    from compressor.evaluate import top1_accuracy
+
+    labels = np.array([1, 0])
+    assert top1_accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), labels) == 1.0
+    assert top1_accuracy(np.array([[[0.1, 0.9]], [[0.8, 0.2]]]), labels) == 1.0  # [B, 1, C]
+    assert top1_accuracy(RNG.normal(size=(2, 5, 3)), labels) is None  # a sequence
