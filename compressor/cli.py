@@ -87,6 +87,17 @@ def handle_errors(func: Callable) -> Callable:
         except CompressError as exc:
             ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("COMPRESS_DEBUG"):
+                raise
+            ERR.print(
+                f"[bold red]error:[/] cannot use '{escape(str(exc.filename)[:200])}': "
+                f"{escape(exc.strerror or str(exc))}. Check the path (its length, links and "
+                "permissions) and try again.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(2)
         except KeyboardInterrupt as exc:
             ERR.print("[red]interrupted[/]: nothing was written.")
             sys.exit(128 + exc.signum if isinstance(exc, Terminated) else 130)

@@ -50,7 +50,7 @@ def bench_command(
     artifacts: tuple[Path, ...], compare: bool, as_json: bool, **opts: object
 ) -> None:
     """Latency percentiles and throughput of any artifact (.onnx, .tflite, .engine, .pt2, ...)."""
-    from calibration.loaders import load_dataset
+    from compressor.artifacts import load_data_for
     from compressor.bench import BenchSettings, bench_artifacts, bench_json, render_bench
 
     if not artifacts:
@@ -59,7 +59,7 @@ def bench_command(
         raise UsageError("--compare needs at least two artifacts: compress bench --compare A B.")
     shapes = _shape_option(opts.pop("input_shape"))
     settings = BenchSettings(**opts)
-    data = load_dataset(settings.data) if settings.data else None
+    data = load_data_for(settings.data, artifacts[0], shapes) if settings.data else None
     results = bench_artifacts(list(artifacts), settings, data, shapes)
     if as_json:
         click.echo(json.dumps(bench_json(results, settings), indent=2))

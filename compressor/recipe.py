@@ -118,7 +118,7 @@ class Recipe:
         """Resolve model and data paths (not entry points) against base, for reproducibility."""
 
         def resolve(value: str | None) -> str | None:
-            if value is None or (":" in value and not (base / value).exists()):
+            if not value or (":" in value and not (base / value).exists()):
                 return value
             try:
                 return str((base / value).resolve())

@@ -92,3 +92,26 @@ def test_a_successful_replace_drops_files_the_new_run_no_longer_writes(tmp_path)
     replace_outputs(stage, out, [out / "old.engine", out / "report.json"])
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert (out / "report.json").read_text() == "new"
+
+
+@pytest.mark.parametrize("mine", ["model.pt2", "notes.txt"])
+def test_example_refuses_a_folder_of_the_users_files(tmp_path, mine):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / mine).write_text("the user's own file")
+    before = snapshot(tmp_path)
+    result = run_cli("example", "--dir", folder, "--epochs", "1")
+    assert_clean_refusal(result, 2, mine, "Choose a new or empty --dir")
+    assert snapshot(tmp_path) == before
+
+
+def test_example_reclaims_its_own_earlier_folder(tmp_path):
+    from compressor.example import MARKER, claim_example_folder
+
+    folder = tmp_path / "ex"
+    claim_example_folder(folder)
+    for name in ("model.pt2", "calib.npz", "eval.npz"):
+        (folder / name).write_text("from an earlier example")
+    (folder / "out").mkdir()
+    claim_example_folder(folder)  # a rerun: no error
+    assert (folder / MARKER).is_file()
