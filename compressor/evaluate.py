@@ -43,12 +43,23 @@ def evaluate(
         if n < batch and runner.fixed_batch:
             inputs = {k: _pad(v, batch) for k, v in inputs.items()}
         for name, value in runner.run(inputs).items():
-            chunks.setdefault(name, []).append(np.asarray(value)[:n])
+            chunks.setdefault(name, []).append(check_batched(np.asarray(value))[:n])
         if on_batch:
             on_batch(n)
     outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}
     first = next(iter(outputs.values()))
     return EvalResult(outputs, top1_accuracy(first, data.labels), len(data), data.labels)
+
+
+def check_batched(output: np.ndarray) -> np.ndarray:
+    """Outputs must keep the batch axis: a 0-d output cannot be matched to samples."""
+    if output.ndim == 0:
+        raise DataError(
+            "The model returns a single value (a 0-d tensor) per call, not one row per sample, "
+            "so its outputs cannot be compared sample by sample. Return shape [N, ...] (e.g. "
+            "x.sum(dim=1) instead of x.sum())."
+        )
+    return output
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
