@@ -259,3 +259,10 @@ def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path
     report = json.loads(report_path.read_text())
     assert any("schema 1) has no per-output records" in n for n in report["notes"])
     assert "max_sqnr_regression_db" not in {b["name"] for b in report["budgets"]}
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--min-sqnr", "nan"), ("--min-sqnr", "500")])
+def test_nonsense_floor_values_are_refused_before_work(example: dict, tmp_path, flag, value):
+    result = _run([example["model"], flag, value, "-o", tmp_path / "o"])
+    assert result.exit_code == 2 and "--min-sqnr" in result.output
+    assert not (tmp_path / "o").exists()

@@ -40,7 +40,9 @@ def _wait_for_stage(folder: Path, proc: subprocess.Popen, timeout: float = 120.0
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_termination_signals_leave_no_staging_and_keep_earlier_outputs(digits, tmp_path, signum):
     out = tmp_path / "out"
-    first = run_cli(digits["model"], "--runs", "3", "--warmup", "1", "-o", out)
+    first = run_cli(
+        digits["model"], "--no-default-floor", "--runs", "3", "--warmup", "1", "-o", out
+    )
     assert first.exit_code == 0, first.output
     before = snapshot(tmp_path)
     proc = _start(digits, out)
@@ -51,5 +53,7 @@ def test_termination_signals_leave_no_staging_and_keep_earlier_outputs(digits, t
     assert "interrupted" in output and "Traceback" not in output
     assert not list(tmp_path.rglob(".compress-stage-*"))
     assert snapshot(tmp_path) == before
-    rerun = run_cli(digits["model"], "--runs", "3", "--warmup", "1", "-o", out)
+    rerun = run_cli(
+        digits["model"], "--no-default-floor", "--runs", "3", "--warmup", "1", "-o", out
+    )
     assert rerun.exit_code == 0, rerun.output
