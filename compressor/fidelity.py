@@ -71,20 +71,25 @@ def sample_cosines(ref: np.ndarray, cand: np.ndarray, collapsed: np.ndarray) -> 
 
 
 def channel_sqnr(
-    ref: np.ndarray, cand: np.ndarray, axis: int | None
-) -> tuple[int, int | None, float | None]:
-    """(channels, worst channel, its SQNR in dB) along axis, over all samples and positions."""
-    if axis is None or ref.ndim < 2 or ref.shape[axis] < 2:
-        return 0, None, None
-    ref_c = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
-    cand_c = np.moveaxis(cand, axis, 0).reshape(ref.shape[axis], -1)
-    per_channel = sqnr_db((ref_c**2).sum(axis=1), ((ref_c - cand_c) ** 2).sum(axis=1))
-    worst = int(per_channel.argmin())
-    return len(per_channel), worst, round(float(per_channel[worst]), 3)
+    ref: np.ndarray, cand: np.ndarray, axes: tuple[int, ...]
+) -> tuple[int, int | None, float | None, int | None]:
+    """(channels, worst channel, its SQNR in dB, its axis): each slice along each axis, over all
+    samples and other positions; the worst slice over all axes."""
+    best: tuple[int, int | None, float | None, int | None] = (0, None, None, None)
+    for axis in axes:
+        if ref.ndim < 2 or ref.shape[axis] < 2:
+            continue
+        ref_c = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+        cand_c = np.moveaxis(cand, axis, 0).reshape(ref.shape[axis], -1)
+        per_channel = sqnr_db((ref_c**2).sum(axis=1), ((ref_c - cand_c) ** 2).sum(axis=1))
+        worst = int(per_channel.argmin())
+        if best[2] is None or per_channel[worst] < best[2]:
+            best = (len(per_channel), worst, round(float(per_channel[worst]), 3), axis)
+    return best
 
 
 def measure_fidelity(
-    reference: np.ndarray, candidate: np.ndarray, channel_axis: int | None
+    reference: np.ndarray, candidate: np.ndarray, channel_axes: tuple[int, ...] = ()
 ) -> OutputFidelity:
     """Fidelity of candidate against reference for one output stacked as [samples, ...];
     outputs with one value per sample are scored over the batch (a per-sample cosine of a
@@ -103,7 +108,7 @@ def measure_fidelity(
     cosines = sample_cosines(flat_ref, flat_cand, collapsed)
     sqnrs = sqnr_db((flat_ref**2).sum(axis=1), ((flat_ref - flat_cand) ** 2).sum(axis=1))
     sqnrs = np.where(bad, -SQNR_CAP_DB, sqnrs)
-    channels, worst, worst_db = channel_sqnr(ref, cand, channel_axis)
+    channels, worst, worst_db, axis = channel_sqnr(ref, cand, channel_axes)
     return OutputFidelity(
         cosine_mean=round(float(cosines.mean()), 6),
         cosine_worst=round(float(cosines.min()), 6),
@@ -111,7 +116,7 @@ def measure_fidelity(
         sqnr_worst_db=round(float(sqnrs.min()), 3),
         max_abs_error=float(np.abs(flat_ref - flat_cand).max()) if flat_ref.size else 0.0,
         collapse_share=round(float(collapsed.mean()), 6),
-        channel_axis=channel_axis if channels else None,
+        channel_axis=axis,
         channels=channels,
         worst_channel=worst,
         worst_channel_sqnr_db=worst_db,
@@ -123,7 +128,7 @@ def output_fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, f
     """Compact summary of one output stacked as [samples, ...]: per-sample mean cosine and SQNR
     (a collapsed sample counts as cosine 0), max abs error and top-1 agreement of the flattened
     samples. Verification uses the full per-output records (compressor/outputs.py)."""
-    fid = measure_fidelity(reference, candidate, None)
+    fid = measure_fidelity(reference, candidate)
     ref = np.asarray(reference).reshape(len(reference), -1)
     cand = np.asarray(candidate).reshape(len(candidate), -1)
     return {

@@ -82,7 +82,7 @@ def _record(
         headline_value=numbers[headline],
         higher_is_better=higher,
         agreement=numbers,
-        fidelity=measure_fidelity(ref, cand, rule.channel_axis),
+        fidelity=measure_fidelity(ref, cand, rule.channel_axes),
     )
 
 

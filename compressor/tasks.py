@@ -1,7 +1,7 @@
 """Task-aware agreement: which rule judges an output, why, and the agreement it measures.
 
 An output's kind is inferred from its shape, values and the labels, or set with --task; each
-kind has one agreement rule (a table, below) and one axis along which channels are scored.
+kind has one agreement rule (a table, below) and the axes along which channels are scored.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ BOX_CHANNELS = 4  # detection heads put x, y, w, h before the class scores
 
 @dataclass(frozen=True)
 class TaskRule:
-    """The rule an output gets: its task, why, and the axis its channels lie along."""
+    """The rule an output gets: its task, why, and the axes its channels lie along."""
 
     task: str
     reason: str
-    channel_axis: int | None
+    channel_axes: tuple[int, ...]
 
 
 def _argmax_agreement(ref: np.ndarray, cand: np.ndarray, axis: int) -> float:
@@ -96,14 +96,14 @@ def detect_channel_axis(shape: tuple[int, ...]) -> int:
 
 
 # task -> (agreement rule (its first number is the headline), True when higher is better,
-#          channel axis for a stacked output shape)
-TASK_RULES: dict[str, tuple[Callable, bool, Callable[[tuple], int | None]]] = {
-    "classify": (classify_agreement, True, lambda s: 1),
-    "embed": (embed_agreement, True, lambda s: 1),
-    "detect": (detect_agreement, True, detect_channel_axis),
-    "segment": (segment_agreement, True, lambda s: 1),
-    "sequence": (sequence_agreement, True, lambda s: len(s) - 1),
-    "regression": (regression_agreement, False, lambda s: None),
+#          channel axes for a stacked output shape; a sequence is sliced per step and per class)
+TASK_RULES: dict[str, tuple[Callable, bool, Callable[[tuple], tuple[int, ...]]]] = {
+    "classify": (classify_agreement, True, lambda s: (1,)),
+    "embed": (embed_agreement, True, lambda s: (1,)),
+    "detect": (detect_agreement, True, lambda s: (detect_channel_axis(s),)),
+    "segment": (segment_agreement, True, lambda s: (1,)),
+    "sequence": (sequence_agreement, True, lambda s: (1, len(s) - 1)),
+    "regression": (regression_agreement, False, lambda s: ()),
 }
 TASKS = tuple(TASK_RULES)
 
@@ -113,18 +113,32 @@ def infer_rule(ref: np.ndarray, labels: np.ndarray | None, first: bool) -> TaskR
     shape = ref.shape
     per_sample = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     if per_sample == 1:
-        return TaskRule("regression", f"one value per sample {list(shape)}", None)
+        return TaskRule("regression", f"one value per sample {list(shape)}", ())
     if len(shape) == 2:
         if first and labels is not None and labels.size and int(labels.max()) < shape[1]:
-            return TaskRule("classify", f"[B, {shape[1]}] scores; the labels index them", 1)
+            return TaskRule("classify", f"[B, {shape[1]}] scores; the labels index them", (1,))
         norms = np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
         if np.allclose(norms, 1.0, atol=1e-2):
-            return TaskRule("embed", f"[B, {shape[1]}] rows of unit length", 1)
+            return TaskRule("embed", f"[B, {shape[1]}] rows of unit length", (1,))
         why = f"[B, {shape[1]}]: classes along axis 1 (an embedding? use --task embed)"
-        return TaskRule("classify", why, 1)
+        return TaskRule("classify", why, (1,))
+    if len(shape) == 3 and looks_like_detection(ref):
+        axis = detect_channel_axis(shape)
+        why = f"{list(shape)}: 4 wide-range box rows then {shape[axis] - 4} scores in [0, 1]"
+        return TaskRule("detect", why, (axis,))
     if len(shape) == 3:
-        return TaskRule("sequence", f"[B, T, C] = {list(shape)}: argmax per step", 2)
-    return TaskRule("segment", f"dense map {list(shape)}: classes along axis 1", 1)
+        return TaskRule("sequence", f"[B, T, C] = {list(shape)}: argmax per step", (1, 2))
+    return TaskRule("segment", f"dense map {list(shape)}: classes along axis 1", (1,))
+
+
+def looks_like_detection(ref: np.ndarray) -> bool:
+    """[B, 4+K, N] (or [B, N, 4+K]) whose K score slices lie in [0, 1] and box slices do not."""
+    axis = detect_channel_axis(ref.shape)
+    if ref.shape[axis] <= BOX_CHANNELS:
+        return False
+    rows = np.moveaxis(ref, axis, 0)
+    scores, boxes = rows[BOX_CHANNELS:], rows[:BOX_CHANNELS]
+    return bool(scores.min() >= 0 and scores.max() <= 1 and np.abs(boxes).max() > 1)
 
 
 def choose_rule(

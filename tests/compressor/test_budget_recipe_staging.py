@@ -79,9 +79,9 @@ def test_staged_output_moves_files_in_on_success_only(tmp_path):
 
 def test_fidelity_metrics_and_accuracy():
     ref = np.array([[1.0, 0.0, 2.0], [0.5, 3.0, 0.0]])
-    same = measure_fidelity(ref, ref, 1)
+    same = measure_fidelity(ref, ref, (1,))
     assert same.cosine_mean == pytest.approx(1.0) and same.max_abs_error == 0.0
-    noisy = measure_fidelity(ref, ref + 0.1, 1)
+    noisy = measure_fidelity(ref, ref + 0.1, (1,))
     assert 0 < noisy.sqnr_mean_db < 200 and noisy.collapse_share == 0.0
     assert top1_accuracy(ref, np.array([2, 1])) == 1.0
     assert top1_accuracy(ref, np.array([0, 1])) == 0.5

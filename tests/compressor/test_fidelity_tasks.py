@@ -19,7 +19,7 @@ RNG = np.random.default_rng(0)
 
 def test_all_zero_output_is_a_collapse_not_a_cosine_of_one():
     ref = RNG.normal(size=(8, 5))
-    fid = measure_fidelity(ref, np.zeros_like(ref), 1)
+    fid = measure_fidelity(ref, np.zeros_like(ref), (1,))
     assert fid.collapse_share == 1.0
     assert fid.cosine_mean == 0.0 and fid.cosine_worst == 0.0
     assert fid.sqnr_mean_db == pytest.approx(0.0, abs=1e-9)  # noise equals the signal
@@ -29,7 +29,7 @@ def test_one_collapsed_sample_shows_in_worst_and_share():
     ref = RNG.normal(size=(10, 6))
     cand = ref.copy()
     cand[3] = 0.7  # constant where the reference varies
-    fid = measure_fidelity(ref, cand, 1)
+    fid = measure_fidelity(ref, cand, (1,))
     assert fid.collapse_share == pytest.approx(0.1)
     assert fid.cosine_worst == 0.0 and fid.cosine_mean == pytest.approx(0.9)
     assert fid.sqnr_mean_db < SQNR_CAP_DB and fid.sqnr_worst_db < 5
@@ -37,7 +37,7 @@ def test_one_collapsed_sample_shows_in_worst_and_share():
 
 def test_identical_outputs_are_capped_not_infinite():
     ref = RNG.normal(size=(4, 3))
-    fid = measure_fidelity(ref, ref, 1)
+    fid = measure_fidelity(ref, ref, (1,))
     assert (fid.cosine_mean, fid.sqnr_mean_db, fid.collapse_share) == (1.0, SQNR_CAP_DB, 0.0)
 
 
@@ -46,7 +46,7 @@ def test_dead_small_channel_is_visible_per_channel_but_not_in_the_whole_tensor()
     scores = RNG.uniform(0, 1, size=(16, 3, 50))
     ref = np.concatenate([boxes, scores], axis=1)
     cand = np.concatenate([boxes + RNG.normal(0, 0.5, boxes.shape), np.zeros_like(scores)], 1)
-    fid = measure_fidelity(ref, cand, 1)
+    fid = measure_fidelity(ref, cand, (1,))
     assert fid.cosine_mean > 0.99 and fid.sqnr_mean_db > 25  # the tensor as a whole looks fine
     assert fid.worst_channel in (4, 5, 6) and fid.worst_channel_sqnr_db < 1  # a score channel
     assert fid.channels == 7
@@ -54,7 +54,7 @@ def test_dead_small_channel_is_visible_per_channel_but_not_in_the_whole_tensor()
 
 def test_one_value_per_sample_collapses_over_the_batch():
     ref = RNG.normal(size=(12, 1))
-    fid = measure_fidelity(ref, np.full_like(ref, 0.3), None)
+    fid = measure_fidelity(ref, np.full_like(ref, 0.3))
     assert fid.collapse_share == 1.0
     assert infer_rule(ref, None, True).task == "regression"
 
@@ -103,6 +103,26 @@ def test_sequence_agreement_is_per_step_not_over_the_flattened_output():
     rule = infer_rule(ref, None, True)
     numbers = agreement(rule, ref, cand)
     assert numbers["step_agreement"] == pytest.approx(9 / 12, abs=0.1)
+
+
+def test_a_detection_head_is_recognised_from_its_values_and_a_dead_score_row_shows():
+    boxes = RNG.uniform(0, 640, (4, 4, 300))
+    scores = 1 / (1 + np.exp(-RNG.normal(-3, 2, (4, 80, 300))))
+    ref = np.concatenate([boxes, scores], axis=1)  # YOLO-style [B, 84, anchors]
+    rule = infer_rule(ref, None, True)
+    assert rule.task == "detect" and rule.channel_axes == (1,) and "scores in [0, 1]" in rule.reason
+    dead = ref.copy()
+    dead[:, 4:] = 0.0
+    fid = measure_fidelity(ref, dead, rule.channel_axes)
+    assert fid.cosine_mean > 0.99 and fid.worst_channel >= 4 and fid.worst_channel_sqnr_db < 1
+
+
+def test_sequences_are_scored_per_step_and_per_class():
+    ref = RNG.normal(size=(6, 10, 5))
+    cand = ref.copy()
+    cand[:, 7] = 0.0  # one dead time step
+    fid = measure_fidelity(ref, cand, infer_rule(ref, None, True).channel_axes)
+    assert (fid.channel_axis, fid.worst_channel) == (1, 7) and fid.worst_channel_sqnr_db < 1
 
 
 def test_detection_recall_drops_when_scores_die():
@@ -190,7 +210,7 @@ def test_after_torch_passes_signal_checks_use_the_student_and_agreement_the_orig
 def test_scalar_outputs_are_scored_over_the_batch_not_by_sign():
     ref = RNG.normal(size=(50, 1))  # centred on 0: small values flip sign under tiny noise
     cand = ref + RNG.normal(0, 0.01, size=ref.shape)
-    fid = measure_fidelity(ref, cand, None)
+    fid = measure_fidelity(ref, cand)
     assert fid.cosine_mean > 0.999 and fid.sqnr_mean_db > 30 and fid.collapse_share == 0.0
 
 
@@ -201,7 +221,7 @@ def test_nan_outputs_are_a_collapse_and_stay_valid_json():
     cand = ref.copy()
     cand[1, 2] = np.nan
     cand[3] = np.inf
-    fid = measure_fidelity(ref, cand, 1)
+    fid = measure_fidelity(ref, cand, (1,))
     assert fid.collapse_share == 0.5 and fid.cosine_worst == 0.0
     assert fid.sqnr_worst_db == -SQNR_CAP_DB and fid.nonfinite_share == pytest.approx(
         7 / 24, abs=1e-6

@@ -94,7 +94,8 @@ def test_floor_can_be_switched_off_and_says_so(detector: dict, tmp_path: Path) -
     report = json.loads((out / "report.json").read_text())
     assert result.exit_code == 0, result.output
     assert report["budgets"] == [] and report["schema_version"] == 2
-    assert report["compressed"]["outputs"][0]["task"] == "sequence"  # inferred without --task
+    (record,) = report["compressed"]["outputs"]
+    assert record["task"] == "detect" and "scores in [0, 1]" in record["rule"]  # inferred
 
 
 @pytest.fixture(scope="module")
