@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 
@@ -120,3 +121,9 @@ def check_budgets(
         source = sources.get(name, "flag")
         results.append(BudgetResult(name, limit, value, passed, unit, note, source))
     return results
+
+
+def budget_sources_of(flags: dict[str, str] | None) -> dict[str, str]:
+    """Where each budget limit came from: `flag` for those given on the command line, else the
+    recipe (a recipe.toml or a Recipe built in code)."""
+    return {f.name: "recipe" for f in dataclasses.fields(Budget)} | (flags or {})

@@ -16,7 +16,14 @@ from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.metric import metric_data
 from compressor.progress import progress_bar
 from compressor.regression import Regression, check_regressions, check_stored_figures
-from compressor.verify import REPORT_SCHEMA_VERSION, Measured, VerifySettings, assess, run_eval
+from compressor.verify import (
+    REPORT_SCHEMA_VERSION,
+    Measured,
+    VerifySettings,
+    assess,
+    check_judging_data,
+    run_eval,
+)
 from targets.base import Runner
 
 
@@ -123,14 +130,7 @@ def _check_request(req: CheckRequest, stored: dict | None = None) -> None:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     if req.budget.max_accuracy_drop is not None and not req.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
-    for name in ("min_fidelity", "min_sqnr", "max_metric_drop"):
-        if getattr(req.budget, name) is not None and not req.eval:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} compares outputs on evaluation data: pass --eval DATA.")
-    if req.metric and not req.eval:
-        raise UsageError("--metric scores the evaluation data: pass --eval DATA.")
-    if req.budget.max_metric_drop is not None and not req.metric:
-        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
+    check_judging_data(req.budget, req.metric, req.eval, req.eval)
 
 
 def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import shutil
 import time
@@ -15,6 +14,7 @@ import torch
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor import __version__
+from compressor.budget import budget_sources_of
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.evaluate import EvalResult
 from compressor.export import export_onnx
@@ -38,6 +38,7 @@ from compressor.verify import (
     REPORT_SCHEMA_VERSION,
     VerifySettings,
     assess,
+    check_judging_data,
     measure_runners,
     run_eval,
 )
@@ -72,14 +73,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
         )
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
-    for name in ("min_fidelity", "min_sqnr"):
-        if getattr(recipe.budget, name) is not None and not (recipe.eval or recipe.calib):
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} compares outputs on real samples: pass --eval DATA.")
-    if (recipe.metric or recipe.budget.max_metric_drop is not None) and not recipe.eval:
-        raise UsageError("--metric and --max-metric-drop score the eval data: pass --eval DATA.")
-    if recipe.budget.max_metric_drop is not None and not recipe.metric:
-        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
+    check_judging_data(recipe.budget, recipe.metric, recipe.eval, recipe.eval or recipe.calib)
     if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     check_threads(recipe.threads)
@@ -278,7 +272,7 @@ def _verify(
     )
     settings = VerifySettings(
         recipe.budget,
-        {k: "recipe" for k in _budget_names()} | (budget_sources or {}),
+        budget_sources_of(budget_sources),
         dict(recipe.task),
         recipe.metric,
     )
@@ -299,26 +293,10 @@ def _verify(
     }
     if reference_needed:
         report["fp32_reference"] = measured[1].section()
-    budgets = list(verdict.budgets)
-    if comp.get("proxy_for"):
-        budgets = [
-            dataclasses.replace(
-                b, note=f"measured in {comp['runtime']}, a proxy for {comp['proxy_for']}"
-            )
-            if b.name == "max_latency_ms"
-            else b
-            for b in budgets
-        ]
-    report["budgets"] = [b.to_dict() for b in budgets]
+    report["budgets"] = [b.to_dict() for b in verdict.budgets]
     report["notes"] = _notes(report, evaluation is None)
     report["environment"] = _environment()
     return report
-
-
-def _budget_names() -> list[str]:
-    from compressor.budget import Budget
-
-    return [f.name for f in dataclasses.fields(Budget)]
 
 
 def _student_eval(fp32: Path, data: Dataset | None, recipe: Recipe) -> EvalResult | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from calibration.dataset import Dataset
 from compressor.budget import Budget, BudgetResult, check_budgets
 from compressor.confidence import paired_drop_interval
+from compressor.errors import UsageError
 from compressor.evaluate import EvalResult, evaluate, top1_correct
 from compressor.floor import check_floor
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
@@ -68,6 +70,21 @@ def measure_runners(
     ]
 
 
+def check_judging_data(
+    budget: Budget, metric: str | None, eval_data: str | None, samples: str | None
+) -> None:
+    """Refuse, before any work, output budgets and metrics the given data cannot measure
+    (samples: the data outputs are compared on; the eval data, or for compress also --calib)."""
+    for name in ("min_fidelity", "min_sqnr"):
+        if getattr(budget, name) is not None and not samples:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} compares outputs on real samples: pass --eval DATA.")
+    if (metric or budget.max_metric_drop is not None) and not eval_data:
+        raise UsageError("--metric and --max-metric-drop score the eval data: pass --eval DATA.")
+    if budget.max_metric_drop is not None and not metric:
+        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
+
+
 @dataclass(frozen=True)
 class VerifySettings:
     """How an artifact is judged: budgets (and where each came from), task rules, the metric."""
@@ -121,7 +138,15 @@ def assess(
     if student_records is not None:
         comp_s["outputs_vs_student"] = [r.to_dict() for r in student_records]
     budgets += check_floor(records, settings.budget, settings.sources, student_records)
-    return Assessment(base_s, comp_s, records, tuple(budgets))
+    return Assessment(base_s, comp_s, records, tuple(_proxy_notes(budgets, comp_s)))
+
+
+def _proxy_notes(budgets: list[BudgetResult], comp: dict) -> list[BudgetResult]:
+    """A latency measured in a stand-in runtime says so on its row."""
+    if not comp.get("proxy_for"):
+        return budgets
+    note = f"measured in {comp['runtime']}, a proxy for {comp['proxy_for']}"
+    return [dataclasses.replace(b, note=note) if b.name == "max_latency_ms" else b for b in budgets]
 
 
 def _drop_interval(base: EvalResult | None, comp: EvalResult | None) -> list[float] | None:
