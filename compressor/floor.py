@@ -72,13 +72,13 @@ FLOOR_CHECKS: dict[
     "max_collapse_share": (
         "max_collapse_share",
         lambda r: r.fidelity.collapse_share,
-        "share",
+        "",
         True,
         "",
         True,
     ),
-    "min_agreement": ("min_task_agreement", _agreement, "agreement", False, "", False),
-    "max_relative_error": ("max_relative_error", _relative_error, "relative", True, "", False),
+    "min_agreement": ("min_task_agreement", _agreement, "", False, "", False),
+    "max_relative_error": ("max_relative_error", _relative_error, "", True, "", False),
 }
 STUDENT_NOTE = "; vs the fp32 model after the torch passes"
 

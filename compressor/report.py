@@ -120,11 +120,11 @@ def render_report(report: dict, console: Console) -> None:
     render_torch_passes(report.get("passes", {}), console)
     if report["budgets"]:
         budgets = Table(title="budgets", title_justify="left")
-        for col in ("budget", "limit", "measured", "verdict", "source", "note"):
+        for col in ("budget", "limit", "measured", "verdict", "source: note"):
             budgets.add_column(
                 col,
-                justify="left" if col in ("budget", "note") else "right",
-                no_wrap=col != "note",  # budget names and figures must stay whole
+                justify="left" if col in ("budget", "source: note") else "right",
+                no_wrap=col != "source: note",  # budget names and figures must stay whole
             )
         for b in report["budgets"]:
             value = "n/a" if b["value"] is None else f"{b['value']:.5g} {b['unit']}"
@@ -134,8 +134,7 @@ def render_report(report: dict, console: Console) -> None:
                 f"{b['limit']:.6g} {b['unit']}",
                 value,
                 verdict,
-                b.get("source", "flag"),
-                escape(b.get("note") or ""),
+                escape(f"{b.get('source', 'flag')}: {b.get('note') or ''}".rstrip(": ")),
             )
         console.print(budgets)
     for note in _rule_notes(report["compressed"].get("outputs") or []) + report.get("notes", []):
