@@ -37,7 +37,9 @@ class OutputRecord:
 def compare_outputs(
     reference: EvalResult | None, candidate: EvalResult | None, tasks: dict[str, str] | None = None
 ) -> tuple[OutputRecord, ...] | None:
-    """Every output of candidate against the same output (by position) of reference."""
+    """Every output of candidate against the same output of reference: by name when both
+    carry the same names (an artifact may list its outputs in another order), else by
+    position."""
     if reference is None or candidate is None:
         return None
     if len(reference.outputs) != len(candidate.outputs):
@@ -48,7 +50,10 @@ def compare_outputs(
         )
     tasks = tasks or {}
     _check_task_names(tasks, list(candidate.outputs) + list(reference.outputs))
-    pairs = zip(reference.outputs.items(), candidate.outputs.items(), strict=True)
+    ref_items = list(reference.outputs.items())
+    if set(reference.outputs) == set(candidate.outputs):
+        ref_items = [(name, reference.outputs[name]) for name in candidate.outputs]
+    pairs = zip(ref_items, candidate.outputs.items(), strict=True)
     return tuple(
         _record(name, ref_name, ref, cand, reference.labels, i == 0, tasks)
         for i, ((ref_name, ref), (name, cand)) in enumerate(pairs)

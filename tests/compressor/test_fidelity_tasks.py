@@ -250,3 +250,10 @@ def test_top1_accuracy_needs_a_class_axis_not_a_flattened_map():
     assert top1_accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), labels) == 1.0
     assert top1_accuracy(np.array([[[0.1, 0.9]], [[0.8, 0.2]]]), labels) == 1.0  # [B, 1, C]
     assert top1_accuracy(RNG.normal(size=(2, 5, 3)), labels) is None  # a sequence
+
+
+def test_outputs_with_the_same_names_are_matched_by_name_not_position():
+    a, b = RNG.normal(size=(8, 4)), RNG.normal(size=(8, 3))
+    records = compare_outputs(_eval({"a": a, "b": b}), _eval({"b": b, "a": a}))
+    assert [r.name for r in records] == ["b", "a"]
+    assert all(r.fidelity.sqnr_mean_db == 200.0 for r in records)
