@@ -99,7 +99,9 @@ def run_pipeline(recipe: Recipe) -> dict:
         work.mkdir()
         converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
-        raw = export_onnx(student, specs, work / "exported.onnx")
+        normalized: dict = {}
+        sample = _first_sample(evaluation if evaluation is not None else calib)
+        raw = export_onnx(student, specs, work / "exported.onnx", sample, normalized)
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
         original, pass_notes = fp32, []
@@ -128,6 +130,8 @@ def run_pipeline(recipe: Recipe) -> dict:
             reference,
         )
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
+        if normalized:
+            report["passes"] = {"normalize": normalized, **report["passes"]}
         report["notes"] = pass_notes + report["notes"] + _size_note(report)
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
@@ -171,6 +175,11 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return calib, evaluation, specs
+
+
+def _first_sample(data: Dataset | None) -> dict[str, np.ndarray] | None:
+    """One sample of real data, to check the normalised ONNX graph against the original."""
+    return next(data.batches(1))[0] if data is not None else None
 
 
 def _apply_precision(
