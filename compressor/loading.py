@@ -11,11 +11,14 @@ from pathlib import Path
 import onnx
 import torch
 
+from compressor.dims import fix_dims
 from compressor.entry_points import import_entry_point
 from compressor.errors import ModelLoadError, UsageError
 from targets.base import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".bin")
+# Model kinds whose files declare every input's shape (dynamic dims included).
+DECLARED_SHAPES = ("onnx", "exported")
 
 
 @dataclass
@@ -225,15 +228,27 @@ def complete_input_specs(
 
 
 def resolve_input_specs(
-    model: LoadedModel, input_shapes: dict[str, list[int]], datasets: list
+    model: LoadedModel,
+    input_shapes: dict[str, list[int]],
+    datasets: list,
+    batch_axes: dict[str, int] | None = None,
 ) -> list[TensorSpec]:
     """Complete the model's input specs from --input-shape (batch first), then from data arrays.
 
-    `input` names the only input of a single-input model, in flags and in data alike.
+    Declared shapes (ONNX, torch.export) get their dynamic dims fixed by --input-shape; the
+    batch axis (0, or --batch-axis) stays dynamic. `input` names the only input of a
+    single-input model, in flags and in data alike.
     """
     names = [s.name for s in model.inputs]
+    given = given_shapes(input_shapes, names)
+    if model.kind in DECLARED_SHAPES:
+        axes = batch_axes or {}
+        return [
+            fix_dims(s, given[s.name], axes.get(s.name, 0)) if s.name in given else s
+            for s in model.inputs
+        ]
     samples: dict[str, tuple[tuple[int, ...], str | None]] = {}
-    for name, shape in given_shapes(input_shapes, names).items():
+    for name, shape in given.items():
         samples[name] = (tuple(shape[1:]), None)
     for data in datasets:
         for name, arr in (data.inputs if data is not None else {}).items():

@@ -16,6 +16,7 @@ from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from compressor import __version__
 from compressor.budget import check_budgets
+from compressor.dims import refuse_dynamic_dims
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
@@ -91,6 +92,8 @@ def run_pipeline(recipe: Recipe) -> dict:
     started = time.perf_counter()
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, evaluation, specs = _load_data(recipe, model)
+    if not target.capabilities.dynamic_dims:
+        refuse_dynamic_dims(target.name, specs, {}, _data_shapes(calib, evaluation))
     student, torch_info = model, {}
     if torch_passes(recipe):
         student, torch_info = apply_torch_passes(recipe, model, specs, calib, evaluation)
@@ -175,6 +178,12 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return calib, evaluation, specs
+
+
+def _data_shapes(*datasets: Dataset | None) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes of the data's arrays, to suggest an --input-shape."""
+    data = next((d for d in datasets if d is not None), None)
+    return {k: v.shape[1:] for k, v in data.inputs.items()} if data is not None else {}
 
 
 def _first_sample(data: Dataset | None) -> dict[str, np.ndarray] | None:
