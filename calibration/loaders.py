@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.dataset import Dataset
+from calibration.layout import DataLayout, split_arrays
 from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
 
@@ -16,26 +17,30 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".pp
 LABEL_KEYS = ("labels", "label", "y")
 
 
-def load_dataset(spec: str, input_shapes: dict[str, tuple] | None = None) -> Dataset:
+def load_dataset(
+    spec: str, input_shapes: dict[str, tuple] | None = None, layout: DataLayout | None = None
+) -> Dataset:
     """Open a dataset from a path (.npz or image folder) or an entry point `pkg.module:function`.
 
-    input_shapes (name -> shape with batch) lets image folders be resized to the model's input.
+    input_shapes (name -> shape with batch) lets image folders be resized to the model's input;
+    layout says where samples lie in arrays that are not samples-first (calibration/layout.py).
     """
     path = Path(spec)
     if path.suffix == ".npz" or path.is_file():
-        return load_npz(path)
+        return load_npz(path, layout)
     if path.is_dir():
         return load_image_folder(path, input_shapes or {})
     if ":" in spec and not path.exists():
-        return load_entry_point(spec)
+        return load_entry_point(spec, layout)
     raise DataError(
         f"Data '{spec}' does not exist. Pass an .npz file, a folder of images, "
         "or a Python entry point 'package.module:function'."
     )
 
 
-def load_npz(path: Path) -> Dataset:
-    """Arrays keyed by model input name (or 'input'), optional 'labels', samples first."""
+def load_npz(path: Path, layout: DataLayout | None = None) -> Dataset:
+    """Arrays keyed by model input name (or 'input'), optional 'labels', samples first (or
+    along the batch axis the layout gives), 0-d arrays shared by all samples."""
     if not path.exists():
         raise DataError(f"Data file '{path}' does not exist.")
     if path.suffix != ".npz":
@@ -50,7 +55,21 @@ def load_npz(path: Path) -> Dataset:
     labels = _pop_labels(arrays, str(path))
     if not arrays:
         raise DataError(f"Data file '{path}' holds no input arrays (only labels or nothing).")
-    return Dataset(arrays, labels, source=str(path))
+    return _dataset(arrays, labels, str(path), layout)
+
+
+def _dataset(
+    arrays: dict[str, np.ndarray], labels: np.ndarray | None, source: str, layout: DataLayout | None
+) -> Dataset:
+    """A Dataset of per-sample and shared arrays, as the layout places them."""
+    batched, shared = split_arrays(arrays, layout, source)
+    if not batched:
+        raise DataError(
+            f"{source}: every array is a constant (0-d or whole-shaped); at least one input "
+            "needs samples along its batch axis."
+        )
+    axes = (layout or DataLayout()).batch_axes
+    return Dataset(batched, labels, source, shared, {k: v for k, v in axes.items() if k in batched})
 
 
 def _pop_labels(arrays: dict[str, np.ndarray], source: str) -> np.ndarray | None:
@@ -109,25 +128,25 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_entry_point(spec: str) -> Dataset:
+def load_entry_point(spec: str, layout: DataLayout | None = None) -> Dataset:
     """Call `pkg.module:function`; it returns samples (dicts, arrays or (inputs, label) pairs)."""
     func = import_entry_point(spec, DataError, "Data entry point")
     try:
-        return samples_to_dataset(func(), source=spec)
+        return samples_to_dataset(func(), source=spec, layout=layout)
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"Data entry point '{spec}' failed: {type(exc).__name__}: {exc}") from exc
 
 
-def samples_to_dataset(samples: object, source: str) -> Dataset:
+def samples_to_dataset(samples: object, source: str, layout: DataLayout | None = None) -> Dataset:
     """Stack an iterable of samples (or pass through a Dataset / dict of stacked arrays)."""
     if isinstance(samples, Dataset):
         return samples
     if isinstance(samples, dict):
         arrays = {k: np.asarray(v) for k, v in samples.items()}
         labels = _pop_labels(arrays, source)
-        return Dataset(arrays, labels, source)
+        return _dataset(arrays, labels, source, layout)
     if not isinstance(samples, Iterable):
         raise DataError(f"{source} returned {type(samples).__name__}, not an iterable of samples.")
     columns: dict[str, list[np.ndarray]] = {}

@@ -40,6 +40,25 @@ def dynamic_axes(spec: TensorSpec, batch_axis: int = 0) -> list[int]:
     return [i for i, d in enumerate(spec.shape) if is_dynamic(d) and i != batch_axis]
 
 
+def static_shapes(specs: list[TensorSpec]) -> dict[str, tuple[int, ...]]:
+    """Full shapes of the inputs that have no dynamic dim (a scalar has shape ())."""
+    return {s.name: tuple(s.shape) for s in specs if not any(is_dynamic(d) for d in s.shape)}
+
+
+def check_batch_axes(specs: list[TensorSpec], batch_axes: dict[str, int]) -> None:
+    """--batch-axis must name a model input and one of its axes (when its rank is known)."""
+    ranks = {s.name: len(s.shape) for s in specs}
+    for name, axis in batch_axes.items():
+        if name not in ranks:
+            raise UsageError(
+                f"--batch-axis names '{name}', but the model's inputs are {list(ranks)}."
+            )
+        if ranks[name] and axis >= ranks[name]:
+            raise UsageError(
+                f"--batch-axis {name}:{axis}, but input '{name}' has rank {ranks[name]}."
+            )
+
+
 def refuse_dynamic_dims(
     target: str, specs: list[TensorSpec], batch_axes: dict[str, int], data_shapes: dict
 ) -> None:

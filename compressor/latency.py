@@ -54,9 +54,7 @@ def timing_feeds(
     batch = runner.fixed_batch or batch
     if data is None:
         return sample_feeds(runner, batch, seed)
-    bound = data.bind(runner.inputs)
-    reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
-    return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}
+    return data.bind(runner.inputs).repeated(batch)  # a small set repeats up to the batch
 
 
 def measure_latency(

@@ -13,10 +13,11 @@ import onnxruntime
 import torch
 
 from calibration.dataset import Dataset
+from calibration.layout import DataLayout
 from calibration.loaders import load_dataset
 from compressor import __version__
 from compressor.budget import check_budgets
-from compressor.dims import refuse_dynamic_dims
+from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
@@ -93,7 +94,8 @@ def run_pipeline(recipe: Recipe) -> dict:
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, evaluation, specs = _load_data(recipe, model)
     if not target.capabilities.dynamic_dims:
-        refuse_dynamic_dims(target.name, specs, {}, _data_shapes(calib, evaluation))
+        shapes = _data_shapes(calib, evaluation)
+        refuse_dynamic_dims(target.name, specs, recipe.batch_axes, shapes)
     student, torch_info = model, {}
     if torch_passes(recipe):
         student, torch_info = apply_torch_passes(recipe, model, specs, calib, evaluation)
@@ -162,9 +164,12 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
     given = given_shapes(recipe.input_shapes, [s.name for s in model.inputs])
     known = {s.name: s.shape for s in model.inputs if s.shape} | given
     image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
-    raw_calib = load_dataset(recipe.calib, image_shapes) if recipe.calib else None
-    raw_eval = load_dataset(recipe.eval, image_shapes) if recipe.eval else None
-    specs = resolve_input_specs(model, recipe.input_shapes, [raw_calib, raw_eval])
+    check_batch_axes(model.inputs, recipe.batch_axes)
+    layout = DataLayout(recipe.batch_axes, static_shapes(model.inputs))
+    raw_calib = load_dataset(recipe.calib, image_shapes, layout) if recipe.calib else None
+    raw_eval = load_dataset(recipe.eval, image_shapes, layout) if recipe.eval else None
+    data = [raw_calib, raw_eval]
+    specs = resolve_input_specs(model, recipe.input_shapes, data, recipe.batch_axes)
     calib = raw_calib.bind(specs) if raw_calib else None
     if calib is not None:
         calib.check_finite()

@@ -110,6 +110,49 @@ def opset11_segmenter(
     return model
 
 
+def vad_model(seed: int = 0, sr_type: int = TensorProto.INT64) -> onnx.ModelProto:
+    """A VAD-like step: audio x [B, 64], recurrent state [2, B, 16] (batch on axis 1) and a
+    scalar sample rate; outputs a speech probability [B, 1] and the next state [2, B, 16]."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        _init("w_in", rng.normal(0, 0.2, (96, 32))),
+        _init("b_in", rng.normal(0, 0.1, (32,))),
+        _init("w_out", rng.normal(0, 0.3, (32, 1))),
+        _init("rate", np.array(16000.0)),
+        numpy_helper.from_array(np.array([-1, 32], np.int64), "flat"),
+        numpy_helper.from_array(np.array([-1, 2, 16], np.int64), "split"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["sr"], ["sr_f"], to=TensorProto.FLOAT)
+        if sr_type != TensorProto.FLOAT
+        else helper.make_node("Identity", ["sr"], ["sr_f"]),
+        helper.make_node("Div", ["sr_f", "rate"], ["gain"]),
+        helper.make_node("Mul", ["x", "gain"], ["xs"]),
+        helper.make_node("Transpose", ["state"], ["st"], perm=[1, 0, 2]),
+        helper.make_node("Reshape", ["st", "flat"], ["sf"]),
+        helper.make_node("Concat", ["xs", "sf"], ["joined"], axis=1),
+        helper.make_node("Gemm", ["joined", "w_in", "b_in"], ["h"]),
+        helper.make_node("Tanh", ["h"], ["ht"]),
+        helper.make_node("MatMul", ["ht", "w_out"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["prob"]),
+        helper.make_node("Reshape", ["ht", "split"], ["hs"]),
+        helper.make_node("Transpose", ["hs"], ["new_state"], perm=[1, 0, 2]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 64]),
+        helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "B", 16]),
+        helper.make_tensor_value_info("sr", sr_type, []),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["B", 1]),
+        helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [2, "B", 16]),
+    ]
+    graph = helper.make_graph(nodes, "vad", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    return model
+
+
 def run_cli(*args: object) -> object:
     """`compress ...` through the real CLI (few timed runs); the click result."""
     argv = [str(a) for a in args] + ["--runs", "3", "--warmup", "1"]
@@ -138,6 +181,7 @@ def wild() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         zoo_cnn=zoo_cnn,
         opset11_segmenter=opset11_segmenter,
+        vad_model=vad_model,
         run=run_cli,
         ort_outputs=ort_outputs,
         artifact_outputs=artifact_outputs,
