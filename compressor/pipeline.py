@@ -20,7 +20,13 @@ from compressor.budget import check_budgets
 from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
-from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
+from compressor.loading import (
+    LoadedModel,
+    given_shapes,
+    load_model,
+    model_inputs,
+    resolve_input_specs,
+)
 from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
@@ -137,7 +143,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
         if normalized:
             report["passes"] = {"normalize": normalized, **report["passes"]}
-        report["notes"] = pass_notes + report["notes"] + _size_note(report)
+        report["notes"] = model.notes + pass_notes + report["notes"] + _size_note(report)
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
             report["qdq_reference"] = qdq = _qdq_fidelity(
@@ -161,7 +167,8 @@ def run_pipeline(recipe: Recipe) -> dict:
 
 
 def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Dataset | None, list]:
-    given = given_shapes(recipe.input_shapes, [s.name for s in model.inputs])
+    inputs = model_inputs(model, recipe.input_shapes)
+    given = given_shapes(recipe.input_shapes, [s.name for s in inputs])
     known = {s.name: s.shape for s in model.inputs if s.shape} | given
     image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
     check_batch_axes(model.inputs, recipe.batch_axes)

@@ -169,9 +169,12 @@ def ort_outputs(model: onnx.ModelProto | Path, feeds: dict[str, np.ndarray]) -> 
 
 
 def artifact_outputs(out: Path, target: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The outputs of the artifact a run wrote into out/, in its target's runtime."""
+    """The outputs of the artifact a run wrote into out/, in its target's runtime
+    (`input` names the only input of a single-input model)."""
     artifact = out / f"model{get_target(target).capabilities.artifact_suffix}"
     with get_target(target).open_runner(artifact) as runner:
+        if list(feeds) == ["input"] and len(runner.inputs) == 1:
+            feeds = {runner.inputs[0].name: feeds["input"]}
         return list(runner.run(feeds).values())
 
 
