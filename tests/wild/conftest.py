@@ -3,6 +3,7 @@ weights from a seed, and helpers to run the real CLI and compare with onnxruntim
 
 from __future__ import annotations
 
+import json
 import types
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def ort_outputs(model: onnx.ModelProto | Path, feeds: dict[str, np.ndarray]) -> 
 def artifact_outputs(out: Path, target: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The outputs of the artifact a run wrote into out/, in its target's runtime
     (`input` names the only input of a single-input model)."""
-    artifact = out / f"model{get_target(target).capabilities.artifact_suffix}"
+    artifact = out / json.loads((out / "report.json").read_text())["artifact"]
     with get_target(target).open_runner(artifact) as runner:
         if list(feeds) == ["input"] and len(runner.inputs) == 1:
             feeds = {runner.inputs[0].name: feeds["input"]}
