@@ -10,6 +10,7 @@ import numpy as np
 
 from calibration.dataset import Dataset
 from calibration.layout import DataLayout, split_arrays
+from calibration.preprocess import Preprocess, image_size, prepare_image
 from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
 
@@ -18,18 +19,22 @@ LABEL_KEYS = ("labels", "label", "y")
 
 
 def load_dataset(
-    spec: str, input_shapes: dict[str, tuple] | None = None, layout: DataLayout | None = None
+    spec: str,
+    input_shapes: dict[str, tuple] | None = None,
+    layout: DataLayout | None = None,
+    preprocess: Preprocess | None = None,
 ) -> Dataset:
     """Open a dataset from a path (.npz or image folder) or an entry point `pkg.module:function`.
 
     input_shapes (name -> shape with batch) lets image folders be resized to the model's input;
-    layout says where samples lie in arrays that are not samples-first (calibration/layout.py).
+    layout says where samples lie in arrays that are not samples-first (calibration/layout.py);
+    preprocess says how image files become arrays (calibration/preprocess.py).
     """
     path = Path(spec)
     if path.suffix == ".npz" or path.is_file():
         return load_npz(path, layout)
     if path.is_dir():
-        return load_image_folder(path, input_shapes or {})
+        return load_image_folder(path, input_shapes or {}, preprocess)
     if ":" in spec and not path.exists():
         return load_entry_point(spec, layout)
     raise DataError(
@@ -89,19 +94,44 @@ def _pop_labels(arrays: dict[str, np.ndarray], source: str) -> np.ndarray | None
     return labels.astype(np.int64)
 
 
-def load_image_folder(path: Path, input_shapes: dict[str, tuple]) -> Dataset:
-    """Images scaled to [0, 1] in NCHW; class sub-folders (sorted) become integer labels."""
+def load_image_folder(
+    path: Path, input_shapes: dict[str, tuple], preprocess: Preprocess | None = None
+) -> Dataset:
+    """Images preprocessed as --preprocess says (default: resized, scaled to [0, 1], NCHW RGB);
+    class sub-folders (sorted) become integer labels."""
     from PIL import Image, UnidentifiedImageError
 
+    prep = preprocess or Preprocess()
     if len(input_shapes) > 1:
         raise DataError("Image folders feed single-input models only; use an .npz for this model.")
     name, shape = next(iter(input_shapes.items())) if input_shapes else ("input", None)
     if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        example = "1x224x224x3" if prep.layout == "NHWC" else "1x3x224x224"
         raise DataError(
-            f"Image folder '{path}' needs the model's input shape [N, C, H, W] to resize images; "
-            "give it with --input-shape NAME:1x3x224x224."
+            f"Image folder '{path}' needs the model's input shape ({prep.layout}) to resize "
+            f"images; give it with --input-shape NAME:{example}."
         )
-    channels, height, width = shape[1:]
+    channels, height, width = image_size(shape, prep)
+    if channels not in (1, 3):
+        raise DataError(
+            f"Image folder '{path}': the model input {list(shape)} has {channels} channels in "
+            f"{prep.layout} layout; images give 1 or 3. Check --preprocess layout=NCHW|NHWC."
+        )
+    files = _image_files(path)
+    arrays = []
+    for file, _ in files:
+        try:
+            with Image.open(file) as img:
+                arrays.append(prepare_image(img, channels, (height, width), prep))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"Image '{file}' could not be decoded: {exc}") from exc
+    has_labels = any(label is not None for _, label in files)
+    labels = np.array([lbl for _, lbl in files], np.int64) if has_labels else None
+    return Dataset({name: np.stack(arrays)}, labels, source=str(path))
+
+
+def _image_files(path: Path) -> list[tuple[Path, int | None]]:
+    """Image files with their class index (sorted sub-folders), or None without sub-folders."""
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     files: list[tuple[Path, int | None]] = []
     if classes:
@@ -111,17 +141,7 @@ def load_image_folder(path: Path, input_shapes: dict[str, tuple]) -> Dataset:
         files = [(f, None) for f in sorted(path.iterdir()) if _is_image(f)]
     if not files:
         raise DataError(f"Image folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    arrays = []
-    for file, _ in files:
-        try:
-            with Image.open(file) as img:
-                img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
-                arr = np.asarray(img, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"Image '{file}' could not be decoded: {exc}") from exc
-        arrays.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
-    labels = np.array([lbl for _, lbl in files], np.int64) if classes else None
-    return Dataset({name: np.stack(arrays)}, labels, source=str(path))
+    return files
 
 
 def _is_image(path: Path) -> bool:

@@ -158,6 +158,7 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     help="NAME:1x3x224x224: shapes for models without them, or fixing dynamic dims.",
 )
+@click.option("--preprocess", default=None, help=field_help("preprocess"))
 @click.option("--batch-axis", multiple=True, metavar="NAME:AXIS", help=field_help("batch_axes"))
 @click.option(
     "--max-accuracy-drop", type=float, default=None, help=field_help("max_accuracy_drop", Budget)
@@ -280,6 +281,7 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "output": flags["output"],
         "input_shapes": _shape_option(flags["input_shape"]) or None,
         "batch_axes": _batch_axes(flags["batch_axis"]) or None,
+        "preprocess": flags["preprocess"],
         "target_options": _key_values(flags["target_option"]) or None,
     }
     updates = {k: v for k, v in updates.items() if v is not None and v != ""}

@@ -15,6 +15,7 @@ import torch
 from calibration.dataset import Dataset
 from calibration.layout import DataLayout
 from calibration.loaders import load_dataset
+from calibration.preprocess import parse_preprocess
 from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
@@ -61,6 +62,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     if hasattr(options, "validate"):  # options that depend on the precision
         options.validate(recipe.precision)
     validate_torch_passes(recipe)
+    parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -173,8 +175,9 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
     image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
     check_batch_axes(model.inputs, recipe.batch_axes)
     layout = DataLayout(recipe.batch_axes, static_shapes(model.inputs))
-    raw_calib = load_dataset(recipe.calib, image_shapes, layout) if recipe.calib else None
-    raw_eval = load_dataset(recipe.eval, image_shapes, layout) if recipe.eval else None
+    prep = parse_preprocess(recipe.preprocess)
+    raw_calib = load_dataset(recipe.calib, image_shapes, layout, prep) if recipe.calib else None
+    raw_eval = load_dataset(recipe.eval, image_shapes, layout, prep) if recipe.eval else None
     data = [raw_calib, raw_eval]
     specs = resolve_input_specs(model, recipe.input_shapes, data, recipe.batch_axes)
     calib = raw_calib.bind(specs) if raw_calib else None

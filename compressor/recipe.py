@@ -83,6 +83,11 @@ class Recipe:
     input_shapes: dict[str, list[int]] = _f(
         None, "Per-input shapes with batch, for models that do not record them."
     )
+    preprocess: str | None = _f(
+        None,
+        "Image-folder preprocessing: mean=..,std=..,resize=..,crop=..,layout=NCHW|NHWC,"
+        "channels=RGB|BGR,scale=1|255.",
+    )
     batch_axes: dict[str, int] = _f(
         None, "Per-input batch axis in data and model when it is not 0 (e.g. state:1)."
     )
