@@ -19,7 +19,7 @@ from calibration.preprocess import parse_preprocess
 from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
-from compressor.errors import CompressError, DataError, UsageError
+from compressor.errors import CompressError, DataError, UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import (
     LoadedModel,
@@ -122,13 +122,13 @@ def run_pipeline(recipe: Recipe) -> dict:
             original = work / "original.fp32.onnx"
             cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
             pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
+        reference = None
+        if recipe.precision != "fp32":  # lowered first: an unsupported op fails before calibrating
+            reference = _fp32_reference(target, fp32, options, work, recipe.threads)
         compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
-        reference = None
-        if recipe.precision != "fp32":
-            reference = _fp32_reference(target, fp32, options, work, recipe.threads)
         report = _verify(
             recipe,
             target,
@@ -242,6 +242,8 @@ def _fp32_reference(
         try:
             artifact = target.lower(fp32, "fp32", folder, opts)
             return target.open_runner(artifact.path, threads), artifact.path.stat().st_size
+        except UnsupportedOp:
+            raise  # the compressed graph has the same ops: say so before any calibration
         except CompressError:
             continue  # e.g. an option that only applies to int8
     return OnnxRuntimeRunner(fp32, threads), fp32.stat().st_size

@@ -90,3 +90,13 @@ def test_an_op_the_converter_cannot_upgrade_is_named(tmp_path):
     model.graph.node[0].op_type = "Crop"  # an experimental op the converter has no schema for
     with pytest.raises(ModelLoadError, match="Crop"):
         normalize_model(model, [], 18)
+
+
+def test_unsupported_op_fails_before_calibration(wild, tmp_path):
+    """tflite has no LRN: the int8 run stops at the fp32 lowering, before calibrating."""
+    onnx.save(wild.zoo_cnn(opset=9, ir_version=3), tmp_path / "zoo.onnx")
+    calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
+    args = ["-t", "tflite", "--int8", "--calib", calib, "-o", tmp_path / "o"]
+    result = wild.run(tmp_path / "zoo.onnx", *args)
+    assert result.exit_code == 2 and "cannot lower LRN" in result.output
+    assert "calibrate" not in result.output and "quantize" not in result.output
