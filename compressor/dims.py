@@ -62,10 +62,18 @@ def check_batch_axes(specs: list[TensorSpec], batch_axes: dict[str, int]) -> Non
 def refuse_dynamic_dims(
     target: str, specs: list[TensorSpec], batch_axes: dict[str, int], data_shapes: dict
 ) -> None:
-    """Raise for inputs with dynamic dims beyond the batch; name the --input-shape to pass.
+    """Raise for inputs with dynamic dims beyond the batch (on axis 0); name the --input-shape
+    to pass.
 
     data_shapes (name -> per-sample shape from calibration/eval data) fills in the example.
     """
+    moved = {name: axis for name, axis in batch_axes.items() if axis}
+    if moved:
+        name, axis = next(iter(moved.items()))
+        raise UsageError(
+            f"Target '{target}' takes the batch on axis 0 only, but --batch-axis {name}:{axis} "
+            "puts it elsewhere. Use --target onnx, or re-export the model batch-first."
+        )
     for spec in specs:
         axis = batch_axes.get(spec.name, 0)
         dynamic = dynamic_axes(spec, axis)

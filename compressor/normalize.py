@@ -19,6 +19,8 @@ from targets.base import TensorSpec
 
 # Outputs of the upgraded graph must match the original's within float32 round-off.
 RTOL, ATOL = 1e-4, 1e-5
+# Per-channel Q/DQ (DequantizeLinear's axis) needs opset 13; older models must be upgraded.
+QDQ_OPSET = 13
 # onnxruntime runs ai.onnx opset 7 and newer.
 ORT_OLDEST_OPSET = 7
 
@@ -35,11 +37,10 @@ def normalize_model(
     before = default_opset(model)
     info = {"opset_before": before, "ir_before": model.ir_version}
     if before < opset:
-        model = _upgrade(model, before, opset)
+        model, info["upgrade"] = _upgrade(model, before, opset)
     _drop_initializer_inputs(model)
-    model.ir_version = max(
-        model.ir_version, onnx.helper.find_min_ir_version_for(model.opset_import)
-    )
+    default = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(default))
     fixed = _fix_input_dims(model, specs)
     model = _infer_shapes(model)
     info.update(opset=default_opset(model), ir=model.ir_version, dims_fixed=fixed)
@@ -52,13 +53,18 @@ def default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
-def _upgrade(model: onnx.ModelProto, before: int, opset: int) -> onnx.ModelProto:
-    """onnx's version converter; a failure names the ops whose definition changed on the way."""
+def _upgrade(model: onnx.ModelProto, before: int, opset: int) -> tuple[onnx.ModelProto, str]:
+    """onnx's version converter; a failure names the ops whose definition changed on the way.
+
+    A model already at QDQ_OPSET or newer is kept as it is when the converter fails on it.
+    """
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("", before))
     try:
-        return version_converter.convert_version(model, opset)
+        return version_converter.convert_version(model, opset), f"opset {before} -> {opset}"
     except Exception as exc:
+        if before >= QDQ_OPSET:
+            return model, f"kept at opset {before} (converter: {type(exc).__name__})"
         changed = sorted(_changed_ops(model, before, opset))
         raise ModelLoadError(
             f"Could not upgrade the ONNX model from opset {before} to {opset} "

@@ -56,6 +56,9 @@ def test_without_batch_axis_the_error_names_the_flag(wild, vad, tmp_path):
     assert result.exit_code == 2 and "--batch-axis NAME:AXIS" in result.output
     result = wild.run(path, "--calib", npz, "--batch-axis", "state:3", "-o", tmp_path / "o")
     assert result.exit_code == 2 and "rank 3" in result.output
+    args = ["--calib", npz, "--batch-axis", "state:1", "-t", "tflite", "-o", tmp_path / "o"]
+    result = wild.run(path, *args)  # tflite batches on axis 0 only: refused before any work
+    assert result.exit_code == 2 and "axis 0 only" in result.output
 
 
 def test_whole_shaped_constant_is_shared_and_batches_feed_model_layout(tmp_path):

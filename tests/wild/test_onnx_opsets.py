@@ -90,6 +90,9 @@ def test_an_op_the_converter_cannot_upgrade_is_named(tmp_path):
     model.graph.node[0].op_type = "Crop"  # an experimental op the converter has no schema for
     with pytest.raises(ModelLoadError, match="Crop"):
         normalize_model(model, [], 18)
+    model.opset_import[0].version = 13  # Q/DQ works at 13: the model is kept as it is
+    kept, info = normalize_model(model, [], 18)
+    assert info["upgrade"].startswith("kept at opset 13") and kept.opset_import[0].version == 13
 
 
 def test_unsupported_op_fails_before_calibration(wild, tmp_path):
