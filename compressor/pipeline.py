@@ -113,7 +113,7 @@ def run_pipeline(recipe: Recipe) -> dict:
         converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
         normalized: dict = {}
-        sample = _first_sample(evaluation if evaluation is not None else calib)
+        sample = _first_sample(evaluation if evaluation is not None else calib, specs)
         raw = export_onnx(student, specs, work / "exported.onnx", sample, normalized)
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
@@ -201,9 +201,14 @@ def _data_shapes(*datasets: Dataset | None) -> dict[str, tuple[int, ...]]:
     return {k: v.shape[1:] for k, v in data.inputs.items()} if data is not None else {}
 
 
-def _first_sample(data: Dataset | None) -> dict[str, np.ndarray] | None:
-    """One sample of real data, to check the normalised ONNX graph against the original."""
-    return next(data.batches(1))[0] if data is not None else None
+def _first_sample(data: Dataset | None, specs: list[TensorSpec]) -> dict[str, np.ndarray] | None:
+    """The first samples of real data, one batch (the model's fixed batch, else 1), to check
+    the normalised ONNX graph against the original."""
+    if data is None:
+        return None
+    batches = {s.fixed_batch for s in specs}
+    fixed = batches.pop() if len(batches) == 1 else None
+    return data.repeated(fixed or 1)
 
 
 def _apply_precision(

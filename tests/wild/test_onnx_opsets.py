@@ -103,3 +103,36 @@ def test_unsupported_op_fails_before_calibration(wild, tmp_path):
     result = wild.run(tmp_path / "zoo.onnx", *args)
     assert result.exit_code == 2 and "cannot lower LRN" in result.output
     assert "calibrate" not in result.output and "quantize" not in result.output
+
+
+def test_fixed_batch_gemm_then_transpose(wild, tmp_path):
+    """A batch fixed to 4 (checked on 4 samples) and a Gemm whose output is transposed."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=1),
+        helper.make_node("Transpose", ["g"], ["y"], perm=[1, 0]),
+    ]
+    inits = [
+        onnx.numpy_helper.from_array(RNG.normal(0, 0.3, (6, 8)).astype(np.float32), "w"),
+        onnx.numpy_helper.from_array(RNG.normal(0, 0.1, (6,)).astype(np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 4])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+    model.ir_version = 5
+    onnx.save(model, tmp_path / "m.onnx")
+    calib = _calib(tmp_path / "calib.npz", "x", (8,))
+    feeds = {"x": RNG.random((4, 8), dtype=np.float32)}
+    want = wild.ort_outputs(model, feeds)[0]
+    for target in ("onnx", "tensorrt", "tflite"):
+        out = tmp_path / target
+        result = wild.run(tmp_path / "m.onnx", "-t", target, "--int8", "--calib", calib, "-o", out)
+        assert result.exit_code == 0, (target, result.output)
+        report = json.loads((out / "report.json").read_text())
+        assert report["passes"]["normalize"]["check"].startswith("outputs identical")
+        got = wild.artifact_outputs(out, target, feeds)[0]
+        np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max())
