@@ -10,9 +10,11 @@ import numpy as np
 
 from calibration.dataset import Dataset
 from calibration.layout import DataLayout, split_arrays
+from calibration.npz_headers import check_npz_headers
 from calibration.preprocess import Preprocess, image_size, prepare_image
 from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
+from compressor.limits import check_tensor_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm")
 LABEL_KEYS = ("labels", "label", "y")
@@ -50,6 +52,7 @@ def load_npz(path: Path, layout: DataLayout | None = None) -> Dataset:
         raise DataError(f"Data file '{path}' does not exist.")
     if path.suffix != ".npz":
         raise DataError(f"Data file '{path}' is not an .npz archive; save arrays with numpy.savez.")
+    check_npz_headers(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -118,13 +121,16 @@ def load_image_folder(
             f"{prep.layout} layout; images give 1 or 3. Check --preprocess layout=NCHW|NHWC."
         )
     files = _image_files(path)
+    check_tensor_bytes(
+        f"Image folder '{path}'", (len(files), channels, height, width), 4, "Use fewer images."
+    )
     arrays = []
     for file, _ in files:
         try:
             with Image.open(file) as img:
                 arrays.append(prepare_image(img, channels, (height, width), prep))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"Image '{file}' could not be decoded: {exc}") from exc
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise DataError(f"Image '{file}' could not be decoded: {exc}") from None
     has_labels = any(label is not None for _, label in files)
     labels = np.array([lbl for _, lbl in files], np.int64) if has_labels else None
     return Dataset({name: np.stack(arrays)}, labels, source=str(path))

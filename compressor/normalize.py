@@ -14,6 +14,7 @@ import onnxruntime as ort
 from onnx import version_converter
 
 from compressor.errors import ModelLoadError
+from compressor.limits import check_tensor_bytes
 from compressor.loading import onnx_input_specs
 from targets.base import TensorSpec
 
@@ -204,6 +205,12 @@ def _random_feeds(specs: list[TensorSpec]) -> dict[str, np.ndarray] | None:
         if None in shape:
             return None
         dtype = np.dtype(spec.dtype)
+        check_tensor_bytes(
+            f"Model input '{spec.name}'",
+            tuple(shape),
+            dtype.itemsize,
+            f"Fix its dims with --input-shape {spec.name}:1x3x224x224.",
+        )
         feeds[spec.name] = (
             rng.standard_normal(shape).astype(dtype)
             if dtype.kind == "f"
