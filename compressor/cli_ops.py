@@ -63,10 +63,10 @@ def bench_command(
         raise UsageError("No artifact given. Usage: compress bench MODEL.onnx [MORE ...].")
     if compare and len(artifacts) < 2:
         raise UsageError("--compare needs at least two artifacts: compress bench --compare A B.")
-    from calibration.preprocess import parse_preprocess
+    from calibration.preprocess import parse_preprocess as parse_image_preprocess
 
     shapes = _shape_option(opts.pop("input_shape"))
-    prep = parse_preprocess(opts.pop("image_preprocess"))
+    prep = parse_image_preprocess(opts.pop("image_preprocess"))
     settings = BenchSettings(**opts)
     data = (
         load_data_for(settings.data, artifacts[0], shapes, preprocess=prep)

@@ -48,6 +48,8 @@ def test_vad_with_state_batch_axis_and_scalar_rate_compresses(wild, vad, tmp_pat
         assert report["compressed"]["fidelity"]["cosine"] > 0.99
     recipe = (tmp_path / "int8" / "recipe.toml").read_text()
     assert "[batch_axes]" in recipe and "state = 1" in recipe
+    replay = wild.run("--recipe", tmp_path / "int8" / "recipe.toml", "-o", tmp_path / "again")
+    assert replay.exit_code == 0, replay.output
 
 
 def test_without_batch_axis_the_error_names_the_flag(wild, vad, tmp_path):
