@@ -23,7 +23,7 @@ def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
 
 
 def zoo_cnn(
-    opset: int = 9, ir_version: int = 3, seed: int = 0, batch: int | str = 1
+    opset: int = 9, ir_version: int = 3, seed: int = 0, batch: int | str = 1, lrn: bool = True
 ) -> onnx.ModelProto:
     """Conv → BN → Relu → LRN → MaxPool → Conv → Relu → GlobalAveragePool → Flatten → Gemm.
 
@@ -52,7 +52,9 @@ def zoo_cnn(
             name="bn1",
         ),
         helper.make_node("Relu", ["n1"], ["r1"], name="relu1"),
-        helper.make_node("LRN", ["r1"], ["l1"], size=3, alpha=1e-4, beta=0.75, bias=1.0),
+        helper.make_node("LRN", ["r1"], ["l1"], size=3, alpha=1e-4, beta=0.75, bias=1.0)
+        if lrn
+        else helper.make_node("Identity", ["r1"], ["l1"]),
         helper.make_node("MaxPool", ["l1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
         helper.make_node("Relu", ["c2"], ["r2"]),

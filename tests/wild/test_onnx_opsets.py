@@ -47,6 +47,22 @@ def test_opset9_ir3_zoo_cnn_compresses_to_fp32_and_int8(wild, tmp_path):
     assert cosine > 0.99
 
 
+def test_opset9_ir3_cnn_without_lrn_lowers_to_tflite(wild, tmp_path):
+    """The same zoo CNN with the LRN left out (tflite has none), fp32 and int8 on LiteRT."""
+    model = wild.zoo_cnn(opset=9, ir_version=3, lrn=False)
+    onnx.save(model, tmp_path / "zoo.onnx")
+    calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
+    feeds = {"data": RNG.random((1, 3, 32, 32), dtype=np.float32)}
+    want = wild.ort_outputs(model, feeds)[0]
+    for precision, flags in (("fp32", []), ("int8", ["--int8", "--calib", calib])):
+        out = tmp_path / precision
+        result = wild.run(tmp_path / "zoo.onnx", "-t", "tflite", *flags, "-o", out)
+        assert result.exit_code == 0, result.output
+        got = wild.artifact_outputs(out, "tflite", feeds)[0]
+        tol = 1e-4 if precision == "fp32" else 0.05 * np.abs(want).max()
+        np.testing.assert_allclose(got, want, atol=tol)
+
+
 def test_opset6_model_is_checked_against_its_oldest_runnable_conversion(wild, tmp_path):
     """onnxruntime no longer runs opset 6: the check runs against the opset-7 conversion."""
     model = wild.zoo_cnn(opset=6, ir_version=3)
@@ -54,6 +70,9 @@ def test_opset6_model_is_checked_against_its_oldest_runnable_conversion(wild, tm
     assert (info["opset_before"], info["opset"], upgraded.ir_version) == (6, 18, 8)
     assert info["check"] == "outputs identical to its opset-7 conversion in onnxruntime"
     assert not {i.name for i in upgraded.graph.initializer} & {i.name for i in upgraded.graph.input}
+    onnx.save(model, tmp_path / "zoo6.onnx")
+    result = wild.run(tmp_path / "zoo6.onnx", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("target", ["onnx", "tflite"])
