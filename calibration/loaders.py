@@ -12,6 +12,7 @@ from calibration.dataset import Dataset
 from calibration.layout import DataLayout, split_arrays
 from calibration.npz_headers import check_npz_headers
 from calibration.preprocess import Preprocess, image_size, prepare_image
+from calibration.varied import VariedDataset, stack_samples
 from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
 from compressor.limits import check_tensor_bytes
@@ -108,32 +109,44 @@ def load_image_folder(
     if len(input_shapes) > 1:
         raise DataError("Image folders feed single-input models only; use an .npz for this model.")
     name, shape = next(iter(input_shapes.items())) if input_shapes else ("input", None)
-    if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+    channels, height, width = image_size(shape, prep) if shape and len(shape) == 4 else (0, 0, 0)
+    known = all(isinstance(d, int) for d in (height, width))
+    if (
+        shape is None
+        or len(shape) != 4
+        or not isinstance(channels, int)
+        or not (known or prep.resize)
+    ):
         example = "1x224x224x3" if prep.layout == "NHWC" else "1x3x224x224"
         raise DataError(
             f"Image folder '{path}' needs the model's input shape ({prep.layout}) to resize "
-            f"images; give it with --input-shape NAME:{example}."
+            f"images; give it with --input-shape NAME:{example}, or for a model with dynamic "
+            "height and width, --preprocess resize=S (shorter side) or resize=HxW."
         )
-    channels, height, width = image_size(shape, prep)
     if channels not in (1, 3):
         raise DataError(
             f"Image folder '{path}': the model input {list(shape)} has {channels} channels in "
             f"{prep.layout} layout; images give 1 or 3. Check --preprocess layout=NCHW|NHWC."
         )
     files = _image_files(path)
+    size = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    largest = size or (max(prep.crop or prep.resize),) * 2
     check_tensor_bytes(
-        f"Image folder '{path}'", (len(files), channels, height, width), 4, "Use fewer images."
+        f"Image folder '{path}'", (len(files), channels, *largest), 4, "Use fewer images."
     )
     arrays = []
     for file, _ in files:
         try:
             with Image.open(file) as img:
-                arrays.append(prepare_image(img, channels, (height, width), prep))
+                arrays.append(prepare_image(img, channels, size, prep))
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise DataError(f"Image '{file}' could not be decoded: {exc}") from None
     has_labels = any(label is not None for _, label in files)
     labels = np.array([lbl for _, lbl in files], np.int64) if has_labels else None
-    return Dataset({name: np.stack(arrays)}, labels, source=str(path))
+    groups = stack_samples({name: arrays}, str(path))
+    if len(groups) == 1:
+        return Dataset(groups[0], labels, source=str(path))
+    return VariedDataset.of([Dataset(g, None, str(path)) for g in groups], str(path))
 
 
 def _image_files(path: Path) -> list[tuple[Path, int | None]]:
@@ -187,19 +200,23 @@ def samples_to_dataset(samples: object, source: str, layout: DataLayout | None =
             labels.append(label)
     if not columns:
         raise DataError(f"{source} yielded no samples.")
-    stacked = {}
-    for key, values in columns.items():
-        try:
-            stacked[key] = np.stack(values)
-        except ValueError as exc:
-            raise DataError(f"{source}: samples of '{key}' differ in shape ({exc}).") from exc
-    n = len(next(iter(stacked.values())))
+    if len({len(v) for v in columns.values()}) > 1:
+        raise DataError(f"{source}: some samples lack some inputs; give every input each time.")
+    n = len(next(iter(columns.values())))
     if labels and len(labels) != n:
         raise DataError(f"{source}: only some samples carry labels; label all or none.")
     label_array = None
     if labels:
         label_array = _pop_labels({"labels": np.asarray(labels)}, source)
-    return Dataset(stacked, label_array, source)
+    groups = stack_samples(columns, source)
+    if len(groups) == 1:
+        return Dataset(groups[0], label_array, source)
+    if label_array is not None:
+        raise DataError(
+            f"{source}: labelled samples must share one shape (they are evaluation data); "
+            "samples of several sizes calibrate only."
+        )
+    return VariedDataset.of([Dataset(g, None, source) for g in groups], source)
 
 
 def _split_sample(item: object, source: str) -> tuple[object, object]:

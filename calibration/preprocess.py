@@ -105,9 +105,10 @@ def image_size(shape: tuple, prep: Preprocess) -> tuple[int, int, int]:
 
 
 def prepare_image(
-    img: object, channels: int, size: tuple[int, int], prep: Preprocess
+    img: object, channels: int, size: tuple[int, int] | None, prep: Preprocess
 ) -> np.ndarray:
-    """A PIL image as one model input array (C, H, W) or (H, W, C)."""
+    """A PIL image as one model input array (C, H, W) or (H, W, C); size None (a model with
+    dynamic height and width) keeps the size resize and crop give."""
     img = img.convert("L" if channels == 1 else "RGB")
     img = _resize(img, size, prep)
     arr = np.asarray(img, dtype=np.float32)
@@ -125,9 +126,9 @@ def prepare_image(
     return np.ascontiguousarray(arr if prep.layout == "NHWC" else arr.transpose(2, 0, 1))
 
 
-def _resize(img: object, size: tuple[int, int], prep: Preprocess) -> object:
+def _resize(img: object, size: tuple[int, int] | None, prep: Preprocess) -> object:
     """Resize (shorter side or exact), then centre-crop; the result is `size` (H, W)."""
-    height, width = size
+    height, width = size or (0, 0)
     if not prep.resize:
         img = img.resize((width, height))
     elif len(prep.resize) == 1:
@@ -137,7 +138,7 @@ def _resize(img: object, size: tuple[int, int], prep: Preprocess) -> object:
         img = img.resize((max(1, round(w * ratio)), max(1, round(h * ratio))))
     else:
         img = img.resize((prep.resize[1], prep.resize[0]))
-    crop = prep.crop or ((height, width) if prep.resize else ())
+    crop = prep.crop or ((height, width) if prep.resize and size else ())
     if crop:
         ch, cw = (crop[0], crop[0]) if len(crop) == 1 else crop
         w, h = img.size
@@ -148,7 +149,7 @@ def _resize(img: object, size: tuple[int, int], prep: Preprocess) -> object:
             )
         left, top = (w - cw) // 2, (h - ch) // 2
         img = img.crop((left, top, left + cw, top + ch))
-    if img.size != (width, height):
+    if size and img.size != (width, height):
         raise UsageError(
             f"--preprocess makes {img.size[1]}x{img.size[0]} images but the model takes "
             f"{height}x{width}; set crop={height}x{width} (or resize to it)."

@@ -16,6 +16,7 @@ from calibration.dataset import Dataset
 from calibration.layout import DataLayout
 from calibration.loaders import load_dataset
 from calibration.preprocess import parse_preprocess
+from calibration.varied import VariedDataset
 from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
@@ -176,7 +177,7 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
     inputs = model_inputs(model, recipe.input_shapes)
     given = given_shapes(recipe.input_shapes, [s.name for s in inputs])
     known = {s.name: s.shape for s in model.inputs if s.shape} | given
-    image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
+    image_shapes = {n: _image_shape(v) for n, v in known.items()}
     check_batch_axes(model.inputs, recipe.batch_axes)
     layout = DataLayout(recipe.batch_axes, static_shapes(model.inputs))
     prep = parse_preprocess(recipe.preprocess)
@@ -184,6 +185,7 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
     raw_eval = load_dataset(recipe.eval, image_shapes, layout, prep) if recipe.eval else None
     data = [raw_calib, raw_eval]
     specs = resolve_input_specs(model, recipe.input_shapes, data, recipe.batch_axes)
+    _check_varied(raw_calib, raw_eval, recipe.calibration)
     calib = raw_calib.bind(specs) if raw_calib else None
     if calib is not None:
         calib.check_finite()
@@ -197,6 +199,34 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return calib, evaluation, specs
+
+
+def _check_varied(calib: Dataset | None, evaluation: Dataset | None, method: str) -> None:
+    """Samples of several sizes calibrate (minmax) but cannot be compared output by output."""
+    if isinstance(evaluation, VariedDataset):
+        raise DataError(
+            f"{evaluation.source}: evaluation samples have several sizes; outputs are compared "
+            "sample by sample, so give --eval data of one size (e.g. --preprocess crop=...)."
+        )
+    if not isinstance(calib, VariedDataset):
+        return
+    if method != "minmax":
+        raise UsageError(
+            f"{calib.source} holds samples of several sizes: calibrate them with "
+            f"--calibration minmax ({method} needs one size)."
+        )
+    if evaluation is None:
+        raise UsageError(
+            f"{calib.source} holds samples of several sizes, which calibrate but cannot be "
+            "compared output by output: pass --eval data of one size to verify the result."
+        )
+
+
+def _image_shape(shape: tuple) -> tuple:
+    """A model input shape for image folders: batch 1, dynamic dims None."""
+    return tuple(
+        d if isinstance(d, int) and d > 0 else (1 if i == 0 else None) for i, d in enumerate(shape)
+    )
 
 
 def _data_shapes(*datasets: Dataset | None) -> dict[str, tuple[int, ...]]:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 
 from compressor.dims import fix_dims
 from compressor.errors import UsageError
@@ -72,3 +73,60 @@ def test_fix_dims_checks_rank_and_fixed_dims():
         fix_dims(spec, (1, 3, 32))
     with pytest.raises(UsageError, match="fixes it to 3"):
         fix_dims(spec, (1, 1, 32, 32))
+
+
+SIZES_ENTRY = """
+import numpy as np
+
+
+def samples():
+    rng = np.random.default_rng(0)
+    for h, w in [(16, 16), (12, 20), (16, 16), (8, 24), (12, 20)]:
+        yield {"x": rng.random((3, h, w), dtype=np.float32)}
+"""
+
+
+def test_calibration_samples_of_several_sizes_for_onnx_runtime(
+    wild, dynamic_model, tmp_path, monkeypatch
+):
+    """Dynamic H/W stays dynamic for onnxruntime; samples of several sizes calibrate it."""
+    model, path, _ = dynamic_model
+    (tmp_path / "wild_sizes.py").write_text(SIZES_ENTRY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "eval.npz", x=RNG.random((4, 3, 16, 16), dtype=np.float32))
+    args = ["--int8", "--calib", "wild_sizes:samples", "--eval", tmp_path / "eval.npz"]
+    result = wild.run(path, *args, "-o", tmp_path / "entry")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "entry" / "report.json").read_text())
+    assert report["passes"]["int8"]["calibration_samples"] == 5
+
+    images = tmp_path / "imgs"  # images of several aspect ratios, resized by their shorter side
+    images.mkdir()
+    for i, (w, h) in enumerate([(32, 32), (48, 32), (32, 40), (64, 32)]):
+        pixels = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    args = [
+        "--int8",
+        "--calib",
+        images,
+        "--preprocess",
+        "resize=16",
+        "--eval",
+        tmp_path / "eval.npz",
+    ]
+    result = wild.run(path, *args, "-o", tmp_path / "folder")
+    assert result.exit_code == 0, result.output
+    for h, w in [(16, 16), (16, 32)]:  # sizes seen in calibration, and within range
+        feeds = {"x": RNG.random((1, 3, h, w), dtype=np.float32)}
+        got = wild.artifact_outputs(tmp_path / "folder", "onnx", feeds)[0]
+        want = wild.ort_outputs(model, feeds)[0]
+        assert got.shape == want.shape == (1, 2 * h, 2 * w)
+        cosine = np.dot(got.ravel(), want.ravel()) / np.linalg.norm(got) / np.linalg.norm(want)
+        assert cosine > 0.99  # as calibrating on 16x16 images only gives (SQNR ~20 dB)
+
+    refused = wild.run(path, "--int8", "--calib", "wild_sizes:samples", "-o", tmp_path / "o")
+    assert refused.exit_code == 2 and "--eval data of one size" in refused.output
+    args = ["--calibration", "entropy", "--eval", tmp_path / "eval.npz", "-o", tmp_path / "o"]
+    refused = wild.run(path, "--int8", "--calib", "wild_sizes:samples", *args)
+    assert refused.exit_code == 2 and "--calibration minmax" in refused.output
