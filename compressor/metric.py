@@ -48,7 +48,11 @@ def score(
 
 
 def metric_data(
-    metric: str | None, spec: str | None, inputs: list, evaluation: Dataset | None
+    metric: str | None,
+    spec: str | None,
+    inputs: list,
+    evaluation: Dataset | None,
+    layout: object | None = None,
 ) -> dict | None:
     """What the metric gets besides outputs: the eval data's labels and every array that is not
     a model input (an image folder has labels only); None without --metric or eval data."""
@@ -58,7 +62,7 @@ def metric_data(
     if Path(spec).is_dir():
         return labels
     names = [getattr(s, "name", s) for s in inputs]
-    raw = load_dataset(spec).inputs
+    raw = load_dataset(spec, None, layout).inputs  # layout: where samples lie (--batch-axis)
     extra = {
         k: v for k, v in raw.items() if k not in names and not (k == "input" and len(names) == 1)
     }

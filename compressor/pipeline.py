@@ -151,7 +151,7 @@ def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -
             specs,
             fp32,
             artifact,
-            (evaluation, calib, metric_data(recipe.metric, recipe.eval, specs, evaluation)),
+            (evaluation, calib, _metric_data(recipe, model, specs, evaluation)),
             original,
             raw,
             reference,
@@ -372,6 +372,14 @@ def _verify(
 def _student_eval(fp32: Path, data: Dataset | None, recipe: Recipe) -> EvalResult | None:
     """The fp32 model after torch passes, run in onnxruntime: what quantization is judged by."""
     return run_eval(OnnxRuntimeRunner(fp32, recipe.threads), data, "after torch passes")
+
+
+def _metric_data(
+    recipe: Recipe, model: LoadedModel, specs: list, evaluation: Dataset | None
+) -> dict | None:
+    """Labels and extra arrays of the eval data for --metric, read with the run's layout."""
+    layout = DataLayout(recipe.batch_axes, static_shapes(model.inputs))
+    return metric_data(recipe.metric, recipe.eval, specs, evaluation, layout)
 
 
 def _qdq_fidelity(
