@@ -39,11 +39,11 @@ DEFAULT_FLOOR = FidelityFloor()
 
 
 def _agreement(r: OutputRecord) -> float | None:
-    return r.headline_value if r.higher_is_better else None
+    return r.headline_value if r.higher_is_better and r.gated else None
 
 
 def _relative_error(r: OutputRecord) -> float | None:
-    return None if r.higher_is_better else r.headline_value
+    return None if r.higher_is_better or not r.gated else r.headline_value
 
 
 # floor field -> (budget name, value of one output (None: not applicable), unit,

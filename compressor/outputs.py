@@ -24,6 +24,7 @@ class OutputRecord:
     headline: str
     headline_value: float
     higher_is_better: bool
+    gated: bool
     agreement: dict[str, float]
     fidelity: OutputFidelity
 
@@ -86,6 +87,7 @@ def _record(
         headline=headline,
         headline_value=numbers[headline],
         higher_is_better=higher,
+        gated=rule.gated,
         agreement=numbers,
         fidelity=measure_fidelity(ref, cand, rule.channel_axes),
     )

@@ -24,6 +24,7 @@ class TaskRule:
     task: str
     reason: str
     channel_axes: tuple[int, ...]
+    gated: bool = True  # False: guessed from the shape alone, agreement reported, not gated
 
 
 def _argmax_agreement(ref: np.ndarray, cand: np.ndarray, axis: int) -> float:
@@ -108,6 +109,9 @@ TASK_RULES: dict[str, tuple[Callable, bool, Callable[[tuple], tuple[int, ...]]]]
 TASKS = tuple(TASK_RULES)
 
 
+GUESSED = " (guessed from the shape: agreement reported, not gated; --task KIND gates it)"
+
+
 def infer_rule(ref: np.ndarray, labels: np.ndarray | None, first: bool) -> TaskRule:
     """The task an output looks like, from its shape [B, ...], its values and the labels."""
     shape = ref.shape
@@ -120,15 +124,17 @@ def infer_rule(ref: np.ndarray, labels: np.ndarray | None, first: bool) -> TaskR
         norms = np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
         if np.allclose(norms, 1.0, atol=1e-2):
             return TaskRule("embed", f"[B, {shape[1]}] rows of unit length", (1,))
-        why = f"[B, {shape[1]}]: classes along axis 1 (an embedding? use --task embed)"
-        return TaskRule("classify", why, (1,))
+        why = f"[B, {shape[1]}]: classes along axis 1{GUESSED}"
+        return TaskRule("classify", why, (1,), gated=False)
     if len(shape) == 3 and looks_like_detection(ref):
         axis = detect_channel_axis(shape)
         why = f"{list(shape)}: 4 wide-range box rows then {shape[axis] - 4} scores in [0, 1]"
         return TaskRule("detect", why, (axis,))
     if len(shape) == 3:
-        return TaskRule("sequence", f"[B, T, C] = {list(shape)}: argmax per step", (1, 2))
-    return TaskRule("segment", f"dense map {list(shape)}: classes along axis 1", (1,))
+        why = f"[B, T, C] = {list(shape)}: argmax per step{GUESSED}"
+        return TaskRule("sequence", why, (1, 2), gated=False)
+    why = f"dense map {list(shape)}: classes along axis 1{GUESSED}"
+    return TaskRule("segment", why, (1,), gated=False)
 
 
 def looks_like_detection(ref: np.ndarray) -> bool:

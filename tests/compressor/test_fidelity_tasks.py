@@ -196,8 +196,9 @@ def test_after_torch_passes_signal_checks_use_the_student_and_agreement_the_orig
     original = RNG.normal(size=(30, 10))
     student = original * 0.5 + RNG.normal(0, 0.3, size=original.shape)  # retrained on purpose
     artifact = student + 1e-4
-    vs_original = compare_outputs(_eval({"y": original}), _eval({"y": artifact}))
-    vs_student = compare_outputs(_eval({"y": student}), _eval({"y": artifact}))
+    labels = original.argmax(axis=1)  # labels make the classify rule certain, so it is gated
+    vs_original = compare_outputs(_eval({"y": original}, labels), _eval({"y": artifact}))
+    vs_student = compare_outputs(_eval({"y": student}, labels), _eval({"y": artifact}))
     alone = {r.name: r for r in check_floor(vs_original, Budget())}
     assert not alone["min_sqnr"].passed  # the retrained logits differ from the original's
     rows = {r.name: r for r in check_floor(vs_original, Budget(), student=vs_student)}
@@ -257,3 +258,14 @@ def test_outputs_with_the_same_names_are_matched_by_name_not_position():
     records = compare_outputs(_eval({"a": a, "b": b}), _eval({"b": b, "a": a}))
     assert [r.name for r in records] == ["b", "a"]
     assert all(r.fidelity.sqnr_mean_db == 200.0 for r in records)
+
+
+def test_rules_guessed_from_the_shape_are_reported_but_not_gated():
+    ref = RNG.normal(size=(8, 12, 5))  # a hidden state looks like [B, T, C]
+    cand = ref + RNG.normal(0, 0.05, size=ref.shape)  # healthy, but near-tied argmaxes flip
+    (record,) = compare_outputs(_eval({"state": ref}), _eval({"state": cand}))
+    assert record.task == "sequence" and not record.gated and "guessed" in record.rule
+    rows = {r.name for r in check_floor((record,), Budget())}
+    assert "min_task_agreement" not in rows and "min_sqnr" in rows
+    (given,) = compare_outputs(_eval({"state": ref}), _eval({"state": cand}), {"*": "sequence"})
+    assert given.gated
