@@ -17,6 +17,10 @@ from targets.tflite.layout import NHWC, PLAIN, Layout, transpose_perm
 from targets.tflite.writer import FlatModelBuilder, QuantParams, make_options
 
 
+# Tensor dtypes that are data, not quantized values: ops read them as they are.
+NON_FLOAT = {"int32", "int64", "bool"}
+
+
 @dataclass(frozen=True)
 class Value:
     """One TFLite tensor standing for an ONNX tensor: index, layout, dtype, quant, ONNX shape."""
@@ -84,11 +88,15 @@ class Lowering:
             if quantized
             else None
         )
-        value = self.new_value(
-            name, self.shape(name), layout, "int8" if params else "float32", params
-        )
+        dtype = "int8" if params else self.plain_dtype(name)
+        value = self.new_value(name, self.shape(name), layout, dtype, params)
         self.values[name] = value
         return value
+
+    def plain_dtype(self, name: str) -> str:
+        """The unquantized dtype of an ONNX tensor: its own for ints and bools, else float32."""
+        dtype = self.graph.dtypes.get(name, "float32")
+        return dtype if dtype in NON_FLOAT else "float32"
 
     def settle(self, name: str, fixed_output: bool = False) -> None:
         """Honour a narrower calibrated range than the one an op's output inherited.
@@ -123,6 +131,25 @@ class Lowering:
     ) -> int:
         """Add a constant tensor and return its index."""
         return self.builder.add_tensor(name, array.shape, dtype, data=array, quant=quant)
+
+    def scalar(self, name: str, value: float, dtype: str = "float32") -> int:
+        """A one-element constant (broadcasts against any tensor)."""
+        return self.const(name, np.array([value], dtype=dtype), dtype)
+
+    def step(
+        self,
+        op: str,
+        inputs: list[int],
+        name: str,
+        like: Value,
+        options: tuple[int, object] | None = None,
+        dtype: str = "float32",
+        shape: tuple | None = None,
+    ) -> Value:
+        """One op of a decomposition: an unquantized tensor laid out (and shaped) like `like`."""
+        out = self.new_value(name, like.shape if shape is None else shape, like.layout, dtype, None)
+        self.emit(op, inputs, [out], options)
+        return out
 
     def shape_const(self, name: str, dims: list[int] | tuple[int, ...]) -> int:
         """An int32 1-D constant (shapes, axes, paddings)."""
@@ -166,8 +193,8 @@ class Lowering:
         return value.layout
 
     def _to_dtype(self, name: str, value: Value, dtype: str, quant: QuantParams | None) -> Value:
-        if dtype == "float32" and value.dtype == "float32":
-            return value
+        if dtype == "float32" and value.quant is None:
+            return value  # float32, or an int/bool tensor that float ops read as it is
         if dtype == "int8":
             quant = quant or value.quant or self.graph.act_quant[name]
             if value.dtype == "int8" and value.quant.same_as(quant):

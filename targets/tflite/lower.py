@@ -19,7 +19,7 @@ from compressor.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
 from targets.tflite.emit import Lowering, LoweringOptions
-from targets.tflite.fuse import fuse_hard_swish
+from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions, strict_bool_values
@@ -91,6 +91,10 @@ def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
     """Decode, fold Q/DQ and fuse; resolve index arithmetic on the dynamic batch (batch.py)."""
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
+    if not unsupported and _needs_static_batch(graph):
+        return _folded(fix_batch(model)), [
+            "tflite: batch fixed to 1: recurrent state tensors (LSTM/GRU) have a static batch."
+        ]
     if not unsupported or not unsupported <= SHAPE_ARITHMETIC:
         check_supported(graph)
         return graph, []
@@ -110,11 +114,21 @@ def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
     ]
 
 
+def _needs_static_batch(graph: OnnxGraph) -> bool:
+    """A recurrent layer over an input with a dynamic batch (its state needs a fixed one)."""
+    recurrent = [n for n in graph.nodes if n.op_type in STATIC_BATCH_OPS]
+    return any(None in graph.shapes.get(n.inputs[0], (None,)) for n in recurrent)
+
+
+# Ops whose TFLite form needs every dim of their input known (state tensors, unrolling).
+STATIC_BATCH_OPS = {"LSTM", "GRU"}
+
+
 def _folded(model: onnx.ModelProto) -> OnnxGraph:
     graph = load_graph(model)
     if any(node.op_type in QDQ_OPS for node in graph.nodes):
         graph = fold_qdq(graph)
-    return fuse_hard_swish(graph)
+    return fuse_gelu(fuse_hard_swish(graph))
 
 
 # ONNX ops lowered to kernels with fixed int8 output params (LOGISTIC, TANH).
@@ -137,7 +151,7 @@ def _lower_inputs(ctx: Lowering) -> None:
         shape = ctx.shape(name)
         layout = layout_for_rank(len(shape)) if ctx.options.nhwc_io else PLAIN
         quant = ctx.graph.act_quant.get(name) if ctx.int8 and ctx.options.int8_io else None
-        value = ctx.new_value(name, shape, layout, "int8" if quant else "float32", quant)
+        value = ctx.new_value(name, shape, layout, "int8" if quant else ctx.plain_dtype(name), quant)
         ctx.values[name] = value
         ctx.builder.inputs.append((name, value.tensor))
         ctx.public_layouts[value.tensor] = value.layout

@@ -81,6 +81,8 @@ class LiteRtRunner(Runner):
                 q = np.round(array / scale) + zero
                 array = np.clip(q, -128, 127).astype(self._input_details[name]["dtype"])
             inputs[name] = array
+        # Variable tensors (LSTM state) start from zero on every run, as the ONNX model does.
+        self._interp.reset_all_variables()
         results = self._runner(**inputs)
         outputs = {}
         for spec in self._outputs:
