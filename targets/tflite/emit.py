@@ -215,10 +215,15 @@ class Lowering:
             out = self.new_value(
                 f"{name}/transposed", value.shape, layout, value.dtype, value.quant
             )
+            self.converted[key] = out
+            if _moves_only_unit_axes(value, perm):  # same element order: a RESHAPE
+                dims = [int(d) for d in layout.shape(value.shape)]
+                options = self.options_of("ReshapeOptions", newShape=dims)
+                self.emit("RESHAPE", [value.tensor, self.shape_const(f"{name}/dims", dims)], [out], options)
+                return out
             self.emit("TRANSPOSE", [value.tensor, self.shape_const(f"{name}/perm", perm)], [out])
             edge = name in self.graph.inputs or name in self.graph_outputs
             self.transposes["edge" if edge else "inner"] += 1
-            self.converted[key] = out
         return self.converted[key]
 
     def emit(
@@ -250,6 +255,16 @@ class Lowering:
     def options_of(self, name: str, **fields: object) -> tuple[int, object]:
         """Builtin options for op-options table `name` (e.g. "Conv2DOptions")."""
         return make_options(name, **fields)
+
+
+def _moves_only_unit_axes(value: Value, perm: tuple[int, ...]) -> bool:
+    """True when TRANSPOSE(value, perm) keeps the element order (only size-1 axes move) and
+    every dim is static, so a RESHAPE does the same."""
+    dims = value.layout.shape(value.shape)
+    if any(d is None for d in dims):
+        return False
+    moving = [p for p in perm if dims[p] != 1]
+    return moving == sorted(moving)
 
 
 def _real_range(quant: QuantParams) -> tuple[float, float]:

@@ -175,24 +175,34 @@ def lower_tile(ctx: Lowering, node: Node) -> None:
 
 
 def lower_expand(ctx: Lowering, node: Node) -> None:
-    """Expand to the inferred output shape → BROADCAST_TO (a static shape is required)."""
+    """Expand → BROADCAST_TO when the output shape is static; with a dynamic dim (which only
+    the input can bring) → ADD of zeros shaped like the output with that dim 1 (broadcasting)."""
     shape = ctx.shape(node.outputs[0])
-    if any(d is None for d in shape):
-        raise UnsupportedOp(f"Expand '{node.name}' has a dynamic output shape; fix it with --input-shape.")
     rank = len(shape)
-    source = ctx.values.get(node.inputs[0])
+    source = _expand_source(ctx, node, rank)
+    out = ctx.output(node.outputs[0], source.layout, False)
+    if None not in shape:
+        dims = ctx.shape_const(f"{node.name}/shape", list(source.layout.shape(shape)))
+        ctx.emit("BROADCAST_TO", [source.tensor, dims], [out])
+        return
+    zeros = np.zeros([1 if d is None else int(d) for d in shape], dtype=source.dtype)
+    zeros = ctx.const(f"{node.name}/zeros", source.layout.apply(zeros), source.dtype)
+    op = "LOGICAL_OR" if source.dtype == "bool" else "ADD"
+    ctx.emit(op, [source.tensor, zeros], [out])
+
+
+def _expand_source(ctx: Lowering, node: Node, rank: int) -> Value:
+    """Expand's input at the output's rank: a constant reshaped, or the runtime value."""
     if ctx.graph.is_const(node.inputs[0]):
         array = ctx.graph.float_const(node.inputs[0])
         dtype = "float32" if array.dtype.kind == "f" else str(array.dtype)
         array = array.reshape((1,) * (rank - array.ndim) + array.shape).astype(dtype)
-        source = Value(ctx.const(f"{node.name}/data", array, dtype), PLAIN, dtype, None, array.shape)
-    elif len(source.shape) != rank or source.layout.cols is not None:
-        source = ctx.get(node.inputs[0], PLAIN, "float32")
-    else:
-        source = ctx.get(node.inputs[0], source.layout, "float32")
-    out = ctx.output(node.outputs[0], source.layout, False)
-    dims = ctx.shape_const(f"{node.name}/shape", list(source.layout.shape(shape)))
-    ctx.emit("BROADCAST_TO", [source.tensor, dims], [out])
+        index = ctx.const(f"{node.name}/data", array, dtype)
+        return Value(index, PLAIN, dtype, None, array.shape)
+    value = ctx.values[node.inputs[0]]
+    if len(value.shape) != rank or value.layout.cols is not None:
+        return ctx.get(node.inputs[0], PLAIN, "float32")
+    return ctx.get(node.inputs[0], value.layout, "float32")
 
 
 def lower_depth_space(ctx: Lowering, node: Node) -> None:

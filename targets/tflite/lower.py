@@ -18,6 +18,7 @@ import onnx
 from compressor.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
+from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
@@ -128,7 +129,7 @@ def _folded(model: onnx.ModelProto) -> OnnxGraph:
     graph = load_graph(model)
     if any(node.op_type in QDQ_OPS for node in graph.nodes):
         graph = fold_qdq(graph)
-    return fuse_gelu(fuse_hard_swish(graph))
+    return fuse_gelu(fuse_hard_swish(rewrite_1d(graph)))
 
 
 # ONNX ops lowered to kernels with fixed int8 output params (LOGISTIC, TANH).

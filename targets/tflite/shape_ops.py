@@ -67,8 +67,26 @@ def lower_squeeze(ctx: Lowering, node: Node) -> None:
 
 
 def lower_unsqueeze(ctx: Lowering, node: Node) -> None:
-    """Unsqueeze → RESHAPE of the plain tensor."""
-    _reshape(ctx, node, PLAIN, PLAIN)
+    """Unsqueeze → RESHAPE in the input's layout: unit axes go where they cost no TRANSPOSE."""
+    value = ctx.values[node.inputs[0]]
+    rank = len(ctx.shape(node.outputs[0]))
+    axes = _axes(ctx, node, rank) or ()
+    if value.layout.perm is None or value.layout.cols is not None or not axes:
+        _reshape(ctx, node, PLAIN, PLAIN)
+        return
+    _reshape(ctx, node, value.layout, unsqueeze_layout(value.layout, axes, rank))
+
+
+def unsqueeze_layout(layout: Layout, axes: tuple[int, ...], rank: int) -> Layout:
+    """The layout after inserting unit ONNX axes: each new axis a sits just before the
+    TFLite position of ONNX axis a + 1 (unit dims move freely without reordering data)."""
+    kept = [a for a in range(rank) if a not in axes]  # output axis of each input axis
+    order = [kept[p] for p in layout.perm]
+    for axis in sorted(axes):
+        following = [i for i, a in enumerate(order) if a > axis]
+        order.insert(following[0] if following else len(order), axis)
+    perm = tuple(order)
+    return PLAIN if perm == tuple(range(rank)) else Layout(perm)
 
 
 def lower_transpose(ctx: Lowering, node: Node) -> None:
