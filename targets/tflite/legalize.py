@@ -44,6 +44,7 @@ INT8_VERSIONS = {
     "DEPTHWISE_CONV_2D": 3,
     "FULLY_CONNECTED": 4,
     "TRANSPOSE_CONV": 2,
+    "BATCH_MATMUL": 2,
     "DEQUANTIZE": 2,
     **dict.fromkeys(
         (
