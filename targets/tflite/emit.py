@@ -16,7 +16,6 @@ from targets.tflite.graph import Node, OnnxGraph
 from targets.tflite.layout import NHWC, PLAIN, Layout, transpose_perm
 from targets.tflite.writer import FlatModelBuilder, QuantParams, make_options
 
-
 # Tensor dtypes that are data, not quantized values: ops read them as they are.
 NON_FLOAT = {"int32", "int64", "bool"}
 
@@ -219,7 +218,12 @@ class Lowering:
             if _moves_only_unit_axes(value, perm):  # same element order: a RESHAPE
                 dims = [int(d) for d in layout.shape(value.shape)]
                 options = self.options_of("ReshapeOptions", newShape=dims)
-                self.emit("RESHAPE", [value.tensor, self.shape_const(f"{name}/dims", dims)], [out], options)
+                self.emit(
+                    "RESHAPE",
+                    [value.tensor, self.shape_const(f"{name}/dims", dims)],
+                    [out],
+                    options,
+                )
                 return out
             self.emit("TRANSPOSE", [value.tensor, self.shape_const(f"{name}/perm", perm)], [out])
             edge = name in self.graph.inputs or name in self.graph_outputs

@@ -108,7 +108,9 @@ def lower_reduce(ctx: Lowering, node: Node) -> None:
 def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
     """ArgMax/ArgMin → ARG_MAX/ARG_MIN (int64 indices; keepdims via a RESHAPE)."""
     if node.attrs.get("select_last_index", 0):
-        raise UnsupportedOp(f"{node.op_type} '{node.name}' selects the last index; tflite picks the first.")
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' selects the last index; tflite picks the first."
+        )
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", 0)) % rank
     x = ctx.get(node.inputs[0], PLAIN, "float32")
@@ -127,20 +129,28 @@ def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
     out = ctx.output(name, PLAIN, False)
     dims = [-1 if d is None else int(d) for d in ctx.shape(name)]
     shape = ctx.shape_const(f"{node.name}/shape", dims)
-    ctx.emit("RESHAPE", [flat.tensor, shape], [out], ctx.options_of("ReshapeOptions", newShape=dims))
+    ctx.emit(
+        "RESHAPE", [flat.tensor, shape], [out], ctx.options_of("ReshapeOptions", newShape=dims)
+    )
 
 
 def lower_topk(ctx: Lowering, node: Node) -> None:
     """TopK (largest, sorted, last axis) → TOPK_V2; indices cast to ONNX's int64."""
     rank = len(ctx.shape(node.inputs[0]))
     if int(node.attrs.get("axis", -1)) % rank != rank - 1 or not node.attrs.get("largest", 1):
-        raise UnsupportedOp(f"TopK '{node.name}': tflite's TOPK_V2 takes the largest over the last axis.")
+        raise UnsupportedOp(
+            f"TopK '{node.name}': tflite's TOPK_V2 takes the largest over the last axis."
+        )
     k = int(ctx.graph.consts[node.inputs[1]].reshape(-1)[0])
     x = ctx.get(node.inputs[0], PLAIN, "float32")
     values = ctx.output(node.outputs[0], PLAIN, False)
     index_shape = ctx.shape(node.outputs[1])
     index32 = ctx.new_value(f"{node.name}/indices32", index_shape, PLAIN, "int32", None)
-    ctx.emit("TOPK_V2", [x.tensor, ctx.const(f"{node.name}/k", np.array(k, np.int32), "int32")], [values, index32])
+    ctx.emit(
+        "TOPK_V2",
+        [x.tensor, ctx.const(f"{node.name}/k", np.array(k, np.int32), "int32")],
+        [values, index32],
+    )
     out = ctx.output(node.outputs[1], PLAIN, False)
     options = ctx.options_of(
         "CastOptions", inDataType=TENSOR_TYPES["int32"], outDataType=TENSOR_TYPES["int64"]
@@ -155,7 +165,9 @@ def lower_cumsum(ctx: Lowering, node: Node) -> None:
     x = ctx.get(node.inputs[0], layout, "float32")
     axis = int(ctx.graph.consts[node.inputs[1]].reshape(-1)[0]) % rank
     out = ctx.output(node.outputs[0], layout, False)
-    axis_tensor = ctx.const(f"{node.name}/axis", np.array(layout.axis(axis, rank), np.int32), "int32")
+    axis_tensor = ctx.const(
+        f"{node.name}/axis", np.array(layout.axis(axis, rank), np.int32), "int32"
+    )
     options = ctx.options_of(
         "CumsumOptions",
         exclusive=bool(node.attrs.get("exclusive", 0)),

@@ -45,6 +45,7 @@ INT8_VERSIONS = {
     "FULLY_CONNECTED": 4,
     "TRANSPOSE_CONV": 2,
     "BATCH_MATMUL": 2,
+    "GELU": 2,
     "DEQUANTIZE": 2,
     **dict.fromkeys(
         (

@@ -26,7 +26,7 @@ from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions, strict_bool_values
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
 from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
-from targets.tflite.writer import IO_LAYOUT_KEY
+from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 
 
 class TfliteTarget(Target):
@@ -93,7 +93,9 @@ def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
     if not unsupported and _needs_static_batch(graph):
-        return _folded(fix_batch(model)), [
+        graph = _folded(fix_batch(model))
+        check_supported(graph)
+        return graph, [
             "tflite: batch fixed to 1: recurrent state tensors (LSTM/GRU) have a static batch."
         ]
     if not unsupported or not unsupported <= SHAPE_ARITHMETIC:
@@ -152,7 +154,9 @@ def _lower_inputs(ctx: Lowering) -> None:
         shape = ctx.shape(name)
         layout = layout_for_rank(len(shape)) if ctx.options.nhwc_io else PLAIN
         quant = ctx.graph.act_quant.get(name) if ctx.int8 and ctx.options.int8_io else None
-        value = ctx.new_value(name, shape, layout, "int8" if quant else ctx.plain_dtype(name), quant)
+        value = ctx.new_value(
+            name, shape, layout, "int8" if quant else ctx.plain_dtype(name), quant
+        )
         ctx.values[name] = value
         ctx.builder.inputs.append((name, value.tensor))
         ctx.public_layouts[value.tensor] = value.layout
@@ -188,9 +192,25 @@ def _record_io_layout(ctx: Lowering) -> None:
         ctx.builder.metadata[IO_LAYOUT_KEY] = json.dumps(layouts).encode()
 
 
+def float_islands(ctx: Lowering) -> dict[str, int]:
+    """int8 models: TFLite ops that compute in float (DEQUANTIZE → op → QUANTIZE islands)."""
+    if not ctx.int8:
+        return {}
+    float_type = TENSOR_TYPES["float32"]
+    found: Counter = Counter()
+    for op, operator in zip(ctx.builder.op_names, ctx.builder.operators, strict=True):
+        outputs = [ctx.builder.tensors[i] for i in operator.outputs]
+        if op != "DEQUANTIZE" and any(t.type == float_type for t in outputs):
+            found[op] += 1
+    return dict(sorted(found.items()))
+
+
 def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
     ops = Counter(ctx.builder.op_names)
+    islands = float_islands(ctx)
+    island_note = [f"tflite int8: ops left in float (islands): {islands}."] if islands else []
     return {
+        "float_ops": islands,
         "runtime": _runtime_label(),
         "conversion_s": round(elapsed, 4),
         "op_counts": dict(sorted(ops.items())),
@@ -202,6 +222,7 @@ def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
         else "as the ONNX model (NCHW)",
         "resolver": options.resolver,
         "notes": ctx.notes
+        + island_note
         + [
             f"tflite: {sum(ops.values())} ops, {ops.get('TRANSPOSE', 0)} TRANSPOSE "
             f"({ctx.transposes['inner']} inside the graph), lowered in {elapsed * 1000:.0f} ms."

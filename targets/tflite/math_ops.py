@@ -29,6 +29,8 @@ UNARY = {
     "Elu": "ELU",
     "Gelu": "GELU",
 }
+# Ops whose LiteRT int8 kernel accepts the calibrated output params.
+INT8_UNARY = {"Gelu"}
 BINARY = {
     "Equal": "EQUAL",
     "Less": "LESS",
@@ -83,14 +85,27 @@ def lower_unary_math(ctx: Lowering, node: Node) -> None:
         return
     if node.op_type == "Gelu" and node.attrs.get("approximate", b"none") in (b"tanh", "tanh"):
         raise UnsupportedOp(f"Gelu '{node.name}' uses the tanh approximation; export exact GELU.")
+    if node.op_type in INT8_UNARY and ctx.quantized(node):
+        _int8_unary(ctx, node)
+        return
     layout, inputs = operands(ctx, node, node.inputs[:1])
     _emit_as(ctx, node, UNARY[node.op_type], inputs, layout)
+
+
+def _int8_unary(ctx: Lowering, node: Node) -> None:
+    """An op with an int8 kernel that takes any output params (GELU): stays integer."""
+    x = ctx.get(node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8")
+    out = ctx.output(node.outputs[0], x.layout, True)
+    options = ctx.options_of("GeluOptions", approximate=False) if node.op_type == "Gelu" else None
+    ctx.emit(UNARY[node.op_type], [x.tensor], [out], options)
 
 
 def lower_binary_math(ctx: Lowering, node: Node) -> None:
     """Comparisons, logical ops, Max/Min (two inputs) and Pow, with numpy broadcasting."""
     if len(node.inputs) != 2:
-        raise UnsupportedOp(f"{node.op_type} '{node.name}' has {len(node.inputs)} inputs; tflite needs 2.")
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' has {len(node.inputs)} inputs; tflite needs 2."
+        )
     if node.op_type == "Pow" and ctx.graph.is_const(node.inputs[1]):
         exponent = ctx.graph.float_const(node.inputs[1]).reshape(-1)
         if exponent.size == 1 and float(exponent[0]) in POW_SHORTCUTS:
@@ -131,7 +146,9 @@ def lower_cast(ctx: Lowering, node: Node) -> None:
     target = ONNX_DTYPES.get(int(node.attrs["to"]))
     source = ctx.get(node.inputs[0], None, "float32")
     if target not in TENSOR_TYPES or target in ("float16", "int8"):
-        raise UnsupportedOp(f"Cast '{node.name}' to ONNX type {node.attrs['to']} is not lowered to tflite.")
+        raise UnsupportedOp(
+            f"Cast '{node.name}' to ONNX type {node.attrs['to']} is not lowered to tflite."
+        )
     if target == source.dtype:
         ctx.values[node.outputs[0]] = source
         return
@@ -155,11 +172,16 @@ def lower_erf(ctx: Lowering, node: Node) -> None:
     poly = ctx.step("MUL", [t.tensor, ctx.scalar(f"{tag}/a5", ERF_A[4])], f"{tag}/h4", like)
     for index in (3, 2, 1, 0):
         poly = ctx.step(
-            "ADD", [poly.tensor, ctx.scalar(f"{tag}/a{index + 1}", ERF_A[index])], f"{tag}/s{index}", like
+            "ADD",
+            [poly.tensor, ctx.scalar(f"{tag}/a{index + 1}", ERF_A[index])],
+            f"{tag}/s{index}",
+            like,
         )
         poly = ctx.step("MUL", [poly.tensor, t.tensor], f"{tag}/h{index}", like)
     square = ctx.step("SQUARE", [x], f"{tag}/sq", like)
-    gauss = ctx.step("EXP", [ctx.step("NEG", [square.tensor], f"{tag}/nsq", like).tensor], f"{tag}/exp", like)
+    gauss = ctx.step(
+        "EXP", [ctx.step("NEG", [square.tensor], f"{tag}/nsq", like).tensor], f"{tag}/exp", like
+    )
     tail = ctx.step("MUL", [poly.tensor, gauss.tensor], f"{tag}/tail", like)
     magnitude = ctx.step("SUB", [ctx.scalar(f"{tag}/one_m", 1.0), tail.tensor], f"{tag}/mag", like)
     sign = ctx.step("SIGN", [x], f"{tag}/sign", like)
@@ -208,7 +230,9 @@ def lower_softsign(ctx: Lowering, node: Node) -> None:
     layout, (x,) = operands(ctx, node, node.inputs[:1])
     like = Value(x, layout, "float32", None, ctx.shape(node.outputs[0]))
     den = ctx.step("ABS", [x], f"{node.name}/abs", like)
-    den = ctx.step("ADD", [den.tensor, ctx.scalar(f"{node.name}/one", 1.0)], f"{node.name}/den", like)
+    den = ctx.step(
+        "ADD", [den.tensor, ctx.scalar(f"{node.name}/one", 1.0)], f"{node.name}/den", like
+    )
     out = ctx.output(node.outputs[0], layout, False)
     ctx.emit("DIV", [x, den.tensor], [out])
 
@@ -219,7 +243,10 @@ def lower_clip_runtime(ctx: Lowering, node: Node) -> None:
     layout, tensors = operands(ctx, node, names)
     like = Value(tensors[0], layout, "float32", None, ctx.shape(node.outputs[0]))
     current = tensors[0]
-    steps = [("MAXIMUM", node.inputs[1] if len(node.inputs) > 1 else ""), ("MINIMUM", node.inputs[2] if len(node.inputs) > 2 else "")]
+    steps = [
+        ("MAXIMUM", node.inputs[1] if len(node.inputs) > 1 else ""),
+        ("MINIMUM", node.inputs[2] if len(node.inputs) > 2 else ""),
+    ]
     steps = [(op, tensors[names.index(b)]) for op, b in steps if b]
     for index, (op, bound) in enumerate(steps):
         if index == len(steps) - 1:
@@ -227,4 +254,3 @@ def lower_clip_runtime(ctx: Lowering, node: Node) -> None:
             ctx.emit(op, [current, bound], [out])
         else:
             current = ctx.step(op, [current, bound], f"{node.name}/{op.lower()}", like).tensor
-

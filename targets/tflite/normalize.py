@@ -61,11 +61,15 @@ def _affine(ctx: Lowering, node: Node, normed: Value, scale: int, bias: int | No
 def lower_layer_norm(ctx: Lowering, node: Node) -> None:
     """LayerNormalization over axes [axis, rank) in the input's layout."""
     if len(node.outputs) > 1 and any(node.outputs[1:]):
-        raise UnsupportedOp(f"LayerNormalization '{node.name}': mean/inv-std outputs are not lowered.")
+        raise UnsupportedOp(
+            f"LayerNormalization '{node.name}': mean/inv-std outputs are not lowered."
+        )
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", -1)) % rank
     layout = ctx.preferred_layout(node.inputs[0])
-    x, normed = _normalized(ctx, node, tuple(range(axis, rank)), float(node.attrs.get("epsilon", 1e-5)), layout)
+    x, normed = _normalized(
+        ctx, node, tuple(range(axis, rank)), float(node.attrs.get("epsilon", 1e-5)), layout
+    )
     scale = _laid_out(ctx, f"{node.name}/gamma", ctx.graph.float_const(node.inputs[1]), x)
     bias = None
     if len(node.inputs) > 2 and node.inputs[2]:
@@ -78,7 +82,9 @@ def lower_instance_norm(ctx: Lowering, node: Node) -> None:
     rank = len(ctx.shape(node.inputs[0]))
     layout = ctx.preferred_layout(node.inputs[0])
     layout = Layout(NHWC) if rank == 4 and layout.is_plain else layout
-    x, normed = _normalized(ctx, node, tuple(range(2, rank)), float(node.attrs.get("epsilon", 1e-5)), layout)
+    x, normed = _normalized(
+        ctx, node, tuple(range(2, rank)), float(node.attrs.get("epsilon", 1e-5)), layout
+    )
     scale = _channel_const(ctx, f"{node.name}/scale", ctx.graph.float_const(node.inputs[1]), x)
     bias = _channel_const(ctx, f"{node.name}/bias", ctx.graph.float_const(node.inputs[2]), x)
     _affine(ctx, node, normed, scale, bias)
@@ -101,7 +107,9 @@ def lower_lrn(ctx: Lowering, node: Node) -> None:
     """LRN → LOCAL_RESPONSE_NORMALIZATION on NHWC (odd size; TFLite's alpha is per element)."""
     size = int(node.attrs["size"])
     if size % 2 == 0 or len(ctx.shape(node.inputs[0])) != 4:
-        raise UnsupportedOp(f"LRN '{node.name}' has an even size or is not 4-D; tflite's window is symmetric.")
+        raise UnsupportedOp(
+            f"LRN '{node.name}' has an even size or is not 4-D; tflite's window is symmetric."
+        )
     x = ctx.get(node.inputs[0], Layout(NHWC), "float32")
     out = ctx.output(node.outputs[0], x.layout, False)
     options = ctx.options_of(

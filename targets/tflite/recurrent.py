@@ -29,7 +29,9 @@ HYBRID_LSTM_VERSION = 2
 def _check(ctx: Lowering, node: Node, defaults: tuple[str, ...]) -> None:
     """Refuse what the lowering does not map: batch-major layout, sequence lengths, clip,
     non-default activations, runtime weights or a non-zero initial state, a dynamic batch."""
-    acts = tuple(a.decode() if isinstance(a, bytes) else a for a in node.attrs.get("activations", defaults))
+    acts = tuple(
+        a.decode() if isinstance(a, bytes) else a for a in node.attrs.get("activations", defaults)
+    )
     problems = {
         "layout=1": node.attrs.get("layout", 0),
         "sequence_lens": len(node.inputs) > 4 and node.inputs[4],
@@ -37,7 +39,8 @@ def _check(ctx: Lowering, node: Node, defaults: tuple[str, ...]) -> None:
         "input_forget": node.attrs.get("input_forget", 0),
         f"activations {acts}": acts != defaults,
         "runtime weights": not all(ctx.graph.is_const(n) for n in node.inputs[1:3]),
-        "a dynamic batch or sequence (fix it with --input-shape)": None in ctx.shape(node.inputs[0]),
+        "a dynamic batch or sequence (fix it with --input-shape)": None
+        in ctx.shape(node.inputs[0]),
     }
     for index in (5, 6):
         name = node.inputs[index] if len(node.inputs) > index else ""
@@ -45,7 +48,9 @@ def _check(ctx: Lowering, node: Node, defaults: tuple[str, ...]) -> None:
             problems["a non-zero initial state"] = True
     found = [what for what, bad in problems.items() if bad]
     if found:
-        raise UnsupportedOp(f"{node.op_type} '{node.name}' has {', '.join(found)}; tflite cannot lower it.")
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' has {', '.join(found)}; tflite cannot lower it."
+        )
 
 
 def _directions(node: Node) -> list[bool]:
@@ -86,9 +91,20 @@ def _last_step(ctx: Lowering, tag: str, sequence: Value) -> Value:
     seq, batch, hidden = sequence.shape
     inputs = [sequence.tensor] + [
         ctx.shape_const(f"{tag}/{k}", v)
-        for k, v in (("begin", [seq - 1, 0, 0]), ("end", [seq, batch, hidden]), ("strides", [1, 1, 1]))
+        for k, v in (
+            ("begin", [seq - 1, 0, 0]),
+            ("end", [seq, batch, hidden]),
+            ("strides", [1, 1, 1]),
+        )
     ]
-    return ctx.step("STRIDED_SLICE", inputs, tag, sequence, ctx.options_of("StridedSliceOptions"), shape=(1, batch, hidden))
+    return ctx.step(
+        "STRIDED_SLICE",
+        inputs,
+        tag,
+        sequence,
+        ctx.options_of("StridedSliceOptions"),
+        shape=(1, batch, hidden),
+    )
 
 
 def _outputs(ctx: Lowering, node: Node, runs: list[tuple[Value, bool]]) -> None:
@@ -103,7 +119,9 @@ def _outputs(ctx: Lowering, node: Node, runs: list[tuple[Value, bool]]) -> None:
     _finish(ctx, node.outputs[0] if node.outputs else "", ys, 1)
     _finish(ctx, node.outputs[1] if len(node.outputs) > 1 else "", last, 0)
     if len(node.outputs) > 2 and node.outputs[2] and ctx.consumers.get(node.outputs[2]):
-        raise UnsupportedOp(f"{node.op_type} '{node.name}': the final cell state Y_c is not lowered.")
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}': the final cell state Y_c is not lowered."
+        )
 
 
 def _lstm_weight(ctx: Lowering, tag: str, array: np.ndarray) -> int:
@@ -120,8 +138,14 @@ def lower_lstm(ctx: Lowering, node: Node) -> None:
     hidden = int(node.attrs["hidden_size"])
     w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
     has_bias = len(node.inputs) > 3 and node.inputs[3]
-    bias = ctx.graph.float_const(node.inputs[3]) if has_bias else np.zeros((w.shape[0], 8 * hidden), np.float32)
-    peep = ctx.graph.float_const(node.inputs[7]) if len(node.inputs) > 7 and node.inputs[7] else None
+    bias = (
+        ctx.graph.float_const(node.inputs[3])
+        if has_bias
+        else np.zeros((w.shape[0], 8 * hidden), np.float32)
+    )
+    peep = (
+        ctx.graph.float_const(node.inputs[7]) if len(node.inputs) > 7 and node.inputs[7] else None
+    )
     x = ctx.get(node.inputs[0], PLAIN, "float32")
     runs = []
     for index, reversed_ in enumerate(_directions(node)):
@@ -145,16 +169,22 @@ def _lstm_op(ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple) -> Va
         inputs[12 + slot] = ctx.const(f"{tag}/b{slot}", total.astype(np.float32), "float32")
     if peep is not None:
         for slot, g in enumerate(PEEPHOLES):
-            inputs[9 + slot] = ctx.const(f"{tag}/p{slot}", gate(peep, g).astype(np.float32), "float32")
+            inputs[9 + slot] = ctx.const(
+                f"{tag}/p{slot}", gate(peep, g).astype(np.float32), "float32"
+            )
     state = (batch, hidden)
     inputs[18] = ctx.builder.add_tensor(f"{tag}/h", state, "float32", variable=True)
     inputs[19] = ctx.builder.add_tensor(f"{tag}/c", state, "float32", variable=True)
     out = ctx.new_value(f"{tag}/out", (seq, batch, hidden), PLAIN, "float32", None)
     options = ctx.options_of(
-        "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=4, timeMajor=True  # TANH
+        "UnidirectionalSequenceLSTMOptions",
+        fusedActivationFunction=4,
+        timeMajor=True,  # TANH
     )
     hybrid = ctx.options.precision in ("dynamic", "int8")
-    ctx.emit("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out], options, HYBRID_LSTM_VERSION if hybrid else 1)
+    ctx.emit(
+        "UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out], options, HYBRID_LSTM_VERSION if hybrid else 1
+    )
     return out
 
 
@@ -164,21 +194,38 @@ def lower_gru(ctx: Lowering, node: Node) -> None:
     hidden = int(node.attrs["hidden_size"])
     w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
     has_bias = len(node.inputs) > 3 and node.inputs[3]
-    bias = ctx.graph.float_const(node.inputs[3]) if has_bias else np.zeros((w.shape[0], 6 * hidden), np.float32)
+    bias = (
+        ctx.graph.float_const(node.inputs[3])
+        if has_bias
+        else np.zeros((w.shape[0], 6 * hidden), np.float32)
+    )
     x = ctx.get(node.inputs[0], PLAIN, "float32")
     seq, batch, _ = x.shape
     steps = _unpack(ctx, f"{node.name}/steps", x)
     runs = []
     for index, reversed_ in enumerate(_directions(node)):
-        cell = _GruCell(ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]), node)
+        cell = _GruCell(
+            ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]), node
+        )
         order = list(reversed(steps)) if reversed_ else steps
-        h = Value(ctx.const(f"{cell.tag}/h0", np.zeros((batch, hidden), np.float32), "float32"), PLAIN, "float32", None, (batch, hidden))
+        h = Value(
+            ctx.const(f"{cell.tag}/h0", np.zeros((batch, hidden), np.float32), "float32"),
+            PLAIN,
+            "float32",
+            None,
+            (batch, hidden),
+        )
         outs = []
         for t, step in enumerate(order):
             h = cell.step(step, h, t)
             outs.append(h)
         packed = ctx.new_value(f"{cell.tag}/seq", (seq, batch, hidden), PLAIN, "float32", None)
-        ctx.emit("PACK", [o.tensor for o in outs], [packed], ctx.options_of("PackOptions", valuesCount=seq, axis=0))
+        ctx.emit(
+            "PACK",
+            [o.tensor for o in outs],
+            [packed],
+            ctx.options_of("PackOptions", valuesCount=seq, axis=0),
+        )
         runs.append((packed, reversed_))
     _outputs(ctx, node, runs)
 
@@ -209,7 +256,13 @@ class _GruCell:
         b_index = bias_tensor(ctx, f"{tag}/b", bias, None, None)
         like = Value(x.tensor, PLAIN, "float32", None, (x.shape[0], weight.shape[0]))
         out = ctx.new_value(tag, like.shape, PLAIN, "float32", None)
-        ctx.emit("FULLY_CONNECTED", [x.tensor, w_index, b_index], [out], ctx.options_of("FullyConnectedOptions"), fc_version(x, w_quant, False))
+        ctx.emit(
+            "FULLY_CONNECTED",
+            [x.tensor, w_index, b_index],
+            [out],
+            ctx.options_of("FullyConnectedOptions"),
+            fc_version(x, w_quant, False),
+        )
         return out
 
     def step(self, x: Value, h: Value, t: int) -> Value:
@@ -217,7 +270,15 @@ class _GruCell:
         ctx, tag = self.ctx, f"{self.tag}/t{t}"
         gates = []
         for g, name in ((0, "z"), (1, "r")):
-            pre = ctx.step("ADD", [self.fc(f"{tag}/x{name}", x, self.w[g], self.wb[g] + self.rb[g]).tensor, self.fc(f"{tag}/h{name}", h, self.r[g], np.zeros(self.hidden)).tensor], f"{tag}/{name}pre", h)
+            pre = ctx.step(
+                "ADD",
+                [
+                    self.fc(f"{tag}/x{name}", x, self.w[g], self.wb[g] + self.rb[g]).tensor,
+                    self.fc(f"{tag}/h{name}", h, self.r[g], np.zeros(self.hidden)).tensor,
+                ],
+                f"{tag}/{name}pre",
+                h,
+            )
             gates.append(ctx.step("LOGISTIC", [pre.tensor], f"{tag}/{name}", h))
         z, r = gates
         if self.before_reset:
@@ -227,7 +288,12 @@ class _GruCell:
             reset = ctx.step("MUL", [r.tensor, h.tensor], f"{tag}/rh", h)
             rec = self.fc(f"{tag}/hn", reset, self.r[2], self.rb[2])
         xn = self.fc(f"{tag}/xn", x, self.w[2], self.wb[2])
-        n = ctx.step("TANH", [ctx.step("ADD", [xn.tensor, rec.tensor], f"{tag}/npre", h).tensor], f"{tag}/n", h)
+        n = ctx.step(
+            "TANH",
+            [ctx.step("ADD", [xn.tensor, rec.tensor], f"{tag}/npre", h).tensor],
+            f"{tag}/n",
+            h,
+        )
         diff = ctx.step("SUB", [h.tensor, n.tensor], f"{tag}/diff", h)
         gated = ctx.step("MUL", [z.tensor, diff.tensor], f"{tag}/zdiff", h)
         return ctx.step("ADD", [n.tensor, gated.tensor], f"{tag}/h", h)

@@ -18,7 +18,6 @@ from targets.tflite import TARGET
 from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
 from tests.targets.tflite.test_ops import RESOLVERS, GraphBuilder, _inputs, _reference
 
-
 RNG = np.random.default_rng(5)
 
 
@@ -121,7 +120,10 @@ def case_norms():
     y = g.op("LRN", [g.conv("x", 4, 6, k=1)], size=3, alpha=1e-2, beta=0.75, bias=1.0)
     y = g.op("InstanceNormalization", [y, g.weight(6), g.weight(6)], epsilon=1e-5)
     y = g.op("Relu", [g.conv(y, 6, 4, k=1)])
-    mean, var = g.weight(4, scale=0.1), g.const(np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5)
+    mean, var = (
+        g.weight(4, scale=0.1),
+        g.const(np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5),
+    )
     y = g.op("BatchNormalization", [y, g.weight(4), g.weight(4), mean, var], epsilon=1e-5)
     return g.model(y), "LOCAL_RESPONSE_NORMALIZATION"
 
@@ -149,7 +151,9 @@ def case_clip_runtime_bounds_expand():
 def case_constant_first_operand():
     g = GraphBuilder((1, 6))
     y = g.op("Sub", [g.const(np.float32(1)), g.op("Sigmoid", ["x"])])
-    return g.model(g.op("Div", [g.const(np.float32(2)), g.op("Add", [y, g.const(np.float32(1))])])), "DIV"
+    return g.model(
+        g.op("Div", [g.const(np.float32(2)), g.op("Add", [y, g.const(np.float32(1))])])
+    ), "DIV"
 
 
 def case_conv1d_reflect_pad():
@@ -194,14 +198,19 @@ def case_gru_bidirectional():
     return _recurrent("GRU", "bidirectional", 3), "LOGISTIC"
 
 
-
 CASES = {name[5:]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
 # Cases where a TRANSPOSE inside the graph is the lowering rather than a missed layout fold:
 # softmax over a middle axis / a permuted tensor read by BATCH_MATMUL; the reflection pad that
 # runs on the NCL input before the first (channels-last) 1-D conv.
 INNER_TRANSPOSE = {"batch_matmul_softmax_axis", "conv1d_reflect_pad"}
 # int8: quantized neighbours with the new ops as float islands, or int8 kernels (BATCH_MATMUL).
-INT8_CASES = ["layer_norm", "gelu_erf", "batch_matmul_softmax_axis", "depth_space_dcr", "conv1d_reflect_pad"]
+INT8_CASES = [
+    "layer_norm",
+    "gelu_erf",
+    "batch_matmul_softmax_axis",
+    "depth_space_dcr",
+    "conv1d_reflect_pad",
+]
 
 
 def _run(path, x, precision, resolver, tmp_path):
@@ -211,11 +220,6 @@ def _run(path, x, precision, resolver, tmp_path):
     chunks = [runner.run({"x": x[i : i + step]}) for i in range(0, len(x), step)]
     outs = [np.concatenate([c[spec.name] for c in chunks]) for spec in runner.outputs]
     return artifact, outs
-
-
-def _reference_batched(path, x, optimize=True):
-    """onnxruntime per sample when the model was fixed to batch 1 (recurrent cases)."""
-    return _reference(path, x, optimize)
 
 
 @pytest.mark.parametrize("resolver", RESOLVERS)
@@ -286,7 +290,9 @@ def test_embedding_lookup_with_int64_ids(tmp_path):
     x = np.array([[3, 1, 0, 0, 0], [11, 4, 7, 2, 0]], np.int64)
     import onnxruntime as ort
 
-    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"ids": x})[0]
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"ids": x}
+    )[0]
     for resolver in RESOLVERS:
         artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
         runner = TARGET.open_runner(artifact.path, 1, resolver)

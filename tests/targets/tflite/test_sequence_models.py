@@ -75,7 +75,9 @@ class PixelShuffleSR(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1)
+        )
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +138,9 @@ def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, steps: int) -> nn.Mod
 def _export(model: nn.Module, example: np.ndarray, folder) -> object:
     """torch.export (dynamic batch) → ONNX → cleanup, as the pipeline does."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(model.eval(), (torch.from_numpy(example[:2]),), dynamic_shapes=({0: batch},))
+    program = torch.export.export(
+        model.eval(), (torch.from_numpy(example[:2]),), dynamic_shapes=({0: batch},)
+    )
     torch.export.save(program, str(folder / "model.pt2"))
     loaded = load_model(folder / "model.pt2")
     cleanup_onnx(export_onnx(loaded, loaded.inputs, folder / "raw.onnx"), folder / "model.onnx")
@@ -148,7 +152,9 @@ def _tflite(path, precision: str, x: np.ndarray, resolver: str, out) -> tuple[np
     artifact = TARGET.lower(path, precision, out, TfliteOptions())
     runner = TARGET.open_runner(artifact.path, 1, resolver)
     name, step = runner.inputs[0].name, runner.fixed_batch or len(x)
-    chunks = [runner.run({name: x[i : i + step]})[runner.outputs[0].name] for i in range(0, len(x), step)]
+    chunks = [
+        runner.run({name: x[i : i + step]})[runner.outputs[0].name] for i in range(0, len(x), step)
+    ]
     return np.concatenate(chunks), artifact.info
 
 
@@ -158,7 +164,10 @@ def _onnxruntime(path, x: np.ndarray) -> np.ndarray:
 
 
 def _trained(name: str, tmp_path_factory) -> dict:
-    model, task, steps = {"transformer": (TinyTransformer(), _token_task, 150), "lstm": (TinyLSTM(), _series_task, 150)}[name]
+    model, task, steps = {
+        "transformer": (TinyTransformer(), _token_task, 150),
+        "lstm": (TinyLSTM(), _series_task, 150),
+    }[name]
     torch.manual_seed(0)
     x, y = task(2048, seed=1)
     model = _train(model, x, y, steps)
@@ -166,7 +175,14 @@ def _trained(name: str, tmp_path_factory) -> dict:
     with torch.no_grad():
         logits = model(torch.from_numpy(eval_x)).numpy()
     folder = tmp_path_factory.mktemp(name)
-    return {"onnx": _export(model, eval_x, folder), "x": eval_x, "y": eval_y, "torch": logits, "folder": folder, "calib": x[:256]}
+    return {
+        "onnx": _export(model, eval_x, folder),
+        "x": eval_x,
+        "y": eval_y,
+        "torch": logits,
+        "folder": folder,
+        "calib": x[:256],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +214,9 @@ def test_trained_sequence_model_converts(trained, mode, resolver, tmp_path):
     torch_acc = _accuracy(trained["torch"], trained["y"])
     assert torch_acc >= 90, f"{trained['name']} did not learn its task ({torch_acc:.1f}%)"
     got, info = _tflite(trained["onnx"], mode, trained["x"], resolver, tmp_path / mode)
-    expected = {"transformer": "BATCH_MATMUL", "lstm": "UNIDIRECTIONAL_SEQUENCE_LSTM"}[trained["name"]]
+    expected = {"transformer": "BATCH_MATMUL", "lstm": "UNIDIRECTIONAL_SEQUENCE_LSTM"}[
+        trained["name"]
+    ]
     assert info["op_counts"].get(expected, 0) >= 1, info["op_counts"]
     if mode == "fp32":
         want = _onnxruntime(trained["onnx"], trained["x"])
@@ -216,7 +234,9 @@ def test_trained_transformer_int8_with_float_islands(zoo, resolver, tmp_path):
     ops = info["op_counts"]
     assert ops.get("DEQUANTIZE", 0) >= 1 and ops.get("FULLY_CONNECTED", 0) >= 1, ops
     torch_acc = _accuracy(trained["torch"], trained["y"])
-    cosine = float(np.sum(got * trained["torch"]) / np.linalg.norm(got) / np.linalg.norm(trained["torch"]))
+    cosine = float(
+        np.sum(got * trained["torch"]) / np.linalg.norm(got) / np.linalg.norm(trained["torch"])
+    )
     assert abs(_accuracy(got, trained["y"]) - torch_acc) <= 1.0 or cosine >= 0.99
 
 
