@@ -43,6 +43,23 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
     ctx.emit("GATHER", [x.tensor, index], [out], options)
 
 
+def lower_gather_nd(ctx: Lowering, node: Node) -> None:
+    """GatherND (batch_dims 0) → GATHER_ND; constant or runtime indices."""
+    if int(node.attrs.get("batch_dims", 0)):
+        raise UnsupportedOp(
+            f"GatherND '{node.name}' has batch_dims > 0; tflite's GATHER_ND has none."
+        )
+    data = _gather_data(ctx, node)
+    indices = node.inputs[1]
+    if ctx.graph.is_const(indices):
+        array = ctx.graph.consts[indices].astype(np.int32)
+        index = ctx.const(f"{node.name}/indices", array, "int32")
+    else:
+        index = ctx.get(indices).tensor
+    out = ctx.output(node.outputs[0], PLAIN, data.quant is not None, data.quant)
+    ctx.emit("GATHER_ND", [data.tensor, index], [out])
+
+
 def _gather_data(ctx: Lowering, node: Node) -> Value:
     """The table an embedding lookup reads: a constant (float32) or a runtime tensor."""
     name = node.inputs[0]

@@ -90,6 +90,7 @@ RULES = {
     "ReduceMax": shape_ops.lower_reduce_mean,
     "Resize": shape_ops.lower_resize,
     "Gather": index_ops.lower_gather,
+    "GatherND": index_ops.lower_gather_nd,
     "ReduceSum": index_ops.lower_reduce,
     "ReduceMin": index_ops.lower_reduce,
     "ReduceProd": index_ops.lower_reduce,

@@ -138,6 +138,13 @@ def case_index_ops():
     return g.model(values, arg, low, cum, tiled), "TOPK_V2"
 
 
+def case_gather_nd():
+    g = GraphBuilder((1, 4, 5))
+    y = g.op("Relu", ["x"])
+    picked = g.op("GatherND", [y, g.const(_i64([[0, 1], [0, 3]]))])
+    return g.model(g.op("Add", [picked, g.const(np.float32(1))])), "GATHER_ND"
+
+
 def case_clip_runtime_bounds_expand():
     g = GraphBuilder((1, 3, 4))
     low = g.op("ReduceMin", ["x", g.const(_i64([2]))], keepdims=1)
