@@ -169,9 +169,8 @@ def _lstm_op(ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple) -> Va
         inputs[12 + slot] = ctx.const(f"{tag}/b{slot}", total.astype(np.float32), "float32")
     if peep is not None:
         for slot, g in enumerate(PEEPHOLES):
-            inputs[9 + slot] = ctx.const(
-                f"{tag}/p{slot}", gate(peep, g).astype(np.float32), "float32"
-            )
+            # The hybrid kernel wants the peepholes int8 like the gate matrices.
+            inputs[9 + slot] = _lstm_weight(ctx, f"{tag}/p{slot}", gate(peep, g))
     state = (batch, hidden)
     inputs[18] = ctx.builder.add_tensor(f"{tag}/h", state, "float32", variable=True)
     inputs[19] = ctx.builder.add_tensor(f"{tag}/c", state, "float32", variable=True)
@@ -189,7 +188,8 @@ def _lstm_op(ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple) -> Va
 
 
 def lower_gru(ctx: Lowering, node: Node) -> None:
-    """GRU unrolled over its (static) time steps, per direction."""
+    """GRU unrolled over its (static) time steps, per direction: one FULLY_CONNECTED projects
+    every step's input for all three gates, one (or two) per step the hidden state."""
     _check(ctx, node, ("Sigmoid", "Tanh"))
     hidden = int(node.attrs["hidden_size"])
     w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
@@ -201,31 +201,19 @@ def lower_gru(ctx: Lowering, node: Node) -> None:
     )
     x = ctx.get(node.inputs[0], PLAIN, "float32")
     seq, batch, _ = x.shape
-    steps = _unpack(ctx, f"{node.name}/steps", x)
+    before_reset = bool(node.attrs.get("linear_before_reset", 0))
     runs = []
     for index, reversed_ in enumerate(_directions(node)):
-        cell = _GruCell(
-            ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]), node
-        )
-        order = list(reversed(steps)) if reversed_ else steps
-        h = Value(
-            ctx.const(f"{cell.tag}/h0", np.zeros((batch, hidden), np.float32), "float32"),
-            PLAIN,
-            "float32",
-            None,
-            (batch, hidden),
-        )
+        cell = _GruCell(ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]))
+        steps = _unpack(ctx, f"{cell.tag}/steps", cell.project(x))
+        h = None
         outs = []
-        for t, step in enumerate(order):
-            h = cell.step(step, h, t)
+        for t, step in enumerate(reversed(steps) if reversed_ else steps):
+            h = cell.step(step, h, t, before_reset)
             outs.append(h)
         packed = ctx.new_value(f"{cell.tag}/seq", (seq, batch, hidden), PLAIN, "float32", None)
-        ctx.emit(
-            "PACK",
-            [o.tensor for o in outs],
-            [packed],
-            ctx.options_of("PackOptions", valuesCount=seq, axis=0),
-        )
+        options = ctx.options_of("PackOptions", valuesCount=seq, axis=0)
+        ctx.emit("PACK", [o.tensor for o in outs], [packed], options)
         runs.append((packed, reversed_))
     _outputs(ctx, node, runs)
 
@@ -238,62 +226,84 @@ def _unpack(ctx: Lowering, tag: str, x: Value) -> list[Value]:
 
 
 class _GruCell:
-    """One GRU direction's weights as FULLY_CONNECTED constants (gates z, r, h)."""
+    """One GRU direction: gate weights (z, r, n) as FULLY_CONNECTED constants."""
 
-    def __init__(self, ctx: Lowering, tag: str, hidden: int, parts: tuple, node: Node) -> None:
+    def __init__(self, ctx: Lowering, tag: str, hidden: int, parts: tuple) -> None:
         w, r, b = parts
         self.ctx, self.tag, self.hidden = ctx, tag, hidden
-        self.before_reset = bool(node.attrs.get("linear_before_reset", 0))
-        gate = lambda a, g: a[g * hidden : (g + 1) * hidden]  # noqa: E731
-        self.w = [gate(w, g) for g in range(3)]
-        self.r = [gate(r, g) for g in range(3)]
-        self.wb = [gate(b[: 3 * hidden], g) for g in range(3)]
-        self.rb = [gate(b[3 * hidden :], g) for g in range(3)]
+        wb, rb = b[: 3 * hidden], b[3 * hidden :]
+        zeros = np.zeros(hidden, np.float32)
+        # z and r add both biases; n's recurrent bias stays with its recurrent term.
+        self.x_bias = wb + np.concatenate([rb[: 2 * hidden], zeros])
+        self.w, self.r, self.rb_n = w, r, rb[2 * hidden :]
 
     def fc(self, tag: str, x: Value, weight: np.ndarray, bias: np.ndarray) -> Value:
-        ctx = self.ctx
+        """x · weightᵀ + bias (keep_num_dims for a [seq, batch, in] input)."""
+        ctx, keep = self.ctx, len(x.shape) > 2
         w_index, w_quant = weight_tensor(ctx, f"{tag}/w", np.ascontiguousarray(weight), 0)
         b_index = bias_tensor(ctx, f"{tag}/b", bias, None, None)
-        like = Value(x.tensor, PLAIN, "float32", None, (x.shape[0], weight.shape[0]))
-        out = ctx.new_value(tag, like.shape, PLAIN, "float32", None)
-        ctx.emit(
-            "FULLY_CONNECTED",
-            [x.tensor, w_index, b_index],
-            [out],
-            ctx.options_of("FullyConnectedOptions"),
-            fc_version(x, w_quant, False),
-        )
+        shape = (*x.shape[:-1], weight.shape[0])
+        out = ctx.new_value(tag, shape, PLAIN, "float32", None)
+        options = ctx.options_of("FullyConnectedOptions", keepNumDims=keep)
+        version = fc_version(x, w_quant, keep)
+        ctx.emit("FULLY_CONNECTED", [x.tensor, w_index, b_index], [out], options, version)
         return out
 
-    def step(self, x: Value, h: Value, t: int) -> Value:
-        """h' = n + z·(h − n), z = σ(Wz x + Rz h), r = σ(Wr x + Rr h), n = tanh(Wn x + r ⊙ (Rn h))."""
+    def project(self, x: Value) -> Value:
+        """Every time step's input projection for the three gates: [seq, batch, 3·hidden]."""
+        return self.fc(f"{self.tag}/xproj", x, self.w, self.x_bias)
+
+    def split(self, tag: str, value: Value, parts: int) -> list[Value]:
+        """value [batch, parts·hidden] → parts tensors [batch, hidden]."""
+        shape = (value.shape[0], self.hidden)
+        outs = [
+            self.ctx.new_value(f"{tag}/{i}", shape, PLAIN, "float32", None) for i in range(parts)
+        ]
+        axis = self.ctx.const(f"{tag}/axis", np.array(1, np.int32), "int32")
+        options = self.ctx.options_of("SplitOptions", numSplits=parts)
+        self.ctx.emit("SPLIT", [axis, value.tensor], outs, options)
+        return outs
+
+    def step(self, xs: Value, h: Value | None, t: int, before_reset: bool) -> Value:
+        """h' = n + z·(h − n); z, r = σ(x + h terms); n = tanh(xn + recurrent n term)."""
         ctx, tag = self.ctx, f"{self.tag}/t{t}"
-        gates = []
-        for g, name in ((0, "z"), (1, "r")):
-            pre = ctx.step(
-                "ADD",
-                [
-                    self.fc(f"{tag}/x{name}", x, self.w[g], self.wb[g] + self.rb[g]).tensor,
-                    self.fc(f"{tag}/h{name}", h, self.r[g], np.zeros(self.hidden)).tensor,
-                ],
-                f"{tag}/{name}pre",
-                h,
-            )
-            gates.append(ctx.step("LOGISTIC", [pre.tensor], f"{tag}/{name}", h))
-        z, r = gates
-        if self.before_reset:
-            rec = self.fc(f"{tag}/hn", h, self.r[2], self.rb[2])
-            rec = ctx.step("MUL", [r.tensor, rec.tensor], f"{tag}/rhn", h)
+        xz, xr, xn = self.split(f"{tag}/xsplit", xs, 3)
+        if h is None:  # zero initial state: the recurrent terms are their biases
+            z, r, rec = self._first_gates(tag, xz, xr, xn, before_reset)
         else:
-            reset = ctx.step("MUL", [r.tensor, h.tensor], f"{tag}/rh", h)
-            rec = self.fc(f"{tag}/hn", reset, self.r[2], self.rb[2])
-        xn = self.fc(f"{tag}/xn", x, self.w[2], self.wb[2])
-        n = ctx.step(
-            "TANH",
-            [ctx.step("ADD", [xn.tensor, rec.tensor], f"{tag}/npre", h).tensor],
-            f"{tag}/n",
-            h,
-        )
+            z, r, rec = self._gates(tag, (xz, xr, xn), h, before_reset)
+        n = ctx.step("ADD", [xn.tensor, rec], f"{tag}/npre", xn)
+        n = ctx.step("TANH", [n.tensor], f"{tag}/n", xn)
+        if h is None:  # h' = n − z·n
+            gated = ctx.step("MUL", [z.tensor, n.tensor], f"{tag}/zn", xn)
+            return ctx.step("SUB", [n.tensor, gated.tensor], f"{tag}/h", xn)
         diff = ctx.step("SUB", [h.tensor, n.tensor], f"{tag}/diff", h)
         gated = ctx.step("MUL", [z.tensor, diff.tensor], f"{tag}/zdiff", h)
         return ctx.step("ADD", [n.tensor, gated.tensor], f"{tag}/h", h)
+
+    def _first_gates(self, tag: str, xz: Value, xr: Value, xn: Value, before_reset: bool) -> tuple:
+        """z, r and n's recurrent term (a tensor index) at h = 0."""
+        ctx = self.ctx
+        z = ctx.step("LOGISTIC", [xz.tensor], f"{tag}/z", xz)
+        r = ctx.step("LOGISTIC", [xr.tensor], f"{tag}/r", xr)
+        rb_n = ctx.const(f"{tag}/rbn", self.rb_n.astype(np.float32), "float32")
+        if not before_reset:  # (r·0)·Rnᵀ + Rbn
+            return z, r, rb_n
+        return z, r, ctx.step("MUL", [r.tensor, rb_n], f"{tag}/rec", xn).tensor
+
+    def _gates(self, tag: str, xs: tuple, h: Value, before_reset: bool) -> tuple:
+        """z, r and n's recurrent term (a tensor index) from the previous hidden state."""
+        ctx, hidden = self.ctx, self.hidden
+        rows = 3 if before_reset else 2
+        bias = np.concatenate([np.zeros(2 * hidden, np.float32), self.rb_n])[: rows * hidden]
+        projected = self.fc(f"{tag}/hproj", h, self.r[: rows * hidden], bias)
+        hz, hr, *hn = self.split(f"{tag}/hsplit", projected, rows)
+        gates = []
+        for name, x_part, h_part in (("z", xs[0], hz), ("r", xs[1], hr)):
+            pre = ctx.step("ADD", [x_part.tensor, h_part.tensor], f"{tag}/{name}pre", h)
+            gates.append(ctx.step("LOGISTIC", [pre.tensor], f"{tag}/{name}", h))
+        z, r = gates
+        if before_reset:
+            return z, r, ctx.step("MUL", [r.tensor, hn[0].tensor], f"{tag}/rec", h).tensor
+        reset = ctx.step("MUL", [r.tensor, h.tensor], f"{tag}/rh", h)
+        return z, r, self.fc(f"{tag}/hn", reset, self.r[2 * hidden :], self.rb_n).tensor

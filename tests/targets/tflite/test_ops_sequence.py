@@ -173,7 +173,7 @@ def case_conv1d_reflect_pad():
     return g.model(g.op("ReduceMean", [y, g.const(_i64([2]))], keepdims=0)), "MIRROR_PAD"
 
 
-def _recurrent(op_type: str, direction: str, gates: int, peephole: bool = False):
+def _recurrent(op_type: str, direction: str, gates: int, peephole: bool = False, reset: int = 1):
     g = GraphBuilder((1, 7, 4))  # [batch, seq, features]
     dirs, hidden = 2 if direction == "bidirectional" else 1, 5
     inputs = [
@@ -184,7 +184,7 @@ def _recurrent(op_type: str, direction: str, gates: int, peephole: bool = False)
     ]
     if peephole:
         inputs += ["", "", "", g.weight(dirs, 3 * hidden, scale=0.2)]
-    attrs = {"linear_before_reset": 1} if op_type == "GRU" else {}
+    attrs = {"linear_before_reset": reset} if op_type == "GRU" else {}
     y, y_h = g.op(op_type, inputs, outputs=2, hidden_size=hidden, direction=direction, **attrs)
     return g.model(y, y_h)
 
@@ -198,7 +198,7 @@ def case_lstm_bidirectional():
 
 
 def case_gru_reverse():
-    return _recurrent("GRU", "reverse", 3), "TANH"
+    return _recurrent("GRU", "reverse", 3, reset=0), "TANH"
 
 
 def case_gru_bidirectional():
@@ -306,3 +306,33 @@ def test_embedding_lookup_with_int64_ids(tmp_path):
         assert runner.inputs[0].dtype == "int64"
         got = runner.run({"ids": x})["p"]
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+# --dynamic: int8 weights (LSTM per tensor, FC per channel), float activations.
+DYNAMIC_CASES = [
+    "lstm_forward_peephole",
+    "lstm_bidirectional",
+    "gru_bidirectional",
+    "gru_reverse",
+    "layer_norm",
+    "gelu_erf",
+]
+
+
+@pytest.mark.parametrize("resolver", RESOLVERS)
+@pytest.mark.parametrize(
+    ("case", "mode"), [(c, "dynamic") for c in DYNAMIC_CASES] + [(c, "fp16") for c in sorted(CASES)]
+)
+def test_fp16_and_dynamic_close_to_onnxruntime(case, mode, resolver, tmp_path):
+    model, expected_op = CASES[case]()
+    path = tmp_path / "case.onnx"
+    onnx.save(model, path)
+    x = _inputs(model, batch=1)
+    artifact, got = _run(path, x, mode, resolver, tmp_path)
+    assert artifact.info["op_counts"].get(expected_op, 0) >= 1, artifact.info["op_counts"]
+    # Weight rounding only: int8 (1/254 of the largest weight) or fp16 (2^-11 relative).
+    bound = 0.05 if mode == "dynamic" else 5e-3
+    for want, have in zip(_reference(path, x), got, strict=True):
+        if want.dtype.kind != "f":
+            continue
+        assert np.abs(have - want).max() <= bound * max(float(np.ptp(want)), 1.0)
