@@ -238,19 +238,18 @@ def lower_softsign(ctx: Lowering, node: Node) -> None:
 
 
 def lower_clip_runtime(ctx: Lowering, node: Node) -> None:
-    """Clip with runtime bounds → MAXIMUM(x, low) then MINIMUM(·, high)."""
-    names = [n for n in node.inputs if n]
-    layout, tensors = operands(ctx, node, names)
+    """Clip with runtime bounds → MAXIMUM(x, low) then MINIMUM(·, high) (absent bounds skipped)."""
+    bounds = [
+        (op, name)
+        for op, name in zip(("MAXIMUM", "MINIMUM"), node.inputs[1:3], strict=False)
+        if name
+    ]
+    layout, tensors = operands(ctx, node, [node.inputs[0]] + [name for _, name in bounds])
     like = Value(tensors[0], layout, "float32", None, ctx.shape(node.outputs[0]))
     current = tensors[0]
-    steps = [
-        ("MAXIMUM", node.inputs[1] if len(node.inputs) > 1 else ""),
-        ("MINIMUM", node.inputs[2] if len(node.inputs) > 2 else ""),
-    ]
-    steps = [(op, tensors[names.index(b)]) for op, b in steps if b]
-    for index, (op, bound) in enumerate(steps):
-        if index == len(steps) - 1:
-            out = ctx.output(node.outputs[0], layout, False)
-            ctx.emit(op, [current, bound], [out])
-        else:
+    for index, ((op, _), bound) in enumerate(zip(bounds, tensors[1:], strict=True)):
+        if index < len(bounds) - 1:
             current = ctx.step(op, [current, bound], f"{node.name}/{op.lower()}", like).tensor
+            continue
+        out = ctx.output(node.outputs[0], layout, False)
+        ctx.emit(op, [current, bound], [out])
