@@ -95,6 +95,7 @@ def _fold_activation(graph: OnnxGraph, node: Node, alias: dict[str, str], kept: 
     source, params = alias.get(node.inputs[0], node.inputs[0]), _params(graph, node)
     if not usable(params):  # e.g. an attention mask holding -inf: the tensor stays float
         alias[node.outputs[0]] = source
+        graph.unquantizable.append(source)
         return
     current = graph.act_quant.get(source)
     if current is None or current.same_as(params):
