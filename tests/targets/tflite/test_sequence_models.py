@@ -245,6 +245,20 @@ def test_trained_transformer_int8_with_float_islands(zoo, resolver, tmp_path):
     assert abs(_accuracy(got, trained["y"]) - torch_acc) <= 1.0 or cosine >= 0.99
 
 
+@pytest.mark.parametrize("resolver", RESOLVERS)
+def test_trained_lstm_int8_runs_the_hybrid_lstm(zoo, resolver, tmp_path):
+    """--int8 on an LSTM model: int8 head, LSTM on LiteRT's dynamic-range kernel."""
+    trained = zoo("lstm")
+    qdq = trained["folder"] / "qdq.onnx"
+    calib = Dataset({"x": trained["calib"]})
+    quantize_int8_static(trained["onnx"], qdq, calib, TFLITE_SCHEME, "minmax", 16)
+    got, info = _tflite(qdq, "int8", trained["x"], resolver, tmp_path / "int8")
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in info["float_ops"], info["float_ops"]
+    assert "FULLY_CONNECTED" not in info["float_ops"], info["float_ops"]
+    torch_acc = _accuracy(trained["torch"], trained["y"])
+    assert abs(_accuracy(got, trained["y"]) - torch_acc) <= 1.0
+
+
 @pytest.mark.parametrize(
     ("builder", "shape", "op"),
     [
