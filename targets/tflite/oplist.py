@@ -21,6 +21,7 @@ READMES = (Path("README.md"), Path("targets/tflite/README.md"))
 # Rule module → heading of its group; ops of the Q/DQ folding itself are not user ops.
 GROUPS = {
     "conv": "convolution and pooling",
+    "deconv": "convolution and pooling",
     "dense": "matrix products",
     "elementwise": "element-wise and activations",
     "math_ops": "math, comparison and logic",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from targets.base import QuantScheme, TargetCapabilities
 from targets.tflite import (
     conv,
+    deconv,
     dense,
     elementwise,
     index_ops,
@@ -54,7 +55,7 @@ __all__ = ["CAPABILITIES", "RULES", "SHAPE_ARITHMETIC", "TFLITE_SCHEME", "Tflite
 
 RULES = {
     "Conv": conv.lower_conv,
-    "ConvTranspose": conv.lower_conv_transpose,
+    "ConvTranspose": deconv.lower_conv_transpose,
     "MaxPool": conv.lower_pool,
     "AveragePool": conv.lower_pool,
     "GlobalAveragePool": conv.lower_global_pool,

@@ -138,6 +138,31 @@ def case_index_ops():
     return g.model(values, arg, low, cum, tiled), "TOPK_V2"
 
 
+def case_conv_transpose_variants():
+    g = GraphBuilder((1, 4, 4, 4))
+    grouped = g.op(
+        "ConvTranspose",
+        ["x", g.weight(4, 3, 3, 3), g.weight(6, scale=0.1)],
+        group=2,
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        dilations=[2, 2],
+        output_padding=[1, 1],
+    )
+    depthwise = g.op("ConvTranspose", ["x", g.weight(4, 1, 2, 2)], group=4, strides=[2, 2])
+    return g.model(grouped, depthwise), "TRANSPOSE_CONV"
+
+
+def case_conv_transpose_grouped_no_bias():
+    # onnxruntime's quantizer cannot quantize a grouped ConvTranspose's bias (per-channel
+    # scales of C_out / group against C_out biases), so the int8 case has none.
+    g = GraphBuilder((1, 4, 4, 4))
+    y = g.op(
+        "ConvTranspose", ["x", g.weight(4, 3, 3, 3)], group=2, strides=[2, 2], pads=[1, 1, 1, 1]
+    )
+    return g.model(y), "TRANSPOSE_CONV"
+
+
 def case_gather_nd():
     g = GraphBuilder((1, 4, 5))
     y = g.op("Relu", ["x"])
@@ -217,6 +242,7 @@ INT8_CASES = [
     "batch_matmul_softmax_axis",
     "depth_space_dcr",
     "conv1d_reflect_pad",
+    "conv_transpose_grouped_no_bias",
 ]
 
 
