@@ -243,6 +243,14 @@ INT8_CASES = [
     "depth_space_dcr",
     "conv1d_reflect_pad",
     "conv_transpose_grouped_no_bias",
+    "reductions",
+    "norms",
+    "cnn_activations",
+    "depth_to_space_crd",
+    "unary_math",
+    "compare_where_cast",
+    "erf",
+    "gather_nd",
 ]
 
 
