@@ -1,6 +1,7 @@
 """Our ONNX → .tflite lowering against onnx2tf's flatbuffer_direct backend, fp32, same LiteRT.
 
-python -m benchmarks.onnx2tf_compare --onnx2tf /path/to/py312-venv/bin/onnx2tf
+python3.12 -m venv /tmp/o2t && /tmp/o2t/bin/pip install onnx2tf==2.6.9   # once, no TensorFlow
+python -m benchmarks.onnx2tf_compare --onnx2tf /tmp/o2t/bin/onnx2tf
 
 onnx2tf 2.6 needs Python >= 3.12 and pins its own numpy/onnx/onnxruntime, so it runs as a
 subprocess from its own virtualenv (never a dependency); it overwrites the ONNX file given to

@@ -370,3 +370,21 @@ def test_fp16_and_dynamic_close_to_onnxruntime(case, mode, resolver, tmp_path):
         if want.dtype.kind != "f":
             continue
         assert np.abs(have - want).max() <= bound * max(float(np.ptp(want)), 1.0)
+
+
+def test_batch_matmul_folds_transposes_into_adjoint_flags(tmp_path):
+    """A transposed operand (an ONNX Transpose, or Softmax's axis moved last) is read with
+    adj_x / adj_y instead of a TRANSPOSE; the one TRANSPOSE left puts Softmax's axis last."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model, _ = CASES["batch_matmul_softmax_axis"]()
+    onnx.save(model, tmp_path / "m.onnx")
+    artifact = TARGET.lower(tmp_path / "m.onnx", "fp32", tmp_path, TfliteOptions())
+    flat = schema.ModelT.InitFromPackedBuf((tmp_path / "model.tflite").read_bytes(), 0)
+    flags = [
+        (op.builtinOptions.adjX, op.builtinOptions.adjY)
+        for op in flat.subgraphs[0].operators
+        if isinstance(op.builtinOptions, schema.BatchMatMulOptionsT)
+    ]
+    assert flags == [(False, True), (True, False)]
+    assert artifact.info["op_counts"]["TRANSPOSE"] == 1
