@@ -45,19 +45,45 @@ from targets.tflite.runner import LiteRtRunner
 LAYOUTS = [(0, 2, 3, 1), (0, 2, 1)]  # what a channels-last converter may have done to I/O
 
 
-def convert_onnx2tf(exe: str, onnx_path: Path, work: Path) -> tuple[Path | None, float, str]:
-    """Run the onnx2tf CLI on a copy; (float32 .tflite or None, wall seconds, error tail)."""
+def convert_onnx2tf(
+    exe: str, onnx_path: Path, work: Path, calib: np.ndarray | None = None
+) -> tuple[Path | None, float, str]:
+    """Run the onnx2tf CLI on a copy; (.tflite or None, wall seconds, error tail). With calib:
+    its int8 file with float I/O (`-oiqt`, calibrated on calib, no normalization)."""
     work.mkdir(parents=True, exist_ok=True)
     copy = work / "model.onnx"
     shutil.copy(onnx_path, copy)
     names = [i.name for i in onnx.load(str(copy), load_external_data=False).graph.input]
     command = [exe, "-i", str(copy), "-o", str(work / "out"), "-b", "1", "-n", "-kat", *names]
+    if calib is not None:
+        np.save(work / "calib.npy", calib.astype(np.float32))
+        unit = "[" * calib.ndim + "{}" + "]" * calib.ndim
+        command += ["-oiqt", "-cind", names[0], str(work / "calib.npy")]
+        command += [unit.format(0.0), unit.format(1.0)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
-    found = sorted((work / "out").glob("*_float32.tflite"))
+    pattern = "*_float32.tflite" if calib is None else "*_integer_quant.tflite"
+    found = sorted(p for p in (work / "out").glob(pattern) if "full_integer" not in p.name)
+    found = [p for p in found if "int16" not in p.name]
     error = "" if found else (done.stderr or done.stdout).strip().splitlines()[-1:]
     return (found[0] if found else None), elapsed, " ".join(error)[:200]
+
+
+def convert_ours_int8(
+    onnx_path: Path, work: Path, calib: np.ndarray
+) -> tuple[Path | None, float, str]:
+    """The pipeline's int8: onnxruntime Q/DQ with the TFLite scheme, then our lowering."""
+    from calibration.dataset import Dataset
+    from compressor.passes.quantize import quantize_int8_static
+    from targets.tflite.rules import TFLITE_SCHEME
+
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    qdq = work / "qdq.onnx"
+    quantize_int8_static(onnx_path, qdq, Dataset({"x": calib}), TFLITE_SCHEME, "minmax", 16)
+    artifact = TARGET.lower(qdq, "int8", work, TfliteOptions())
+    return artifact.path, time.perf_counter() - started, ""
 
 
 def convert_ours(onnx_path: Path, work: Path) -> tuple[Path | None, float, str]:
@@ -164,8 +190,8 @@ def op_coverage(exe: str, work: Path) -> list[dict]:
     return rows
 
 
-def zoo_row(exe: str, name: str, work: Path, runs: int) -> dict:
-    """One zoo model: conversion time, LiteRT p50, agreement and error for both converters."""
+def zoo_rows(exe: str, name: str, work: Path, runs: int) -> list[dict]:
+    """One zoo model in fp32 and int8: conversion time, LiteRT p50, agreement, max error."""
     from benchmarks.zoo import zoo_data
 
     folder = work / "zoo" / name
@@ -173,14 +199,30 @@ def zoo_row(exe: str, name: str, work: Path, runs: int) -> dict:
     loaded = load_model(paths["model"])
     onnx_path = folder / "model.onnx"
     cleanup_onnx(export_onnx(loaded, loaded.inputs, folder / "raw.onnx"), onnx_path)
-    x = zoo_data(name)["eval"].inputs["x"]
+    data = zoo_data(name)
+    x, calib = data["eval"].inputs["x"], data["calib"].inputs["x"][:256]
     want = _reference(onnx_path, x)[0]
-    row: dict = {"model": name, "samples": len(x)}
+    fresh = round(ours_fresh_process_s(onnx_path, folder / "fresh"), 3)
+    fp32 = {
+        "ours": convert_ours(onnx_path, folder / "ours"),
+        "onnx2tf": convert_onnx2tf(exe, onnx_path, folder / "onnx2tf"),
+    }
+    int8 = {
+        "ours": convert_ours_int8(onnx_path, folder / "ours-int8", calib),
+        "onnx2tf": convert_onnx2tf(exe, onnx_path, folder / "onnx2tf-int8", calib),
+    }
+    rows = []
+    for mode, files in (("fp32", fp32), ("int8", int8)):
+        row = {"model": name, "mode": mode, "samples": len(x), "ours_fresh_process_s": fresh}
+        rows.append(row | _measure(files, x, want, runs))
+    return rows
+
+
+def _measure(files: dict, x: np.ndarray, want: np.ndarray, runs: int) -> dict:
+    """Agreement with onnxruntime's fp32 top-1, max error and interleaved p50 per converter."""
+    row: dict = {}
     runners, feeds = [], []
-    for label, (path, seconds, error) in (
-        ("ours", convert_ours(onnx_path, folder / "ours")),
-        ("onnx2tf", convert_onnx2tf(exe, onnx_path, folder / "onnx2tf")),
-    ):
+    for label, (path, seconds, error) in files.items():
         row[f"{label}_convert_s"] = round(seconds, 3)
         if path is None:
             row[f"{label}_error"] = error
@@ -191,14 +233,13 @@ def zoo_row(exe: str, name: str, work: Path, runs: int) -> dict:
         row[f"{label}_max_err"] = float(np.abs(got - want).max())
         spec = runner.inputs[0]
         perm = next((p for p in LAYOUTS if _fits(x[:1], p, spec.shape)), None)
-        feeds.append(
-            {spec.name: np.ascontiguousarray(x[:1] if perm is None else x[:1].transpose(perm))}
-        )
-        runners.append((label, runner))
-    row["ours_fresh_process_s"] = round(ours_fresh_process_s(onnx_path, folder / "fresh"), 3)
-    stats = measure_latency([r for _, r in runners], feeds, warmup=20, runs=runs)
-    for (label, _), stat in zip(runners, stats, strict=True):
-        row[f"{label}_p50_ms"] = round(stat.p50, 4)
+        sample = x[:1] if perm is None else x[:1].transpose(perm)
+        feeds.append({spec.name: np.ascontiguousarray(sample)})
+        runners.append(label)
+    stats = measure_latency([LiteRtRunner(files[k][0]) for k in runners], feeds, 20, runs)
+    row.update(
+        {f"{label}_p50_ms": round(st.p50, 4) for label, st in zip(runners, stats, strict=True)}
+    )
     return row
 
 
@@ -224,18 +265,22 @@ def render(coverage: list[dict], zoo: list[dict], meta: dict) -> str:
     lines += [
         "",
         "**Zoo models** (digits eval split; agreement = top-1 agreement with onnxruntime on the "
-        "same ONNX; conversion: ours in process / ours in a fresh `python -c` process / the "
-        "onnx2tf CLI process):",
+        "same fp32 ONNX, also for int8; conversion: ours in process / ours in a fresh "
+        "`python -c` process / the onnx2tf CLI process; int8 conversion is onnxruntime's "
+        "calibration + our lowering against onnx2tf `-oiqt` (which also writes its fp32, fp16 "
+        "and int16 files), both calibrated on the same 256 samples, float I/O):",
         "",
-        "| model | convert s ours (in process / fresh process) | convert s onnx2tf | p50 ms ours | "
-        "p50 ms onnx2tf | agree ours | agree onnx2tf | max err ours | max err onnx2tf |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | mode | convert s ours (in process / fresh process) | convert s onnx2tf | "
+        "p50 ms ours | p50 ms onnx2tf | agree ours | agree onnx2tf | max err ours | "
+        "max err onnx2tf |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     pct = lambda v: "fails" if v is None else f"{v * 100:.2f}%"  # noqa: E731
     num = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
     for r in zoo:
         lines.append(
-            f"| {r['model']} | {r['ours_convert_s']:.3f} / {r['ours_fresh_process_s']:.2f} | "
+            f"| {r['model']} | {r['mode']} | {r['ours_convert_s']:.3f}"
+            f"{' / ' + format(r['ours_fresh_process_s'], '.2f') if r['mode'] == 'fp32' else ''} | "
             f"{r['onnx2tf_convert_s']:.2f} | {num(r.get('ours_p50_ms'), '.4f')} | "
             f"{num(r.get('onnx2tf_p50_ms'), '.4f')} | {pct(r.get('ours_agree'))} | "
             f"{pct(r.get('onnx2tf_agree'))} | {num(r.get('ours_max_err'), '.1e')} | "
@@ -267,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="onnx2tf-compare-") as tmp:
         coverage = op_coverage(args.onnx2tf, Path(tmp))
-        zoo = [zoo_row(args.onnx2tf, name, Path(tmp), args.runs) for name in args.models]
+        zoo = [
+            row
+            for name in args.models
+            for row in zoo_rows(args.onnx2tf, name, Path(tmp), args.runs)
+        ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "onnx2tf_compare.json").write_text(
         json.dumps({"meta": meta, "ops": coverage, "zoo": zoo}, indent=2)
