@@ -29,21 +29,27 @@ def evaluate(
     """Run every sample through runner at its fixed batch (or batches of 32)."""
     batch = runner.fixed_batch or DEFAULT_EVAL_BATCH
     chunks = []
-    for inputs, _ in data.batches(batch):
-        n = len(next(iter(inputs.values())))
+    for start, (inputs, _) in zip(range(0, len(data), batch), data.batches(batch), strict=True):
+        n = min(batch, len(data) - start)
         if n < batch and runner.fixed_batch:
-            inputs = {k: _pad(v, batch) for k, v in inputs.items()}
-        first = next(iter(runner.run(inputs).values()))
-        chunks.append(np.asarray(first)[:n])
+            inputs = data.feeds(np.minimum(np.arange(start, start + batch), len(data) - 1))
+        first = check_batched(np.asarray(next(iter(runner.run(inputs).values()))))
+        chunks.append(first[:n])
         if on_batch:
             on_batch(n)
     outputs = np.concatenate(chunks)
     return EvalResult(outputs, top1_accuracy(outputs, data.labels), len(data))
 
 
-def _pad(array: np.ndarray, size: int) -> np.ndarray:
-    reps = np.repeat(array[-1:], size - len(array), axis=0)
-    return np.concatenate([array, reps])
+def check_batched(output: np.ndarray) -> np.ndarray:
+    """Outputs must keep the batch axis: a 0-d output cannot be matched to samples."""
+    if output.ndim == 0:
+        raise DataError(
+            "The model returns a single value (a 0-d tensor) per call, not one row per sample, "
+            "so its outputs cannot be compared sample by sample. Return shape [N, ...] (e.g. "
+            "x.sum(dim=1) instead of x.sum())."
+        )
+    return output
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
