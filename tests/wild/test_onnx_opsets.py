@@ -115,12 +115,16 @@ def test_an_op_the_converter_cannot_upgrade_is_named(tmp_path):
 
 
 def test_unsupported_op_fails_before_calibration(wild, tmp_path):
-    """tflite has no LRN: the int8 run stops at the fp32 lowering, before calibrating."""
-    onnx.save(wild.zoo_cnn(opset=9, ir_version=3), tmp_path / "zoo.onnx")
+    """tflite has no Shrink: the int8 run stops at the fp32 lowering, before calibrating."""
+    model = wild.zoo_cnn(opset=9, ir_version=3)
+    lrn = next(n for n in model.graph.node if n.op_type == "LRN")  # LRN lowers to tflite now
+    lrn.op_type = "Shrink"
+    del lrn.attribute[:]
+    onnx.save(model, tmp_path / "zoo.onnx")
     calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
     args = ["-t", "tflite", "--int8", "--calib", calib, "-o", tmp_path / "o"]
     result = wild.run(tmp_path / "zoo.onnx", *args)
-    assert result.exit_code == 2 and "cannot lower LRN" in result.output
+    assert result.exit_code == 2 and "cannot lower Shrink" in result.output
     assert "calibrate" not in result.output and "quantize" not in result.output
 
 
