@@ -48,7 +48,7 @@ def test_opset9_ir3_zoo_cnn_compresses_to_fp32_and_int8(wild, tmp_path):
 
 
 def test_opset9_ir3_cnn_without_lrn_lowers_to_tflite(wild, tmp_path):
-    """The same zoo CNN with the LRN left out (tflite has none), fp32 and int8 on LiteRT."""
+    """The same zoo CNN with the LRN left out, fp32 and int8 on LiteRT."""
     model = wild.zoo_cnn(opset=9, ir_version=3, lrn=False)
     onnx.save(model, tmp_path / "zoo.onnx")
     calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
