@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from compressor import __version__
 from compressor.budget import Budget
+from compressor.cli_sweep import sweep_command
 from compressor.errors import CompressError, UsageError
 from compressor.recipe import (
     OPTIMIZERS,
@@ -25,6 +26,7 @@ from compressor.recipe import (
     field_help,
     load_recipe,
 )
+from compressor.tracking import log_tracked_run, track_option
 
 CONSOLE = Console()
 ERR = Console(stderr=True)
@@ -216,8 +218,9 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--seed", type=int, default=None, help=field_help("seed") + " [default: 0]")
 @click.option("--output", "-o", default=None, help=field_help("output") + " [default: out]")
+@track_option
 @handle_errors
-def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
+def run_command(model: str | None, recipe_path: Path | None, track: str | None, **flags) -> None:
     """Compress MODEL for a target and verify it against budgets."""
     recipe = _build_recipe(model, recipe_path, flags)
     from compressor.pipeline import run_pipeline
@@ -225,6 +228,7 @@ def run_command(model: str | None, recipe_path: Path | None, **flags: object) ->
 
     report = run_pipeline(recipe)
     render_report(report, CONSOLE)
+    log_tracked_run(track, recipe.output)
     CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
     sys.exit(0 if report["passed"] else 1)
 
@@ -375,3 +379,4 @@ def _register_ops_commands() -> None:
 
 
 _register_ops_commands()
+main.add_command(sweep_command)
