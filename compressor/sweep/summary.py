@@ -112,7 +112,7 @@ def concurrency(outcomes: list[JobOutcome]) -> dict[str, int]:
     """Per node, the most jobs that were running at the same moment (resumed jobs aside)."""
     per_node: dict[str, list[tuple[float, int]]] = {}
     for o in outcomes:
-        if o.started and o.ended and not o.resumed:
+        if o.ended and not o.resumed:
             per_node.setdefault(o.node, []).extend([(o.started, 1), (o.ended, -1)])
     peaks = {}
     for node, events in per_node.items():
