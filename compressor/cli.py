@@ -84,6 +84,7 @@ def main() -> None:
     compress bench ARTIFACT     latency of any artifact in its runtime
     compress verify ARTIFACT --baseline MODEL --eval DATA    CI budget check (JUnit)
     compress package DIR -o bundle.tar.gz                     reproducible edge bundle
+    compress sweep SWEEP.toml -o DIR    many models × targets × recipes, here or on Ray
 
     Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input,
     3 an internal error (a bug; rerun with COMPRESS_DEBUG=1 for the traceback).

@@ -18,14 +18,14 @@ BODY = (
 )
 
 
-def sweep(path: Path, out: Path, resume: bool = False) -> dict:
-    settings = SweepSettings(path, out, workers=1, resume=resume, cores=2)
+def sweep(path: Path, out: Path, resume: bool = False, timing: str = "shared") -> dict:
+    settings = SweepSettings(path, out, workers=1, resume=resume, timing=timing, cores=2)
     return run_sweep(settings, Console(file=sys.stderr))
 
 
 def test_in_process_sweep_summary_exit_code_and_resume(make_sweep, tmp_path: Path) -> None:
     path, out = make_sweep(BODY), tmp_path / "out"
-    summary = sweep(path, out)
+    summary = sweep(path, out, timing="exclusive")
     rows = {r["id"]: r for r in summary["rows"]}
     assert summary["counts"] == {"passed": 2, "failed": 1} and summary["exit_code"] == 1
     assert rows["too-big"]["failed_budgets"] == ["max_size_mb"]
@@ -35,6 +35,9 @@ def test_in_process_sweep_summary_exit_code_and_resume(make_sweep, tmp_path: Pat
         assert row["p50_ms"] == report["compressed"]["latency_ms"]["p50"]
         assert row["size_kb"] == round(report["compressed"]["size_bytes"] / 1024, 2)
     assert summary["jobs_at_once_per_node"] == {rows["too-big"]["node"]: 1}
+    # --timing exclusive: each artifact timed again alone, and the front uses those times
+    assert all(r["exclusive_p50_ms"] > 0 for r in rows.values())
+    assert "--timing exclusive" in summary["latency_note"] and summary["timing"] == "exclusive"
     assert json.loads((out / "summary.json").read_text())["counts"] == summary["counts"]
     assert "| too-big | failed |" in (out / "summary.md").read_text()
 
