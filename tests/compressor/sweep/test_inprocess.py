@@ -31,7 +31,9 @@ def test_in_process_sweep_summary_exit_code_and_resume(make_sweep, tmp_path: Pat
     assert rows["too-big"]["failed_budgets"] == ["max_size_mb"]
     for job_id, row in rows.items():  # each job is an ordinary compress output folder
         report = json.loads((out / job_id / "report.json").read_text())
-        assert (out / job_id / "recipe.toml").is_file() and (out / job_id / report["artifact"]).is_file()
+        assert (out / job_id / "recipe.toml").is_file() and (
+            out / job_id / report["artifact"]
+        ).is_file()
         assert row["p50_ms"] == report["compressed"]["latency_ms"]["p50"]
         assert row["size_kb"] == round(report["compressed"]["size_bytes"] / 1024, 2)
     assert summary["jobs_at_once_per_node"] == {rows["too-big"]["node"]: 1}

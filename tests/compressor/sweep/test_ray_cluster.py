@@ -42,7 +42,10 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict]]:
     command += ["--disable-usage-stats", f"--ray-client-server-port={free_port()}"]
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed below
     head = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        command,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:

@@ -55,7 +55,12 @@ def test_local_ray_sweep_with_failure_kill_retry_and_resume(
     rows = {r["id"]: r for r in summary["rows"]}
     assert len(rows) == 7 and "embedded local Ray (2 CPUs)" in summary["backend"]
     assert summary["counts"] == {"passed": 5, "failed": 1, "error": 1}
-    for job_id in ("digits-onnx-fp32", "digits-onnx-int8", "digits-onnx-dynamic", "digits-onnx-fp16"):
+    for job_id in (
+        "digits-onnx-fp32",
+        "digits-onnx-int8",
+        "digits-onnx-dynamic",
+        "digits-onnx-fp16",
+    ):
         assert rows[job_id]["status"] == "passed" and rows[job_id]["attempts"] == 1
         assert (out / job_id / "report.json").is_file() and (out / job_id / "recipe.toml").is_file()
     # the killed job's worker died (SIGKILL) once; the retry ran it to the end

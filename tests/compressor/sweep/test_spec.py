@@ -21,9 +21,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_grid_variants_and_jobs_expand_with_layered_settings(tmp_path: Path) -> None:
     text = (
-        '[defaults]\nruns = 7\n[defaults.budget]\nmax_size_mb = 5.0\n'
+        "[defaults]\nruns = 7\n[defaults.budget]\nmax_size_mb = 5.0\n"
         + MODEL
-        + '[models.budget]\nmax_accuracy_drop = 1.0\n'
+        + "[models.budget]\nmax_accuracy_drop = 1.0\n"
         '[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8"]\n'
         '[[variants]]\nname = "mm"\n'
         '[[variants]]\nname = "pct"\ncalibration = "percentile"\n[variants.budget]\nmax_size_mb = 2.0\n'

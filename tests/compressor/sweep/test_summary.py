@@ -7,8 +7,14 @@ from compressor.sweep.worker import JobOutcome
 
 
 def row(job_id: str, target: str, p50: float, acc: float | None, cos: float = 0.99) -> dict:
-    return {"id": job_id, "target": target, "p50_ms": p50, "accuracy_pct": acc,
-            "fidelity_cosine": cos, "status": "passed"}
+    return {
+        "id": job_id,
+        "target": target,
+        "p50_ms": p50,
+        "accuracy_pct": acc,
+        "fidelity_cosine": cos,
+        "status": "passed",
+    }
 
 
 def test_pareto_front_per_target() -> None:
@@ -37,8 +43,7 @@ def test_exclusive_timings_decide_the_front_when_present() -> None:
 
 def test_concurrency_counts_overlapping_jobs_per_node() -> None:
     def out(job_id: str, node: str, start: float, end: float, resumed: bool = False):
-        return JobOutcome(job_id, "passed", 0, node=node, started=start, ended=end,
-                          resumed=resumed)
+        return JobOutcome(job_id, "passed", 0, node=node, started=start, ended=end, resumed=resumed)
 
     outcomes = [
         out("a", "n1", 0, 10),

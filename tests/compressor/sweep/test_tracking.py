@@ -72,6 +72,8 @@ def test_sweep_logs_a_parent_run_and_one_child_per_job(
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     row = summary["rows"][0]
     assert good.data.metrics["compressed.latency_p50_ms"] == pytest.approx(row["p50_ms"])
-    assert good.data.metrics["compressed.accuracy"] == pytest.approx(row["accuracy_pct"] / 100, abs=1e-4)
+    assert good.data.metrics["compressed.accuracy"] == pytest.approx(
+        row["accuracy_pct"] / 100, abs=1e-4
+    )
     assert bad.info.status == "FAILED" and "missing.npz" in bad.data.params["error"]
     assert (tmp_path / "mlartifacts").is_dir()  # artifacts beside the SQLite store
