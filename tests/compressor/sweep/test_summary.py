@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from compressor.sweep.summary import concurrency, mark_pareto
 from compressor.sweep.worker import JobOutcome
 
@@ -54,3 +56,17 @@ def test_concurrency_counts_overlapping_jobs_per_node() -> None:
         out("f", "n2", 1, 2, resumed=True),  # from an earlier sweep: not counted
     ]
     assert concurrency(outcomes) == {"n1": 2, "n2": 1}
+
+
+def test_summary_png_has_a_panel_per_target(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from compressor.sweep.plot import plot_summary
+
+    rows = [row("a", "onnx", 1.0, 90.0), row("b", "onnx", 2.0, 99.0), row("c", "tflite", 3.0, 95.0)]
+    mark_pareto(rows)
+    path = plot_summary(rows, tmp_path / "summary.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = Image.open(path).size
+    assert width > 1.8 * height  # two panels side by side
