@@ -71,6 +71,7 @@ class RayBackend:
             ray.init(address=settings.address, log_to_driver=False)
         else:
             ray.init(
+                address="local",  # a new instance, never a cluster left running on this machine
                 num_cpus=settings.workers,
                 include_dashboard=False,
                 log_to_driver=False,

@@ -52,13 +52,23 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict]]:
         _wait_for_port(port, head)
         yield f"127.0.0.1:{port}", env
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # only the processes this head started
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=10)
+        stop_head(head)
         log.close()
+
+
+def stop_head(head: subprocess.Popen) -> None:
+    """`ray start --block` stops what it started on SIGTERM; then anything left in its process
+    group (only processes this head started) is killed."""
+    head.send_signal(signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        head.kill()
+        head.wait(timeout=10)
+    try:
+        os.killpg(head.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_for_port(port: int, head: subprocess.Popen, limit_s: float = 60) -> None:
