@@ -26,7 +26,7 @@ from compressor.recipe import (
     field_help,
     load_recipe,
 )
-from compressor.tracking import log_tracked_run, track_option
+from compressor.tracking import log_tracked_run, open_tracker, track_option
 
 CONSOLE = Console()
 ERR = Console(stderr=True)
@@ -224,12 +224,13 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 def run_command(model: str | None, recipe_path: Path | None, track: str | None, **flags) -> None:
     """Compress MODEL for a target and verify it against budgets."""
     recipe = _build_recipe(model, recipe_path, flags)
+    tracker = open_tracker(track)
     from compressor.pipeline import run_pipeline
     from compressor.report import render_report
 
     report = run_pipeline(recipe)
     render_report(report, CONSOLE)
-    log_tracked_run(track, recipe.output)
+    log_tracked_run(tracker, recipe.output)
     CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
     sys.exit(0 if report["passed"] else 1)
 

@@ -100,13 +100,18 @@ def log_output_folder(tracker: Tracker, folder: Path, name: str, parent: str | N
     return run_id
 
 
-def log_tracked_run(track: str | None, output: str) -> str | None:
-    """After `compress run`: log its outputs when tracking is on; the run id."""
+def open_tracker(track: str | None) -> Tracker | None:
+    """The tracker when tracking is on (checked before any work: MLflow missing is exit 2)."""
     uri = tracking_uri(track)
-    if uri is None:
+    return Tracker(uri) if uri else None
+
+
+def log_tracked_run(tracker: Tracker | None, output: str) -> str | None:
+    """After `compress run`: log its output folder as a run; the run id."""
+    if tracker is None:
         return None
     folder = Path(output)
-    return log_output_folder(Tracker(uri), folder, folder.name)
+    return log_output_folder(tracker, folder, folder.name)
 
 
 def flatten(data: dict, prefix: str = "") -> dict:

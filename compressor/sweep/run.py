@@ -23,7 +23,7 @@ from compressor.sweep.progress import SweepProgress
 from compressor.sweep.retime import retime_exclusive
 from compressor.sweep.spec import TIMINGS, load_sweep
 from compressor.sweep.summary import build_summary, write_summary
-from compressor.tracking import Tracker, tracking_uri
+from compressor.tracking import open_tracker
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ def run_sweep(settings: SweepSettings, console: Console) -> dict:
     out_dir = settings.output.absolute()
     jobs, skipped = expand_jobs(spec, out_dir)
     check_writable(out_dir)
-    uri = tracking_uri(settings.track)
-    tracker = Tracker(uri) if uri else None  # fail before the work when MLflow is missing
+    tracker = open_tracker(settings.track)  # fails before the work when MLflow is missing
     backend = make_backend(settings, console)
     console.print(f"sweep: {len(jobs)} jobs on {backend.description} → {out_dir}/")
     try:

@@ -77,3 +77,19 @@ def test_sweep_logs_a_parent_run_and_one_child_per_job(
     )
     assert bad.info.status == "FAILED" and "missing.npz" in bad.data.params["error"]
     assert (tmp_path / "mlartifacts").is_dir()  # artifacts beside the SQLite store
+
+
+def test_where_tracking_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from compressor.errors import UsageError
+    from compressor.tracking import open_tracker, tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None) is None and tracking_uri("none") is None
+    assert tracking_uri("mlflow") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert tracking_uri(None) == tracking_uri("mlflow") == "sqlite:///elsewhere.db"
+    assert tracking_uri("none") is None
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # as if MLflow were not installed
+    with pytest.raises(UsageError, match=r"pip install -e '\.\[track\]'"):
+        open_tracker("mlflow")
