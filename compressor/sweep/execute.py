@@ -38,15 +38,8 @@ def execute_jobs(
 ) -> list[JobOutcome]:
     """Every job's final outcome, in the order of `jobs`."""
     prints = {job.id: fingerprint(job) for job in jobs}
-    outcomes: dict[str, JobOutcome] = {}
-    todo: deque[Job] = deque()
-    for job in jobs:
-        done = completed_outcome(out_dir, job, prints[job.id]) if resume else None
-        if done is not None:
-            outcomes[job.id] = done
-            progress.set(job.id, done.status, "resumed: outputs complete and unchanged")
-        else:
-            todo.append(job)
+    outcomes = _resumed(jobs, out_dir, prints, progress) if resume else {}
+    todo = deque(job for job in jobs if job.id not in outcomes)
     earlier: dict[str, list[str]] = {job.id: [] for job in jobs}
     while todo or backend.busy():
         while todo and backend.can_take(todo[0]):
@@ -66,6 +59,19 @@ def execute_jobs(
             progress.set(job.id, final.status, final.error or "")
         progress.tick()
     return [outcomes[job.id] for job in jobs]
+
+
+def _resumed(
+    jobs: list[Job], out_dir: Path, prints: dict, progress: SweepProgress
+) -> dict[str, JobOutcome]:
+    """The recorded outcomes of jobs whose outputs are complete and unchanged."""
+    outcomes = {}
+    for job in jobs:
+        done = completed_outcome(out_dir, job, prints[job.id])
+        if done is not None:
+            outcomes[job.id] = done
+            progress.set(job.id, done.status, "resumed: outputs complete and unchanged")
+    return outcomes
 
 
 def _record(out_dir: Path, outcome: JobOutcome, print_: dict) -> None:
