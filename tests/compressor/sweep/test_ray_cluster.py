@@ -27,8 +27,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict]]:
-    """(address, env to reach it): a 2-CPU head on 127.0.0.1 in its own process group."""
+def ray_head(tmp_path: Path) -> Iterator[tuple[str, str, dict]]:
+    """(GCS address, ray:// client address, env to reach them): a 2-CPU head on 127.0.0.1 in
+    its own process group."""
     env = {
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # single-node: keep every socket on 127.0.0.1
         "RAY_AUTH_MODE": "token",
@@ -36,10 +37,10 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict]]:
         "PYTHONPATH": str(ROOT),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    port = free_port()
+    port, client_port = free_port(), free_port()
     command = ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
     command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    command += ["--disable-usage-stats", f"--ray-client-server-port={free_port()}"]
+    command += ["--disable-usage-stats", f"--ray-client-server-port={client_port}"]
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed below
     head = subprocess.Popen(
         command,
@@ -50,7 +51,8 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict]]:
     )
     try:
         _wait_for_port(port, head)
-        yield f"127.0.0.1:{port}", env
+        _wait_for_port(client_port, head)
+        yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", env
     finally:
         stop_head(head)
         log.close()
@@ -83,9 +85,9 @@ def _wait_for_port(port: int, head: subprocess.Popen, limit_s: float = 60) -> No
 
 
 def test_sweep_submitted_to_a_running_ray_head(
-    ray_head: tuple[str, dict], make_sweep, run_cli, example: dict[str, Path], tmp_path: Path
+    ray_head: tuple[str, str, dict], make_sweep, run_cli, example: dict[str, Path], tmp_path: Path
 ) -> None:
-    address, env = ray_head
+    address, client_address, env = ray_head
     path = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8"]\n')
     out = tmp_path / "out"
     result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", address], env)
@@ -100,3 +102,11 @@ def test_sweep_submitted_to_a_running_ray_head(
         # the job read its own copy of the shipped model, not the file on this side
         assert report["model"] != str(example["model"]) and "compress-job-" in report["model"]
         assert report["passed"] and report["compressed"]["accuracy"] > 0.9
+
+    # the same through Ray's client (ray://), as from a laptop outside the cluster
+    one = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["dynamic"]\n', name="one.toml")
+    result = run_cli(["sweep", str(one), "-o", str(out), "--ray-address", client_address], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "digits-onnx-dynamic" / "report.json").read_text())
+    assert report["passed"] and "compress-job-" in report["model"]
+    assert (out / "digits-onnx-int8" / "report.json").is_file()  # other jobs' outputs stay
