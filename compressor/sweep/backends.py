@@ -4,6 +4,7 @@ existing Ray cluster (inputs shipped through the object store, outputs brought b
 from __future__ import annotations
 
 import os
+import tarfile
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,9 +121,14 @@ class RayBackend:
             result = self._ray.get(ref)
         except self._ray.exceptions.RayError as exc:
             return job, _ray_failure(job.id, exc, attempt)
-        if self._ship:
-            result, packed = result
+        if not self._ship:
+            return job, JobOutcome.from_dict(result)
+        result, packed = result
+        try:
             unpack_folder(packed, Path(job.recipe.output))
+        except (tarfile.TarError, OSError) as exc:  # e.g. a path escaping DIR/<job-id>
+            error = f"its outputs could not be brought back: {type(exc).__name__}: {exc}"
+            return job, JobOutcome(id=job.id, status="error", exit_code=3, error=error)
         return job, JobOutcome.from_dict(result)
 
     def close(self) -> None:

@@ -186,6 +186,9 @@ def markdown_summary(summary: dict) -> str:
         if r.get("failed_budgets")
     ]
     lines += ["", *budgets, *errors, "", summary["latency_note"]]
+    lines += [
+        f"Jobs at once per node: {summary['jobs_at_once_per_node']}; {summary.get('backend')}."
+    ]
     lines += [f"Skipped grid cells: {summary['skipped']}" if summary.get("skipped") else ""]
     return "\n".join(lines).rstrip() + "\n"
 
