@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compressor.errors import UsageError
+from compressor.sweep.cores import CorePool, pinned
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files, pack_input, unpack_folder
 from compressor.sweep.worker import JobOutcome, crashed_outcome, run_job
@@ -79,14 +80,15 @@ class RayBackend:
                 _node_ip_address="127.0.0.1",
             )
         self._task = ray.remote(_cluster_task if self._ship else _local_task)
+        self._cores = CorePool(settings.workers if not self._ship else 0)
         self._cpus = int(ray.cluster_resources().get("CPU", settings.workers))
-        self._running: dict[object, tuple[Job, int]] = {}
+        self._running: dict[object, tuple[Job, int, tuple[int, ...]]] = {}
         self._shipped: dict[tuple[str, str], tuple[str, object]] = {}
         where = f"the Ray cluster at {settings.address}" if self._ship else "an embedded local Ray"
         self.description = f"{where} ({self._cpus} CPUs)"
 
     def can_take(self, job: Job) -> bool:
-        used = sum(j.recipe.threads for j, _ in self._running.values())
+        used = sum(j.recipe.threads for j, _, _ in self._running.values())
         return not self._running or used + job.recipe.threads <= self._cpus
 
     def busy(self) -> bool:
@@ -99,9 +101,11 @@ class RayBackend:
             shipped = [self._put(job, f) for f in fields]
             names = [name for name, _ in shipped]
             ref = options.remote(job.id, job.recipe, fields, names, *[r for _, r in shipped])
+            cores = ()
         else:
-            ref = options.remote(job.id, job.recipe)
-        self._running[ref] = (job, attempt)
+            cores = self._cores.take(job.recipe.threads)
+            ref = options.remote(job.id, job.recipe, cores)
+        self._running[ref] = (job, attempt, cores)
 
     def _put(self, job: Job, field: str) -> tuple[str, object]:
         """Each input file goes into the object store once per sweep, however many jobs use it."""
@@ -116,7 +120,8 @@ class RayBackend:
         return [self._collect(ref) for ref in ready]
 
     def _collect(self, ref: object) -> tuple[Job, JobOutcome]:
-        job, attempt = self._running.pop(ref)
+        job, attempt, cores = self._running.pop(ref)
+        self._cores.give(cores)
         try:
             result = self._ray.get(ref)
         except self._ray.exceptions.RayError as exc:
@@ -148,9 +153,11 @@ def _ray_failure(job_id: str, exc: Exception, attempt: int) -> JobOutcome:
     return JobOutcome(id=job_id, status="error", exit_code=3, error=f"{name}: {first_line}")
 
 
-def _local_task(job_id: str, recipe: object) -> dict:
-    """On the embedded Ray: same filesystem, the job writes its outputs straight into DIR."""
-    return run_job(job_id, recipe).to_dict()
+def _local_task(job_id: str, recipe: object, cores: tuple[int, ...]) -> dict:
+    """On the embedded Ray: same filesystem, the job writes its outputs straight into DIR,
+    pinned to its own cores."""
+    with pinned(cores):
+        return replace(run_job(job_id, recipe), cores=cores).to_dict()
 
 
 def _cluster_task(

@@ -51,6 +51,7 @@ def job_row(job: Job, outcome: JobOutcome) -> dict:
         "resumed": outcome.resumed,
         "elapsed_s": outcome.elapsed_s,
         "node": outcome.node,
+        "cores": list(outcome.cores),
         "error": outcome.error,
     }
     report = read_report(job) if outcome.status in ("passed", "failed") else None
@@ -138,15 +139,7 @@ def build_summary(
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     peaks = concurrency(outcomes)
     passed = all(r["status"] == "passed" for r in rows)
-    note = (
-        "Latencies re-timed one at a time on this machine after the sweep (--timing exclusive); "
-        "the Pareto front uses them."
-        if timings
-        else f"Up to {max(peaks.values())} jobs ran at once on one node and shared its cores while "
-        "timing: compare latencies with care, or rerun with --timing exclusive."
-        if peaks and max(peaks.values()) > 1
-        else "One job at a time per node: latencies were timed without other jobs running."
-    )
+    note = _latency_note(peaks, bool(timings), all(r["cores"] for r in rows if r["node"]))
     return {
         "passed": passed,
         "exit_code": 0 if passed else 1,
@@ -159,6 +152,26 @@ def build_summary(
 
 
 TERMINAL = ("id", "status", "size_kb", "accuracy_pct", "fidelity_cosine", "p50_ms", "pareto")
+
+
+def _latency_note(peaks: dict[str, int], retimed: bool, pinned: bool) -> str:
+    """How far the latencies can be compared, given how many jobs timed at once."""
+    if retimed:
+        return (
+            "Latencies re-timed one at a time on this machine after the sweep (--timing "
+            "exclusive); the Pareto front uses them."
+        )
+    if not peaks or max(peaks.values()) == 1:
+        return "One job at a time per node: latencies were timed without other jobs running."
+    shared = (
+        "each on its own cores but sharing caches and memory bandwidth"
+        if pinned
+        else "sharing the node's cores"
+    )
+    return (
+        f"Up to {max(peaks.values())} jobs ran at once on one node, {shared}, while timing: "
+        "compare latencies with care, or rerun with --timing exclusive."
+    )
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:

@@ -39,6 +39,7 @@ class JobOutcome:
     ended: float = 0.0
     log: str = ""
     resumed: bool = False
+    cores: tuple[int, ...] = ()  # the cores it was pinned to (embedded local Ray)
 
     @property
     def elapsed_s(self) -> float:

@@ -73,9 +73,20 @@ def test_local_ray_sweep_with_failure_kill_retry_and_resume(
     assert rows["bad-calib"]["exit_code"] == 2 and rows["bad-calib"]["attempts"] == 1
     assert "no-such-file.npz" in rows["bad-calib"]["error"]
     assert not (out / "bad-calib").exists()  # a failed run leaves no partial output
-    # two workers: two jobs timed at once on this node, and the summary says so
+    # two workers: two jobs timed at once on this node, each pinned to its own core, and the
+    # summary says so
     assert list(summary["jobs_at_once_per_node"].values()) == [2]
+    assert "each on its own cores" in summary["latency_note"]
     assert "--timing exclusive" in summary["latency_note"]
+    states = [json.loads(p.read_text())["outcome"] for p in (out / ".sweep/jobs").glob("*.json")]
+    assert len(states) == 7 and all(len(s["cores"]) == 1 for s in states)
+    overlapping = [
+        (a, b)
+        for a in states
+        for b in states
+        if a["id"] < b["id"] and a["started"] < b["ended"] and b["started"] < a["ended"]
+    ]
+    assert overlapping and all(a["cores"] != b["cores"] for a, b in overlapping)
     assert "too-big" in first.stdout and "bad-calib" in first.stdout
 
     resumed = run_cli(["sweep", str(path), "-o", str(out), "--workers", "2", "--resume"], env)
