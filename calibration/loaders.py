@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from calibration.dataset import Dataset
+from calibration.npz_headers import check_npz_headers
 from compressor.entry_points import import_entry_point
 from compressor.errors import DataError
+from compressor.limits import check_tensor_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm")
 LABEL_KEYS = ("labels", "label", "y")
@@ -40,6 +42,7 @@ def load_npz(path: Path) -> Dataset:
         raise DataError(f"Data file '{path}' does not exist.")
     if path.suffix != ".npz":
         raise DataError(f"Data file '{path}' is not an .npz archive; save arrays with numpy.savez.")
+    check_npz_headers(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -92,14 +95,17 @@ def load_image_folder(path: Path, input_shapes: dict[str, tuple]) -> Dataset:
         files = [(f, None) for f in sorted(path.iterdir()) if _is_image(f)]
     if not files:
         raise DataError(f"Image folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    check_tensor_bytes(
+        f"Image folder '{path}'", (len(files), channels, height, width), 4, "Use fewer images."
+    )
     arrays = []
     for file, _ in files:
         try:
             with Image.open(file) as img:
                 img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
                 arr = np.asarray(img, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"Image '{file}' could not be decoded: {exc}") from exc
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise DataError(f"Image '{file}' could not be decoded: {exc}") from None
         arrays.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
     labels = np.array([lbl for _, lbl in files], np.int64) if classes else None
     return Dataset({name: np.stack(arrays)}, labels, source=str(path))

@@ -42,6 +42,32 @@ def open_artifact(
     return TorchRunner(model.module, specs, threads)
 
 
+def load_data_for(
+    spec: str,
+    path: str | Path,
+    input_shapes: dict[str, list[int]] | None = None,
+    model_factory: str | None = None,
+    trust_pickle: bool = False,
+) -> Dataset:
+    """Load data for an artifact; an image folder is resized to the model's fixed input shape.
+
+    --input-shape wins; otherwise the shape comes from the model itself (.pt2, ONNX, targets).
+    """
+    from calibration.loaders import load_dataset
+
+    shapes = dict(input_shapes or {})
+    if Path(spec).is_dir() and not shapes:
+        try:
+            runner = open_artifact(path, 1, None, {}, model_factory, trust_pickle)
+        except UsageError:  # TorchScript records no shapes: the loader says to pass them
+            return load_dataset(spec, shapes)
+        try:
+            shapes = {s.name: [1, *s.shape[1:]] for s in runner.inputs}
+        finally:
+            runner.close()
+    return load_dataset(spec, shapes)
+
+
 def open_target_runner(path: Path, threads: int = 1) -> Runner:
     """Open a target artifact with the target and runtime options its compress run recorded.
 

@@ -16,6 +16,7 @@ from compressor import __version__
 from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.errors import UsageError
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
+from compressor.limits import check_threads
 from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
 
@@ -38,6 +39,7 @@ class BenchSettings:
             raise UsageError(
                 "--runs, --threads and --batch must be at least 1, --warmup at least 0."
             )
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True)

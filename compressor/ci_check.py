@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.dataset import Dataset
-from calibration.loaders import load_dataset
-from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
+from compressor.artifacts import artifact_size, load_data_for, open_artifact, resolve_artifact
 from compressor.budget import Budget, check_budgets
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency, timing_feeds
 from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.progress import progress_bar
-from compressor.regression import Regression, check_regressions
+from compressor.regression import Regression, check_regressions, check_stored_figures
 from compressor.verify import Measured, compare_outputs, run_eval
 from targets.base import Runner
 
@@ -125,7 +124,9 @@ def _check_request(req: CheckRequest, stored: dict | None = None) -> None:
 def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:
     if not req.eval:
         return None
-    data = load_dataset(req.eval)
+    data = load_data_for(
+        req.eval, req.baseline, req.input_shapes, req.model_factory, req.trust_pickle
+    )
     data.check_finite()
     if (
         stored is not None
@@ -157,6 +158,7 @@ def load_stored_report(path: Path) -> dict:
             f"--against '{path}' is not a compress report (no 'compressed' section); "
             "pass the report.json a compress run wrote."
         )
+    check_stored_figures(stored, str(path))
     return stored
 
 

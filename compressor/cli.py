@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 
@@ -42,6 +45,37 @@ class DefaultGroup(click.Group):
 
 
 INTERNAL_ERROR = 3
+CLEANUP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP raised as an interrupt, so staged outputs are cleaned up like on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    for sig in CLEANUP_SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals() -> Iterator[None]:
+    """Route termination signals through the interrupt path while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _on_signal) for sig in CLEANUP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -50,13 +84,25 @@ def handle_errors(func: Callable) -> Callable:
     @wraps(func)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
-            return func(*args, **kwargs)
+            with _cleanup_on_signals():
+                return func(*args, **kwargs)
         except CompressError as exc:
             ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("COMPRESS_DEBUG"):
+                raise
+            ERR.print(
+                f"[bold red]error:[/] cannot use '{escape(str(exc.filename)[:200])}': "
+                f"{escape(exc.strerror or str(exc))}. Check the path (its length, links and "
+                "permissions) and try again.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(2)
+        except KeyboardInterrupt as exc:
             ERR.print("[red]interrupted[/]: nothing was written.")
-            sys.exit(130)
+            sys.exit(128 + exc.signum if isinstance(exc, Terminated) else 130)
         except Exception as exc:
             if os.environ.get("COMPRESS_DEBUG"):
                 raise
@@ -321,10 +367,13 @@ def _nested(config: object, flags: dict, names: dict[str, str]) -> object:
 @handle_errors
 def example_command(folder: Path, target: str, epochs: int) -> None:
     """Train a CNN on scikit-learn's digits, then compress it to int8 and verify it."""
-    from compressor.example import make_example
+    from compressor.example import claim_example_folder, make_example
     from compressor.pipeline import run_pipeline
     from compressor.report import render_report
 
+    if epochs < 1:
+        raise UsageError(f"--epochs {epochs}: train for at least 1 epoch.")
+    claim_example_folder(folder)
     ERR.print(f"[bold]example[/]: training a digits CNN ({epochs} epochs) in {folder}/")
     paths = make_example(folder, epochs)
     recipe = Recipe(

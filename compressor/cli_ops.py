@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
+from compressor import strict_json
 from compressor.budget import Budget
 from compressor.cli import CONSOLE, ERR, _shape_option, handle_errors
 from compressor.errors import UsageError
+from compressor.limits import BUDGET_RANGES, check_fields, check_threads
 from compressor.recipe import field_help
 from compressor.regression import Regression
 
@@ -48,7 +50,7 @@ def bench_command(
     artifacts: tuple[Path, ...], compare: bool, as_json: bool, **opts: object
 ) -> None:
     """Latency percentiles and throughput of any artifact (.onnx, .tflite, .engine, .pt2, ...)."""
-    from calibration.loaders import load_dataset
+    from compressor.artifacts import load_data_for
     from compressor.bench import BenchSettings, bench_artifacts, bench_json, render_bench
 
     if not artifacts:
@@ -57,7 +59,7 @@ def bench_command(
         raise UsageError("--compare needs at least two artifacts: compress bench --compare A B.")
     shapes = _shape_option(opts.pop("input_shape"))
     settings = BenchSettings(**opts)
-    data = load_dataset(settings.data) if settings.data else None
+    data = load_data_for(settings.data, artifacts[0], shapes) if settings.data else None
     results = bench_artifacts(list(artifacts), settings, data, shapes)
     if as_json:
         click.echo(json.dumps(bench_json(results, settings), indent=2))
@@ -118,6 +120,8 @@ def verify_command(
     if junit and json_path and junit.resolve() == json_path.resolve():
         raise UsageError("--junit and --json name the same file; give each its own path.")
     budget = Budget(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Budget)})
+    check_fields(budget, BUDGET_RANGES)
+    check_threads(opts["threads"])
     regression = Regression(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Regression)})
     shapes = _shape_option(opts.pop("input_shape"))
     request = CheckRequest(
@@ -136,7 +140,7 @@ def verify_command(
         write_junit(report, junit, time.perf_counter() - started)
     if json_path:
         with staged_file(json_path) as out:
-            out.write((json.dumps(report, indent=2) + "\n").encode())
+            out.write((strict_json.dumps(report, indent=2) + "\n").encode())
     sys.exit(0 if report["passed"] else 1)
 
 
@@ -236,15 +240,19 @@ def parse_preprocess(values: tuple[str, ...]) -> dict:
             spec.update(_read_json_object(Path(value)))
             continue
         try:
-            spec[key.strip()] = json.loads(raw)
+            spec[key.strip()] = json.loads(raw, parse_constant=_reject_constant)
         except json.JSONDecodeError:
             spec[key.strip()] = raw.strip()
     return spec
 
 
+def _reject_constant(name: str) -> float:
+    raise UsageError(f"--preprocess values must be finite numbers, not {name}.")
+
+
 def _read_json_object(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_reject_constant)
     except FileNotFoundError:
         raise UsageError(f"--preprocess '{path}' is neither KEY=VALUE nor a JSON file.") from None
     except ValueError as exc:  # bad JSON or not text

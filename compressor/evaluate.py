@@ -33,12 +33,23 @@ def evaluate(
         n = len(next(iter(inputs.values())))
         if n < batch and runner.fixed_batch:
             inputs = {k: _pad(v, batch) for k, v in inputs.items()}
-        first = next(iter(runner.run(inputs).values()))
-        chunks.append(np.asarray(first)[:n])
+        first = check_batched(np.asarray(next(iter(runner.run(inputs).values()))))
+        chunks.append(first[:n])
         if on_batch:
             on_batch(n)
     outputs = np.concatenate(chunks)
     return EvalResult(outputs, top1_accuracy(outputs, data.labels), len(data))
+
+
+def check_batched(output: np.ndarray) -> np.ndarray:
+    """Outputs must keep the batch axis: a 0-d output cannot be matched to samples."""
+    if output.ndim == 0:
+        raise DataError(
+            "The model returns a single value (a 0-d tensor) per call, not one row per sample, "
+            "so its outputs cannot be compared sample by sample. Return shape [N, ...] (e.g. "
+            "x.sum(dim=1) instead of x.sum())."
+        )
+    return output
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:

@@ -9,6 +9,10 @@ import torch
 from torch import nn
 
 from calibration.digits import digits_splits, save_npz
+from compressor.errors import UsageError
+
+MARKER = ".compress-example"
+OWNED = {"model.pt2", "calib.npz", "eval.npz", "out", MARKER}
 
 
 class DigitsCNN(nn.Module):
@@ -72,3 +76,22 @@ def make_example(folder: Path, epochs: int = 15, seed: int = 0) -> dict[str, Pat
     save_npz(splits["calib"], str(paths["calib"]), "x")
     save_npz(splits["eval"], str(paths["eval"]), "x")
     return paths
+
+
+def claim_example_folder(folder: Path) -> None:
+    """Make sure folder is new, empty or an earlier example's; mark it as the example's.
+
+    The example overwrites model.pt2, calib.npz and eval.npz: never a user's files.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UsageError(f"--dir '{folder}' is not a folder; choose a new one.")
+    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    foreign = sorted(present - OWNED)
+    if foreign or (present and MARKER not in present):
+        shown = ", ".join(foreign or sorted(present))
+        raise UsageError(
+            f"--dir '{folder}' already holds files that an earlier `compress example` did not "
+            f"write ({shown}); the example would overwrite them. Choose a new or empty --dir."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by `compress example`; safe to delete with the folder\n")

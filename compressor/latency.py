@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from calibration.dataset import Dataset
+from compressor.limits import check_tensor_bytes
 from targets.base import Runner
 
 
@@ -39,6 +40,12 @@ def sample_feeds(runner: Runner, batch: int = 1, seed: int = 0) -> dict[str, np.
             (batch if i == 0 else 1) if not isinstance(d, int) or d <= 0 else d
             for i, d in enumerate(spec.shape)
         ]
+        check_tensor_bytes(
+            f"Model input '{spec.name}'",
+            tuple(shape),
+            np.dtype(spec.dtype).itemsize,
+            "Fix its dims with --input-shape NAME:1x3x224x224, or lower --batch.",
+        )
         if np.issubdtype(np.dtype(spec.dtype), np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
@@ -55,6 +62,13 @@ def timing_feeds(
     if data is None:
         return sample_feeds(runner, batch, seed)
     bound = data.bind(runner.inputs)
+    for name, array in bound.inputs.items():
+        check_tensor_bytes(
+            f"A timing batch of '{name}'",
+            (batch, *array.shape[1:]),
+            array.itemsize,
+            "Lower --batch.",
+        )
     reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
     return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}
 

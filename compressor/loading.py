@@ -13,6 +13,7 @@ import torch
 
 from compressor.entry_points import import_entry_point
 from compressor.errors import ModelLoadError, UsageError
+from compressor.pt2_scan import read_safe_archive
 from targets.base import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".bin")
@@ -46,7 +47,7 @@ def load_model(
         raise ModelLoadError(f"Model file '{path}' is empty; re-save the model.")
     suffix = path.suffix.lower()
     if suffix == ".pt2":
-        return _load_exported(path)
+        return _load_exported(path, trust_pickle)
     if suffix == ".onnx":
         return _load_onnx(path)
     if suffix in TORCH_SUFFIXES:
@@ -58,15 +59,16 @@ def load_model(
     )
 
 
-def _load_exported(path: Path) -> LoadedModel:
+def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(
             f"'{path}' is not a valid torch.export archive (not a zip file): it may be "
             "truncated or corrupt. Re-save it with torch.export.save."
         )
     logging.getLogger("torch.export").setLevel(logging.ERROR)  # it logs tracebacks itself
+    source = str(path) if trust_pickle else read_safe_archive(str(path), _read_bytes(path))
     try:
-        exported = torch.export.load(str(path))
+        exported = torch.export.load(source)
     except Exception as exc:  # torch raises many types for truncated or foreign zips
         raise ModelLoadError(
             f"Could not read '{path}' as a torch.export program ({type(exc).__name__}: {exc}). "
@@ -82,6 +84,13 @@ def _load_exported(path: Path) -> LoadedModel:
             shape = tuple(d if isinstance(d, int) else "batch" for d in val.shape)
             specs.append(TensorSpec(node.name, shape, _np_dtype(val.dtype)))
     return LoadedModel(path, "exported", exported.module(), exported, specs)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read '{path}': {exc.strerror}.") from None
 
 
 def _load_onnx(path: Path) -> LoadedModel:

@@ -11,6 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from compressor import strict_json
 from compressor.errors import UsageError
 from compressor.manifest import build_manifest
 from compressor.staging import staged_file
@@ -42,26 +43,35 @@ def source_date_epoch() -> int:
         raise UsageError(f"SOURCE_DATE_EPOCH='{value}' is not an integer.") from None
 
 
-def collect_files(folder: Path, exclude: Path | None = None) -> list[str]:
-    """Relative POSIX paths of every regular, non-hidden file in folder, sorted."""
+def collect_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of every regular, non-hidden file in folder, sorted.
+
+    Symbolic links are refused, not followed: a link could pull any file of the machine
+    (e.g. /etc/passwd) into a bundle meant for a device team.
+    """
     found = []
     for path in folder.rglob("*"):
         rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        if any(part.startswith(".") for part in rel.parts):
             continue
-        if rel.as_posix() == MANIFEST or (exclude and path.resolve() == exclude.resolve()):
-            continue
-        found.append(rel.as_posix())
+        if path.is_symlink():
+            raise UsageError(
+                f"'{path}' is a symbolic link; bundles hold the folder's own files only. "
+                "Replace the link with the file itself (or remove it) and package again."
+            )
+        if path.is_file() and rel.as_posix() != MANIFEST:
+            found.append(rel.as_posix())
     return sorted(found)
 
 
 def find_model_file(folder: Path, files: list[str]) -> str:
     """The artifact named by report.json, else the one model-like file in the folder."""
-    report = folder / "report.json"
-    if report.exists():
-        name = json.loads(report.read_text()).get("artifact")
-        if name in files:
-            return name
+    try:
+        name = json.loads((folder / "report.json").read_text()).get("artifact")
+    except (OSError, ValueError, AttributeError):
+        name = None  # no usable report: fall back to the one model-like file
+    if isinstance(name, str) and name in files:
+        return name
     models = [f for f in files if Path(f).suffix.lower() in MODEL_SUFFIXES]
     if len(models) != 1:
         raise UsageError(
@@ -84,11 +94,17 @@ def write_bundle(folder: Path, out: Path, preprocessing: dict | None = None) -> 
         raise UsageError(
             f"'{folder}' is not a directory; pass the output folder of a compress run."
         )
-    files = collect_files(folder, exclude=out)
+    home, where = folder.resolve(), out.absolute().parent.resolve()
+    if where == home or home in where.parents:
+        raise UsageError(
+            f"The bundle '{out}' would be written inside the folder it packages ('{folder}'); "
+            f"write it elsewhere, e.g. -o {home.with_name(home.name + '.tar.gz')}."
+        )
+    files = collect_files(folder)
     model = find_model_file(folder, files)
     hashes = {rel: file_digest(folder / rel) for rel in files}
     manifest = build_manifest(folder, model, hashes, preprocessing or {})
-    body = (json.dumps(manifest, indent=2) + "\n").encode()
+    body = (strict_json.dumps(manifest, indent=2) + "\n").encode()
     mtime = source_date_epoch()
     with staged_file(out) as raw:
         _write_tar(raw, folder, files, body, mtime)
@@ -118,6 +134,11 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 def check_bundle(path: Path) -> BundleCheck:
     """Re-hash every member against manifest.json; unreadable bundles are reported, not raised."""
+    if path.is_dir():
+        raise UsageError(
+            f"'{path}' is a folder; --check takes a bundle file (.tar.gz) made by "
+            f"`compress package`. To bundle the folder, run: compress package {path}"
+        )
     if not path.is_file():
         raise UsageError(f"Bundle '{path}' does not exist.")
     try:
@@ -155,6 +176,9 @@ def _hash_members(tar: tarfile.TarFile) -> tuple[dict[str, dict], list[str]]:
             continue
         if member.name.startswith("/") or ".." in Path(member.name).parts:
             problems.append(f"{member.name}: unsafe path outside the bundle")
+            continue
+        if member.name in digests:
+            problems.append(f"{member.name}: appears twice in the bundle (an extractor keeps one)")
             continue
         handle = tar.extractfile(member)
         hasher = hashlib.sha256()

@@ -18,6 +18,7 @@ from compressor import __version__
 from compressor.budget import check_budgets
 from compressor.errors import CompressError, DataError, UsageError
 from compressor.export import export_onnx
+from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields, check_threads
 from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
 from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
@@ -42,6 +43,8 @@ DEFAULT_CALIB_SAMPLES = 512
 
 def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     """Reject impossible requests before any work starts; return the target and its options."""
+    check_fields(recipe.budget, BUDGET_RANGES)
+    check_fields(recipe.distill, DISTILL_RANGES)
     target = get_target(recipe.target)
     caps = target.capabilities
     if recipe.precision not in caps.precisions:
@@ -65,6 +68,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
         raise UsageError("--min-fidelity compares outputs on real samples: pass --eval DATA.")
     if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    check_threads(recipe.threads)
     if recipe.calib_samples is not None and recipe.calib_samples < 1:
         raise UsageError("--calib-samples must be at least 1.")
     check_writable(Path(recipe.output))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -117,9 +118,12 @@ class Recipe:
         """Resolve model and data paths (not entry points) against base, for reproducibility."""
 
         def resolve(value: str | None) -> str | None:
-            if value is None or (":" in value and not (base / value).exists()):
+            if not value or (":" in value and not (base / value).exists()):
                 return value
-            return str((base / value).resolve())
+            try:
+                return str((base / value).resolve())
+            except (RuntimeError, OSError):  # a symlink loop: loading names it properly
+                return os.path.abspath(base / value)
 
         return dataclasses.replace(
             self,
@@ -127,7 +131,8 @@ class Recipe:
             calib=resolve(self.calib),
             eval=resolve(self.eval),
             train=resolve(self.train),
-            output=resolve(self.output) or "out",
+            # Not resolved: a link as -o is checked (and refused when broken), never followed.
+            output=os.path.abspath(base / (self.output or "out")),
         )
 
 

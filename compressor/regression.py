@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compressor.budget import Budget, BudgetResult
+from compressor.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,47 @@ def check_regressions(
             )
         )
     growth, how = _latency_growth(stored, base, comp)
-    if growth is not None:
-        limit = reg.max_latency_regression_pct
-        results.append(
-            BudgetResult("max_latency_regression_pct", limit, growth, growth <= limit, "%", how)
-        )
-    if old.get("size_bytes"):
+    limit = reg.max_latency_regression_pct
+    passed = growth is not None and growth <= limit
+    results.append(BudgetResult("max_latency_regression_pct", limit, growth, passed, "%", how))
+    limit = reg.max_size_regression_pct
+    if not old.get("size_bytes"):
+        results.append(BudgetResult("max_size_regression_pct", limit, None, False, "%", UNUSABLE))
+    else:
         size_growth = round((comp["size_bytes"] / old["size_bytes"] - 1.0) * 100.0, 4)
-        limit = reg.max_size_regression_pct
         results.append(
             BudgetResult("max_size_regression_pct", limit, size_growth, size_growth <= limit, "%")
         )
     return results
+
+
+UNUSABLE = (
+    "the stored report has no usable figure to compare with (missing, zero or null); "
+    "regenerate it with a compress or verify --json run"
+)
+
+
+def check_stored_figures(stored: dict, source: str) -> None:
+    """The figures a regression check reads must be numbers or null, not text or tables."""
+    for section, key, sub in STORED_FIGURES:
+        value = stored.get(section) or {}
+        value = value.get(key) if isinstance(value, dict) else value
+        if sub and isinstance(value, dict):
+            value = value.get(sub)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            where = ".".join(p for p in (section, key, sub) if p)
+            raise UsageError(
+                f"--against '{source}': '{where}' is {value!r}, not a number; the file was edited "
+                "or is not a compress report. Pass the report.json a compress run wrote."
+            )
+
+
+STORED_FIGURES = (
+    ("compressed", "accuracy", None),
+    ("compressed", "size_bytes", None),
+    ("compressed", "latency_ms", "p50"),
+    ("baseline", "latency_ms", "p50"),
+)
 
 
 def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:
@@ -71,7 +101,7 @@ def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None,
     old_base = ((stored.get("baseline") or {}).get("latency_ms") or {}).get("p50")
     now_comp, now_base = comp["latency_ms"]["p50"], base["latency_ms"]["p50"]
     if not old_comp:
-        return None, ""
+        return None, UNUSABLE
     same_baseline = old_base and stored["baseline"].get("runtime") == base["runtime"]
     if same_baseline:
         growth = (now_comp / now_base) / (old_comp / old_base) - 1.0

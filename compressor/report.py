@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from compressor import strict_json
+
 
 def write_report(report: dict, path: Path) -> None:
     """Write report.json with stable key order."""
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    path.write_text(strict_json.dumps(report, indent=2, sort_keys=False) + "\n")
 
 
 def _fmt_acc(value: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,9 +14,16 @@ from typing import BinaryIO
 
 from compressor.errors import OutputError
 
+STAGE_PREFIX = ".compress-stage-"
+
 
 def check_writable(out_dir: Path) -> None:
     """Fail early, before any work, when the output folder cannot be created or written."""
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise OutputError(
+            f"Output path '{out_dir}' is a symbolic link to nothing (dangling or a loop); "
+            "remove it or choose another -o DIR."
+        )
     parent = out_dir if out_dir.exists() else _existing_parent(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"Output path '{out_dir}' exists and is not a directory.")
@@ -32,7 +40,8 @@ def previous_outputs(out_dir: Path) -> list[Path]:
     """Files an earlier run wrote into out_dir (from its report.json), to be replaced.
 
     Refuses a non-empty folder that holds no report.json: its files are not ours to overwrite
-    (for example the input model itself).
+    (for example the input model itself). Names read from the report are untrusted: only plain,
+    non-hidden file names directly inside out_dir are taken.
     """
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return []
@@ -40,14 +49,34 @@ def previous_outputs(out_dir: Path) -> list[Path]:
     try:
         report = json.loads(report_path.read_text())
         names = [report["artifact"], *report.get("extra_files", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise OutputError(
             f"Output folder '{out_dir}' already holds files that no earlier compress run "
             "wrote (no readable report.json). Choose a new or empty -o DIR so nothing of "
             "yours is overwritten."
         ) from None
-    owned = [out_dir / n for n in (*names, "report.json", "recipe.toml") if "/" not in n]
-    return [p for p in owned if p.exists()]
+    for name in names:
+        _check_plain_name(name, report_path)
+    owned = [out_dir / n for n in (*names, "report.json", "recipe.toml")]
+    return [p for p in owned if p.exists() or p.is_symlink()]
+
+
+def _check_plain_name(name: object, report_path: Path) -> None:
+    """An earlier run's file name must stay inside its folder: no paths, no '.', '..', hidden."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or Path(name).name != name
+    ):
+        raise OutputError(
+            f"'{report_path}' names the output file {name!r}, which is not a plain file name "
+            "inside the output folder (the report was edited or is not from compress). Nothing "
+            "was written or removed. Choose a new or empty -o DIR."
+        )
 
 
 def _existing_parent(path: Path) -> Path:
@@ -66,21 +95,39 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
     stale = previous_outputs(out_dir)
     parent = _existing_parent(out_dir.parent if not out_dir.exists() else out_dir)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=".compress-stage-", dir=parent))
+        stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent))
     except OSError as exc:
         raise OutputError(f"Cannot write to '{parent}': {exc}. Choose another -o DIR.") from exc
     try:
         yield stage
         out_dir.mkdir(parents=True, exist_ok=True)
-        for old in stale:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        for item in sorted(stage.iterdir()):
-            target = out_dir / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        replace_outputs(stage, out_dir, stale)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def replace_outputs(stage: Path, out_dir: Path, stale: list[Path]) -> None:
+    """Swap the staged files in: old ones are set aside first and restored if any move fails."""
+    items = sorted(p for p in stage.iterdir() if not p.name.startswith("."))
+    trash = stage / ".replaced"
+    trash.mkdir()
+    moved: list[tuple[Path, Path]] = []  # (from, to) to undo in reverse
+    try:
+        targets = {out_dir / item.name for item in items}
+        for old in sorted(set(stale) | {t for t in targets if t.exists() or t.is_symlink()}):
+            os.replace(old, trash / old.name)
+            moved.append((old, trash / old.name))
+        for item in items:
+            os.replace(item, out_dir / item.name)
+            moved.append((item, out_dir / item.name))
+    except OSError as exc:
+        for src, dst in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(dst, src)
+        raise OutputError(
+            f"Could not move the new outputs into '{out_dir}' ({exc}); the earlier outputs "
+            "were put back and nothing new was written."
+        ) from None
 
 
 @contextmanager
