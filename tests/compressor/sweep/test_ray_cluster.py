@@ -26,8 +26,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[tuple[str, str, dict]]:
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, dict]]:
     """(GCS address, ray:// client address, env to reach them): a 2-CPU head on 127.0.0.1 in
     its own process group."""
     env = {
@@ -41,7 +41,7 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, str, dict]]:
     command = ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
     command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
     command += ["--disable-usage-stats", f"--ray-client-server-port={client_port}"]
-    log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path_factory.mktemp("head") / "head.log", "w")  # noqa: SIM115 - closed below
     head = subprocess.Popen(
         command,
         env={**os.environ, **env},
@@ -87,7 +87,7 @@ def _wait_for_port(port: int, head: subprocess.Popen, limit_s: float = 60) -> No
 def test_sweep_submitted_to_a_running_ray_head(
     ray_head: tuple[str, str, dict], make_sweep, run_cli, example: dict[str, Path], tmp_path: Path
 ) -> None:
-    address, client_address, env = ray_head
+    address, _, env = ray_head
     path = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8"]\n')
     out = tmp_path / "out"
     result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", address], env)
@@ -103,10 +103,14 @@ def test_sweep_submitted_to_a_running_ray_head(
         assert report["model"] != str(example["model"]) and "compress-job-" in report["model"]
         assert report["passed"] and report["compressed"]["accuracy"] > 0.9
 
-    # the same through Ray's client (ray://), as from a laptop outside the cluster
-    one = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["dynamic"]\n', name="one.toml")
-    result = run_cli(["sweep", str(one), "-o", str(out), "--ray-address", client_address], env)
+
+def test_sweep_submitted_through_the_ray_client(
+    ray_head: tuple[str, str, dict], make_sweep, run_cli, tmp_path: Path
+) -> None:
+    _, client_address, env = ray_head  # ray://, as from a laptop outside the cluster
+    path = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["dynamic"]\n')
+    out = tmp_path / "out"
+    result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", client_address], env)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "digits-onnx-dynamic" / "report.json").read_text())
     assert report["passed"] and "compress-job-" in report["model"]
-    assert (out / "digits-onnx-int8" / "report.json").is_file()  # other jobs' outputs stay

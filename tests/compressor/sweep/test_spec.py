@@ -98,9 +98,14 @@ def test_unknown_target_and_duplicate_jobs_are_refused(tmp_path: Path) -> None:
         expand_jobs(load_sweep(write(tmp_path, twice)), tmp_path / "out")
 
 
-def test_cli_exits_2_for_a_bad_sweep_file(tmp_path: Path, run_cli) -> None:
-    result = run_cli(["sweep", str(write(tmp_path, "[grid\n")), "-o", str(tmp_path / "o")])
-    assert result.returncode == 2, result.stderr
-    assert "is not valid TOML" in result.stderr and "Traceback" not in result.stderr
-    missing = run_cli(["sweep", str(tmp_path / "none.toml"), "-o", str(tmp_path / "o")])
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+def test_cli_exits_2_for_a_bad_sweep_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from compressor.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["sweep", str(write(tmp_path, "[grid\n")), "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "is not valid TOML" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    missing = runner.invoke(main, ["sweep", str(tmp_path / "none.toml")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
