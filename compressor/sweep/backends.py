@@ -4,6 +4,7 @@ existing Ray cluster (inputs shipped through the object store, outputs brought b
 from __future__ import annotations
 
 import os
+import socket
 import tarfile
 import tempfile
 from dataclasses import dataclass, replace
@@ -70,6 +71,7 @@ class RayBackend:
         self._ray, self._settings = ray, settings
         self._ship = settings.address is not None
         if self._ship:
+            check_reachable(settings.address)
             ray.init(address=settings.address, log_to_driver=False)
         else:
             ray.init(
@@ -172,6 +174,21 @@ def _cluster_task(
         local = replace(local, output=str(Path(tmp) / "out" / job_id))
         outcome = run_job(job_id, local)
         return outcome.to_dict(), pack_folder(Path(local.output))
+
+
+def check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when nothing listens at address."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # Ray finds "auto" itself and says what is wrong with a malformed address
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot reach the Ray cluster at {address}: {exc.strerror or exc}. Is `ray start "
+            "--head` running there and the port open? (ray://HOST:10001 for Ray's client, "
+            "HOST:6379 for the head's own port.)"
+        ) from None
 
 
 def import_ray() -> object:
