@@ -3,6 +3,7 @@ existing Ray cluster (inputs shipped through the object store, outputs brought b
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tarfile
@@ -68,17 +69,18 @@ class RayBackend:
 
     def __init__(self, settings: RaySettings) -> None:
         ray = import_ray()
-        self._ray, self._settings = ray, settings
+        self._ray = ray
         self._ship = settings.address is not None
         if self._ship:
             check_reachable(settings.address)
-            ray.init(address=settings.address, log_to_driver=False)
+            ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(
                 address="local",  # a new instance, never a cluster left running on this machine
                 num_cpus=settings.workers,
                 include_dashboard=False,
                 log_to_driver=False,
+                logging_level=logging.WARNING,
                 _node_ip_address="127.0.0.1",
             )
         self._task = ray.remote(_cluster_task if self._ship else _local_task)
