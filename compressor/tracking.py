@@ -49,7 +49,10 @@ class Tracker:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
-            raise UsageError(f"--track mlflow needs MLflow: {TRACK_EXTRA}.") from None
+            raise UsageError(
+                f"Tracking to {uri} (--track mlflow or MLFLOW_TRACKING_URI) needs MLflow: "
+                f"{TRACK_EXTRA}; or pass --track none."
+            ) from None
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
