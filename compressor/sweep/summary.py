@@ -182,28 +182,30 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 
 
 def markdown_summary(summary: dict) -> str:
-    """summary.md: the table, then each failure's error and the latency note."""
+    """summary.md: the table, then each failure's error and how latency was measured."""
+    rows = summary["rows"]
+    retimed = any(r.get("exclusive_p50_ms") for r in rows)
+    columns = [c for c in COLUMNS if retimed or c[1] != "exclusive_p50_ms"]
     lines = [
         f"# Sweep {'PASSED' if summary['passed'] else 'FAILED'}: {summary['counts']}",
         "",
-        "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        "| " + " | ".join(h for h, _, _ in columns) + " |",
+        "|" + "---|" * len(columns),
     ]
-    lines += [
-        "| " + " | ".join(_cell(r, k, f) for _, k, f in COLUMNS) + " |" for r in summary["rows"]
-    ]
-    errors = [f"- {r['id']}: {r['error']}" for r in summary["rows"] if r.get("error")]
-    budgets = [
+    lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in columns) + " |" for r in rows]
+    notes = [
         f"- {r['id']}: failed budgets {r['failed_budgets']}"
-        for r in summary["rows"]
+        for r in rows
         if r.get("failed_budgets")
     ]
-    lines += ["", *budgets, *errors, "", summary["latency_note"]]
+    notes += [f"- {r['id']}: {r['error']}" for r in rows if r.get("error")]
+    lines += ["", *notes, *([""] if notes else []), summary["latency_note"]]
     lines += [
         f"Jobs at once per node: {summary['jobs_at_once_per_node']}; {summary.get('backend')}."
     ]
-    lines += [f"Skipped grid cells: {summary['skipped']}" if summary.get("skipped") else ""]
-    return "\n".join(lines).rstrip() + "\n"
+    if summary.get("skipped"):
+        lines += [f"Skipped grid cells: {summary['skipped']}"]
+    return "\n".join(lines) + "\n"
 
 
 def write_summary(summary: dict, out_dir: Path) -> list[Path]:
