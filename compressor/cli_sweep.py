@@ -73,9 +73,10 @@ def _run(settings: object, stderr: Console) -> dict:
 
     try:
         summary = run_sweep(settings, stderr)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (compressor.cli.Terminated)
         stderr.print("[red]interrupted[/]: finished jobs are kept; rerun with --resume.")
-        sys.exit(130)
+        signum = getattr(exc, "signum", None)
+        sys.exit(128 + signum if signum else 130)
     render_summary(summary, Console())
     Console().print(f"summary in {settings.output}/summary.md (and summary.json)")
     return summary

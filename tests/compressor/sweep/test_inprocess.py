@@ -51,3 +51,44 @@ def test_in_process_sweep_summary_exit_code_and_resume(make_sweep, tmp_path: Pat
     resumed = {r["id"]: r["resumed"] for r in third["rows"]}
     assert resumed == {"digits-onnx-fp32": True, "digits-onnx-int8": True, "too-big": False}
     assert third["exit_code"] == 0 and third["counts"] == {"passed": 3}
+
+
+def test_an_interrupted_sweep_restarts_where_it_stopped(make_sweep, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    path, out = (
+        make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8", "dynamic"]\n'),
+        tmp_path / "o",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "compressor",
+        "sweep",
+        str(path),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+    ]
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    sweep_proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    first = out / ".sweep" / "jobs" / "digits-onnx-fp32.json"
+    deadline = time.monotonic() + 180
+    while not first.exists() and sweep_proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sweep_proc.send_signal(signal.SIGTERM)  # while the second job runs
+    _, stderr = sweep_proc.communicate(timeout=60)
+    assert sweep_proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "rerun with --resume" in stderr
+    assert first.exists() and not (out / "summary.json").exists()
+    assert not list(out.glob(".compress-stage-*"))  # the interrupted job left nothing behind
+
+    summary = sweep(path, out, resume=True)
+    resumed = {r["id"]: r["resumed"] for r in summary["rows"]}
+    assert resumed["digits-onnx-fp32"] and not resumed["digits-onnx-dynamic"]
+    assert summary["exit_code"] == 0 and summary["counts"] == {"passed": 3}
