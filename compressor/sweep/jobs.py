@@ -10,7 +10,7 @@ from compressor.recipe import Recipe, recipe_from_dict
 from compressor.sweep.spec import JobEntry, SweepSpec, Variant
 from targets.registry import describe_targets, get_target
 
-MERGED_TABLES = ("budget", "prune", "distill", "target_options", "input_shapes")
+MERGED_TABLES = ("budget", "prune", "distill", "target_options", "input_shapes", "batch_axes")
 AVAILABLE = "available"  # grid word: every target whose runtime works on this machine
 
 
