@@ -22,13 +22,17 @@ def drop_qdq(path: Path, tensors: set[str]) -> list[str]:
     model = onnx.load(str(path))
     graph = model.graph
     outputs = {o.name for o in graph.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear":
+            readers.setdefault(node.input[0], []).append(node)
     removed: list[str] = []
-    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in tensors]:
-        source = q.input[0]
-        for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
-            if dq.input[0] == q.output[0]:
-                _bypass(graph, dq.output[0], source, dq.output[0] in outputs)
-        removed.append(source)
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
+        for dq in readers.get(q.output[0], []):
+            # a quantized graph output keeps its name on the DQ; its source becomes "…_Input"
+            if q.input[0] in tensors or dq.output[0] in tensors:
+                _bypass(graph, dq.output[0], q.input[0], dq.output[0] in outputs)
+                removed.append(dq.output[0] if dq.output[0] in outputs else q.input[0])
     _drop_unused(graph)
     onnx.save(model, str(path))
     return sorted(set(removed))
@@ -38,12 +42,11 @@ def _bypass(graph: onnx.GraphProto, dequantized: str, source: str, is_output: bo
     """Make readers of `dequantized` read `source`; a graph output keeps its name instead."""
     old, new = (source, dequantized) if is_output else (dequantized, source)
     for node in graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and is_output:
-            if node.output and node.output[0] == dequantized:
-                node.output[0] = f"{dequantized}__bypassed"
+        if is_output and node.op_type == "DequantizeLinear" and node.output[0] == dequantized:
+            node.output[0] = f"{dequantized}__bypassed"  # left without readers, then dropped
         for i, name in enumerate(node.input):
             if name == old:
                 node.input[i] = new
         for i, name in enumerate(node.output):
-            if name == old:
+            if is_output and name == old:
                 node.output[i] = new

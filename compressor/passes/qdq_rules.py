@@ -23,6 +23,9 @@ JOIN_RATIO = 64.0  # branches joined by Concat/Add whose ranges differ more than
 JOIN_OPS = ("Concat", "Add", "Sum")
 SHAPE_SOURCES = ("Shape", "Size", "Range", "ConstantOfShape", "NonZero")
 PROBABILITY_OPS = ("Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax")
+# Ops that move data without changing it: the quantizer gives their output their input's scale,
+# so a tensor kept float keeps its copies float too.
+LAYOUT_OPS = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Expand")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def rule_joins(view: GraphView, scheme: QuantScheme) -> list[KeptFloat]:
         if node.op_type not in JOIN_OPS:
             continue
         tops = {i: _absmax(view, i) for i in node.input if i and i not in view.constants}
-        tops = {i: t for i, t in tops.items() if t is not None and t > 0}
+        tops = {i: t for i, t in tops.items() if t is not None and 0 < t < MASK_MAGNITUDE}
         if len(tops) < 2 or max(tops.values()) <= JOIN_RATIO * min(tops.values()):
             continue
         small = min(tops, key=tops.get)
@@ -145,6 +148,11 @@ def tensors_kept_float(
     for rule in RULES.values():
         for kept in rule(view, scheme):
             found.setdefault(kept.tensor, kept)
+    for node in view.graph.node:  # sorted graph: one forward sweep reaches every copy
+        source = found.get(node.input[0]) if node.input else None
+        if node.op_type in LAYOUT_OPS and source is not None and source.kind == "tensor":
+            for name in node.output:
+                found.setdefault(name, KeptFloat(name, source.rule, f"copy of {source.tensor}"))
     return list(found.values())
 
 

@@ -15,8 +15,8 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from calibration.dataset import Dataset
 from calibration.activations import collect_stats
+from calibration.dataset import Dataset
 from calibration.ranges import range_method, write_ranges_cache
 from calibration.reader import DatasetReader
 from compressor.errors import DataError, UsageError
