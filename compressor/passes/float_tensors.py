@@ -12,12 +12,16 @@ import onnx
 
 from compressor.passes.placement import _drop_unused
 
+REMOVABLE_ACTIVATIONS = ("Relu", "Clip")
 
-def drop_qdq(path: Path, tensors: set[str]) -> list[str]:
+
+def drop_qdq(path: Path, tensors: set[str], fp32: Path | None = None) -> list[str]:
     """Remove each QuantizeLinear→DequantizeLinear pair on the named float tensors, in place.
 
     Readers of the dequantized copy read the float tensor again; where the copy is a graph
-    output, the float tensor takes its name. Returns the tensors that lost a pair.
+    output, the float tensor takes its name. The quantizer drops a Relu/Clip whose output it
+    quantizes (the Q clamps instead): with the pair gone, that activation is put back from the
+    fp32 model. Returns the tensors that lost a pair.
     """
     model = onnx.load(str(path))
     graph = model.graph
@@ -33,6 +37,8 @@ def drop_qdq(path: Path, tensors: set[str]) -> list[str]:
             if q.input[0] in tensors or dq.output[0] in tensors:
                 _bypass(graph, dq.output[0], q.input[0], dq.output[0] in outputs)
                 removed.append(dq.output[0] if dq.output[0] in outputs else q.input[0])
+    if fp32 is not None:
+        _restore_activations(graph, onnx.load(str(fp32)).graph, set(removed))
     _drop_unused(graph)
     onnx.save(model, str(path))
     return sorted(set(removed))
@@ -50,3 +56,28 @@ def _bypass(graph: onnx.GraphProto, dequantized: str, source: str, is_output: bo
         for i, name in enumerate(node.output):
             if is_output and name == old:
                 node.output[i] = new
+
+
+def _restore_activations(graph: onnx.GraphProto, fp32: onnx.GraphProto, names: set[str]) -> None:
+    """Re-insert the fp32 Relu/Clip producing each named tensor where the quantizer fused it."""
+    producer = {o: n for n in graph.node for o in n.output}
+    original = {o: n for n in fp32.node for o in n.output}
+    inits = {i.name for i in graph.initializer}
+    for name in names:
+        act, now = original.get(name), producer.get(name)
+        if act is None or now is None or act.op_type not in REMOVABLE_ACTIVATIONS:
+            continue
+        if now.op_type == act.op_type:
+            continue
+        raw = f"{name}__before_{act.op_type.lower()}"
+        now.output[list(now.output).index(name)] = raw
+        restored = onnx.NodeProto()
+        restored.CopyFrom(act)
+        restored.input[0] = raw
+        restored.name = f"{act.name or name}__restored"
+        graph.node.insert(list(graph.node).index(now) + 1, restored)
+        for extra in restored.input[1:]:  # Clip bounds
+            source = next((i for i in fp32.initializer if i.name == extra), None)
+            if extra and extra not in inits and source is not None:
+                graph.initializer.append(source)
+                inits.add(extra)

@@ -38,23 +38,26 @@ def quantize_int8_static(
     batch_size: int = 1,
     on_batch: Callable[[int], None] | None = None,
     plan: tuple[str, ...] = (),
+    stats: dict | None = None,
 ) -> dict:
     """Calibrate once on `data` and write a Q/DQ model laid out as the target's scheme says.
 
-    Tensors the placement rules (qdq_rules) or the tuner's `plan` name stay in float.
+    Tensors the placement rules (qdq_rules) name stay float; so do the tensors and nodes of the
+    tuner's `plan` (a block: an activation and the weighted ops reading it, weights included).
     """
     data.check_finite()
-    stats = collect_stats(src, data, batch_size, range_method(method).histograms, on_batch)
+    if stats is None:  # the tuner passes the statistics it collected once for all trials
+        stats = collect_stats(src, data, batch_size, range_method(method).histograms, on_batch)
     kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
     cache = dst.with_name(dst.name + ".ranges.json")
     write_ranges_cache(stats, method, cache)
-    _quantize_with_ranges(src, dst, data, scheme, cache, kept)
+    _quantize_with_ranges(src, dst, data, scheme, cache, kept, plan)
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
-    floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan))
+    floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
     model = onnx.load(str(dst))
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    if q == 0:
+    if q == 0 and not plan:  # a tuner plan may keep every block float
         raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
     recurrent = sum(n.op_type in ("LSTM", "GRU", "RNN") for n in model.graph.node)
     return {
@@ -64,13 +67,19 @@ def quantize_int8_static(
         "method": method,
         "scheme": scheme.description,
         "kept_float": [k.to_dict() for k in kept if k.kind == "node" or k.tensor in floated],
-        **({"plan_float_tensors": sorted(set(plan) & set(floated))} if plan else {}),
+        **({"plan": list(plan)} if plan else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
 
 
 def _quantize_with_ranges(
-    src: Path, dst: Path, data: Dataset, scheme: QuantScheme, cache: Path, kept: list
+    src: Path,
+    dst: Path,
+    data: Dataset,
+    scheme: QuantScheme,
+    cache: Path,
+    kept: list,
+    plan: tuple[str, ...] = (),
 ) -> None:
     """onnxruntime's quantize_static with our ranges (a calibration cache) and exclusions."""
     extra = {
@@ -87,6 +96,7 @@ def _quantize_with_ranges(
         node.name = node.name or f"{node.op_type}_{index}"
     excluded = nodes_reading_constants(model, {k.tensor for k in kept})
     excluded += [k.tensor for k in kept if k.kind == "node"]
+    excluded += [n.name for n in model.graph.node if n.name in plan]
     placement["nodes_to_exclude"] = placement.get("nodes_to_exclude", []) + excluded
     logging.getLogger("root").setLevel(logging.ERROR)
     quantize_static(

@@ -1,0 +1,106 @@
+"""`compress MODEL --int8 --auto`: the x1000-channel CNN fails plain int8 and passes tuned int8.
+
+The digits CNN's first conv (+BN) output channel 0 is scaled x1000 and undone in the next conv:
+the same function in float, but one per-tensor int8 scale now squeezes every other channel of
+that activation to zero.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from compressor.budget import Budget
+from compressor.cli import main
+from compressor.recipe import load_recipe
+from compressor.tune import meets_budget, pareto_front
+from tests.compressor.passes.int8_models import scale_channel
+
+
+def _run(args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def scaled_cnn(cnn, digits, tmp_path_factory):
+    model = scale_channel(copy.deepcopy(cnn).eval(), "features.1", "features.3")
+    example = torch.from_numpy(digits["calib"].inputs["input"][:2])
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    folder = tmp_path_factory.mktemp("x1000")
+    torch.export.save(program, str(folder / "model.pt2"))
+    with torch.no_grad():  # same function as the trained CNN in float
+        x = torch.from_numpy(digits["eval"].inputs["input"])
+        assert torch.equal(model(x).argmax(1), cnn.eval()(x).argmax(1))
+    return folder / "model.pt2"
+
+
+def _args(model, cnn_files, out):
+    return [
+        model,
+        "--int8",
+        "--calib",
+        cnn_files["calib.npz"],
+        "--eval",
+        cnn_files["eval.npz"],
+        "--max-accuracy-drop",
+        "1",
+        "--runs",
+        "10",
+        "--warmup",
+        "2",
+        "-o",
+        out,
+    ]
+
+
+def test_x1000_channel_fails_plain_int8_and_passes_auto(scaled_cnn, cnn_files, tmp_path):
+    plain = _run(_args(scaled_cnn, cnn_files, tmp_path / "plain"))
+    assert plain.exit_code == 1, plain.output  # the budget fails
+    report = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] > 0.01
+
+    tuned = _run(_args(scaled_cnn, cnn_files, tmp_path / "auto") + ["--auto", "--tune-trials", "6"])
+    assert tuned.exit_code == 0, tuned.output
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["passed"]
+    assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] <= 0.01
+    tuning = report["passes"]["int8"]["tuning"]
+    assert 2 <= len(tuning["trials"]) <= 6 and tuning["met_budgets"]
+    assert tuning["trials"][0]["passed"] is False  # default int8 fails, as above
+    chosen = tuning["trials"][tuning["chosen"]]
+    assert chosen["passed"] and tuning["chosen"] in tuning["pareto_front"]
+    # the worst block is conv1's output (median channel SQNR ~0 dB) read by the second conv
+    worst = tuning["sensitivity"][0]
+    assert worst["median_channel_sqnr_db"] < 5 and worst["sqnr_db"] > 20
+    assert worst["tensor"] in chosen["plan"]
+    assert report["passes"]["int8"]["quantize_nodes"] > 0  # the rest stays int8
+
+    recipe = load_recipe(tmp_path / "auto" / "recipe.toml")
+    assert recipe.auto is False and list(recipe.int8_plan) == chosen["plan"]
+    replay = _run(["--recipe", tmp_path / "auto" / "recipe.toml", "-o", tmp_path / "replay"])
+    assert replay.exit_code == 0, replay.output
+    replayed = json.loads((tmp_path / "replay" / "report.json").read_text())
+    assert "tuning" not in replayed["passes"]["int8"]
+    assert replayed["compressed"]["accuracy"] == report["compressed"]["accuracy"]
+
+
+def test_budget_and_front_rules():
+    trials = [
+        {"trial": 0, "accuracy_drop": 5.0, "cosine": 0.9, "latency_ms": 1.0, "size_bytes": 10},
+        {"trial": 1, "accuracy_drop": 0.5, "cosine": 0.99, "latency_ms": 1.2, "size_bytes": 12},
+        {"trial": 2, "accuracy_drop": 0.5, "cosine": 0.99, "latency_ms": 1.5, "size_bytes": 14},
+    ]
+    assert pareto_front(trials) == [0, 1]
+    budget = Budget(max_accuracy_drop=1.0, max_latency_ms=1.3)
+    assert [meets_budget(t, budget) for t in trials] == [False, True, False]
+    assert meets_budget({"cosine": 0.995, "latency_ms": 1, "size_bytes": 1}, Budget())
+
+
+def test_auto_needs_int8(cnn_files, tmp_path):
+    result = _run([cnn_files["model.pt2"], "--auto", "-o", tmp_path / "o"])
+    assert result.exit_code == 2 and "--int8" in result.output
