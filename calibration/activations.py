@@ -41,11 +41,14 @@ class TensorStats:
         if not np.isfinite(values).all():  # ±inf masks: remembered as an unrepresentable range
             self.lowest = min(self.lowest, float(values.min()))
             self.highest = max(self.highest, float(values.max()))
-        if values.ndim >= 2 and values.shape[1] > 1:
+        if values.ndim >= 2 and values.shape[1] > 1 and values.size:
             per = np.abs(np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)).max(axis=1)
-            self.channel_absmax = (
-                per if self.channel_absmax is None else np.maximum(self.channel_absmax, per)
-            )
+            if self.channel_absmax is None:
+                self.channel_absmax = per
+            elif self.channel_absmax.shape == per.shape:
+                self.channel_absmax = np.maximum(self.channel_absmax, per)
+            else:  # axis 1 is not a channel axis here (it follows the batch)
+                self.channel_absmax = np.zeros(0, np.float32)
 
     def add_histogram(self, values: np.ndarray) -> None:
         top = self.absmax

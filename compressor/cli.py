@@ -427,6 +427,9 @@ def _register_ops_commands() -> None:
 
     for command in OPS_COMMANDS:
         main.add_command(command)
+    from compressor.cli_debug import debug_command
+
+    main.add_command(debug_command)
 
 
 _register_ops_commands()

@@ -104,6 +104,10 @@ class _Energy:
             else (value - rounded)[None]
         )
         signal, noise = (per.astype(np.float64) ** 2).sum(1), (err.astype(np.float64) ** 2).sum(1)
+        if self.signal is not None and self.signal.shape != signal.shape:
+            # axis 1 follows the batch here, not channels: keep tensor-wide totals
+            self.signal, self.noise = self.signal.sum(keepdims=True), self.noise.sum(keepdims=True)
+            signal, noise = signal.sum(keepdims=True), noise.sum(keepdims=True)
         self.signal = signal if self.signal is None else self.signal + signal
         self.noise = noise if self.noise is None else self.noise + noise
 

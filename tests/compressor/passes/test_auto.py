@@ -7,36 +7,18 @@ that activation to zero.
 
 from __future__ import annotations
 
-import copy
 import json
 
-import pytest
-import torch
 from click.testing import CliRunner
 
 from compressor.budget import Budget
 from compressor.cli import main
 from compressor.recipe import load_recipe
 from compressor.tune import meets_budget, pareto_front
-from tests.compressor.passes.int8_models import scale_channel
 
 
 def _run(args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def scaled_cnn(cnn, digits, tmp_path_factory):
-    model = scale_channel(copy.deepcopy(cnn).eval(), "features.1", "features.3")
-    example = torch.from_numpy(digits["calib"].inputs["input"][:2])
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    folder = tmp_path_factory.mktemp("x1000")
-    torch.export.save(program, str(folder / "model.pt2"))
-    with torch.no_grad():  # same function as the trained CNN in float
-        x = torch.from_numpy(digits["eval"].inputs["input"])
-        assert torch.equal(model(x).argmax(1), cnn.eval()(x).argmax(1))
-    return folder / "model.pt2"
 
 
 def _args(model, cnn_files, out):
