@@ -38,6 +38,17 @@ from targets.tflite.rules import TFLITE_SCHEME
 SCHEMES = {"onnx": ORT_CPU_SCHEME, "tensorrt": TENSORRT_SCHEME, "tflite": TFLITE_SCHEME}
 
 
+class Net(nn.Module):
+    """Names the input `x` (an nn.Sequential's forward names it `input`)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 def export(module: nn.Module, spec: TensorSpec, folder: Path) -> Path:
     loaded = LoadedModel(folder / "m.pt", "module", module.eval(), None, [spec])
     cleanup_onnx(export_onnx(loaded, [spec], folder / "raw.onnx"), folder / "fp32.onnx")
@@ -154,7 +165,7 @@ def imagenet_rows(work: Path) -> list[dict]:
         torch.manual_seed(0)
         folder = work / name
         folder.mkdir()
-        fp32 = export(build(), TensorSpec("x", ("batch", 3, 224, 224)), folder)
+        fp32 = export(Net(build()), TensorSpec("x", ("batch", 3, 224, 224)), folder)
         ref = reference(fp32, calib.take(1))
         quantize_int8_static(fp32, folder / "int8.onnx", calib, ORT_CPU_SCHEME, "minmax", 4)
         session = ort.InferenceSession(
@@ -226,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             (Path(tmp) / name).mkdir()
             zoo += zoo_rows(name, args.epochs, Path(tmp) / name)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "int8_auto.json").write_text(json.dumps({"zoo": zoo}, indent=1))
         imagenet = [] if args.skip_imagenet else imagenet_rows(Path(tmp))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "int8_auto.json").write_text(

@@ -94,7 +94,8 @@ def iterate_activations(
     session = _session(model_path, names)
     outputs = [o.name for o in session.get_outputs() if o.name in names]
     for inputs, _ in data.batches(batch_size):
-        values = dict(zip(outputs, session.run(outputs, inputs), strict=True))
+        ran = session.run(outputs, inputs) if outputs else []  # [] would mean "all outputs"
+        values = dict(zip(outputs, ran, strict=True))
         values.update({k: v for k, v in inputs.items() if k in names})
         yield values, len(next(iter(inputs.values())))
 

@@ -1,9 +1,10 @@
 """Empirical bias correction for int8 Conv/Gemm, kept only where it measurably helps.
 
-Rounding weights and inputs shifts each output channel's mean; adding the mean shift back to
-the bias (what lifts NNCF's fidelity above plain onnxruntime) removes the systematic part of
-the error. The shift is measured on calibration samples with the Q/DQ graph against the fp32
-graph; the corrected graph is kept only if its output SQNR on held-back calibration samples
+Rounding a layer's weights shifts each output channel's mean by (W_int8 - W) · E[x]; taking
+that shift out of the bias (what lifts NNCF's fidelity above plain onnxruntime) removes the
+systematic part of the error. E[x], the mean of each layer's input per channel, is measured
+on calibration samples in the fp32 graph; each layer is corrected for its own weight error
+only. The corrected graph is kept only if its output SQNR on held-back calibration samples
 beats the uncorrected one's.
 """
 
@@ -20,44 +21,65 @@ from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
 
 CORRECTED_OPS = ("Conv", "Gemm")
-ACTIVATIONS = ("Relu", "Clip")
 MIN_SAMPLES = 8
 
 
-def _biased_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, tuple[str, str]]:
-    """{Q/DQ output tensor: (fp32 pre-activation tensor, bias input)} of int8 Conv/Gemm."""
+def _biased_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, dict]:
+    """{output: {input, weight, fp32 weight, bias, node}} of each int8 Conv/Gemm with a bias."""
     producer = {o: n for n in qdq.graph.node for o in n.output}
-    fp32_producer = {o: n for n in fp32.graph.node for o in n.output}
+    fp32_weights = {i.name for i in fp32.graph.initializer}
     layers = {}
     for node in qdq.graph.node:
-        weight = producer.get(node.input[1]) if len(node.input) > 1 else None
         if node.op_type not in CORRECTED_OPS or len(node.input) < 3 or not node.input[2]:
             continue
-        if weight is None or weight.op_type != "DequantizeLinear":
+        weight, data = producer.get(node.input[1]), producer.get(node.input[0])
+        if weight is None or weight.op_type != "DequantizeLinear" or data is None:
             continue
-        out = node.output[0]
-        source = fp32_producer.get(out)  # the quantizer folds a Relu/Clip into the output Q
-        reference = source.input[0] if source and source.op_type in ACTIVATIONS else out
-        layers[out] = (reference, node.input[2])
+        original = weight.input[0].removesuffix("_quantized")
+        q = producer.get(data.input[0]) if data.op_type == "DequantizeLinear" else None
+        if original not in fp32_weights or q is None or q.op_type != "QuantizeLinear":
+            continue
+        layers[node.output[0]] = {
+            "input": q.input[0],
+            "weight": weight,
+            "original": original,
+            "bias": node.input[2],
+            "node": node,
+        }
     return layers
 
 
-def _mean_shift(
-    fp32: Path, qdq: Path, data: Dataset, layers: dict[str, tuple[str, str]]
-) -> dict[str, np.ndarray]:
-    """Per output channel, mean(Q/DQ output - fp32 output) over the samples."""
-    names = list(layers)
-    refs = [r for r, _ in layers.values()]
-    total: dict[str, np.ndarray] = {}
-    for (quantized, _), (reference, _) in zip(
-        iterate_activations(qdq, data, 16, names),
-        iterate_activations(fp32, data, 16, refs),
-        strict=True,
-    ):
-        for out, (ref, _) in layers.items():
-            diff = np.moveaxis(quantized[out] - reference[ref], 1, 0)
-            total[out] = total.get(out, 0) + diff.reshape(diff.shape[0], -1).mean(1) * len(diff[0])
-    return {k: v / len(data) for k, v in total.items()}
+def _input_means(fp32: Path, data: Dataset, names: list[str]) -> dict[str, np.ndarray]:
+    """Mean of each named tensor per channel (axis 1, or the last axis of a 2-D tensor)."""
+    sums: dict[str, np.ndarray] = {}
+    for values, _ in iterate_activations(fp32, data, 16, names):
+        for name, value in values.items():
+            per = np.moveaxis(value, 1, 0).reshape(value.shape[1], -1).mean(1) * len(value)
+            sums[name] = sums.get(name, 0) + per
+    return {k: v / len(data) for k, v in sums.items()}
+
+
+def _weight_shift(model: onnx.ModelProto, fp32: onnx.ModelProto, layer: dict, mean) -> np.ndarray:
+    """(W_int8 - W) · E[x] per output channel, for a Conv (groups included) or a Gemm."""
+    inits = {i.name: i for i in model.graph.initializer}
+    dq = layer["weight"]
+    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
+    scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
+    zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 else 0
+    shape = (-1,) + (1,) * (q.ndim - 1) if scale.size > 1 else ()
+    original = next(i for i in fp32.graph.initializer if i.name == layer["original"])
+    error = (q - np.reshape(zero, shape)) * np.reshape(scale, shape) - numpy_helper.to_array(
+        original
+    )
+    node = layer["node"]
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return (error if trans_b else error.T) @ mean
+    groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+    per_group = error.shape[1]
+    channels = np.arange(error.shape[0]) // (error.shape[0] // groups) * per_group
+    index = channels[:, None] + np.arange(per_group)[None, :]
+    return (error.sum(axis=(2, 3)) * mean[index]).sum(1) if error.ndim == 4 else np.zeros(0)
 
 
 def _apply(model: onnx.ModelProto, layers: dict, shifts: dict[str, np.ndarray]) -> int:
@@ -65,8 +87,8 @@ def _apply(model: onnx.ModelProto, layers: dict, shifts: dict[str, np.ndarray]) 
     inits = {i.name: i for i in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     done = 0
-    for out, (_, bias) in layers.items():
-        shift = shifts.get(out)
+    for out, layer in layers.items():
+        shift, bias = shifts.get(out), layer["bias"]
         dq = producer.get(bias)
         if shift is None:
             continue
@@ -115,7 +137,13 @@ def correct_biases(fp32: Path, qdq: Path, data: Dataset) -> dict:
     layers = _biased_layers(model, reference)
     if not layers:
         return {"applied": False, "why": "no int8 Conv/Gemm with a bias"}
-    count = _apply(model, layers, _mean_shift(fp32, qdq, fit, layers))
+    means = _input_means(fp32, fit, sorted({layer["input"] for layer in layers.values()}))
+    shifts = {
+        out: _weight_shift(model, reference, layer, means[layer["input"]])
+        for out, layer in layers.items()
+        if layer["input"] in means
+    }
+    count = _apply(model, layers, {k: v for k, v in shifts.items() if v.size})
     candidate = qdq.with_name(qdq.stem + ".bias-corrected.onnx")
     onnx.save(model, str(candidate))
     before, after = output_sqnr(fp32, qdq, held), output_sqnr(fp32, candidate, held)

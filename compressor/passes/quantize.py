@@ -20,6 +20,7 @@ from calibration.dataset import Dataset
 from calibration.ranges import range_method, write_ranges_cache
 from calibration.reader import DatasetReader
 from compressor.errors import DataError, UsageError
+from compressor.passes.bias_correction import correct_biases
 from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
@@ -55,6 +56,7 @@ def quantize_int8_static(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
+    corrected = correct_biases(src, dst, data)
     model = onnx.load(str(dst))
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0 and not plan:  # a tuner plan may keep every block float
@@ -67,6 +69,7 @@ def quantize_int8_static(
         "method": method,
         "scheme": scheme.description,
         "kept_float": [k.to_dict() for k in kept if k.kind == "node" or k.tensor in floated],
+        "bias_correction": corrected,
         **({"plan": list(plan)} if plan else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
