@@ -41,7 +41,7 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     scheme = target.quant_scheme(options)
     info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
-    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept)
+    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch)
     runners = {"onnx fp32": OnnxRuntimeRunner(fp32), "onnx q/dq": OnnxRuntimeRunner(qdq)}
     if model.is_torch:
         runners = {"torch": TorchRunner(model.module, specs), **runners}

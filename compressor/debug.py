@@ -107,15 +107,25 @@ def _sqnr(reference: np.ndarray, test: np.ndarray) -> float:
     return float(10 * np.log10(max(float(np.mean(ref**2)), 1e-30) / max(noise, 1e-30)))
 
 
-def tensor_sqnr(fp32: Path, qdq: Path, data: Dataset, names: list[str]) -> dict[str, float]:
+def tensor_sqnr(
+    fp32: Path, qdq: Path, data: Dataset, names: list[str], batch: int = 16
+) -> dict[str, float]:
     """SQNR of each named tensor in the Q/DQ graph against the fp32 graph, same samples."""
-    sample = data.take(min(len(data), STAGE_SAMPLES))
-    present = _float_names(qdq) & set(names)
-    reference = next(iterate_activations(fp32, sample, len(sample), sorted(present)))[0]
-    quantized = next(iterate_activations(qdq, sample, len(sample), sorted(present)))[0]
-    return {
-        n: _sqnr(reference[n], quantized[n]) for n in present if n in reference and n in quantized
-    }
+    sample = data.take(min(len(data), STAGE_SAMPLES) // batch * batch or batch)
+    present = sorted(_float_names(qdq) & set(names))
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    pairs = zip(
+        iterate_activations(fp32, sample, batch, present),
+        iterate_activations(qdq, sample, batch, present),
+        strict=True,
+    )
+    for (reference, _), (quantized, _) in pairs:
+        for name in set(reference) & set(quantized):
+            ref = reference[name].astype(np.float64)
+            signal[name] = signal.get(name, 0.0) + float(np.sum(ref**2))
+            noise[name] = noise.get(name, 0.0) + float(np.sum((ref - quantized[name]) ** 2))
+    return {n: float(10 * np.log10(max(signal[n], 1e-30) / max(noise[n], 1e-30))) for n in signal}
 
 
 def _float_names(path: Path) -> set[str]:
@@ -137,12 +147,17 @@ def fix_for(row_score: BlockScore, outliers: list, kept: dict[str, str]) -> str:
 
 
 def layer_rows(
-    fp32: Path, raw: onnx.ModelProto, qdq: Path, calib: Dataset, kept: dict[str, str]
+    fp32: Path,
+    raw: onnx.ModelProto,
+    qdq: Path,
+    calib: Dataset,
+    kept: dict[str, str],
+    batch: int = 16,
 ) -> list[LayerRow]:
     """Every quantized activation of qdq, worst rounding SQNR first."""
-    stats = collect_stats(fp32, calib, 16, histograms=False)
-    scores = block_sensitivity(fp32, qdq, calib)
-    propagated = tensor_sqnr(fp32, qdq, calib, [s.tensor for s in scores])
+    stats = collect_stats(fp32, calib, batch, histograms=False)
+    scores = block_sensitivity(fp32, qdq, calib, batch)
+    propagated = tensor_sqnr(fp32, qdq, calib, [s.tensor for s in scores], batch)
     scopes = module_scopes(raw)
     graph = onnx.load(str(fp32)).graph
     producer = {o: n for n in graph.node for o in n.output}

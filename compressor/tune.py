@@ -29,6 +29,7 @@ from compressor.progress import STDERR
 from compressor.recipe import Recipe
 from compressor.sensitivity import block_sensitivity
 from targets.base import QuantScheme
+from targets.onnx.runner import OnnxRuntimeRunner
 
 DEFAULT_DROP_POINTS = 1.0  # the aim without budgets: top-1 within 1 point, or
 DEFAULT_COSINE = 0.99  # outputs within cosine 0.99 when there are no labels
@@ -45,6 +46,7 @@ class TuneConfig:
     threads: int = 1
     method: str = "minmax"
     batch_size: int = 16
+    fixed_batch: int | None = None  # the model's own batch size, when it has one
 
 
 @dataclass
@@ -62,8 +64,8 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _outputs(session: ort.InferenceSession, data: Dataset) -> list[np.ndarray]:
-    parts = [session.run(None, inputs) for inputs, _ in data.batches(64)]
+def _outputs(session: ort.InferenceSession, data: Dataset, batch: int = 64) -> list[np.ndarray]:
+    parts = [session.run(None, inputs) for inputs, _ in data.batches(batch)]
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
@@ -84,11 +86,13 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.mean())
 
 
-def measure_trial(path: Path, ref: Reference, data: Dataset, threads: int) -> dict:
+def measure_trial(
+    path: Path, ref: Reference, data: Dataset, threads: int, fixed: int | None = None
+) -> dict:
     """Quality (accuracy drop, cosine) and latency of one candidate on the held-back samples."""
     session = _session(path, threads)
-    outputs = _outputs(session, data)
-    feed = {k: v[:1] for k, v in data.inputs.items()}
+    outputs = _outputs(session, data, fixed or 64)
+    feed = {k: v[: fixed or 1] for k, v in data.inputs.items()}
     latency = _latency_ms(session, feed)
     result = {
         "cosine": round(min(_cosine(r, o) for r, o in zip(ref.outputs, outputs, strict=True)), 5),
@@ -164,10 +168,11 @@ class Tuner:
         self.stats: dict | None = None
         self.infos: list[dict] = []  # each trial's quantize info (what was kept float, why)
 
-    def reference(self, threads: int) -> Reference:
+    def reference(self, threads: int, fixed: int | None) -> Reference:
         session = _session(self.fp32, threads)
-        feed = {k: v[:1] for k, v in self.held.inputs.items()}
-        return Reference(_outputs(session, self.held), self.held.labels, _latency_ms(session, feed))
+        feed = {k: v[: fixed or 1] for k, v in self.held.inputs.items()}
+        outputs = _outputs(session, self.held, fixed or 64)
+        return Reference(outputs, self.held.labels, _latency_ms(session, feed))
 
     def trial(self, plan: tuple[str, ...], blocks: int, config: TuneConfig, ref: Reference) -> dict:
         started = time.perf_counter()
@@ -186,7 +191,7 @@ class Tuner:
             stats=self.stats,
         )
         self.infos.append(info)
-        measured = measure_trial(path, ref, self.held, config.threads)
+        measured = measure_trial(path, ref, self.held, config.threads, config.fixed_batch)
         record = {"trial": len(self.trials), "float_blocks": blocks, "plan": list(plan), **measured}
         record["passed"] = meets_budget(record, config.budget)
         record["seconds"] = round(time.perf_counter() - started, 2)
@@ -212,9 +217,13 @@ def tune_int8(
     work = dst.parent / "tuning"
     work.mkdir(exist_ok=True)
     tuner = Tuner(fp32, work, calib, held, scheme)
-    ref = tuner.reference(config.threads)
+    ref = tuner.reference(config.threads, config.fixed_batch)
     first = tuner.trial((), 0, config, ref)
-    scores = [] if first["passed"] else block_sensitivity(fp32, work / "trial0.onnx", calib)
+    scores = (
+        []
+        if first["passed"]
+        else block_sensitivity(fp32, work / "trial0.onnx", calib, config.batch_size)
+    )
     low, high, k = 0, None, 1
     while high is None and scores and k <= len(scores) and _budget_left(tuner, config, started):
         high = k if tuner.trial(_plan(scores, k), k, config, ref)["passed"] else None
@@ -268,7 +277,8 @@ def auto_int8(
     config = TuneConfig(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration
     )
-    config = dataclasses.replace(config, batch_size=batch)
+    fixed = OnnxRuntimeRunner(fp32).fixed_batch
+    config = dataclasses.replace(config, batch_size=batch, fixed_batch=fixed)
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
     tuning = tune_int8(fp32, dst, calib, evaluation, scheme, config)
     chosen = tuning["trials"][tuning["chosen"]]

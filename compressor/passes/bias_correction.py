@@ -49,10 +49,10 @@ def _biased_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, dic
     return layers
 
 
-def _input_means(fp32: Path, data: Dataset, names: list[str]) -> dict[str, np.ndarray]:
+def _input_means(fp32: Path, data: Dataset, names: list[str], batch: int) -> dict[str, np.ndarray]:
     """Mean of each named tensor per channel (axis 1, or the last axis of a 2-D tensor)."""
     sums: dict[str, np.ndarray] = {}
-    for values, _ in iterate_activations(fp32, data, 16, names):
+    for values, _ in iterate_activations(fp32, data, batch, names):
         for name, value in values.items():
             per = np.moveaxis(value, 1, 0).reshape(value.shape[1], -1).mean(1) * len(value)
             sums[name] = sums.get(name, 0) + per
@@ -108,13 +108,13 @@ def _apply(model: onnx.ModelProto, layers: dict, shifts: dict[str, np.ndarray]) 
     return done
 
 
-def output_sqnr(fp32: Path, qdq: Path, data: Dataset) -> float:
+def output_sqnr(fp32: Path, qdq: Path, data: Dataset, batch: int = 64) -> float:
     """Worst output's SQNR (dB) of qdq against fp32 on data."""
     import onnxruntime as ort
 
     def run(path: Path) -> list[np.ndarray]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        parts = [session.run(None, inputs) for inputs, _ in data.batches(64)]
+        parts = [session.run(None, inputs) for inputs, _ in data.batches(batch)]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
     worst = np.inf
@@ -126,18 +126,22 @@ def output_sqnr(fp32: Path, qdq: Path, data: Dataset) -> float:
     return float(worst)
 
 
-def correct_biases(fp32: Path, qdq: Path, data: Dataset) -> dict:
-    """Correct qdq's int8 Conv/Gemm biases in place if held-back output SQNR rises."""
-    if len(data) < MIN_SAMPLES:
-        return {"applied": False, "why": f"fewer than {MIN_SAMPLES} calibration samples"}
-    split = len(data) * 3 // 4
+def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dict:
+    """Correct qdq's int8 Conv/Gemm biases in place if held-back output SQNR rises.
+
+    `batch` must suit the model (its fixed batch, if it has one); both parts are whole batches.
+    """
+    split = len(data) * 3 // 4 // batch * batch
+    end = split + (len(data) - split) // batch * batch
+    if len(data) < MIN_SAMPLES or split == 0 or end == split:
+        return {"applied": False, "why": f"too few calibration samples ({len(data)}) to hold back"}
     fit = data.take(split)
-    held = Dataset({k: v[split:] for k, v in data.inputs.items()}, None, data.source)
+    held = Dataset({k: v[split:end] for k, v in data.inputs.items()}, None, data.source)
     model, reference = onnx.load(str(qdq)), onnx.load(str(fp32))
     layers = _biased_layers(model, reference)
     if not layers:
         return {"applied": False, "why": "no int8 Conv/Gemm with a bias"}
-    means = _input_means(fp32, fit, sorted({layer["input"] for layer in layers.values()}))
+    means = _input_means(fp32, fit, sorted({layer["input"] for layer in layers.values()}), batch)
     shifts = {
         out: _weight_shift(model, reference, layer, means[layer["input"]])
         for out, layer in layers.items()
@@ -146,7 +150,7 @@ def correct_biases(fp32: Path, qdq: Path, data: Dataset) -> dict:
     count = _apply(model, layers, {k: v for k, v in shifts.items() if v.size})
     candidate = qdq.with_name(qdq.stem + ".bias-corrected.onnx")
     onnx.save(model, str(candidate))
-    before, after = output_sqnr(fp32, qdq, held), output_sqnr(fp32, candidate, held)
+    before, after = output_sqnr(fp32, qdq, held, batch), output_sqnr(fp32, candidate, held, batch)
     keep = after > before
     if keep:
         shutil.move(candidate, qdq)

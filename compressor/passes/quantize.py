@@ -56,7 +56,7 @@ def quantize_int8_static(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    corrected = correct_biases(src, dst, data)
+    corrected = correct_biases(src, dst, data, batch_size)
     model = onnx.load(str(dst))
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0 and not plan:  # a tuner plan may keep every block float

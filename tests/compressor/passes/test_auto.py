@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from click.testing import CliRunner
 
 from compressor.budget import Budget
@@ -86,3 +87,18 @@ def test_budget_and_front_rules():
 def test_auto_needs_int8(cnn_files, tmp_path):
     result = _run([cnn_files["model.pt2"], "--auto", "-o", tmp_path / "o"])
     assert result.exit_code == 2 and "--int8" in result.output
+
+
+def test_auto_and_debug_on_a_fixed_batch_model(cnn, cnn_files, tmp_path):
+    x = torch.zeros(1, 1, 8, 8)
+    torch.export.save(torch.export.export(cnn.eval(), (x,)), str(tmp_path / "static.pt2"))
+    args = [tmp_path / "static.pt2", "--int8", "--calib", cnn_files["calib.npz"]]
+    args += ["--calib-samples", "40", "--auto", "--runs", "3", "-o", tmp_path / "o"]
+    result = _run(args)
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((tmp_path / "o" / "report.json").read_text())["passes"]["int8"]["tuning"]
+    assert tuning["trials"][0]["passed"] and "held-back" in tuning["judged_on"]
+    debug = ["debug", tmp_path / "static.pt2", "--calib", cnn_files["calib.npz"]]
+    result = _run(debug + ["--calib-samples", "24", "--json", tmp_path / "d.json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "d.json").read_text())["layers"]
