@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from calibration.layout import to_model_layout
 from compressor.errors import DataError
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples for calibration, evaluation or training; every array has the sample axis first."""
+    """Samples for calibration, evaluation or training; every array has the sample axis first.
+
+    `shared` arrays are fed whole with every batch; `batch_axes` moves an input's samples to
+    another axis when batches are fed (calibration/layout.py).
+    """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     source: str = "<memory>"
+    shared: dict[str, np.ndarray] = field(default_factory=dict)
+    batch_axes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -25,7 +32,8 @@ class Dataset:
         if len(set(counts.values())) != 1:
             raise DataError(
                 f"{self.source}: input arrays hold different numbers of samples {counts}; "
-                "every array must have the same leading (sample) dimension."
+                "every array must have the same leading (sample) dimension. When an input's "
+                "samples lie along another axis, say so with --batch-axis NAME:AXIS."
             )
         if next(iter(counts.values())) == 0:
             raise DataError(f"{self.source}: holds no samples (arrays are empty).")
@@ -49,18 +57,30 @@ class Dataset:
         if n <= 0:
             raise DataError(f"Asked for {n} samples; the count must be positive.")
         labels = None if self.labels is None else self.labels[:n]
-        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source)
+        inputs = {k: v[:n] for k, v in self.inputs.items()}
+        return Dataset(inputs, labels, self.source, self.shared, self.batch_axes)
 
     def batches(self, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
-        """Consecutive (inputs, labels) chunks of at most batch_size samples."""
+        """Consecutive (feeds, labels) chunks of at most batch_size samples, in model layout."""
         for start in range(0, len(self), batch_size):
             stop = start + batch_size
             labels = None if self.labels is None else self.labels[start:stop]
-            yield {k: v[start:stop] for k, v in self.inputs.items()}, labels
+            yield self.feeds(slice(start, stop)), labels
+
+    def feeds(self, index: slice | np.ndarray) -> dict[str, np.ndarray]:
+        """The samples at index as model inputs: batch axes in place, shared arrays added."""
+        batched = {
+            k: to_model_layout(v[index], self.batch_axes.get(k, 0)) for k, v in self.inputs.items()
+        }
+        return batched | self.shared
+
+    def repeated(self, size: int) -> dict[str, np.ndarray]:
+        """The first `size` samples as model inputs, repeating the set when it is smaller."""
+        return self.feeds(np.arange(size) % len(self))
 
     def check_finite(self) -> None:
         """Raise when any floating input holds NaN or Inf (they poison calibration ranges)."""
-        for name, arr in self.inputs.items():
+        for name, arr in (self.inputs | self.shared).items():
             if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
                 bad = int((~np.isfinite(arr)).sum())
                 raise DataError(
@@ -74,7 +94,7 @@ class Dataset:
         A single-input model also accepts the generic key `input`.
         """
         names = [s.name for s in specs]
-        inputs = dict(self.inputs)
+        inputs = self.inputs | self.shared
         if len(specs) == 1 and names[0] not in inputs and "input" in inputs:
             inputs = {names[0]: inputs["input"]}
         missing = [n for n in names if n not in inputs]
@@ -84,24 +104,33 @@ class Dataset:
                 f"{names}. Name each array after a model input"
                 + (" (or use the key 'input')." if len(names) == 1 else ".")
             )
-        bound = {}
+        bound, shared = {}, {}
         for spec in specs:
             arr = np.asarray(inputs[spec.name])
-            if arr.ndim == len(spec.shape) + 1 and arr.shape[1] == 1:
+            where = f"{self.source}: array '{spec.name}'"
+            if spec.name in self.shared:
+                _check_dims(arr.shape, spec.shape, where, "shared (constant)", "")
+                shared[spec.name] = _cast(arr, spec.dtype, where)
+                continue
+            axis = self.batch_axes.get(spec.name, 0)
+            want = tuple(d for i, d in enumerate(spec.shape) if i != axis)
+            if axis == 0 and arr.ndim == len(spec.shape) + 1 and arr.shape[1] == 1:
                 arr = arr[:, 0]  # samples saved with their own batch axis of 1
-            want = tuple(spec.shape[1:])
-            got = arr.shape[1:]
-            ok = len(got) == len(want) and all(
-                not isinstance(w, int) or w <= 0 or w == g for g, w in zip(got, want, strict=True)
-            )
-            if not ok:
-                raise DataError(
-                    f"{self.source}: array '{spec.name}' has per-sample shape {list(got)} but the "
-                    f"model expects {[w if isinstance(w, int) else '?' for w in want]} "
-                    "(arrays are [samples, ...])."
-                )
-            bound[spec.name] = _cast(arr, spec.dtype, f"{self.source}: array '{spec.name}'")
-        return Dataset(bound, self.labels, self.source)
+            _check_dims(arr.shape[1:], want, where, "per-sample", " (arrays are [samples, ...])")
+            bound[spec.name] = _cast(arr, spec.dtype, where)
+        return Dataset(bound, self.labels, self.source, shared, dict(self.batch_axes))
+
+
+def _check_dims(got: tuple, want: tuple, where: str, kind: str, hint: str) -> None:
+    """Raise unless got has want's rank and matches its fixed dims."""
+    ok = len(got) == len(want) and all(
+        not isinstance(w, int) or w <= 0 or w == g for g, w in zip(got, want, strict=True)
+    )
+    if not ok:
+        raise DataError(
+            f"{where} has {kind} shape {list(got)} but the model expects "
+            f"{[w if isinstance(w, int) and w > 0 else '?' for w in want]}{hint}."
+        )
 
 
 def _cast(arr: np.ndarray, dtype: str, where: str) -> np.ndarray:

@@ -53,8 +53,3 @@ def _check_member(path: Path, info: zipfile.ZipInfo, member: object) -> None:
             f"bytes) but the file holds {info.file_size:,} bytes for it: it is truncated or "
             "forged. Re-create it with numpy.savez."
         )
-    if not shape:
-        raise DataError(
-            f"Data file '{path}': array '{key}' is a single value (0-d); arrays hold samples "
-            "first (shape [N, ...]). Give one row per sample."
-        )

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from calibration.dataset import Dataset
+from calibration.preprocess import Preprocess
 from compressor.errors import UsageError
 from compressor.loading import TORCH_SUFFIXES, load_model, resolve_input_specs
 from targets.base import Runner, Target
@@ -48,8 +49,10 @@ def load_data_for(
     input_shapes: dict[str, list[int]] | None = None,
     model_factory: str | None = None,
     trust_pickle: bool = False,
+    preprocess: Preprocess | None = None,
 ) -> Dataset:
-    """Load data for an artifact; an image folder is resized to the model's fixed input shape.
+    """Load data for an artifact; an image folder is resized to the model's fixed input shape
+    (and preprocessed as --preprocess says).
 
     --input-shape wins; otherwise the shape comes from the model itself (.pt2, ONNX, targets).
     """
@@ -60,12 +63,12 @@ def load_data_for(
         try:
             runner = open_artifact(path, 1, None, {}, model_factory, trust_pickle)
         except UsageError:  # TorchScript records no shapes: the loader says to pass them
-            return load_dataset(spec, shapes)
+            return load_dataset(spec, shapes, None, preprocess)
         try:
             shapes = {s.name: [1, *s.shape[1:]] for s in runner.inputs}
         finally:
             runner.close()
-    return load_dataset(spec, shapes)
+    return load_dataset(spec, shapes, None, preprocess)
 
 
 def open_target_runner(path: Path, threads: int = 1) -> Runner:

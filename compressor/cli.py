@@ -151,6 +151,16 @@ def _shape_option(values: tuple[str, ...]) -> dict[str, list[int]]:
     return shapes
 
 
+def _batch_axes(values: tuple[str, ...]) -> dict[str, int]:
+    axes = {}
+    for value in values:
+        name, _, axis = value.rpartition(":")
+        if not name or not axis.isdigit():
+            raise UsageError(f"--batch-axis '{value}' must look like NAME:AXIS, e.g. state:1.")
+        axes[name] = int(axis)
+    return axes
+
+
 def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     pairs = {}
     for value in values:
@@ -192,7 +202,13 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--runs", type=int, default=None, help=field_help("runs") + " [default: 100]")
 @click.option("--model-factory", default=None, help=field_help("model_factory"))
 @click.option("--trust-pickle", is_flag=True, default=None, help=field_help("trust_pickle"))
-@click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for models without shapes.")
+@click.option(
+    "--input-shape",
+    multiple=True,
+    help="NAME:1x3x224x224: shapes for models without them, or fixing dynamic dims.",
+)
+@click.option("--preprocess", default=None, help=field_help("preprocess"))
+@click.option("--batch-axis", multiple=True, metavar="NAME:AXIS", help=field_help("batch_axes"))
 @click.option(
     "--max-accuracy-drop", type=float, default=None, help=field_help("max_accuracy_drop", Budget)
 )
@@ -316,6 +332,8 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "trust_pickle": flags["trust_pickle"],
         "output": flags["output"],
         "input_shapes": _shape_option(flags["input_shape"]) or None,
+        "batch_axes": _batch_axes(flags["batch_axis"]) or None,
+        "preprocess": flags["preprocess"],
         "target_options": _key_values(flags["target_option"]) or None,
     }
     updates = {k: v for k, v in updates.items() if v is not None and v != ""}

@@ -44,6 +44,12 @@ OUTPUT_KINDS: dict[str, tuple[tuple[str, ...], bytes]] = {
     "--data", default=None, help="Time on these samples (.npz, image folder, entry point)."
 )
 @click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for TorchScript models.")
+@click.option(
+    "--preprocess",
+    "image_preprocess",
+    default=None,
+    help="How --data image folders become inputs (same syntax as compress --preprocess).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @handle_errors
 def bench_command(
@@ -57,9 +63,16 @@ def bench_command(
         raise UsageError("No artifact given. Usage: compress bench MODEL.onnx [MORE ...].")
     if compare and len(artifacts) < 2:
         raise UsageError("--compare needs at least two artifacts: compress bench --compare A B.")
+    from calibration.preprocess import parse_preprocess as parse_image_preprocess
+
     shapes = _shape_option(opts.pop("input_shape"))
+    prep = parse_image_preprocess(opts.pop("image_preprocess"))
     settings = BenchSettings(**opts)
-    data = load_data_for(settings.data, artifacts[0], shapes) if settings.data else None
+    data = (
+        load_data_for(settings.data, artifacts[0], shapes, preprocess=prep)
+        if settings.data
+        else None
+    )
     results = bench_artifacts(list(artifacts), settings, data, shapes)
     if as_json:
         click.echo(json.dumps(bench_json(results, settings), indent=2))

@@ -29,10 +29,10 @@ def evaluate(
     """Run every sample through runner at its fixed batch (or batches of 32)."""
     batch = runner.fixed_batch or DEFAULT_EVAL_BATCH
     chunks = []
-    for inputs, _ in data.batches(batch):
-        n = len(next(iter(inputs.values())))
+    for start, (inputs, _) in zip(range(0, len(data), batch), data.batches(batch), strict=True):
+        n = min(batch, len(data) - start)
         if n < batch and runner.fixed_batch:
-            inputs = {k: _pad(v, batch) for k, v in inputs.items()}
+            inputs = data.feeds(np.minimum(np.arange(start, start + batch), len(data) - 1))
         first = check_batched(np.asarray(next(iter(runner.run(inputs).values()))))
         chunks.append(first[:n])
         if on_batch:
@@ -50,11 +50,6 @@ def check_batched(output: np.ndarray) -> np.ndarray:
             "x.sum(dim=1) instead of x.sum())."
         )
     return output
-
-
-def _pad(array: np.ndarray, size: int) -> np.ndarray:
-    reps = np.repeat(array[-1:], size - len(array), axis=0)
-    return np.concatenate([array, reps])
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Export a loaded torch model to ONNX (opset >= 17), keeping a dynamic batch where possible."""
+"""Export a loaded model to ONNX at OPSET, keeping a dynamic batch where possible."""
 
 from __future__ import annotations
 
@@ -6,20 +6,35 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
 from compressor.errors import ExportError
 from compressor.loading import LoadedModel
+from compressor.normalize import normalize_model
 from targets.base import TensorSpec
 
 OPSET = 18
 
 
-def export_onnx(model: LoadedModel, specs: list[TensorSpec], path: Path) -> Path:
-    """Write model as a single-file ONNX at path and return it; ONNX input is copied as is."""
+def export_onnx(
+    model: LoadedModel,
+    specs: list[TensorSpec],
+    path: Path,
+    sample: dict[str, np.ndarray] | None = None,
+    info: dict | None = None,
+) -> Path:
+    """Write model as a single-file ONNX at path and return it.
+
+    ONNX input is normalised (normalize.py: opset, IR, input dims, shapes), checked against
+    the original on `sample` (or seeded inputs); what changed goes into `info`.
+    """
     if model.kind == "onnx":  # re-saved as one file, external weights inlined
-        onnx.save(onnx.load(str(model.path)), str(path))
+        normalized, facts = normalize_model(onnx.load(str(model.path)), specs, OPSET, sample)
+        onnx.save(normalized, str(path))
+        if info is not None:
+            info.update(facts)
         return path
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:

@@ -69,8 +69,7 @@ def timing_feeds(
             array.itemsize,
             "Lower --batch.",
         )
-    reps = -(-batch // len(bound))  # ceil: repeat a small set up to the batch size
-    return {k: np.concatenate([v] * reps)[:batch] for k, v in bound.inputs.items()}
+    return bound.repeated(batch)  # a small set repeats up to the batch
 
 
 def measure_latency(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
+import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +11,16 @@ from pathlib import Path
 import onnx
 import torch
 
+from compressor.dims import fix_dims
 from compressor.entry_points import import_entry_point
 from compressor.errors import ModelLoadError, UsageError
 from compressor.pt2_scan import read_safe_archive
+from compressor.signature import forward_inputs, included_optional
 from targets.base import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".bin")
+# Model kinds whose files declare every input's shape (dynamic dims included).
+DECLARED_SHAPES = ("onnx", "exported")
 
 
 @dataclass
@@ -28,6 +32,7 @@ class LoadedModel:
     module: torch.nn.Module | None = None
     exported: torch.export.ExportedProgram | None = None
     inputs: list[TensorSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts about the file for the report
 
     @property
     def is_torch(self) -> bool:
@@ -140,10 +145,7 @@ def onnx_input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
 
 def _load_torch_file(path: Path, factory: str | None, trust_pickle: bool) -> LoadedModel:
     if not zipfile.is_zipfile(path):
-        raise ModelLoadError(
-            f"'{path}' is not a valid torch file (not a zip archive): it may be truncated, "
-            "corrupt, or saved with an old legacy format."
-        )
+        return _load_legacy(path, factory, trust_pickle)
     try:
         module = torch.jit.load(str(path), map_location="cpu")
         return LoadedModel(path, "torchscript", module.eval(), inputs=_signature_specs(module))
@@ -167,6 +169,47 @@ def _load_torch_file(path: Path, factory: str | None, trust_pickle: bool) -> Loa
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _from_state_dict(path, obj, factory)
     raise ModelLoadError(f"'{path}' holds a {type(obj).__name__}, not a model or a state dict.")
+
+
+def _load_legacy(path: Path, factory: str | None, trust_pickle: bool) -> LoadedModel:
+    """A legacy (pre-zip, torch < 1.6) file: read as weights only, tensors mapped to the CPU
+    (they may have been saved from CUDA); a pickled module still needs --trust-pickle."""
+    legacy = f"'{path}' is a legacy-format (pre-zip, torch < 1.6) torch file"
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if not _is_legacy_pickle(path):
+            raise ModelLoadError(
+                f"'{path}' is not a valid torch file (neither a zip archive nor a legacy-format "
+                "pickle): it may be truncated or corrupt; re-save it."
+            ) from exc
+        if "Weights only load failed" not in str(exc):
+            raise ModelLoadError(
+                f"{legacy} that could not be read ({type(exc).__name__}: "
+                f"{str(exc).strip()[:200]}): it may be truncated; re-save it."
+            ) from exc
+        if not trust_pickle:
+            raise ModelLoadError(
+                f"{legacy} holding more than weights ({type(exc).__name__}); unpickling it runs "
+                "code from the file. Save its state_dict() and pass --model-factory, or pass "
+                "--trust-pickle if you trust it."
+            ) from exc
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        model = _from_state_dict(path, obj, factory)
+    elif isinstance(obj, torch.nn.Module):
+        model = LoadedModel(path, "module", obj.eval(), inputs=_signature_specs(obj))
+    else:
+        raise ModelLoadError(f"{legacy} holding a {type(obj).__name__}, not a model or state dict.")
+    model.notes.append(f"{legacy}; loaded with weights_only=True, map_location='cpu'.")
+    return model
+
+
+def _is_legacy_pickle(path: Path) -> bool:
+    """Legacy torch files start with torch's magic number, pickled."""
+    magic = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)
+    with path.open("rb") as f:
+        return f.read(len(magic)) == magic
 
 
 def _from_state_dict(path: Path, state: dict, factory: str | None) -> LoadedModel:
@@ -200,13 +243,9 @@ def build_from_factory(factory: str) -> torch.nn.Module:
 
 
 def _signature_specs(module: torch.nn.Module) -> list[TensorSpec]:
-    """Input names from forward's signature; shapes stay unknown until data or flags give them."""
-    if isinstance(module, torch.jit.ScriptModule):
-        names = [a.name for a in module.forward.schema.arguments[1:]]
-    else:
-        params = inspect.signature(module.forward).parameters.values()
-        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return [TensorSpec(name, ()) for name in names]
+    """forward's tensor parameters without defaults (signature.py); shapes stay unknown until
+    data or flags give them."""
+    return [TensorSpec(name, ()) for name in forward_inputs(module)[0]]
 
 
 def _np_dtype(dtype: torch.dtype) -> str:
@@ -234,22 +273,43 @@ def complete_input_specs(
 
 
 def resolve_input_specs(
-    model: LoadedModel, input_shapes: dict[str, list[int]], datasets: list
+    model: LoadedModel,
+    input_shapes: dict[str, list[int]],
+    datasets: list,
+    batch_axes: dict[str, int] | None = None,
 ) -> list[TensorSpec]:
     """Complete the model's input specs from --input-shape (batch first), then from data arrays.
 
-    `input` names the only input of a single-input model, in flags and in data alike.
+    Declared shapes (ONNX, torch.export) get their dynamic dims fixed by --input-shape; the
+    batch axis (0, or --batch-axis) stays dynamic. `input` names the only input of a
+    single-input model, in flags and in data alike.
     """
-    names = [s.name for s in model.inputs]
+    inputs = model_inputs(model, input_shapes)
+    names = [s.name for s in inputs]
+    given = given_shapes(input_shapes, names)
+    if model.kind in DECLARED_SHAPES:
+        axes = batch_axes or {}
+        return [
+            fix_dims(s, given[s.name], axes.get(s.name, 0)) if s.name in given else s
+            for s in model.inputs
+        ]
     samples: dict[str, tuple[tuple[int, ...], str | None]] = {}
-    for name, shape in given_shapes(input_shapes, names).items():
+    for name, shape in given.items():
         samples[name] = (tuple(shape[1:]), None)
     for data in datasets:
         for name, arr in (data.inputs if data is not None else {}).items():
             if len(names) == 1 and name == "input":
                 name = names[0]
             samples.setdefault(name, (arr.shape[1:], arr.dtype.name))
-    return complete_input_specs(model.inputs, samples)
+    return complete_input_specs(inputs, samples)
+
+
+def model_inputs(model: LoadedModel, input_shapes: dict[str, list[int]]) -> list[TensorSpec]:
+    """The model's inputs, plus defaulted forward() tensor parameters --input-shape names."""
+    if model.module is None or model.kind in DECLARED_SHAPES:
+        return model.inputs
+    optional = included_optional(model.module, list(input_shapes))
+    return model.inputs + [TensorSpec(name, ()) for name in optional]
 
 
 def given_shapes(shapes: dict[str, list[int]], names: list[str]) -> dict[str, tuple]:
@@ -259,6 +319,10 @@ def given_shapes(shapes: dict[str, list[int]], names: list[str]) -> dict[str, tu
         if name == "input" and len(names) == 1:
             name = names[0]
         if name not in names:
-            raise UsageError(f"--input-shape names '{name}', but the model's inputs are {names}.")
+            raise UsageError(
+                f"--input-shape names '{name}', but the model's inputs are {names} (for torch "
+                "modules: forward()'s tensor parameters without defaults, plus defaulted ones "
+                "--input-shape names)."
+            )
         resolved[name] = tuple(shape)
     return resolved

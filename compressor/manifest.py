@@ -252,7 +252,7 @@ def build_manifest(
             else measured_in,
             **apply_layout(describe_io(model_path), recorded_layout(report, recipe)),
         },
-        "preprocessing": preprocessing,
+        "preprocessing": preprocessing or _recorded_preprocess(recipe),
         "metrics": {
             k: report[k] for k in ("baseline", "compressed", "fp32_reference") if k in report
         },
@@ -264,6 +264,14 @@ def build_manifest(
         "recipe": recipe,
         "files": files,
     }
+
+
+def _recorded_preprocess(recipe: dict | None) -> dict:
+    """The run's --preprocess, parsed, when package --preprocess gives none."""
+    from calibration.preprocess import parse_preprocess
+
+    prep = parse_preprocess((recipe or {}).get("preprocess"))
+    return prep.to_dict() if prep else {}
 
 
 def _read_json(path: Path) -> dict:

@@ -13,13 +13,23 @@ import onnxruntime
 import torch
 
 from calibration.dataset import Dataset
+from calibration.layout import DataLayout
 from calibration.loaders import load_dataset
+from calibration.preprocess import parse_preprocess
+from calibration.varied import VariedDataset
 from compressor import __version__
 from compressor.budget import check_budgets
-from compressor.errors import CompressError, DataError, UsageError
+from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
+from compressor.errors import CompressError, DataError, UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields, check_threads
-from compressor.loading import LoadedModel, given_shapes, load_model, resolve_input_specs
+from compressor.loading import (
+    LoadedModel,
+    given_shapes,
+    load_model,
+    model_inputs,
+    resolve_input_specs,
+)
 from compressor.pass_metrics import measure_onnx_stages
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
@@ -57,6 +67,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     if hasattr(options, "validate"):  # options that depend on the precision
         options.validate(recipe.precision)
     validate_torch_passes(recipe)
+    parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -100,6 +111,9 @@ def run_pipeline(recipe: Recipe) -> dict:
     started = time.perf_counter()
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, evaluation, specs = _load_data(recipe, model)
+    if not target.capabilities.dynamic_dims:
+        shapes = _data_shapes(calib, evaluation)
+        refuse_dynamic_dims(target.name, specs, recipe.batch_axes, shapes)
     student, torch_info = model, {}
     if torch_passes(recipe):
         student, torch_info = apply_torch_passes(recipe, model, specs, calib, evaluation)
@@ -108,7 +122,9 @@ def run_pipeline(recipe: Recipe) -> dict:
         work.mkdir()
         converting = time.perf_counter()
         STDERR.print(f"[bold]export[/] {model.path.name} ({student.kind}) → ONNX")
-        raw = export_onnx(student, specs, work / "exported.onnx")
+        normalized: dict = {}
+        sample = _first_sample(evaluation if evaluation is not None else calib, specs)
+        raw = export_onnx(student, specs, work / "exported.onnx", sample, normalized)
         fp32 = work / "model.fp32.onnx"
         cleanup = cleanup_onnx(raw, fp32)
         original, pass_notes = fp32, []
@@ -116,15 +132,15 @@ def run_pipeline(recipe: Recipe) -> dict:
             original = work / "original.fp32.onnx"
             cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
             pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
+        reference = None
+        if recipe.precision != "fp32":  # lowered first: an unsupported op fails before calibrating
+            reference = _fp32_reference(target, fp32, options, work, recipe.threads)
         compressed_onnx, pass_info = _apply_precision(
             recipe, target, options, fp32, calib, work, evaluation
         )
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
-        reference = None
-        if recipe.precision != "fp32":
-            reference = _fp32_reference(target, fp32, options, work, recipe.threads)
         report = _verify(
             recipe,
             target,
@@ -139,7 +155,9 @@ def run_pipeline(recipe: Recipe) -> dict:
             reference,
         )
         report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
-        report["notes"] = pass_notes + report["notes"] + _size_note(report)
+        if normalized:
+            report["passes"] = {"normalize": normalized, **report["passes"]}
+        report["notes"] = model.notes + pass_notes + report["notes"] + _size_note(report)
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
             report["qdq_reference"] = qdq = _qdq_fidelity(
@@ -163,12 +181,18 @@ def run_pipeline(recipe: Recipe) -> dict:
 
 
 def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Dataset | None, list]:
-    given = given_shapes(recipe.input_shapes, [s.name for s in model.inputs])
+    inputs = model_inputs(model, recipe.input_shapes)
+    given = given_shapes(recipe.input_shapes, [s.name for s in inputs])
     known = {s.name: s.shape for s in model.inputs if s.shape} | given
-    image_shapes = {n: tuple(d if isinstance(d, int) else 1 for d in v) for n, v in known.items()}
-    raw_calib = load_dataset(recipe.calib, image_shapes) if recipe.calib else None
-    raw_eval = load_dataset(recipe.eval, image_shapes) if recipe.eval else None
-    specs = resolve_input_specs(model, recipe.input_shapes, [raw_calib, raw_eval])
+    image_shapes = {n: _image_shape(v) for n, v in known.items()}
+    check_batch_axes(model.inputs, recipe.batch_axes)
+    layout = DataLayout(recipe.batch_axes, static_shapes(model.inputs))
+    prep = parse_preprocess(recipe.preprocess)
+    raw_calib = load_dataset(recipe.calib, image_shapes, layout, prep) if recipe.calib else None
+    raw_eval = load_dataset(recipe.eval, image_shapes, layout, prep) if recipe.eval else None
+    data = [raw_calib, raw_eval]
+    specs = resolve_input_specs(model, recipe.input_shapes, data, recipe.batch_axes)
+    _check_varied(raw_calib, raw_eval, recipe.calibration)
     calib = raw_calib.bind(specs) if raw_calib else None
     if calib is not None:
         calib.check_finite()
@@ -182,6 +206,50 @@ def _load_data(recipe: Recipe, model: LoadedModel) -> tuple[Dataset | None, Data
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return calib, evaluation, specs
+
+
+def _check_varied(calib: Dataset | None, evaluation: Dataset | None, method: str) -> None:
+    """Samples of several sizes calibrate (minmax) but cannot be compared output by output."""
+    if isinstance(evaluation, VariedDataset):
+        raise DataError(
+            f"{evaluation.source}: evaluation samples have several sizes; outputs are compared "
+            "sample by sample, so give --eval data of one size (e.g. --preprocess crop=...)."
+        )
+    if not isinstance(calib, VariedDataset):
+        return
+    if method != "minmax":
+        raise UsageError(
+            f"{calib.source} holds samples of several sizes: calibrate them with "
+            f"--calibration minmax ({method} needs one size)."
+        )
+    if evaluation is None:
+        raise UsageError(
+            f"{calib.source} holds samples of several sizes, which calibrate but cannot be "
+            "compared output by output: pass --eval data of one size to verify the result."
+        )
+
+
+def _image_shape(shape: tuple) -> tuple:
+    """A model input shape for image folders: batch 1, dynamic dims None."""
+    return tuple(
+        d if isinstance(d, int) and d > 0 else (1 if i == 0 else None) for i, d in enumerate(shape)
+    )
+
+
+def _data_shapes(*datasets: Dataset | None) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes of the data's arrays, to suggest an --input-shape."""
+    data = next((d for d in datasets if d is not None), None)
+    return {k: v.shape[1:] for k, v in data.inputs.items()} if data is not None else {}
+
+
+def _first_sample(data: Dataset | None, specs: list[TensorSpec]) -> dict[str, np.ndarray] | None:
+    """The first samples of real data, one batch (the model's fixed batch, else 1), to check
+    the normalised ONNX graph against the original."""
+    if data is None:
+        return None
+    batches = {s.fixed_batch for s in specs}
+    fixed = batches.pop() if len(batches) == 1 else None
+    return data.repeated(fixed or 1)
 
 
 def _apply_precision(
@@ -230,6 +298,8 @@ def _fp32_reference(
         try:
             artifact = target.lower(fp32, "fp32", folder, opts)
             return target.open_runner(artifact.path, threads), artifact.path.stat().st_size
+        except UnsupportedOp:
+            raise  # the compressed graph has the same ops: say so before any calibration
         except CompressError:
             continue  # e.g. an option that only applies to int8
     return OnnxRuntimeRunner(fp32, threads), fp32.stat().st_size

@@ -84,6 +84,14 @@ class Recipe:
     input_shapes: dict[str, list[int]] = _f(
         None, "Per-input shapes with batch, for models that do not record them."
     )
+    preprocess: str | None = _f(
+        None,
+        "Image-folder preprocessing: mean=..,std=..,resize=..,crop=..,layout=NCHW|NHWC,"
+        "channels=RGB|BGR,scale=1|255.",
+    )
+    batch_axes: dict[str, int] = _f(
+        None, "Per-input batch axis in data and model when it is not 0 (e.g. state:1)."
+    )
     target_options: dict[str, object] = _f(
         None, "Target-specific settings (see `compress targets --options`)."
     )
@@ -106,13 +114,15 @@ class Recipe:
             object.__setattr__(self, "input_shapes", {})
         if self.target_options is None:
             object.__setattr__(self, "target_options", {})
+        if self.batch_axes is None:
+            object.__setattr__(self, "batch_axes", {})
 
     def to_toml(self) -> str:
         """TOML text with None values left out (TOML has no null)."""
         data = {
             k: v for k, v in dataclasses.asdict(self).items() if v is not None and k not in NESTED
         }
-        for key in ("input_shapes", "target_options"):
+        for key in ("input_shapes", "target_options", "batch_axes"):
             if not data.get(key):
                 data.pop(key, None)
         for key in NESTED:

@@ -56,6 +56,7 @@ class Reference:
     outputs: list[np.ndarray]
     labels: np.ndarray | None
     latency_ms: float
+    session: ort.InferenceSession | None = None  # timed again beside each trial
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -70,14 +71,22 @@ def _outputs(session: ort.InferenceSession, data: Dataset, batch: int = 64) -> l
 
 
 def _latency_ms(session: ort.InferenceSession, feed: dict, runs: int = TIMED_RUNS) -> float:
-    for _ in range(3):
-        session.run(None, feed)
-    times = []
+    return interleaved_ms([session], feed, runs)[0]
+
+
+def interleaved_ms(sessions: list, feed: dict, runs: int = TIMED_RUNS) -> list[float]:
+    """Median batch latency of each session, timed in turn run by run, so that load on a
+    shared machine hits all of them alike and their ratio holds."""
+    for session in sessions:
+        for _ in range(3):
+            session.run(None, feed)
+    times: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for session, spent in zip(sessions, times, strict=True):
+            start = time.perf_counter()
+            session.run(None, feed)
+            spent.append(time.perf_counter() - start)
+    return [1000 * statistics.median(t) for t in times]
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,12 +101,15 @@ def measure_trial(
     """Quality (accuracy drop, cosine) and latency of one candidate on the held-back samples."""
     session = _session(path, threads)
     outputs = _outputs(session, data, fixed or 64)
-    feed = {k: v[: fixed or 1] for k, v in data.inputs.items()}
-    latency = _latency_ms(session, feed)
+    feed = data.feeds(slice(0, fixed or 1))
+    if ref.session is not None:
+        base, latency = interleaved_ms([ref.session, session], feed)
+    else:
+        base, latency = ref.latency_ms, _latency_ms(session, feed)
     result = {
         "cosine": round(min(_cosine(r, o) for r, o in zip(ref.outputs, outputs, strict=True)), 5),
         "latency_ms": round(latency, 4),
-        "latency_vs_fp32": round(latency / max(ref.latency_ms, 1e-9), 3),
+        "latency_vs_fp32": round(latency / max(base, 1e-9), 3),
         "size_bytes": path.stat().st_size,
     }
     if ref.labels is not None:
@@ -154,7 +166,8 @@ def split_held_back(calib: Dataset, evaluation: Dataset | None) -> tuple[Dataset
     if len(calib) < 2:
         return calib, calib
     labels = None if calib.labels is None else calib.labels[keep:]
-    return calib.take(keep), Dataset(rest, labels, calib.source + " (held back)")
+    held = Dataset(rest, labels, calib.source + " (held back)", calib.shared, calib.batch_axes)
+    return calib.take(keep), held
 
 
 class Tuner:
@@ -170,9 +183,9 @@ class Tuner:
 
     def reference(self, threads: int, fixed: int | None) -> Reference:
         session = _session(self.fp32, threads)
-        feed = {k: v[: fixed or 1] for k, v in self.held.inputs.items()}
+        feed = self.held.feeds(slice(0, fixed or 1))
         outputs = _outputs(session, self.held, fixed or 64)
-        return Reference(outputs, self.held.labels, _latency_ms(session, feed))
+        return Reference(outputs, self.held.labels, _latency_ms(session, feed), session)
 
     def trial(self, plan: tuple[str, ...], blocks: int, config: TuneConfig, ref: Reference) -> dict:
         started = time.perf_counter()
@@ -256,7 +269,8 @@ def _finish(tuner: Tuner, scores: list, dst: Path, started: float) -> dict:
         "plan": chosen["plan"],
         "met_budgets": bool(passing),
         "judged_on": f"{len(tuner.held)} held-back samples ({tuner.held.source})",
-        "latency_runtime": "onnxruntime CPU, batch 1 (Q/DQ graph; a proxy for other targets)",
+        "latency_runtime": "onnxruntime CPU, batch 1, interleaved with fp32 (Q/DQ graph; a "
+        "proxy for other targets)",
         "trials": tuner.trials,
         "pareto_front": pareto_front(tuner.trials),
         "sensitivity": [s.to_dict() for s in scores[:10]],

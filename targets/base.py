@@ -65,6 +65,9 @@ class TargetCapabilities:
     artifact_suffix: str
     # Precisions the target makes itself from the fp32 graph (no ONNX-level fp16/dynamic pass).
     lowers_from_fp32: tuple[str, ...] = ()
+    # Whether inputs may keep dynamic dims beyond the batch (e.g. height and width); targets
+    # that cannot take them refuse such inputs before any work, naming the --input-shape.
+    dynamic_dims: bool = False
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 

@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
+from calibration.varied import VariedDataset
 
 CORRECTED_OPS = ("Conv", "Gemm")
 MIN_SAMPLES = 8
@@ -131,12 +132,15 @@ def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dic
 
     `batch` must suit the model (its fixed batch, if it has one); both parts are whole batches.
     """
+    if isinstance(data, VariedDataset):
+        return {"applied": False, "why": "calibration samples of several sizes"}
     split = len(data) * 3 // 4 // batch * batch
     end = split + (len(data) - split) // batch * batch
     if len(data) < MIN_SAMPLES or split == 0 or end == split:
         return {"applied": False, "why": f"too few calibration samples ({len(data)}) to hold back"}
     fit = data.take(split)
-    held = Dataset({k: v[split:end] for k, v in data.inputs.items()}, None, data.source)
+    rest = {k: v[split:end] for k, v in data.inputs.items()}
+    held = Dataset(rest, None, data.source, data.shared, data.batch_axes)
     model, reference = onnx.load(str(qdq)), onnx.load(str(fp32))
     layers = _biased_layers(model, reference)
     if not layers:

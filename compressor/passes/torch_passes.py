@@ -14,6 +14,7 @@ from torch import nn
 
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
+from calibration.preprocess import parse_preprocess
 from compressor.errors import DataError, UsageError
 from compressor.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
@@ -141,7 +142,7 @@ def _load_train(recipe: Recipe, specs: list[TensorSpec]) -> Dataset | None:
     if not recipe.train:
         return None
     shapes = {s.name: tuple(s.shape) for s in specs}
-    data = load_dataset(recipe.train, shapes).bind(specs)
+    data = load_dataset(recipe.train, shapes, None, parse_preprocess(recipe.preprocess)).bind(specs)
     data.check_finite()
     return data
 

@@ -25,6 +25,7 @@ CAPABILITIES = TargetCapabilities(
     quant_scheme=ORT_CPU_SCHEME,
     runtime="onnxruntime",
     artifact_suffix=".onnx",
+    dynamic_dims=True,
 )
 
 

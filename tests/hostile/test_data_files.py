@@ -49,7 +49,7 @@ def test_an_npz_header_declaring_5e8_samples_is_refused_without_allocating(digit
 @pytest.mark.parametrize(
     "arrays, needle",
     [
-        ({"input": np.float32(3.0)}, "single value (0-d)"),
+        ({"input": np.float32(3.0)}, "every array is a constant (0-d"),  # 0-d: shared inputs
         ({"input": np.array([{"a": 1}], dtype=object)}, "Python objects"),
     ],
     ids=["0-d", "object"],
