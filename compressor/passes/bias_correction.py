@@ -67,7 +67,8 @@ def _weight_shift(model: onnx.ModelProto, fp32: onnx.ModelProto, layer: dict, me
     q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
     scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
     zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 else 0
-    shape = (-1,) + (1,) * (q.ndim - 1) if scale.size > 1 else ()
+    axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) % q.ndim
+    shape = tuple(-1 if d == axis else 1 for d in range(q.ndim)) if scale.size > 1 else ()
     original = next(i for i in fp32.graph.initializer if i.name == layer["original"])
     error = (q - np.reshape(zero, shape)) * np.reshape(scale, shape) - numpy_helper.to_array(
         original
