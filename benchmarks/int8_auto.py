@@ -35,6 +35,7 @@ from compressor.tune import (
     TuneConfig,
     _latency_ms,
     _outputs,
+    _session,
     interleaved_ms,
     measure_trial,
     tune_int8,
@@ -65,7 +66,7 @@ def export(module: nn.Module, spec: TensorSpec, folder: Path) -> Path:
 
 
 def reference(fp32: Path, held: Dataset) -> Reference:
-    session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    session = _session(fp32, 1)
     feed = held.feeds(slice(0, 1))
     return Reference(_outputs(session, held), held.labels, _latency_ms(session, feed, 50), session)
 
@@ -177,9 +178,7 @@ def imagenet_rows(work: Path) -> list[dict]:
         fp32 = export(Net(build()), TensorSpec("x", ("batch", 3, 224, 224)), folder)
         ref = reference(fp32, calib.take(1))
         quantize_int8_static(fp32, folder / "int8.onnx", calib, ORT_CPU_SCHEME, "minmax", 4)
-        session = ort.InferenceSession(
-            str(folder / "int8.onnx"), providers=["CPUExecutionProvider"]
-        )
+        session = _session(folder / "int8.onnx", 1)
         fp32_ms, latency = interleaved_ms([ref.session, session], calib.feeds(slice(0, 1)), 30)
         rows.append(
             {
