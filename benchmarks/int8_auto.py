@@ -5,8 +5,8 @@ Zoo rows: top-1 drop (points) and output cosine vs fp32 on the eval split, laten
 multiple of fp32's (below 1 = faster) in onnxruntime CPU (batch 1, 1 thread, medians of runs
 interleaved with fp32; for tensorrt/tflite schemes this is the
 Q/DQ graph in onnxruntime, a proxy), size, trials spent. The 224x224 ResNet-18 and
-MobileNetV2 carry random weights (no pretrained weights ship in a package installable here
-without torchvision): latency rows only, with how many convs run as int8 kernels.
+MobileNetV2 carry random weights (no package with pretrained ImageNet weights is used):
+latency rows only, with how many convs run as int8 kernels.
 """
 
 from __future__ import annotations
