@@ -1,4 +1,8 @@
-"""Run every zoo model × available target × precision through the pipeline; write the tables.
+"""Run every zoo model × available target × precision as one sweep; write the tables.
+
+The suites are sweep files (benchmarks/sweeps/*.toml) run by `compress sweep`'s own code: this
+script trains the zoo models they name, runs the sweep here one job at a time (no two jobs share
+cores while timing), and turns each job's report.json into a table row.
 
 python -m benchmarks.run [--quick] [--out benchmarks/results]
 """
@@ -6,56 +10,79 @@ python -m benchmarks.run [--quick] [--out benchmarks/results]
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnxruntime
 import torch
 
 from benchmarks.tables import summarize_report, write_results
-from benchmarks.zoo import ZOO_NAMES, save_zoo_inputs
+from benchmarks.zoo import save_zoo_inputs
 from compressor import __version__
-from compressor.errors import UnsupportedOp
-from compressor.pipeline import run_pipeline
 from compressor.progress import STDERR
 from compressor.recipe import Recipe
-from targets.base import Target
-from targets.registry import describe_targets, get_target
+from compressor.sweep.run import SweepSettings, run_sweep
+from compressor.sweep.spec import SweepSpec, load_sweep
+from compressor.sweep.worker import run_job
+from targets.registry import describe_targets
+
+SWEEPS = Path(__file__).parent / "sweeps"
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """Which models, how long to train them and how to time them."""
+    """A suite: its sweep file (models, targets, precisions, timing) and training epochs."""
 
     name: str
-    models: tuple[str, ...]
+    sweep: Path
     epochs: dict[str, int] = field(default_factory=dict)  # empty: the zoo's defaults
-    precisions: tuple[str, ...] = ()  # empty: every precision the target supports
-    runs: int = 100
-    warmup: int = 10
-    threads: int = 1
+
+    @property
+    def spec(self) -> SweepSpec:
+        return load_sweep(self.sweep)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.spec.models)
+
+    @property
+    def runs(self) -> int:
+        return self.spec.defaults.get("runs", Recipe.runs)
+
+    @property
+    def warmup(self) -> int:
+        return self.spec.defaults.get("warmup", Recipe.warmup)
+
+    @property
+    def threads(self) -> int:
+        return self.spec.defaults.get("threads", Recipe.threads)
+
+    def to_dict(self) -> dict:
+        """What the results files record about the suite."""
+        spec = self.spec
+        return {
+            "name": self.name,
+            "sweep": str(self.sweep.relative_to(SWEEPS.parent.parent)),
+            "models": list(self.models),
+            "targets": list(spec.targets),
+            "precisions": list(spec.precisions),
+            "epochs": self.epochs,
+            "runs": self.runs,
+            "warmup": self.warmup,
+            "threads": self.threads,
+        }
 
 
 SUITES = {
-    "full": SuiteConfig("full", tuple(ZOO_NAMES)),
-    "quick": SuiteConfig(
-        "quick",
-        ("lenet", "lstm"),
-        epochs={"lenet": 10, "lstm": 15},
-        precisions=("fp32", "int8", "dynamic"),
-        runs=30,
-        warmup=5,
-    ),
+    "full": SuiteConfig("full", SWEEPS / "full.toml"),
+    "quick": SuiteConfig("quick", SWEEPS / "quick.toml", epochs={"lenet": 10, "lstm": 15}),
 }
-
-
-def available_targets() -> list[Target]:
-    """Targets whose runtime works on this machine, found through the registry."""
-    return [get_target(name) for name, ok, _ in describe_targets() if ok]
 
 
 def prepare_model(name: str, epochs: int | None, folder: Path) -> tuple[dict[str, Path], float]:
@@ -68,7 +95,7 @@ def prepare_model(name: str, epochs: int | None, folder: Path) -> tuple[dict[str
 def run_one(
     model: str, target: str, precision: str, paths: dict[str, Path], config: SuiteConfig, work: Path
 ) -> dict:
-    """One pipeline run, summarized as a table row; a failure becomes a row that says why."""
+    """One job outside a sweep file, through the sweep's job runner, as a table row."""
     recipe = Recipe(
         model=str(paths["model"]),
         target=target,
@@ -80,28 +107,41 @@ def run_one(
         warmup=config.warmup,
         threads=config.threads,
     )
+    outcome = run_job(f"{model}-{target}-{precision}", recipe)
+    return table_row(model, target, precision, outcome.status, outcome.error, Path(recipe.output))
+
+
+def table_row(
+    model: str, target: str, precision: str, status: str, error: str | None, folder: Path
+) -> dict:
+    """A job's row: its report's figures, or why it did not run (a limit the target declares is
+    `unsupported`, anything else `failed`), so one combination never loses the others."""
     row = {"model": model, "target": target, "precision": precision}
-    try:
-        return {**row, "status": "ok", **summarize_report(run_pipeline(recipe))}
-    except UnsupportedOp as exc:  # a limit the target declares: a row, not a suite failure
-        return {**row, "status": "unsupported", "error": str(exc)}
-    except Exception as exc:  # one broken combination must not lose the others' measurements
-        STDERR.print(f"[red]failed[/] {model} {target} {precision}: {exc}")
-        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    if status in ("passed", "failed"):  # the run finished and wrote its report
+        report = json.loads((folder / "report.json").read_text())
+        return {**row, "status": "ok", **summarize_report(report)}
+    kind, _, message = (error or status).partition(": ")
+    if kind == "UnsupportedOp":
+        return {**row, "status": "unsupported", "error": message}
+    STDERR.print(f"[red]failed[/] {model} {target} {precision}: {error}")
+    return {**row, "status": "failed", "error": error or status}
 
 
 def run_suite(config: SuiteConfig, work: Path) -> tuple[list[dict], dict[str, float]]:
-    """Every model × available target × precision; returns rows and per-model training time."""
-    targets = available_targets()
-    rows, train_s = [], {}
+    """Train the suite's models into work/, run its sweep file there; rows and training time."""
+    train_s = {}
     for model in config.models:
         STDERR.print(f"[bold]benchmark[/] {model}: training and export")
-        paths, train_s[model] = prepare_model(model, config.epochs.get(model), work / model)
-        for target in targets:
-            precisions = config.precisions or target.capabilities.precisions
-            for precision in precisions:
-                if precision in target.capabilities.precisions:
-                    rows.append(run_one(model, target.name, precision, paths, config, work))
+        _, train_s[model] = prepare_model(model, config.epochs.get(model), work / model)
+    shutil.copy(config.sweep, work / "sweep.toml")  # its model paths are relative to work/
+    settings = SweepSettings(work / "sweep.toml", work / "out", workers=1)
+    summary = run_sweep(settings, STDERR)
+    rows = [
+        table_row(
+            r["model"], r["target"], r["precision"], r["status"], r["error"], work / "out" / r["id"]
+        )
+        for r in summary["rows"]
+    ]
     return rows, train_s
 
 
@@ -135,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="compress-bench-") as work:
         rows, train_s = run_suite(config, Path(work))
     meta = {
-        "suite": asdict(config),
+        "suite": config.to_dict(),
         "environment": environment(),
         "train_and_export_s": {k: round(v, 2) for k, v in train_s.items()},
         "elapsed_s": round(time.perf_counter() - started, 1),

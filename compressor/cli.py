@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from compressor import __version__
 from compressor.budget import Budget
+from compressor.cli_sweep import sweep_command
 from compressor.errors import CompressError, UsageError
 from compressor.recipe import (
     OPTIMIZERS,
@@ -28,6 +29,7 @@ from compressor.recipe import (
     field_help,
     load_recipe,
 )
+from compressor.tracking import log_tracked_run, open_tracker, track_option
 
 CONSOLE = Console()
 ERR = Console(stderr=True)
@@ -128,6 +130,7 @@ def main() -> None:
     compress bench ARTIFACT     latency of any artifact in its runtime
     compress verify ARTIFACT --baseline MODEL --eval DATA    CI budget check (JUnit)
     compress package DIR -o bundle.tar.gz                     reproducible edge bundle
+    compress sweep SWEEP.toml -o DIR    many models × targets × recipes, here or on Ray
 
     Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input,
     3 an internal error (a bug; rerun with COMPRESS_DEBUG=1 for the traceback).
@@ -281,15 +284,18 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--seed", type=int, default=None, help=field_help("seed") + " [default: 0]")
 @click.option("--output", "-o", default=None, help=field_help("output") + " [default: out]")
+@track_option
 @handle_errors
-def run_command(model: str | None, recipe_path: Path | None, **flags: object) -> None:
+def run_command(model: str | None, recipe_path: Path | None, track: str | None, **flags) -> None:
     """Compress MODEL for a target and verify it against budgets."""
     recipe = _build_recipe(model, recipe_path, flags)
+    tracker = open_tracker(track)
     from compressor.pipeline import run_pipeline
     from compressor.report import render_report
 
     report = run_pipeline(recipe)
     render_report(report, CONSOLE)
+    log_tracked_run(tracker, recipe.output)
     CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
     sys.exit(0 if report["passed"] else 1)
 
@@ -451,3 +457,4 @@ def _register_ops_commands() -> None:
 
 
 _register_ops_commands()
+main.add_command(sweep_command)

@@ -163,23 +163,28 @@ def load_recipe(path: Path) -> Recipe:
         raise UsageError(f"Recipe '{path}' could not be read as a TOML file: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"Recipe '{path}' is not valid TOML: {exc}") from exc
+    return recipe_from_dict(data, f"Recipe '{path}'")
+
+
+def recipe_from_dict(data: dict, where: str) -> Recipe:
+    """A Recipe from TOML-shaped data (nested [budget]/[prune]/[distill] tables), type-checked;
+    `where` starts every error message (e.g. "Recipe 'r.toml'")."""
+    data = dict(data)
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise UsageError(
-            f"Recipe '{path}' has unknown keys {unknown}; known keys: {sorted(known)}."
-        )
+        raise UsageError(f"{where} has unknown keys {unknown}; known keys: {sorted(known)}.")
     sections = {}
     for key, cls in NESTED.items():
         section = data.pop(key, {})
         if not isinstance(section, dict):
-            raise UsageError(f"Recipe '{path}': '{key}' must be a [{key}] table.")
+            raise UsageError(f"{where}: '{key}' must be a [{key}] table.")
         unknown = sorted(set(section) - {f.name for f in fields(cls)})
         if unknown:
-            raise UsageError(f"Recipe '{path}' [{key}] has unknown keys {unknown}.")
-        _check_types(cls, section, f"Recipe '{path}' [{key}]")
+            raise UsageError(f"{where} [{key}] has unknown keys {unknown}.")
+        _check_types(cls, section, f"{where} [{key}]")
         sections[key] = cls(**section)
-    _check_types(Recipe, data, f"Recipe '{path}'")
+    _check_types(Recipe, data, where)
     return Recipe(**data, **sections)
 
 

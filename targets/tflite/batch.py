@@ -35,7 +35,10 @@ def fix_batch(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
 def identity_gathers(model: onnx.ModelProto, graph: OnnxGraph) -> dict[str, tuple] | None:
     """Gather node name → output shape (None for the batch dim) when every Gather of graph is
     an in-order read of a 1-D tensor at each probe batch; None when one is not."""
-    names = {n.name for n in graph.nodes if n.op_type == "Gather"}
+    gathers = [n for n in graph.nodes if n.op_type == "Gather"]
+    if not all(_may_read_in_order(graph, n) for n in gathers):
+        return None  # decided without the two onnxslim probes
+    names = {n.name for n in gathers}
     shapes: dict[str, list[tuple]] = {name: [] for name in names}
     for batch in PROBE_BATCHES:
         probe = load_graph(fix_batch(model, batch))
@@ -46,6 +49,18 @@ def identity_gathers(model: onnx.ModelProto, graph: OnnxGraph) -> dict[str, tupl
                 return None
             shapes[name].append(probe.shapes.get(node.outputs[0]))
     return {name: _batch_dynamic(found) for name, found in shapes.items()}
+
+
+def _may_read_in_order(graph: OnnxGraph, node: Node) -> bool:
+    """False when a Gather cannot be an in-order read at any batch: ids the user feeds, or
+    constant indices that are not an in-order read of a 1-D tensor (head selects, lookups)."""
+    data, indices = node.inputs[:2]
+    if indices in graph.inputs:
+        return False
+    if graph.is_const(indices):
+        return _reads_in_order(graph, node)
+    shape = graph.shapes.get(data)
+    return shape is None or len(shape) == 1
 
 
 def _reads_in_order(graph: OnnxGraph, node: Node) -> bool:

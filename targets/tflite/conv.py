@@ -8,7 +8,7 @@ from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import NHWC, PLAIN, Layout
+from targets.tflite.layout import NHWC, Layout
 from targets.tflite.padding import pool_divisor, resolve_padding
 from targets.tflite.weights import bias_tensor, const_operand, weight_tensor
 from targets.tflite.writer import QuantParams
@@ -128,74 +128,6 @@ def _conv_version(
     if w_quant is not None:
         return legalize.HYBRID_VERSIONS[op][1 if len(w_quant.scale) > 1 else 0]
     return 2 if depthwise and dilations != [1, 1] else 1
-
-
-def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
-    """ConvTranspose (group 1, no output padding beyond pads) → TRANSPOSE_CONV with bias."""
-    _check_4d(ctx, node)
-    weight = ctx.graph.float_const(node.inputs[1])  # [C_in, C_out, kh, kw]
-    if int(node.attrs.get("group", 1)) != 1 or list(node.attrs.get("dilations", [1, 1])) != [1, 1]:
-        raise UnsupportedOp(
-            f"ConvTranspose '{node.name}': groups or dilation are not lowered to tflite."
-        )
-    strides = list(node.attrs.get("strides", [1, 1]))
-    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
-    quantized = ctx.quantized(node)
-    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
-    out_shape = ctx.shape(node.outputs[0])
-    full = [out_shape[2] + pads[0] + pads[2], out_shape[3] + pads[1] + pads[3]]
-    filt = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # OHWI
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, 0)
-    b_index = bias_tensor(
-        ctx, f"{node.name}/bias", _bias(ctx, node, filt.shape[0]), x.quant, w_quant
-    )
-    crop = any(pads)
-    raw_name = f"{node.name}/full" if crop else node.outputs[0]
-    batch = out_shape[0]
-    if crop:
-        ctx.graph.shapes[raw_name] = (batch, out_shape[1], full[0], full[1])
-        ctx.graph.act_quant.setdefault(raw_name, ctx.graph.act_quant.get(node.outputs[0]))
-    out = ctx.output(raw_name, CHANNELS_LAST, quantized)
-    sizes = _output_shape(ctx, node, x, [full[0], full[1], filt.shape[0]], batch)
-    options = ctx.options_of(
-        "TransposeConvOptions",
-        padding=legalize.schema.Padding.VALID,
-        strideH=strides[0],
-        strideW=strides[1],
-    )
-    ctx.emit("TRANSPOSE_CONV", [sizes, w_index, x.tensor, b_index], [out], options, 3)
-    if crop:
-        _crop(ctx, node, out, pads)
-
-
-def _output_shape(ctx: Lowering, node: Node, x: Value, hwc: list[int], batch: int | None) -> int:
-    """TRANSPOSE_CONV's output-shape input; with a dynamic batch it is read from x at run time."""
-    if batch is not None:
-        return ctx.shape_const(f"{node.name}/output_shape", [batch, *hwc])
-    name = f"{node.name}/output_shape"
-    shape = ctx.new_value(f"{name}/input", (4,), PLAIN, "int32", None)
-    ctx.emit("SHAPE", [x.tensor], [shape], ctx.options_of("ShapeOptions", outType=2))
-    first = ctx.new_value(f"{name}/batch", (1,), PLAIN, "int32", None)
-    slice_inputs = [
-        shape.tensor,
-        *(ctx.shape_const(f"{name}/{k}", [v]) for k, v in (("b", 0), ("e", 1), ("s", 1))),
-    ]
-    ctx.emit("STRIDED_SLICE", slice_inputs, [first], ctx.options_of("StridedSliceOptions"))
-    out = ctx.new_value(name, (4,), PLAIN, "int32", None)
-    rest = ctx.shape_const(f"{name}/hwc", hwc)
-    ctx.emit("CONCATENATION", [first.tensor, rest], [out], ctx.options_of("ConcatenationOptions"))
-    return out.tensor
-
-
-def _crop(ctx: Lowering, node: Node, full: Value, pads: list[int]) -> None:
-    """Cut ConvTranspose's pads off the full output with a STRIDED_SLICE."""
-    height, width = full.shape[2] - pads[0] - pads[2], full.shape[3] - pads[1] - pads[3]
-    out = ctx.output(node.outputs[0], CHANNELS_LAST, full.quant is not None, full.quant)
-    begin = ctx.shape_const(f"{node.name}/begin", [0, pads[0], pads[1], 0])
-    end = ctx.shape_const(f"{node.name}/end", [0, pads[0] + height, pads[1] + width, 0])
-    steps = ctx.shape_const(f"{node.name}/strides", [1, 1, 1, 1])
-    options = ctx.options_of("StridedSliceOptions", beginMask=0b1001, endMask=0b1001)
-    ctx.emit("STRIDED_SLICE", [full.tensor, begin, end, steps], [out], options)
 
 
 def lower_pool(ctx: Lowering, node: Node) -> None:

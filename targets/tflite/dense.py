@@ -27,13 +27,38 @@ def lower_gemm(ctx: Lowering, node: Node) -> None:
 
 
 def lower_matmul(ctx: Lowering, node: Node) -> None:
-    """MatMul(A, B) with constant 2-D B → FULLY_CONNECTED (keep_num_dims for rank > 2)."""
-    weight = _constant(ctx, node, 1)
-    if weight.ndim != 2:
-        raise UnsupportedOp(
-            f"MatMul '{node.name}' has a {weight.ndim}-D weight; tflite FC needs 2-D."
-        )
-    _fully_connected(ctx, node, weight.T, None)
+    """MatMul(A, B): constant 2-D B → FULLY_CONNECTED (keep_num_dims for rank > 2), else
+    BATCH_MATMUL, with a transpose of the last two axes folded into adj_x / adj_y."""
+    if ctx.graph.is_const(node.inputs[1]) and ctx.graph.consts[node.inputs[1]].ndim == 2:
+        _fully_connected(ctx, node, _constant(ctx, node, 1).T, None)
+        return
+    ranks = [len(ctx.shape(n)) for n in node.inputs]
+    if min(ranks) < 2:
+        raise UnsupportedOp(f"MatMul '{node.name}' has a 1-D operand; tflite needs rank >= 2.")
+    quantized = ctx.quantized(node) and not any(ctx.graph.is_const(n) for n in node.inputs)
+    dtype = "int8" if quantized else "float32"
+    operands, adjoint = [], []
+    for name in node.inputs:
+        tensor, adj = _matmul_operand(ctx, node, name, dtype)
+        operands.append(tensor)
+        adjoint.append(adj)
+    out = ctx.output(node.outputs[0], PLAIN, quantized)
+    options = ctx.options_of("BatchMatMulOptions", adjX=adjoint[0], adjY=adjoint[1])
+    ctx.emit("BATCH_MATMUL", operands, [out], options)
+
+
+def _matmul_operand(ctx: Lowering, node: Node, name: str, dtype: str) -> tuple[int, bool]:
+    """A BATCH_MATMUL operand: (tensor, adjoint) — a value laid out as its last two axes
+    swapped is read as it is, with the adjoint flag."""
+    if ctx.graph.is_const(name):
+        array = ctx.graph.float_const(name).astype(np.float32)
+        return ctx.const(f"{node.name}/{name}", array, "float32"), False
+    value = ctx.values[name]
+    rank = len(value.shape)
+    swapped = tuple(range(rank - 2)) + (rank - 1, rank - 2)
+    if value.layout.perm == swapped and value.layout.cols is None:
+        return ctx.get(name, value.layout, dtype).tensor, True
+    return ctx.get(name, PLAIN, dtype).tensor, False
 
 
 def _constant(ctx: Lowering, node: Node, index: int) -> np.ndarray:
@@ -68,11 +93,11 @@ def _fully_connected(
         [x.tensor, w_index, b_index],
         [out],
         options,
-        _fc_version(x, w_quant, keep),
+        fc_version(x, w_quant, keep),
     )
 
 
-def _fc_version(x: Value, w_quant: QuantParams | None, keep: bool) -> int:
+def fc_version(x: Value, w_quant: QuantParams | None, keep: bool) -> int:
     """op_version.cc for FULLY_CONNECTED (keep_num_dims, int8, hybrid)."""
     if keep:
         return 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from compressor.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
@@ -31,7 +30,7 @@ UNARY_OPS = {
 }
 
 
-def _runtime_layout(ctx: Lowering, names: list[str]) -> tuple[Layout, Value]:
+def runtime_layout(ctx: Lowering, names: list[str]) -> tuple[Layout, Value]:
     """The layout of the highest-rank runtime input; others follow it."""
     runtime = [ctx.values[n] for n in names if not ctx.graph.is_const(n)]
     best = max(runtime, key=lambda v: len(v.shape))
@@ -51,14 +50,12 @@ def lower_binary(ctx: Lowering, node: Node) -> None:
         const_b = ctx.graph.float_const(b) if ctx.graph.is_const(b) else None
     if ctx.graph.is_const(a):
         if op in ("SUB", "DIV"):
-            raise UnsupportedOp(
-                f"{node.op_type} '{node.name}' has a constant first operand, which the tflite "
-                "target does not lower yet; rewrite it as Add/Mul with a negated/inverted constant."
-            )
+            _constant_first(ctx, node, op)
+            return
         a, b, const_b = b, a, ctx.graph.float_const(a)
     quantized = ctx.quantized(node) and op in INT8_BINARY
     dtype = "int8" if quantized else "float32"
-    layout, like = _runtime_layout(ctx, [a] if const_b is not None else [a, b])
+    layout, like = runtime_layout(ctx, [a] if const_b is not None else [a, b])
     act, out_name = ctx.fuse_activation(node)
     first = ctx.get(a, layout, dtype)
     like = Value(first.tensor, layout, dtype, first.quant, ctx.shape(node.outputs[0]))
@@ -71,6 +68,15 @@ def lower_binary(ctx: Lowering, node: Node) -> None:
     out = ctx.output(out_name, layout, quantized)
     options = ctx.options_of(BINARY_OPTIONS[op], fusedActivationFunction=act)
     ctx.emit(op, [first.tensor, second], [out], options)
+
+
+def _constant_first(ctx: Lowering, node: Node, op: str) -> None:
+    """c − x or c / x with a constant c: float, the constant as first operand."""
+    from targets.tflite.math_ops import operands
+
+    layout, inputs = operands(ctx, node, node.inputs)
+    out = ctx.output(node.outputs[0], layout, False)
+    ctx.emit(op, inputs, [out])
 
 
 def lower_unary(ctx: Lowering, node: Node) -> None:
@@ -112,7 +118,10 @@ def lower_clip(ctx: Lowering, node: Node) -> None:
     """Clip → RELU6 / RELU_N1_TO_1 / RELU when the bounds match, else MAXIMUM + MINIMUM."""
     bounds = legalize.clip_bounds(node, ctx.graph)
     if bounds is None:
-        raise UnsupportedOp(f"Clip '{node.name}' has runtime bounds; tflite needs constant ones.")
+        from targets.tflite.math_ops import lower_clip_runtime
+
+        lower_clip_runtime(ctx, node)
+        return
     named = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, np.inf): "RELU"}
     quantized = ctx.quantized(node)
     dtype = "int8" if quantized else "float32"
@@ -175,22 +184,20 @@ def lower_hard_sigmoid(ctx: Lowering, node: Node) -> None:
 
 
 def lower_softmax(ctx: Lowering, node: Node) -> None:
-    """Softmax over the last TFLite axis, in float (the float tail keeps int8 models' probabilities)."""
+    """Softmax/LogSoftmax in float over any axis: the input is laid out with that axis last
+    (its own layout when it already is, else one TRANSPOSE); readers absorb the layout."""
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", -1)) % rank
     value = ctx.values[node.inputs[0]]
-    layout = (
-        value.layout
-        if value.layout.cols is None and value.layout.axis(axis, rank) == rank - 1
-        else PLAIN
-    )
+    layout = value.layout if value.layout.cols is None else PLAIN
     if layout.axis(axis, rank) != rank - 1:
-        raise UnsupportedOp(
-            f"Softmax '{node.name}' runs over axis {axis} of a rank-{rank} tensor; the tflite "
-            "target lowers Softmax over the last axis (or the channels of an NCHW tensor)."
-        )
+        perm = tuple(a for a in range(rank) if a != axis) + (axis,)
+        layout = Layout(perm)
     x = ctx.get(node.inputs[0], layout, "float32")
     out = ctx.output(node.outputs[0], layout, False)
+    if node.op_type == "LogSoftmax":
+        ctx.emit("LOG_SOFTMAX", [x.tensor], [out])
+        return
     ctx.emit("SOFTMAX", [x.tensor], [out], ctx.options_of("SoftmaxOptions", beta=1.0))
 
 

@@ -16,6 +16,9 @@ from targets.tflite.graph import Node, OnnxGraph
 from targets.tflite.layout import NHWC, PLAIN, Layout, transpose_perm
 from targets.tflite.writer import FlatModelBuilder, QuantParams, make_options
 
+# Tensor dtypes that are data, not quantized values: ops read them as they are.
+NON_FLOAT = {"int32", "int64", "bool"}
+
 
 @dataclass(frozen=True)
 class Value:
@@ -84,11 +87,15 @@ class Lowering:
             if quantized
             else None
         )
-        value = self.new_value(
-            name, self.shape(name), layout, "int8" if params else "float32", params
-        )
+        dtype = "int8" if params else self.plain_dtype(name)
+        value = self.new_value(name, self.shape(name), layout, dtype, params)
         self.values[name] = value
         return value
+
+    def plain_dtype(self, name: str) -> str:
+        """The unquantized dtype of an ONNX tensor: its own for ints and bools, else float32."""
+        dtype = self.graph.dtypes.get(name, "float32")
+        return dtype if dtype in NON_FLOAT else "float32"
 
     def settle(self, name: str, fixed_output: bool = False) -> None:
         """Honour a narrower calibrated range than the one an op's output inherited.
@@ -123,6 +130,25 @@ class Lowering:
     ) -> int:
         """Add a constant tensor and return its index."""
         return self.builder.add_tensor(name, array.shape, dtype, data=array, quant=quant)
+
+    def scalar(self, name: str, value: float, dtype: str = "float32") -> int:
+        """A one-element constant (broadcasts against any tensor)."""
+        return self.const(name, np.array([value], dtype=dtype), dtype)
+
+    def step(
+        self,
+        op: str,
+        inputs: list[int],
+        name: str,
+        like: Value,
+        options: tuple[int, object] | None = None,
+        dtype: str = "float32",
+        shape: tuple | None = None,
+    ) -> Value:
+        """One op of a decomposition: an unquantized tensor laid out (and shaped) like `like`."""
+        out = self.new_value(name, like.shape if shape is None else shape, like.layout, dtype, None)
+        self.emit(op, inputs, [out], options)
+        return out
 
     def shape_const(self, name: str, dims: list[int] | tuple[int, ...]) -> int:
         """An int32 1-D constant (shapes, axes, paddings)."""
@@ -166,8 +192,8 @@ class Lowering:
         return value.layout
 
     def _to_dtype(self, name: str, value: Value, dtype: str, quant: QuantParams | None) -> Value:
-        if dtype == "float32" and value.dtype == "float32":
-            return value
+        if dtype == "float32" and value.quant is None:
+            return value  # float32, or an int/bool tensor that float ops read as it is
         if dtype == "int8":
             quant = quant or value.quant or self.graph.act_quant[name]
             if value.dtype == "int8" and value.quant.same_as(quant):
@@ -188,10 +214,20 @@ class Lowering:
             out = self.new_value(
                 f"{name}/transposed", value.shape, layout, value.dtype, value.quant
             )
+            self.converted[key] = out
+            if _moves_only_unit_axes(value, perm):  # same element order: a RESHAPE
+                dims = [int(d) for d in layout.shape(value.shape)]
+                options = self.options_of("ReshapeOptions", newShape=dims)
+                self.emit(
+                    "RESHAPE",
+                    [value.tensor, self.shape_const(f"{name}/dims", dims)],
+                    [out],
+                    options,
+                )
+                return out
             self.emit("TRANSPOSE", [value.tensor, self.shape_const(f"{name}/perm", perm)], [out])
             edge = name in self.graph.inputs or name in self.graph_outputs
             self.transposes["edge" if edge else "inner"] += 1
-            self.converted[key] = out
         return self.converted[key]
 
     def emit(
@@ -223,6 +259,16 @@ class Lowering:
     def options_of(self, name: str, **fields: object) -> tuple[int, object]:
         """Builtin options for op-options table `name` (e.g. "Conv2DOptions")."""
         return make_options(name, **fields)
+
+
+def _moves_only_unit_axes(value: Value, perm: tuple[int, ...]) -> bool:
+    """True when TRANSPOSE(value, perm) keeps the element order (only size-1 axes move) and
+    every dim is static, so a RESHAPE does the same."""
+    dims = value.layout.shape(value.shape)
+    if any(d is None for d in dims):
+        return False
+    moving = [p for p in perm if dims[p] != 1]
+    return moving == sorted(moving)
 
 
 def _real_range(quant: QuantParams) -> tuple[float, float]:

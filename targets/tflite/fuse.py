@@ -55,3 +55,63 @@ def collapse_reshapes(graph: OnnxGraph) -> OnnxGraph:
 
 
 RESHAPES = {"Reshape", "Flatten"}
+
+
+def fuse_gelu(graph: OnnxGraph) -> OnnxGraph:
+    """x · 0.5 · (1 + Erf(x / √2)) (torch's exact GELU, any Mul order) → Gelu(x): one GELU op."""
+    readers, producers = graph.consumers(), {o: n for n in graph.nodes for o in n.outputs}
+    dropped: set[str] = set()
+    for erf in [n for n in graph.nodes if n.op_type == "Erf"]:
+        scaled = producers.get(erf.inputs[0])
+        x = _gelu_input(graph, scaled)
+        chain = _sole_readers(graph, readers, erf, 3)
+        if x is None or chain is None or len(readers.get(scaled.outputs[0], [])) != 1:
+            continue
+        add, first, last = chain
+        if add.op_type != "Add" or not _has_const(graph, add, erf.outputs[0], 1.0):
+            continue
+        others = [_other(first, add.outputs[0]), _other(last, first.outputs[0])]
+        if {first.op_type, last.op_type} != {"Mul"} or None in others:
+            continue
+        halves = [o for o in others if graph.is_const(o) and _scalar(graph, o, 0.5)]
+        if len(halves) != 1 or [o for o in others if o not in halves] != [x]:
+            continue
+        last.op_type, last.inputs, last.attrs = "Gelu", [x], {}
+        dropped |= {scaled.name, erf.name, add.name, first.name}
+    graph.nodes = [n for n in graph.nodes if n.name not in dropped]
+    return graph
+
+
+def _gelu_input(graph: OnnxGraph, node: Node | None) -> str | None:
+    """x of Div(x, √2) or Mul(x, 1/√2)."""
+    if node is None or node.op_type not in ("Div", "Mul") or not graph.is_const(node.inputs[1]):
+        return None
+    factor = math.sqrt(2) if node.op_type == "Div" else 1 / math.sqrt(2)
+    return node.inputs[0] if _scalar(graph, node.inputs[1], factor) else None
+
+
+def _sole_readers(graph: OnnxGraph, readers: dict, node: Node, count: int) -> list[Node] | None:
+    """The chain of `count` nodes each the only reader of the previous one's output."""
+    chain = []
+    for _ in range(count):
+        users = readers.get(node.outputs[0], [])
+        if len(users) != 1 or node.outputs[0] in graph.internal_outputs():
+            return None
+        node = users[0]
+        chain.append(node)
+    return chain
+
+
+def _other(node: Node, name: str) -> str | None:
+    rest = [i for i in node.inputs if i != name]
+    return rest[0] if len(rest) == 1 and len(node.inputs) == 2 else None
+
+
+def _has_const(graph: OnnxGraph, node: Node, name: str, value: float) -> bool:
+    other = _other(node, name)
+    return other is not None and graph.is_const(other) and _scalar(graph, other, value)
+
+
+def _scalar(graph: OnnxGraph, name: str, value: float) -> bool:
+    array = graph.float_const(name).reshape(-1)
+    return array.size == 1 and math.isclose(float(array[0]), value, rel_tol=1e-5)

@@ -44,6 +44,8 @@ class OnnxGraph:
     outputs: list[tuple[str, str]]  # (public name, internal tensor name)
     act_quant: dict[str, QuantParams] = field(default_factory=dict)
     const_quant: dict[str, QuantParams] = field(default_factory=dict)
+    # Tensors whose Q/DQ had an infinite range (kept float by the lowering).
+    unquantizable: list[str] = field(default_factory=list)
 
     def consumers(self) -> dict[str, list[Node]]:
         """Map from tensor name to the nodes reading it."""

@@ -44,6 +44,8 @@ INT8_VERSIONS = {
     "DEPTHWISE_CONV_2D": 3,
     "FULLY_CONNECTED": 4,
     "TRANSPOSE_CONV": 2,
+    "BATCH_MATMUL": 2,
+    "GELU": 2,
     "DEQUANTIZE": 2,
     **dict.fromkeys(
         (
@@ -84,8 +86,16 @@ HYBRID_VERSIONS = {
 FUSABLE_CLIPS = {(0.0, 6.0): ACT.RELU6, (-1.0, 1.0): ACT.RELU_N1_TO_1}
 
 
+# Ops whose first registered version is above 1 (op_version.cc starts them there).
+MIN_VERSIONS = {"BROADCAST_TO": 2}
+
+
 def op_version(op: str, inputs: list[int | None], outputs: list[str]) -> int:
     """The version op_version.cc gives op for these input tensor types and output dtypes."""
+    return max(_type_version(op, inputs), MIN_VERSIONS.get(op, 1))
+
+
+def _type_version(op: str, inputs: list[int | None]) -> int:
     first = inputs[0] if inputs else None
     if op == "DEQUANTIZE" and first == T.FLOAT16:
         return 3

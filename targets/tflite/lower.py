@@ -18,14 +18,15 @@ import onnx
 from compressor.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
+from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions
-from targets.tflite.fuse import fuse_hard_swish
+from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions, strict_bool_values
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
 from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
-from targets.tflite.writer import IO_LAYOUT_KEY
+from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 
 
 class TfliteTarget(Target):
@@ -76,6 +77,13 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     graph, notes = _prepare(model)
     ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
     ctx.notes.extend(notes)
+    if graph.unquantizable:
+        ctx.notes.append(
+            f"tflite: {len(graph.unquantizable)} tensor(s) calibrated to an infinite range "
+            f"({', '.join(graph.unquantizable[:3])}; e.g. an attention mask holding -inf) stay "
+            "float; onnxruntime's Q/DQ graph quantizes them with scale inf, so qdq_reference "
+            "disagrees with this file there while the comparison with torch holds."
+        )
     _lower_inputs(ctx)
     for node in graph.nodes:
         if node.name not in ctx.fused:
@@ -91,6 +99,12 @@ def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
     """Decode, fold Q/DQ and fuse; resolve index arithmetic on the dynamic batch (batch.py)."""
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
+    if not unsupported and _needs_static_batch(graph):
+        graph = _folded(fix_batch(model))
+        check_supported(graph)
+        return graph, [
+            "tflite: batch fixed to 1: recurrent state tensors (LSTM/GRU) have a static batch."
+        ]
     if not unsupported or not unsupported <= SHAPE_ARITHMETIC:
         check_supported(graph)
         return graph, []
@@ -110,11 +124,21 @@ def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
     ]
 
 
+def _needs_static_batch(graph: OnnxGraph) -> bool:
+    """A recurrent layer over an input with a dynamic batch (its state needs a fixed one)."""
+    recurrent = [n for n in graph.nodes if n.op_type in STATIC_BATCH_OPS]
+    return any(None in graph.shapes.get(n.inputs[0], (None,)) for n in recurrent)
+
+
+# Ops whose TFLite form needs every dim of their input known (state tensors, unrolling).
+STATIC_BATCH_OPS = {"LSTM", "GRU"}
+
+
 def _folded(model: onnx.ModelProto) -> OnnxGraph:
     graph = load_graph(model)
     if any(node.op_type in QDQ_OPS for node in graph.nodes):
         graph = fold_qdq(graph)
-    return fuse_hard_swish(graph)
+    return fuse_gelu(fuse_hard_swish(rewrite_1d(graph)))
 
 
 # ONNX ops lowered to kernels with fixed int8 output params (LOGISTIC, TANH).
@@ -137,7 +161,9 @@ def _lower_inputs(ctx: Lowering) -> None:
         shape = ctx.shape(name)
         layout = layout_for_rank(len(shape)) if ctx.options.nhwc_io else PLAIN
         quant = ctx.graph.act_quant.get(name) if ctx.int8 and ctx.options.int8_io else None
-        value = ctx.new_value(name, shape, layout, "int8" if quant else "float32", quant)
+        value = ctx.new_value(
+            name, shape, layout, "int8" if quant else ctx.plain_dtype(name), quant
+        )
         ctx.values[name] = value
         ctx.builder.inputs.append((name, value.tensor))
         ctx.public_layouts[value.tensor] = value.layout
@@ -173,9 +199,25 @@ def _record_io_layout(ctx: Lowering) -> None:
         ctx.builder.metadata[IO_LAYOUT_KEY] = json.dumps(layouts).encode()
 
 
+def float_islands(ctx: Lowering) -> dict[str, int]:
+    """int8 models: TFLite ops that compute in float (DEQUANTIZE → op → QUANTIZE islands)."""
+    if not ctx.int8:
+        return {}
+    float_type = TENSOR_TYPES["float32"]
+    found: Counter = Counter()
+    for op, operator in zip(ctx.builder.op_names, ctx.builder.operators, strict=True):
+        outputs = [ctx.builder.tensors[i] for i in operator.outputs]
+        if op != "DEQUANTIZE" and any(t.type == float_type for t in outputs):
+            found[op] += 1
+    return dict(sorted(found.items()))
+
+
 def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
     ops = Counter(ctx.builder.op_names)
+    islands = float_islands(ctx)
+    island_note = [f"tflite int8: ops left in float (islands): {islands}."] if islands else []
     return {
+        "float_ops": islands,
         "runtime": _runtime_label(),
         "conversion_s": round(elapsed, 4),
         "op_counts": dict(sorted(ops.items())),
@@ -187,6 +229,7 @@ def _info(ctx: Lowering, elapsed: float, options: TfliteOptions) -> dict:
         else "as the ONNX model (NCHW)",
         "resolver": options.resolver,
         "notes": ctx.notes
+        + island_note
         + [
             f"tflite: {sum(ops.values())} ops, {ops.get('TRANSPOSE', 0)} TRANSPOSE "
             f"({ctx.transposes['inner']} inside the graph), lowered in {elapsed * 1000:.0f} ms."

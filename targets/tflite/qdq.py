@@ -44,6 +44,12 @@ def fold_qdq(graph: OnnxGraph) -> OnnxGraph:
     return graph
 
 
+def usable(params: QuantParams) -> bool:
+    """False for the params onnxruntime gives a tensor with an infinite range (scale inf/0)."""
+    scale = np.asarray(params.scale)
+    return bool(np.all(np.isfinite(scale)) and np.all(scale > 0))
+
+
 def _params(graph: OnnxGraph, node: Node) -> QuantParams:
     scale = np.atleast_1d(graph.consts[node.inputs[1]]).astype(np.float64)
     if len(node.inputs) > 2 and node.inputs[2]:
@@ -58,6 +64,8 @@ def _fold_weight(graph: OnnxGraph, node: Node) -> None:
     """DQ(int8 weight or int32 bias) → a quantized constant."""
     graph.consts[node.outputs[0]] = graph.consts[node.inputs[0]]
     params = _params(graph, node)
+    if not usable(params):  # its Q kept the float constant
+        return
     if params.axis < 0:
         params = QuantParams(
             params.scale, params.zero_point, params.axis + graph.consts[node.inputs[0]].ndim
@@ -69,6 +77,9 @@ def _fold_const_quantize(graph: OnnxGraph, node: Node) -> None:
     """Q(float constant) → the int8 constant it stands for; its DQ then folds as a weight."""
     params = _params(graph, node)
     value = graph.consts[node.inputs[0]].astype(np.float64)
+    if not usable(params):
+        graph.consts[node.outputs[0]] = graph.consts[node.inputs[0]]
+        return
     scale, zero = np.asarray(params.scale), np.asarray(params.zero_point)
     if scale.size > 1:
         shape = [1] * value.ndim
@@ -82,6 +93,10 @@ def _fold_const_quantize(graph: OnnxGraph, node: Node) -> None:
 def _fold_activation(graph: OnnxGraph, node: Node, alias: dict[str, str], kept: list[Node]) -> None:
     """Q(activation): the float tensor carries the params; a second, different Q requantizes."""
     source, params = alias.get(node.inputs[0], node.inputs[0]), _params(graph, node)
+    if not usable(params):  # e.g. an attention mask holding -inf: the tensor stays float
+        alias[node.outputs[0]] = source
+        graph.unquantizable.append(source)
+        return
     current = graph.act_quant.get(source)
     if current is None or current.same_as(params):
         graph.act_quant[source] = params

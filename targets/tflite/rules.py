@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from targets.base import QuantScheme, TargetCapabilities
-from targets.tflite import conv, dense, elementwise, shape_ops
+from targets.tflite import (
+    conv,
+    deconv,
+    dense,
+    elementwise,
+    index_ops,
+    math_ops,
+    normalize,
+    recurrent,
+    shape_ops,
+)
 from targets.tflite.options import TfliteOptions
 
 TFLITE_SCHEME = QuantScheme(
@@ -45,7 +55,7 @@ __all__ = ["CAPABILITIES", "RULES", "SHAPE_ARITHMETIC", "TFLITE_SCHEME", "Tflite
 
 RULES = {
     "Conv": conv.lower_conv,
-    "ConvTranspose": conv.lower_conv_transpose,
+    "ConvTranspose": deconv.lower_conv_transpose,
     "MaxPool": conv.lower_pool,
     "AveragePool": conv.lower_pool,
     "GlobalAveragePool": conv.lower_global_pool,
@@ -80,5 +90,36 @@ RULES = {
     "ReduceMean": shape_ops.lower_reduce_mean,
     "ReduceMax": shape_ops.lower_reduce_mean,
     "Resize": shape_ops.lower_resize,
-    "Gather": shape_ops.lower_gather,
+    "Gather": index_ops.lower_gather,
+    "GatherND": index_ops.lower_gather_nd,
+    "ReduceSum": index_ops.lower_reduce,
+    "ReduceMin": index_ops.lower_reduce,
+    "ReduceProd": index_ops.lower_reduce,
+    "ReduceL2": index_ops.lower_reduce,
+    "ReduceSumSquare": index_ops.lower_reduce,
+    "ArgMax": index_ops.lower_arg_extreme,
+    "ArgMin": index_ops.lower_arg_extreme,
+    "TopK": index_ops.lower_topk,
+    "CumSum": index_ops.lower_cumsum,
+    "Tile": index_ops.lower_tile,
+    "Expand": index_ops.lower_expand,
+    "DepthToSpace": index_ops.lower_depth_space,
+    "SpaceToDepth": index_ops.lower_depth_space,
+    "LogSoftmax": elementwise.lower_softmax,
+    "LayerNormalization": normalize.lower_layer_norm,
+    "InstanceNormalization": normalize.lower_instance_norm,
+    "BatchNormalization": normalize.lower_batch_norm,
+    "LRN": normalize.lower_lrn,
+    **dict.fromkeys(math_ops.UNARY, math_ops.lower_unary_math),
+    **dict.fromkeys(math_ops.BINARY, math_ops.lower_binary_math),
+    "Reciprocal": math_ops.lower_reciprocal,
+    "Where": math_ops.lower_where,
+    "IsNaN": math_ops.lower_is_nan,
+    "Cast": math_ops.lower_cast,
+    "Erf": math_ops.lower_erf,
+    "Selu": math_ops.lower_selu,
+    "Softplus": math_ops.lower_softplus,
+    "Softsign": math_ops.lower_softsign,
+    "LSTM": recurrent.lower_lstm,
+    "GRU": recurrent.lower_gru,
 }

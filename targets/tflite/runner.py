@@ -62,6 +62,7 @@ class LiteRtRunner(Runner):
         self._runner = self._interp.get_signature_runner("serving_default")
         by_index = {d["index"]: d for d in self._interp.get_tensor_details()}
         self._perms = read_io_layout(path)
+        self._stateful = has_variable_tensors(path)
         self._input_details = self._runner.get_input_details()
         self._inputs = [self._spec(n, self._input_details[n]) for n in details["inputs"]]
         outs = self._runner.get_output_details()
@@ -81,6 +82,9 @@ class LiteRtRunner(Runner):
                 q = np.round(array / scale) + zero
                 array = np.clip(q, -128, 127).astype(self._input_details[name]["dtype"])
             inputs[name] = array
+        # Variable tensors (LSTM state) start from zero on every run, as the ONNX model does.
+        if self._stateful:
+            self._interp.reset_all_variables()
         results = self._runner(**inputs)
         outputs = {}
         for spec in self._outputs:
@@ -122,6 +126,21 @@ def read_io_layout(path: Path) -> dict[str, tuple[int, ...]]:
     except (OSError, ValueError, IndexError) as exc:
         raise ModelLoadError(f"'{path}' has an unreadable {IO_LAYOUT_KEY} entry: {exc}") from exc
     return {name: tuple(int(p) for p in perm) for name, perm in layouts.items()}
+
+
+def has_variable_tensors(path: Path) -> bool:
+    """True when the file keeps state between runs (variable tensors, e.g. LSTM h and c);
+    assumed True where the schema module to check it is missing."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - tflite_runtime has no schema module
+        return True
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        if any(graph.Tensors(t).IsVariable() for t in range(graph.TensorsLength())):
+            return True
+    return False
 
 
 def _spec(name: str, detail: dict) -> TensorSpec:

@@ -42,7 +42,8 @@ def lower_reshape(ctx: Lowering, node: Node) -> None:
     value = ctx.values[node.inputs[0]]
     in_shape, out_shape = ctx.shape(node.inputs[0]), ctx.shape(node.outputs[0])
     flattens = len(out_shape) == 2 and len(in_shape) > 2 and in_shape[0] == out_shape[0]
-    if value.layout.perm is not None and flattens and value.layout.cols is None:
+    batch_first = value.layout.perm is not None and value.layout.perm[0] == 0
+    if batch_first and flattens and value.layout.cols is None:
         cols = flatten_cols(in_shape, value.layout)
         readers = ctx.consumers.get(node.outputs[0], [])
         absorbed = readers and all(r.op_type in COLUMN_ABSORBERS for r in readers)
@@ -66,8 +67,26 @@ def lower_squeeze(ctx: Lowering, node: Node) -> None:
 
 
 def lower_unsqueeze(ctx: Lowering, node: Node) -> None:
-    """Unsqueeze → RESHAPE of the plain tensor."""
-    _reshape(ctx, node, PLAIN, PLAIN)
+    """Unsqueeze → RESHAPE in the input's layout: unit axes go where they cost no TRANSPOSE."""
+    value = ctx.values[node.inputs[0]]
+    rank = len(ctx.shape(node.outputs[0]))
+    axes = _axes(ctx, node, rank) or ()
+    if value.layout.perm is None or value.layout.cols is not None or not axes:
+        _reshape(ctx, node, PLAIN, PLAIN)
+        return
+    _reshape(ctx, node, value.layout, unsqueeze_layout(value.layout, axes, rank))
+
+
+def unsqueeze_layout(layout: Layout, axes: tuple[int, ...], rank: int) -> Layout:
+    """The layout after inserting unit ONNX axes: each new axis a sits just before the
+    TFLite position of ONNX axis a + 1 (unit dims move freely without reordering data)."""
+    kept = [a for a in range(rank) if a not in axes]  # output axis of each input axis
+    order = [kept[p] for p in layout.perm]
+    for axis in sorted(axes):
+        following = [i for i, a in enumerate(order) if a > axis]
+        order.insert(following[0] if following else len(order), axis)
+    perm = tuple(order)
+    return PLAIN if perm == tuple(range(rank)) else Layout(perm)
 
 
 def lower_transpose(ctx: Lowering, node: Node) -> None:
@@ -268,22 +287,3 @@ def lower_resize(ctx: Lowering, node: Node) -> None:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def lower_gather(ctx: Lowering, node: Node) -> None:
-    """Gather with constant indices: a RESHAPE when it reads a 1-D tensor in order, else GATHER."""
-    if not ctx.graph.is_const(node.inputs[1]):
-        raise UnsupportedOp(
-            f"Gather '{node.name}' has runtime indices; tflite needs constant ones."
-        )
-    indices = ctx.graph.consts[node.inputs[1]].astype(np.int64)
-    in_shape = ctx.shape(node.inputs[0])
-    if len(in_shape) == 1 and np.array_equal(indices.reshape(-1), np.arange(in_shape[0] or -1)):
-        _reshape(ctx, node, PLAIN, PLAIN)
-        return
-    rank = len(in_shape)
-    axis = int(node.attrs.get("axis", 0)) % rank
-    x = ctx.get(node.inputs[0], PLAIN, _dtype(ctx, node))
-    out = ctx.output(node.outputs[0], PLAIN, x.quant is not None, x.quant)
-    index = ctx.const(f"{node.name}/indices", indices.astype(np.int32), "int32")
-    ctx.emit("GATHER", [x.tensor, index], [out], ctx.options_of("GatherOptions", axis=axis))

@@ -84,10 +84,13 @@ class FlatModelBuilder:
         data: np.ndarray | None = None,
         quant: QuantParams | None = None,
         signature: tuple[int, ...] | None = None,
+        variable: bool = False,
     ) -> int:
-        """Add a tensor (constant when data is given); -1 in signature marks dynamic dims."""
+        """Add a tensor (constant when data is given); -1 in signature marks dynamic dims;
+        a variable tensor is state an op keeps (LSTM h and c)."""
         tensor = schema.TensorT()
         tensor.name = name
+        tensor.isVariable = variable
         tensor.shape = np.asarray([max(int(d), 1) for d in shape], dtype=np.int32)
         if signature is not None and any(d < 0 for d in signature):
             tensor.shapeSignature = np.asarray(signature, dtype=np.int32)

@@ -94,3 +94,22 @@ def test_quick_suite_writes_the_table(tmp_path: Path) -> None:
     table = (tmp_path / "latest.md").read_text()
     for model in SUITES["quick"].models:
         assert f"| {model} | onnx | int8 |" in table
+
+
+def test_suites_are_sweep_files_over_the_zoo(tmp_path: Path) -> None:
+    from benchmarks.zoo import ZOO_NAMES
+    from compressor.sweep.jobs import expand_jobs
+    from targets.registry import describe_targets
+
+    available = [name for name, ok, _ in describe_targets() if ok]
+    assert SUITES["full"].models == tuple(ZOO_NAMES)
+    for config in SUITES.values():
+        jobs, skipped = expand_jobs(config.spec, tmp_path / config.name)
+        assert {(j.model, j.target) for j in jobs} == {
+            (m, t) for m in config.models for t in available
+        }
+        assert all(j.recipe.runs == config.runs and j.recipe.threads == 1 for j in jobs)
+        assert all(j.recipe.model.endswith(f"{j.model}/model.pt2") for j in jobs)
+    full, _ = expand_jobs(SUITES["full"].spec, tmp_path / "full")
+    if "tensorrt" in available:  # TensorRT declares no dynamic int8: that cell is skipped
+        assert not any(j.target == "tensorrt" and j.precision == "dynamic" for j in full)

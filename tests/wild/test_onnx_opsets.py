@@ -48,7 +48,7 @@ def test_opset9_ir3_zoo_cnn_compresses_to_fp32_and_int8(wild, tmp_path):
 
 
 def test_opset9_ir3_cnn_without_lrn_lowers_to_tflite(wild, tmp_path):
-    """The same zoo CNN with the LRN left out (tflite has none), fp32 and int8 on LiteRT."""
+    """The same zoo CNN with the LRN left out, fp32 and int8 on LiteRT."""
     model = wild.zoo_cnn(opset=9, ir_version=3, lrn=False)
     onnx.save(model, tmp_path / "zoo.onnx")
     calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
@@ -115,12 +115,16 @@ def test_an_op_the_converter_cannot_upgrade_is_named(tmp_path):
 
 
 def test_unsupported_op_fails_before_calibration(wild, tmp_path):
-    """tflite has no LRN: the int8 run stops at the fp32 lowering, before calibrating."""
-    onnx.save(wild.zoo_cnn(opset=9, ir_version=3), tmp_path / "zoo.onnx")
+    """tflite has no Shrink: the int8 run stops at the fp32 lowering, before calibrating."""
+    model = wild.zoo_cnn(opset=9, ir_version=3)
+    lrn = next(n for n in model.graph.node if n.op_type == "LRN")  # LRN lowers to tflite now
+    lrn.op_type = "Shrink"
+    del lrn.attribute[:]
+    onnx.save(model, tmp_path / "zoo.onnx")
     calib = _calib(tmp_path / "calib.npz", "data", (3, 32, 32))
     args = ["-t", "tflite", "--int8", "--calib", calib, "-o", tmp_path / "o"]
     result = wild.run(tmp_path / "zoo.onnx", *args)
-    assert result.exit_code == 2 and "cannot lower LRN" in result.output
+    assert result.exit_code == 2 and "cannot lower Shrink" in result.output
     assert "calibrate" not in result.output and "quantize" not in result.output
 
 

@@ -39,15 +39,15 @@ def test_registry_finds_tflite_by_name_and_suffix(tmp_path):
 def test_unsupported_op_is_named_before_any_file_is_written(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    node = helper.make_node("Erf", ["x"], ["y"], name="my_erf")
+    node = helper.make_node("Hardmax", ["x"], ["y"], name="my_hardmax")
     model = helper.make_model(
         helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)]
     )
-    path = tmp_path / "erf.onnx"
+    path = tmp_path / "hardmax.onnx"
     onnx.save(model, path)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(UnsupportedOp, match=r"tflite.*Erf \(node 'my_erf'\)"):
+    with pytest.raises(UnsupportedOp, match=r"tflite.*Hardmax \(node 'my_hardmax'\)"):
         TARGET.lower(path, "fp32", out, TfliteOptions())
     assert list(out.iterdir()) == []
 

@@ -1,0 +1,101 @@
+"""A whole sweep: read the file, expand jobs, run them where asked, summarize, track."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from compressor.errors import UsageError
+from compressor.staging import check_writable
+from compressor.sweep.backends import (
+    SWEEP_EXTRA,
+    InProcessBackend,
+    RayBackend,
+    RaySettings,
+    ray_installed,
+)
+from compressor.sweep.execute import execute_jobs
+from compressor.sweep.jobs import expand_jobs
+from compressor.sweep.progress import SweepProgress
+from compressor.sweep.retime import retime_exclusive
+from compressor.sweep.spec import TIMINGS, load_sweep
+from compressor.sweep.summary import build_summary, write_summary
+from compressor.tracking import open_tracker
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How to run a sweep (the `compress sweep` flags)."""
+
+    sweep_file: Path
+    output: Path
+    workers: int | None = None  # None: the core count (in-process when Ray is missing)
+    ray_address: str | None = None
+    resume: bool = False
+    retries: int = 1
+    timing: str = "shared"
+    track: str | None = None
+    cores: int = 1
+
+    def check(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UsageError("--workers must be at least 1.")
+        if self.retries < 0:
+            raise UsageError("--retries must be 0 or more.")
+        if self.timing not in TIMINGS:
+            raise UsageError(f"--timing must be one of {TIMINGS}.")
+
+
+def make_backend(settings: SweepSettings, console: Console) -> object:
+    """Ray for a cluster address or several workers; this process for one worker."""
+    if settings.ray_address:
+        return RayBackend(RaySettings(address=settings.ray_address))
+    workers = settings.workers or settings.cores
+    if workers > 1 and not ray_installed():
+        if settings.workers:
+            raise UsageError(f"--workers {workers} needs Ray: {SWEEP_EXTRA}; or use --workers 1.")
+        console.print(
+            f"Ray is not installed: jobs run here one at a time ({SWEEP_EXTRA} to run in parallel)."
+        )
+        workers = 1
+    return InProcessBackend() if workers == 1 else RayBackend(RaySettings(workers=workers))
+
+
+def run_sweep(settings: SweepSettings, console: Console) -> dict:
+    """Run every job; the summary (also written to DIR/summary.json and summary.md)."""
+    settings.check()
+    started = time.perf_counter()
+    spec = load_sweep(settings.sweep_file)
+    out_dir = settings.output.absolute()
+    jobs, skipped = expand_jobs(spec, out_dir)
+    check_writable(out_dir)
+    tracker = open_tracker(settings.track)  # fails before the work when MLflow is missing
+    backend = make_backend(settings, console)
+    console.print(f"sweep: {len(jobs)} jobs on {backend.description} → {out_dir}/")
+    try:
+        with SweepProgress([j.id for j in jobs], console) as progress:
+            outcomes = execute_jobs(
+                jobs, out_dir, backend, progress, settings.resume, settings.retries
+            )
+    finally:
+        backend.close()
+    timings = retime_exclusive(jobs, outcomes) if settings.timing == "exclusive" else None
+    meta = {
+        "sweep_file": str(settings.sweep_file),
+        "backend": backend.description,
+        "timing": settings.timing,
+        "skipped": skipped,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+    summary = build_summary(jobs, outcomes, meta, timings)
+    write_summary(summary, out_dir)
+    if tracker is not None:
+        from compressor.sweep.track import log_sweep
+
+        summary["mlflow_run_id"] = log_sweep(
+            tracker, settings.sweep_file.stem, jobs, summary, out_dir
+        )
+    return summary
