@@ -202,6 +202,9 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help=field_help("calibration") + " [default: minmax]",
 )
+@click.option("--auto", is_flag=True, default=None, help=field_help("auto"))
+@click.option("--tune-trials", type=int, default=None, help=field_help("tune_trials") + " [12]")
+@click.option("--tune-time", type=float, default=None, help=field_help("tune_time") + " [600]")
 @click.option("--threads", type=int, default=None, help=field_help("threads") + " [default: 1]")
 @click.option("--warmup", type=int, default=None, help=field_help("warmup") + " [default: 10]")
 @click.option("--runs", type=int, default=None, help=field_help("runs") + " [default: 100]")
@@ -339,6 +342,9 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "eval": flags["eval_"],
         "calib_samples": flags["calib_samples"],
         "calibration": flags["calibration"],
+        "auto": flags["auto"],
+        "tune_trials": flags["tune_trials"],
+        "tune_time": flags["tune_time"],
         "threads": flags["threads"],
         "warmup": flags["warmup"],
         "runs": flags["runs"],
@@ -465,6 +471,9 @@ def _register_ops_commands() -> None:
 
     for command in OPS_COMMANDS:
         main.add_command(command)
+    from compressor.cli_debug import debug_command
+
+    main.add_command(debug_command)
 
 
 _register_ops_commands()

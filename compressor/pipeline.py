@@ -44,6 +44,7 @@ from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
 from compressor.staging import check_writable, previous_outputs, staged_output
+from compressor.tune import auto_int8, replay_recipe
 from compressor.verify import (
     REPORT_SCHEMA_VERSION,
     VerifySettings,
@@ -82,6 +83,10 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
             "(an .npz with arrays named after the model inputs, an image folder, or "
             "pkg.module:function), or use --dynamic for weight-only int8."
         )
+    if (recipe.auto or recipe.int8_plan) and recipe.precision != "int8":
+        raise UsageError("--auto (and an int8_plan) tune static int8: add --int8 and --calib.")
+    if recipe.tune_trials < 1 or not recipe.tune_time > 0:
+        raise UsageError("--tune-trials must be at least 1 and --tune-time above 0 seconds.")
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
     check_judging_data(recipe.budget, recipe.metric, recipe.eval, recipe.eval or recipe.calib)
@@ -140,7 +145,9 @@ def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -
         reference = None
         if recipe.precision != "fp32":  # lowered first: an unsupported op fails before calibrating
             reference = _fp32_reference(target, fp32, options, work, recipe.threads)
-        compressed_onnx, pass_info = _apply_precision(recipe, target, options, fp32, calib, work)
+        compressed_onnx, pass_info = _apply_precision(
+            recipe, target, options, fp32, calib, work, evaluation
+        )
         STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
         artifact = target.lower(compressed_onnx, recipe.precision, stage, options)
         conversion_s = time.perf_counter() - converting
@@ -178,7 +185,7 @@ def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -
         report["elapsed_s"] = round(time.perf_counter() - started, 2)
         report["conversion_s"] = round(conversion_s, 3)
         shutil.rmtree(work)
-        (stage / "recipe.toml").write_text(recipe.to_toml())
+        (stage / "recipe.toml").write_text(replay_recipe(recipe, pass_info).to_toml())
         write_report(report, stage / "report.json")
     return report
 
@@ -256,7 +263,13 @@ def _first_sample(data: Dataset | None, specs: list[TensorSpec]) -> dict[str, np
 
 
 def _apply_precision(
-    recipe: Recipe, target: Target, options: object, fp32: Path, calib: Dataset | None, work: Path
+    recipe: Recipe,
+    target: Target,
+    options: object,
+    fp32: Path,
+    calib: Dataset | None,
+    work: Path,
+    evaluation: Dataset | None = None,
 ) -> tuple[Path, dict]:
     dst = work / f"model.{recipe.precision}.onnx"
     if recipe.precision == "fp32":
@@ -275,8 +288,12 @@ def _apply_precision(
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
+    if recipe.auto:
+        return dst, auto_int8(recipe, fp32, dst, calib, evaluation, scheme, batch)
     with progress_bar("calibrate", len(calib)) as advance:
-        info = quantize_int8_static(fp32, dst, calib, scheme, recipe.calibration, batch, advance)
+        info = quantize_int8_static(
+            fp32, dst, calib, scheme, recipe.calibration, batch, advance, recipe.int8_plan
+        )
     return dst, info
 
 

@@ -107,8 +107,15 @@ class Recipe:
     seed: int = _f(0, "Random seed for pruning and distillation (same seed, same result).")
     prune: PruneConfig = _f(PruneConfig(), "Pruning pass settings.")
     distill: DistillConfig = _f(DistillConfig(), "Distillation pass settings.")
+    auto: bool = _f(False, "int8: search which blocks to keep float until the budgets hold.")
+    tune_trials: int = _f(12, "--auto: at most this many quantize-and-evaluate trials.")
+    tune_time: float = _f(600.0, "--auto: stop starting new trials after this many seconds.")
+    int8_plan: tuple[str, ...] = _f(
+        (), "int8 blocks (tensors and nodes) kept float; --auto writes it, --recipe replays it."
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "int8_plan", tuple(self.int8_plan))
         if self.input_shapes is None:
             object.__setattr__(self, "input_shapes", {})
         if self.target_options is None:

@@ -50,6 +50,8 @@ class QuantScheme:
     # Of op_types, residual joins (Add): skipped where an input is a constant (a bias Add) and
     # quantized on the skip input only, so the weighted op feeding the other one can fuse it.
     residual_ops: tuple[str, ...] = ()
+    # Ops with no int8 kernel on this target: left out of quantization (a float island).
+    float_ops: tuple[str, ...] = ()
     description: str = ""
 
 

@@ -8,17 +8,22 @@ from pathlib import Path
 
 import onnx
 from onnxruntime.quantization import (
+    CalibrationMethod,
     QuantFormat,
     QuantType,
     quantize_dynamic,
     quantize_static,
 )
 
+from calibration.activations import collect_stats
 from calibration.dataset import Dataset
-from calibration.ranges import calibration_method
+from calibration.ranges import range_method, write_ranges_cache
 from calibration.reader import DatasetReader
 from compressor.errors import DataError, UsageError
+from compressor.passes.bias_correction import correct_biases
+from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
+from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
 from targets.base import QuantScheme
 
 QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -33,10 +38,53 @@ def quantize_int8_static(
     method: str = "minmax",
     batch_size: int = 1,
     on_batch: Callable[[int], None] | None = None,
+    plan: tuple[str, ...] = (),
+    stats: dict | None = None,
 ) -> dict:
-    """Calibrate once on `data` and write a Q/DQ model laid out as the target's scheme says."""
+    """Calibrate once on `data` and write a Q/DQ model laid out as the target's scheme says.
+
+    Tensors the placement rules (qdq_rules) name stay float; so do the tensors and nodes of the
+    tuner's `plan` (a block: an activation and the weighted ops reading it, weights included).
+    """
     data.check_finite()
-    reader = DatasetReader(data, batch_size, on_batch)
+    if stats is None:  # the tuner passes the statistics it collected once for all trials
+        stats = collect_stats(src, data, batch_size, range_method(method).histograms, on_batch)
+    kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
+    cache = dst.with_name(dst.name + ".ranges.json")
+    write_ranges_cache(stats, method, cache)
+    _quantize_with_ranges(src, dst, data, scheme, cache, kept, plan)
+    cache.unlink()
+    fused = keep_fused_inputs_float(dst, scheme)
+    floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
+    corrected = correct_biases(src, dst, data, batch_size)
+    model = onnx.load(str(dst))
+    q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    if q == 0 and not plan:  # a tuner plan may keep every block float
+        raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
+    recurrent = sum(n.op_type in ("LSTM", "GRU", "RNN") for n in model.graph.node)
+    return {
+        "quantize_nodes": q,
+        "float_recurrent_ops": recurrent,
+        "calibration_samples": len(data),
+        "method": method,
+        "scheme": scheme.description,
+        "kept_float": [k.to_dict() for k in kept if k.kind == "node" or k.tensor in floated],
+        "bias_correction": corrected,
+        **({"plan": list(plan)} if plan else {}),
+        **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
+    }
+
+
+def _quantize_with_ranges(
+    src: Path,
+    dst: Path,
+    data: Dataset,
+    scheme: QuantScheme,
+    cache: Path,
+    kept: list,
+    plan: tuple[str, ...] = (),
+) -> None:
+    """onnxruntime's quantize_static with our ranges (a calibration cache) and exclusions."""
     extra = {
         "ActivationSymmetric": scheme.activation_symmetric,
         "WeightSymmetric": scheme.weight_symmetric,
@@ -46,33 +94,27 @@ def quantize_int8_static(
         else list(scheme.op_types),
     }
     model_input, placement = select_nodes(src, scheme)
+    model = model_input if isinstance(model_input, onnx.ModelProto) else onnx.load(model_input)
+    for index, node in enumerate(model.graph.node):
+        node.name = node.name or f"{node.op_type}_{index}"
+    excluded = nodes_reading_constants(model, {k.tensor for k in kept})
+    excluded += [k.tensor for k in kept if k.kind == "node"]
+    excluded += [n.name for n in model.graph.node if n.name in plan]
+    placement["nodes_to_exclude"] = placement.get("nodes_to_exclude", []) + excluded
     logging.getLogger("root").setLevel(logging.ERROR)
     quantize_static(
-        model_input,
+        model,
         str(dst),
-        reader,
+        DatasetReader(data, 1),
         quant_format=QuantFormat.QDQ,
         activation_type=QUANT_TYPES[scheme.activation_type],
         weight_type=QUANT_TYPES[scheme.weight_type],
         per_channel=scheme.per_channel,
-        calibrate_method=calibration_method(method),
+        calibrate_method=CalibrationMethod.MinMax,
+        calibration_cache_path=str(cache),
         extra_options=extra,
         **placement,
     )
-    fused = keep_fused_inputs_float(dst, scheme)
-    model = onnx.load(str(dst))
-    q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    if q == 0:
-        raise DataError("Quantization placed no Q/DQ nodes: the model has no quantizable ops.")
-    recurrent = sum(n.op_type in ("LSTM", "GRU", "RNN") for n in model.graph.node)
-    return {
-        "quantize_nodes": q,
-        "float_recurrent_ops": recurrent,
-        "calibration_samples": len(data),
-        "method": method,
-        "scheme": scheme.description,
-        **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
-    }
 
 
 def quantize_int8_dynamic(src: Path, dst: Path) -> dict:

@@ -14,6 +14,9 @@ ORT_CPU_SCHEME = QuantScheme(
     activation_symmetric=False,
     weight_symmetric=True,
     quantize_bias=True,
+    # onnxruntime's CPU provider has no int8 LayerNorm or GELU kernel: Q/DQ there only adds
+    # conversions and rounding, so these ops run in float between quantized neighbours.
+    float_ops=("LayerNormalization", "Gelu", "Erf"),
     description="Q/DQ U8S8: asymmetric uint8 activations, per-channel symmetric int8 weights",
 )
 

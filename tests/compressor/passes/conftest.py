@@ -71,3 +71,21 @@ def accuracy(module: torch.nn.Module, data) -> float:
     with torch.no_grad():
         logits = module(torch.from_numpy(data.inputs["input"]))
     return float((logits.argmax(-1).numpy() == data.labels).mean())
+
+
+@pytest.fixture(scope="session")
+def scaled_cnn(cnn: torch.nn.Module, digits: dict, tmp_path_factory) -> Path:
+    """The trained CNN with conv1(+BN) output channel 0 scaled x1000 and undone in conv2, as
+    model.pt2: the same function in float, one channel 1000x wider than the rest for int8."""
+    from tests.compressor.passes.int8_models import scale_channel
+
+    model = scale_channel(copy.deepcopy(cnn).eval(), "features.1", "features.3")
+    example = torch.from_numpy(digits["calib"].inputs["input"][:2])
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    folder = tmp_path_factory.mktemp("x1000")
+    torch.export.save(program, str(folder / "model.pt2"))
+    with torch.no_grad():  # same predictions as the trained CNN in float
+        x = torch.from_numpy(digits["eval"].inputs["input"])
+        assert torch.equal(model(x).argmax(1), cnn.eval()(x).argmax(1))
+    return folder / "model.pt2"

@@ -97,3 +97,22 @@ def test_fp16_and_dynamic_run_close_to_fp32(fp32, example, tmp_path):
     base = _accuracy(path, evaluation)
     assert abs(_accuracy(tmp_path / "h.onnx", evaluation) - base) <= 0.01
     assert abs(_accuracy(tmp_path / "d.onnx", evaluation) - base) <= 0.01
+
+
+def test_entropy_calibration_chooses_other_scales_than_minmax(fp32, example, tmp_path):
+    """Regression: onnxruntime's entropy calibrator, driven by quantize_static, equals minmax."""
+    path, specs = fp32
+    calib = load_npz(example["calib"]).bind(specs).take(64)
+    scales = {}
+    for method in ("minmax", "entropy"):
+        quantize_int8_static(path, tmp_path / f"{method}.onnx", calib, ORT_CPU_SCHEME, method, 16)
+        model = onnx.load(str(tmp_path / f"{method}.onnx"))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        scales[method] = {
+            n.input[0]: float(inits[n.input[1]])
+            for n in model.graph.node
+            if n.op_type == "QuantizeLinear"
+        }
+    assert scales["minmax"].keys() == scales["entropy"].keys()
+    assert any(scales["entropy"][k] < 0.99 * scales["minmax"][k] for k in scales["minmax"])
+    assert all(scales["entropy"][k] <= scales["minmax"][k] * 1.0001 for k in scales["minmax"])

@@ -1,0 +1,261 @@
+"""Default int8 vs --auto on the zoo, per target scheme, plus 224x224 latency-only rows.
+
+`python -m benchmarks.int8_auto [--out DIR] [--epochs N]` writes int8_auto.md and .json.
+Zoo rows: top-1 drop (points) and output cosine vs fp32 on the eval split, latency as a
+multiple of fp32's (below 1 = faster) in onnxruntime CPU (batch 1, 1 thread, medians of runs
+interleaved with fp32; for tensorrt/tflite schemes this is the
+Q/DQ graph in onnxruntime, a proxy), size, trials spent. The 224x224 ResNet-18 and
+MobileNetV2 carry random weights (no package with pretrained ImageNet weights is used):
+latency rows only, with how many convs run as int8 kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from benchmarks.zoo import ZOO_NAMES, trained_model, zoo_data
+from calibration.dataset import Dataset
+from compressor.budget import Budget
+from compressor.export import export_onnx
+from compressor.loading import LoadedModel
+from compressor.passes.cleanup import cleanup_onnx
+from compressor.passes.quantize import quantize_int8_static
+from compressor.tune import (
+    Reference,
+    TuneConfig,
+    _latency_ms,
+    _outputs,
+    _session,
+    interleaved_ms,
+    measure_trial,
+    tune_int8,
+)
+from targets.base import TensorSpec
+from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.tensorrt.rules import TENSORRT_SCHEME
+from targets.tflite.rules import TFLITE_SCHEME
+
+SCHEMES = {"onnx": ORT_CPU_SCHEME, "tensorrt": TENSORRT_SCHEME, "tflite": TFLITE_SCHEME}
+
+
+class Net(nn.Module):
+    """Names the input `x` (an nn.Sequential's forward names it `input`)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def export(module: nn.Module, spec: TensorSpec, folder: Path) -> Path:
+    loaded = LoadedModel(folder / "m.pt", "module", module.eval(), None, [spec])
+    cleanup_onnx(export_onnx(loaded, [spec], folder / "raw.onnx"), folder / "fp32.onnx")
+    return folder / "fp32.onnx"
+
+
+def reference(fp32: Path, held: Dataset) -> Reference:
+    session = _session(fp32, 1)
+    feed = held.feeds(slice(0, 1))
+    return Reference(_outputs(session, held), held.labels, _latency_ms(session, feed, 50), session)
+
+
+def zoo_rows(name: str, epochs: int | None, work: Path) -> list[dict]:
+    data = zoo_data(name)
+    shape = ("batch", *data["calib"].inputs["x"].shape[1:])
+    fp32 = export(trained_model(name, epochs), TensorSpec("x", shape), work)
+    calib, held = data["calib"].take(256), data["eval"]
+    ref = reference(fp32, held)
+    rows = []
+    for target, scheme in SCHEMES.items():
+        default = work / f"{target}.onnx"
+        quantize_int8_static(fp32, default, calib, scheme, "minmax", 16)
+        plain = measure_trial(default, ref, held, 1)
+        config = TuneConfig(Budget(max_accuracy_drop=1.0), trials=12, time_s=300)
+        tuning = tune_int8(fp32, work / f"{target}.auto.onnx", calib, held, scheme, config)
+        chosen = tuning["trials"][tuning["chosen"]]
+        rows.append(
+            {
+                "model": name,
+                "target": target,
+                "default": plain,
+                "auto": chosen,
+                "trials": len(tuning["trials"]),
+                "auto_met_budget": tuning["met_budgets"],
+                "fp32_size_bytes": fp32.stat().st_size,
+            }
+        )
+    return rows
+
+
+def resnet18() -> nn.Module:
+    def block(cin: int, cout: int, stride: int) -> nn.Module:
+        from benchmarks.zoo import BasicBlock
+
+        return BasicBlock(cin, cout, stride)
+
+    layers = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
+    for cin, cout, stride in widths:
+        layers += [block(cin, cout, stride), block(cout, cout, 1)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000))
+
+
+class InvertedResidualV2(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.residual = stride == 1 and cin == cout
+        layers = (
+            []
+            if expand == 1
+            else [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
+        )
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+def mobilenet_v2() -> nn.Module:
+    config = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
+    layers, cin = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()], 32
+    for expand, cout, repeats, stride in config:
+        for i in range(repeats):
+            layers.append(InvertedResidualV2(cin, cout, stride if i == 0 else 1, expand))
+            cin = cout
+    layers += [
+        nn.Conv2d(320, 1280, 1, bias=False),
+        nn.BatchNorm2d(1280),
+        nn.ReLU6(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(1280, 1000),
+    ]
+    return nn.Sequential(*layers)
+
+
+def imagenet_rows(work: Path) -> list[dict]:
+    """Latency only: random weights, random calibration images, int8 kernels counted."""
+    rng = np.random.default_rng(0)
+    calib = Dataset({"x": rng.standard_normal((16, 3, 224, 224)).astype(np.float32)})
+    rows = []
+    for name, build in (("resnet18-224", resnet18), ("mobilenetv2-224", mobilenet_v2)):
+        torch.manual_seed(0)
+        folder = work / name
+        folder.mkdir()
+        fp32 = export(Net(build()), TensorSpec("x", ("batch", 3, 224, 224)), folder)
+        ref = reference(fp32, calib.take(1))
+        quantize_int8_static(fp32, folder / "int8.onnx", calib, ORT_CPU_SCHEME, "minmax", 4)
+        session = _session(folder / "int8.onnx", 1)
+        fp32_ms, latency = interleaved_ms([ref.session, session], calib.feeds(slice(0, 1)), 30)
+        rows.append(
+            {
+                "model": name,
+                "target": "onnx",
+                "fp32_ms": round(fp32_ms, 3),
+                "int8_ms": round(latency, 3),
+                "speedup": round(fp32_ms / latency, 2),
+                "int8_kernels": int8_kernels(folder / "int8.onnx", folder / "opt.onnx"),
+                "size_ratio": round((folder / "int8.onnx").stat().st_size / fp32.stat().st_size, 3),
+            }
+        )
+    return rows
+
+
+def int8_kernels(path: Path, optimized: Path) -> str:
+    """'QLinearConv count / Conv count' in onnxruntime's optimized graph."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
+    return f"{ops['QLinearConv']}/{ops['QLinearConv'] + ops['Conv']}"
+
+
+def to_markdown(zoo: list[dict], imagenet: list[dict]) -> str:
+    lines = [
+        "| model | target | default drop (pts) | default cosine | default time × fp32 | "
+        "--auto drop (pts) | --auto cosine | --auto time × fp32 | --auto float blocks | "
+        "trials | size vs fp32 |",
+        "|" + "---|" * 11,
+    ]
+    for r in zoo:
+        d, a = r["default"], r["auto"]
+        lines.append(
+            f"| {r['model']} | {r['target']} | {d['accuracy_drop']:.2f} | {d['cosine']:.4f} | "
+            f"{d['latency_vs_fp32']:.2f}x | {a['accuracy_drop']:.2f} | {a['cosine']:.4f} | "
+            f"{a['latency_vs_fp32']:.2f}x | {a['float_blocks']} | {r['trials']} | "
+            f"{a['size_bytes'] / r['fp32_size_bytes']:.2f} |"
+        )
+    lines += [
+        "",
+        "| model (random weights, latency only) | fp32 ms | int8 ms | speed-up | "
+        "int8 convs in ORT | size vs fp32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in imagenet:
+        lines.append(
+            f"| {r['model']} | {r['fp32_ms']} | {r['int8_ms']} | {r['speedup']}x | "
+            f"{r['int8_kernels']} | {r['size_ratio']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--models", nargs="*", default=ZOO_NAMES)
+    parser.add_argument("--skip-imagenet", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo = []
+        for name in args.models:
+            (Path(tmp) / name).mkdir()
+            zoo += zoo_rows(name, args.epochs, Path(tmp) / name)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "int8_auto.json").write_text(json.dumps({"zoo": zoo}, indent=1))
+        imagenet = [] if args.skip_imagenet else imagenet_rows(Path(tmp))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "int8_auto.json").write_text(
+        json.dumps({"zoo": zoo, "imagenet": imagenet}, indent=1)
+    )
+    (args.out / "int8_auto.md").write_text(to_markdown(zoo, imagenet))
+    print(to_markdown(zoo, imagenet))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""Follow each layer through the chain: torch module → ONNX node → Q/DQ ONNX → target artifact.
+
+Per quantized activation: the torch module it came from (the exporter's name scopes), its
+calibrated range and outlier channels, the SQNR of int8 rounding alone (median and worst
+channel), the SQNR the Q/DQ graph reaches at that tensor (error accumulated from upstream),
+which rule kept it float, and what would fix it. Whole-model stages are compared on their
+outputs: torch vs fp32 ONNX, fp32 vs Q/DQ ONNX, Q/DQ ONNX vs the target's own artifact.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from calibration.activations import TensorStats, collect_stats, iterate_activations
+from calibration.dataset import Dataset
+from compressor.sensitivity import BlockScore, block_sensitivity
+
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+OUTLIER_RATIO = 8.0  # a channel whose |max| is this many times the median channel's
+STAGE_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One quantized activation, as the debug table shows it."""
+
+    module: str
+    node: str
+    op: str
+    tensor: str
+    low: float
+    high: float
+    outliers: list[tuple[int, float]]
+    rounding: BlockScore
+    qdq_sqnr_db: float | None
+    fix: str
+
+    def to_dict(self) -> dict:
+        return {
+            "module": self.module,
+            "node": self.node,
+            "op": self.op,
+            "tensor": self.tensor,
+            "range": [round(self.low, 6), round(self.high, 6)],
+            "outlier_channels": [{"channel": c, "x_median": round(r, 1)} for c, r in self.outliers],
+            **self.rounding.to_dict(),
+            "qdq_sqnr_db": None if self.qdq_sqnr_db is None else round(self.qdq_sqnr_db, 2),
+            "fix": self.fix,
+        }
+
+
+def module_scopes(raw: onnx.ModelProto) -> dict[str, str]:
+    """{ONNX node name: torch module path} from the torch exporter's name-scope metadata."""
+    scopes = {}
+    for node in raw.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        try:
+            names = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        except (ValueError, SyntaxError):
+            names = []
+        modules = [n for n in names[:-1] if n]
+        if modules:
+            scopes[node.name] = modules[-1]
+    return scopes
+
+
+def source_layer(
+    tensor: str, producer: dict, scopes: dict[str, str], weights: set[str]
+) -> tuple[str, str]:
+    """(torch module, ONNX node) of the weighted op that makes a tensor, through its activation,
+    pooling and reshaping: the module is the weight's name (`features.0.weight` → features.0),
+    which survives the Conv+BN fusion that folds two modules into one node."""
+    node = producer.get(tensor)
+    first = node
+    for _ in range(4):
+        if node is None or node.op_type in WEIGHTED_OPS:
+            break
+        data = [i for i in node.input if i and i not in weights]
+        node = producer.get(data[0]) if data else None
+    if node is None or node.op_type not in WEIGHTED_OPS:
+        node = first
+    if node is None:
+        return "-", "(graph input)"
+    weight = next((i for i in node.input[1:2] if i in weights), "")
+    module = weight.removesuffix(".weight") if weight.endswith(".weight") else ""
+    return module or scopes.get(node.name, "-"), node.name
+
+
+def outlier_channels(stats: TensorStats | None) -> list[tuple[int, float]]:
+    """Channels whose |max| is >= 8x the median channel's, widest first."""
+    if stats is None or stats.channel_absmax is None or len(stats.channel_absmax) < 2:
+        return []
+    median = max(float(np.median(stats.channel_absmax)), 1e-12)
+    ratios = stats.channel_absmax / median
+    found = [(int(c), float(ratios[c])) for c in np.argsort(-ratios) if ratios[c] >= OUTLIER_RATIO]
+    return found[:5]
+
+
+def _sqnr(reference: np.ndarray, test: np.ndarray) -> float:
+    ref = reference.astype(np.float64)
+    noise = float(np.mean((ref - test.astype(np.float64)) ** 2))
+    return float(10 * np.log10(max(float(np.mean(ref**2)), 1e-30) / max(noise, 1e-30)))
+
+
+def tensor_sqnr(
+    fp32: Path, qdq: Path, data: Dataset, names: list[str], batch: int = 16
+) -> dict[str, float]:
+    """SQNR of each named tensor in the Q/DQ graph against the fp32 graph, same samples."""
+    sample = data.take(min(len(data), STAGE_SAMPLES) // batch * batch or batch)
+    present = sorted(_float_names(qdq) & set(names))
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    pairs = zip(
+        iterate_activations(fp32, sample, batch, present),
+        iterate_activations(qdq, sample, batch, present),
+        strict=True,
+    )
+    for (reference, _), (quantized, _) in pairs:
+        for name in set(reference) & set(quantized):
+            ref = reference[name].astype(np.float64)
+            signal[name] = signal.get(name, 0.0) + float(np.sum(ref**2))
+            noise[name] = noise.get(name, 0.0) + float(np.sum((ref - quantized[name]) ** 2))
+    return {n: float(10 * np.log10(max(signal[n], 1e-30) / max(noise[n], 1e-30))) for n in signal}
+
+
+def _float_names(path: Path) -> set[str]:
+    from calibration.activations import float_activations
+
+    return set(float_activations(onnx.load(str(path))))
+
+
+def fix_for(row_score: BlockScore, outliers: list, kept: dict[str, str]) -> str:
+    """What would fix this layer, in words: a rule already did, --auto, or nothing needed."""
+    if row_score.tensor in kept:
+        return f"kept float by rule: {kept[row_score.tensor]}"
+    if row_score.median_channel_sqnr_db < 20 and outliers:
+        channel = outliers[0][0]
+        return f"outlier channel {channel}: --auto keeps this block float"
+    if row_score.median_channel_sqnr_db < 20:
+        return "--auto keeps this block float (or try --calibration entropy)"
+    return "ok in int8"
+
+
+def layer_rows(
+    fp32: Path,
+    raw: onnx.ModelProto,
+    qdq: Path,
+    calib: Dataset,
+    kept: dict[str, str],
+    batch: int = 16,
+) -> list[LayerRow]:
+    """Every quantized activation of qdq, worst rounding SQNR first."""
+    stats = collect_stats(fp32, calib, batch, histograms=False)
+    scores = block_sensitivity(fp32, qdq, calib, batch)
+    propagated = tensor_sqnr(fp32, qdq, calib, [s.tensor for s in scores], batch)
+    scopes = module_scopes(raw)
+    graph = onnx.load(str(fp32)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    weights = {i.name for i in graph.initializer}
+    rows = []
+    for score in scores:
+        module, name = source_layer(score.tensor, producer, scopes, weights)
+        node = producer.get(score.tensor)
+        outliers = outlier_channels(stats.get(score.tensor))
+        s = stats.get(score.tensor, TensorStats(0.0, 0.0))
+        rows.append(
+            LayerRow(
+                module,
+                name,
+                node.op_type if node is not None else "input",
+                score.tensor,
+                s.lowest,
+                s.highest,
+                outliers,
+                score,
+                propagated.get(score.tensor),
+                fix_for(score, outliers, kept),
+            )
+        )
+    return rows
+
+
+def _outputs(runner_run, data: Dataset, batch: int) -> list[np.ndarray]:
+    parts = [runner_run(inputs) for inputs, _ in data.batches(batch)]
+    names = list(parts[0])
+    return [np.concatenate([p[n] for p in parts]) for n in names]
+
+
+def stage_table(stages: dict[str, list[np.ndarray]]) -> list[dict]:
+    """Output SQNR and cosine between consecutive stages (and of each stage vs the first)."""
+    names = list(stages)
+    rows = []
+    for i in range(1, len(names)):
+        for ref_name in dict.fromkeys([names[i - 1], names[0]]):
+            ref, out = stages[ref_name], stages[names[i]]
+            sqnr = min(_sqnr(r, o) for r, o in zip(ref, out, strict=True))
+            cos = min(_cosine(r, o) for r, o in zip(ref, out, strict=True))
+            rows.append(
+                {
+                    "stage": names[i],
+                    "against": ref_name,
+                    "sqnr_db": round(sqnr, 2),
+                    "cosine": round(cos, 5),
+                }
+            )
+    return rows
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
