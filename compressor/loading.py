@@ -70,7 +70,8 @@ def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
             f"'{path}' is not a valid torch.export archive (not a zip file): it may be "
             "truncated or corrupt. Re-save it with torch.export.save."
         )
-    logging.getLogger("torch.export").setLevel(logging.ERROR)  # it logs tracebacks itself
+    for name in ("torch.export", "torch._export"):  # they log tracebacks (and misformat them)
+        logging.getLogger(name).setLevel(logging.ERROR)
     source = str(path) if trust_pickle else read_safe_archive(str(path), _read_bytes(path))
     try:
         exported = torch.export.load(source)

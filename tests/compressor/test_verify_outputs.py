@@ -204,7 +204,7 @@ def test_metric_in_compress_passes_and_is_recorded(
     assert base["metric"] == pytest.approx(base["accuracy"])  # same rule, so the same number
     assert comp["metric"] == pytest.approx(comp["accuracy"])
     row = next(b for b in report["budgets"] if b["name"] == "max_metric_drop")
-    assert row["passed"] and row["value"] == pytest.approx(base["metric"] - comp["metric"])
+    assert row["passed"] and row["value"] == pytest.approx(base["metric"] - comp["metric"], abs=1e-5)
     assert 'metric = "user_metrics:digit_accuracy"' in (out / "recipe.toml").read_text()
 
 
@@ -255,7 +255,8 @@ def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path
     stored.write_text(json.dumps(old))
     report_path = tmp_path / "verify.json"
     verify = ["verify", out / "model.onnx", "--baseline", two_heads["good"], *fast]
-    result = _run([*verify, "--against", stored, "--json", report_path])
+    loose = ["--max-latency-regression-pct", "100000"]  # timing on a shared machine is noise here
+    result = _run([*verify, "--against", stored, "--json", report_path, *loose])
     assert result.exit_code == 0, result.output
     report = json.loads(report_path.read_text())
     assert any("schema 1) has no per-output records" in n for n in report["notes"])
