@@ -204,7 +204,9 @@ def test_metric_in_compress_passes_and_is_recorded(
     assert base["metric"] == pytest.approx(base["accuracy"])  # same rule, so the same number
     assert comp["metric"] == pytest.approx(comp["accuracy"])
     row = next(b for b in report["budgets"] if b["name"] == "max_metric_drop")
-    assert row["passed"] and row["value"] == pytest.approx(base["metric"] - comp["metric"], abs=1e-5)
+    assert row["passed"] and row["value"] == pytest.approx(
+        base["metric"] - comp["metric"], abs=1e-5
+    )
     assert 'metric = "user_metrics:digit_accuracy"' in (out / "recipe.toml").read_text()
 
 
