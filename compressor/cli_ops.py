@@ -14,7 +14,7 @@ from compressor import strict_json
 from compressor.budget import Budget
 from compressor.cli import CONSOLE, ERR, TASK_HELP, _shape_option, handle_errors
 from compressor.errors import UsageError
-from compressor.limits import BUDGET_RANGES, check_fields, check_threads
+from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields, check_threads
 from compressor.recipe import field_help
 from compressor.regression import Regression
 from compressor.tasks import parse_task_option
@@ -151,6 +151,7 @@ def verify_command(
     check_fields(budget, BUDGET_RANGES)
     check_threads(opts["threads"])
     regression = Regression(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Regression)})
+    check_fields(regression, REGRESSION_RANGES)
     shapes = _shape_option(opts.pop("input_shape"))
     request = CheckRequest(
         artifact,

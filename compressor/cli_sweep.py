@@ -54,6 +54,12 @@ from compressor.tracking import track_option
     show_default=True,
     help="exclusive: re-time every artifact alone on this machine after the sweep.",
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow every job to unpickle its model (runs code from the model files); a sweep "
+    "file cannot grant this itself.",
+)
 @track_option
 def sweep_command(sweep_file: Path, output: Path, **flags: object) -> None:
     """Run every job of SWEEP_FILE as an ordinary compress run; exit 0 when all passed."""

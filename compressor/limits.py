@@ -41,6 +41,12 @@ BUDGET_RANGES = {
     "min_fidelity": Range(0, 1, low_open=True, unit="(cosine)"),
     "min_sqnr": Range(-200, 200, unit="dB"),
 }
+REGRESSION_RANGES = {
+    "max_accuracy_regression": Range(0, 100, unit="points"),
+    "max_latency_regression_pct": Range(0, None, unit="%"),
+    "max_size_regression_pct": Range(0, None, unit="%"),
+    "max_sqnr_regression_db": Range(0, None, unit="dB"),
+}
 DISTILL_RANGES = {
     "lr": Range(0, 10, low_open=True),
     "temperature": Range(0, 1000, low_open=True),

@@ -77,6 +77,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
         options.validate(recipe.precision)
     validate_torch_passes(recipe)
     parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
+    _check_preprocess_applies(recipe)
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -110,6 +111,19 @@ def _check_inputs_outside_output(recipe: Recipe) -> None:
                 "overwrite it. Choose another -o DIR."
             )
     previous_outputs(out_dir)
+
+
+def _check_preprocess_applies(recipe: Recipe) -> None:
+    """--preprocess turns image files into arrays; recorded without images it would only
+    mislead the device team (the manifest would list steps that were never verified)."""
+    folders = [d for d in (recipe.calib, recipe.eval, recipe.train) if d and Path(d).is_dir()]
+    if recipe.preprocess and not folders:
+        raise UsageError(
+            f"--preprocess '{recipe.preprocess}' applies to image folders only, and none of "
+            "--calib/--eval/--train is one: .npz arrays and entry points are fed as they are. "
+            "Remove --preprocess (record a device-side pipeline with `compress package "
+            "--preprocess` instead)."
+        )
 
 
 def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -> dict:

@@ -12,6 +12,7 @@ import tomli_w
 
 from compressor.budget import Budget
 from compressor.errors import UsageError
+from compressor.tasks import TASKS
 
 
 def _f(default: object, help: str, **kw: object) -> dataclasses.Field:
@@ -80,7 +81,11 @@ class Recipe:
     model_factory: str | None = _f(
         None, "pkg.module:function building the nn.Module for a state dict."
     )
-    trust_pickle: bool = _f(False, "Allow unpickling a whole-module .pt (runs code from the file).")
+    trust_pickle: bool = _f(
+        False,
+        "Allow unpickling (runs code from the model file). Command line only: recipes and sweep "
+        "files cannot set it, and recipe.toml never records it.",
+    )
     input_shapes: dict[str, list[int]] = _f(
         None, "Per-input shapes with batch, for models that do not record them."
     )
@@ -130,6 +135,7 @@ class Recipe:
         data = {
             k: v for k, v in dataclasses.asdict(self).items() if v is not None and k not in NESTED
         }
+        data.pop("trust_pickle")  # trust is given on the command line only, never replayed
         for key in ("input_shapes", "target_options", "batch_axes", "task"):
             if not data.get(key):
                 data.pop(key, None)
@@ -178,6 +184,12 @@ def recipe_from_dict(data: dict, where: str) -> Recipe:
     """A Recipe from TOML-shaped data (nested [budget]/[prune]/[distill] tables), type-checked;
     `where` starts every error message (e.g. "Recipe 'r.toml'")."""
     data = dict(data)
+    if data.get("trust_pickle") is True:
+        raise UsageError(
+            f"{where} sets trust_pickle = true, but a file cannot grant itself trust: unpickling "
+            "runs code from the model file. Remove the key and pass --trust-pickle on the command "
+            "line (compress or compress sweep) if you trust the model."
+        )
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -193,7 +205,30 @@ def recipe_from_dict(data: dict, where: str) -> Recipe:
         _check_types(cls, section, f"{where} [{key}]")
         sections[key] = cls(**section)
     _check_types(Recipe, data, where)
+    _check_tables(data, where)
     return Recipe(**data, **sections)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_tables(data: dict, where: str) -> None:
+    """The values inside the per-input tables, which a plain type check lets through."""
+    for name, shape in (data.get("input_shapes") or {}).items():
+        if not isinstance(shape, list) or not shape or not all(_is_int(d) for d in shape):
+            raise UsageError(
+                f"{where}: input_shapes.{name} is {shape!r}; give a list of dims with the batch "
+                f"first, e.g. {name} = [1, 3, 224, 224]."
+            )
+    for name, axis in (data.get("batch_axes") or {}).items():
+        if not _is_int(axis) or axis < 0:
+            raise UsageError(f"{where}: batch_axes.{name} is {axis!r}; give an axis index >= 0.")
+    for name, kind in (data.get("task") or {}).items():
+        if kind not in TASKS:
+            raise UsageError(
+                f"{where}: task.{name} is {kind!r}; choose one of {', '.join(TASKS)}."
+            )
 
 
 TOML_TYPES: dict[str, tuple[type, ...]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -39,6 +39,7 @@ class SweepSettings:
     timing: str = "shared"
     track: str | None = None
     cores: int = 1
+    trust_pickle: bool = False  # given on the command line only; a sweep file cannot set it
 
     def check(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -71,6 +72,11 @@ def run_sweep(settings: SweepSettings, console: Console) -> dict:
     spec = load_sweep(settings.sweep_file)
     out_dir = settings.output.absolute()
     jobs, skipped = expand_jobs(spec, out_dir)
+    if not jobs:
+        reasons = "; ".join(skipped) or "it lists no models or jobs"
+        raise UsageError(f"Sweep file '{settings.sweep_file}' makes no job to run ({reasons}).")
+    if settings.trust_pickle:
+        jobs = [replace(j, recipe=replace(j.recipe, trust_pickle=True)) for j in jobs]
     check_writable(out_dir)
     tracker = open_tracker(settings.track)  # fails before the work when MLflow is missing
     backend = make_backend(settings, console)

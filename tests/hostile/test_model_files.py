@@ -66,3 +66,33 @@ def test_an_untouched_rewrite_of_a_real_export_still_loads(digits, tmp_path):
     result = run_cli("bench", copy, "--runs", "3", "--warmup", "1", "--json")
     assert result.exit_code == 0, result.output
     assert '"p50"' in result.output
+
+
+def test_a_recipe_cannot_grant_itself_trust(digits, tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = pickled_weight(digits["model"], tmp_path / "evil.pt2", marker)
+    recipe = tmp_path / "evil.toml"
+    recipe.write_text(f'model = "{evil}"\ntrust_pickle = true\n')
+    result = run_cli("--recipe", recipe, "-o", tmp_path / "out")
+    assert_clean_refusal(result, 2, "cannot grant itself trust", "--trust-pickle")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_sweep_file_cannot_grant_trust_either(digits, tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = pickled_weight(digits["model"], tmp_path / "evil.pt2", marker)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        f'[[models]]\nname = "evil"\nmodel = "{evil}"\ntrust_pickle = true\n'
+        '[grid]\ntargets = ["onnx"]\nprecisions = ["fp32"]\n'
+    )
+    result = run_cli("sweep", sweep, "-o", tmp_path / "sweep-out", "--workers", "1")
+    assert_clean_refusal(result, 2, "cannot grant itself trust")
+    assert not marker.exists()
+
+
+def test_recipes_written_by_a_trusted_run_do_not_record_trust(digits, tmp_path):
+    out = tmp_path / "out"
+    args = [digits["model"], "--trust-pickle", "--no-default-floor", "--runs", "2", "-o", out]
+    assert run_cli(*args).exit_code == 0
+    assert "trust_pickle" not in (out / "recipe.toml").read_text()
