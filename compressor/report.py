@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from compressor import strict_json
+from compressor.report_model import Report
 
 
 def write_report(report: dict, path: Path) -> None:
@@ -112,8 +113,10 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
     return f"{r:.2f}×"
 
 
-def render_report(report: dict, console: Console) -> None:
-    """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
+def render_report(run: Report, console: Console) -> None:
+    """Print baseline vs compressed, then budget verdicts, then plain-words notes (from the
+    report's JSON form, the same view a stored report.json gives)."""
+    report = run.to_json_dict()
     console.print(_metrics_table(report))
     if report["compressed"].get("outputs"):
         console.print(_outputs_table(report["compressed"]["outputs"]))
