@@ -40,7 +40,7 @@ def run(name: str, folder: Path, precision: str, config: argparse.Namespace) -> 
         prune=PruneConfig(ratio=0.5, method=config.method, round_to=config.round_to),
         distill=DistillConfig(enabled=True, epochs=config.epochs, lr=config.lr),
     )
-    return run_pipeline(recipe)
+    return run_pipeline(recipe).to_json_dict()  # the report.json form
 
 
 def summarize(name: str, precision: str, report: dict) -> dict:

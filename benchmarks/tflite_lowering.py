@@ -39,7 +39,7 @@ def run(paths: dict[str, Path], out: Path, mode: str, resolver: str, runs: int) 
         target_options={"resolver": resolver},
         output=str(out),
     )
-    return run_pipeline(recipe)
+    return run_pipeline(recipe).to_json_dict()  # the report.json form
 
 
 def summarize(name: str, mode: str, resolver: str, report: dict) -> dict:

@@ -16,6 +16,7 @@ from compressor.manifest import artifact_precision, sibling_report, target_of
 from compressor.metric import metric_data
 from compressor.progress import progress_bar
 from compressor.regression import Regression, check_regressions, check_stored_figures
+from compressor.report_model import Report, Section
 from compressor.verify import (
     REPORT_SCHEMA_VERSION,
     Measured,
@@ -47,7 +48,7 @@ class CheckRequest:
     metric: str | None = None
 
 
-def run_ci_check(req: CheckRequest) -> dict:
+def run_ci_check(req: CheckRequest) -> Report:
     """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
     req = dataclasses.replace(
         req,
@@ -70,33 +71,35 @@ def run_ci_check(req: CheckRequest) -> dict:
     settings = VerifySettings(req.budget, tasks=req.tasks, metric=req.metric)
     extras = metric_data(req.metric, req.eval, compressed.inputs, data)
     verdict = assess(measured[0], measured[1], settings, True, extras)
-    base, comp = verdict.baseline, verdict.compressed
+    base = dataclasses.replace(verdict.baseline, size_of=req.baseline.name)
+    comp = verdict.compressed
+    comp = dataclasses.replace(comp, proxy_for=comp.proxy_for or _recorded_proxy(req.artifact))
     budgets = list(verdict.budgets)
-    base["size_of"] = req.baseline.name
     notes = [
         f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
         "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
     ]
-    comp["proxy_for"] = comp.get("proxy_for") or _recorded_proxy(req.artifact)
-    if comp["proxy_for"]:
-        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
+    if comp.proxy_for:
+        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
     target = target_of(req.artifact) or compressed.runtime
     if stored is not None:
-        budgets += check_regressions(req.regression, req.budget, stored, base, comp)
+        base_d, comp_d = base.to_json_dict(), comp.to_json_dict()
+        budgets += check_regressions(req.regression, req.budget, stored, base_d, comp_d)
         notes += _stored_notes(stored, comp, req.threads) + _mismatch_notes(stored, target, comp)
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "passed": all(b.passed for b in budgets),
-        "target": target,
-        "precision": artifact_precision(req.artifact),
-        "artifact": str(req.artifact),
-        "model": str(req.baseline),
-        "against": str(req.against) if req.against else None,
-        "baseline": base,
-        "compressed": comp,
-        "budgets": [b.to_dict() for b in budgets],
-        "notes": notes,
-    }
+    return Report(
+        command="verify",
+        schema_version=REPORT_SCHEMA_VERSION,
+        passed=all(b.passed for b in budgets),
+        target=target,
+        precision=artifact_precision(req.artifact),
+        artifact=str(req.artifact),
+        model=str(req.baseline),
+        against=str(req.against) if req.against else None,
+        baseline=base,
+        compressed=comp,
+        budgets=tuple(budgets),
+        notes=tuple(notes),
+    )
 
 
 def _recorded_proxy(artifact: Path) -> str | None:
@@ -174,18 +177,19 @@ def load_stored_report(path: Path) -> dict:
     return stored
 
 
-def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
+def _stored_notes(stored: dict, comp: Section, threads: int) -> list[str]:
+    """What differs between the stored run (JSON) and this one that a reader should weigh."""
     notes = []
     old = stored["compressed"]
-    if comp.get("outputs") and not old.get("outputs"):
+    if comp.outputs and not old.get("outputs"):
         notes.append(
             f"The stored report (schema {stored.get('schema_version', 1)}) has no per-output "
             "records, so outputs were not compared with it; store a report from this version."
         )
-    if old.get("eval_samples") and comp.get("eval_samples") != old["eval_samples"]:
+    if old.get("eval_samples") and comp.eval_samples != old["eval_samples"]:
         notes.append(
             f"The stored report measured accuracy on {old['eval_samples']} samples, this run on "
-            f"{comp.get('eval_samples')}: compare like with like."
+            f"{comp.eval_samples}: compare like with like."
         )
     old_threads = (old.get("latency_ms") or {}).get("threads")
     if old_threads and old_threads != threads:
@@ -193,7 +197,7 @@ def _stored_notes(stored: dict, comp: dict, threads: int) -> list[str]:
     return notes
 
 
-def _mismatch_notes(stored: dict, target: str, comp: dict) -> list[str]:
+def _mismatch_notes(stored: dict, target: str, comp: Section) -> list[str]:
     """Warn when --against compares artifacts of different targets or runtimes."""
     notes = []
     if stored.get("target") and stored["target"] != target:
@@ -202,9 +206,9 @@ def _mismatch_notes(stored: dict, target: str, comp: dict) -> list[str]:
             f"{target}: the regression check compares different targets."
         )
     old_runtime = stored["compressed"].get("runtime")
-    if old_runtime and old_runtime != comp["runtime"]:
+    if old_runtime and old_runtime != comp.runtime:
         notes.append(
-            f"WARNING: the stored report ran in {old_runtime}, this run in {comp['runtime']}: "
+            f"WARNING: the stored report ran in {old_runtime}, this run in {comp.runtime}: "
             "latency and accuracy are not like for like."
         )
     return notes

@@ -312,7 +312,7 @@ def run_command(model: str | None, recipe_path: Path | None, track: str | None, 
     render_report(report, CONSOLE)
     log_tracked_run(tracker, recipe.output)
     CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
-    sys.exit(0 if report["passed"] else 1)
+    sys.exit(0 if report.passed else 1)
 
 
 def _precision_flag(flags: dict) -> str | None:
@@ -434,7 +434,7 @@ def example_command(folder: Path, target: str, epochs: int) -> None:
     CONSOLE.print(
         f"outputs in {folder}/out/. Reproduce: compress --recipe {folder}/out/recipe.toml"
     )
-    sys.exit(0 if report["passed"] else 1)
+    sys.exit(0 if report.passed else 1)
 
 
 @main.command("targets")

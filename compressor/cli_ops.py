@@ -164,14 +164,14 @@ def verify_command(
     )
     report = run_ci_check(request)
     render_report(report, CONSOLE)
-    if not report["budgets"]:
+    if not report.budgets:
         ERR.print("[yellow]warning[/]: no budgets given; this check only proves the artifact runs.")
     if junit:
         write_junit(report, junit, time.perf_counter() - started)
     if json_path:
         with staged_file(json_path) as out:
-            out.write((strict_json.dumps(report, indent=2) + "\n").encode())
-    sys.exit(0 if report["passed"] else 1)
+            out.write((strict_json.dumps(report.to_json_dict(), indent=2) + "\n").encode())
+    sys.exit(0 if report.passed else 1)
 
 
 @click.command("package")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from compressor.report_model import Report
 from compressor.staging import staged_file
 
 SUITE = "compress verify"
@@ -59,7 +60,9 @@ def junit_tree(report: dict, elapsed_s: float) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit(report: dict, path: Path, elapsed_s: float = 0.0) -> None:
+def write_junit(report: Report, path: Path, elapsed_s: float = 0.0) -> None:
     """Write the JUnit XML to a temp file beside path, then move it into place."""
     with staged_file(path) as out:
-        junit_tree(report, elapsed_s).write(out, encoding="utf-8", xml_declaration=True)
+        junit_tree(report.to_json_dict(), elapsed_s).write(
+            out, encoding="utf-8", xml_declaration=True
+        )

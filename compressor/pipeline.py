@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from compressor.passes.torch_passes import (
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.report import write_report
+from compressor.report_model import QdqReference, Report, Section
 from compressor.staging import check_writable, previous_outputs, staged_output
 from compressor.tune import auto_int8, replay_recipe
 from compressor.verify import (
@@ -126,7 +128,7 @@ def _check_preprocess_applies(recipe: Recipe) -> None:
         )
 
 
-def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -> dict:
+def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -> Report:
     """Run the whole recipe; outputs land in recipe.output only if nothing failed.
 
     budget_sources says which budgets came from flags; the rest came from the recipe."""
@@ -178,29 +180,35 @@ def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -
             reference,
             budget_sources,
         )
-        report["passes"] = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
+        passes = {**torch_info, "cleanup": cleanup, recipe.precision: pass_info}
         if normalized:
-            report["passes"] = {"normalize": normalized, **report["passes"]}
-        report["notes"] = model.notes + pass_notes + report["notes"] + _size_note(report)
+            passes = {"normalize": normalized, **passes}
+        report = replace(report, passes=passes)
+        notes = [*model.notes, *pass_notes, *report.notes, *_size_note(report)]
+        qdq = None
         if recipe.precision == "int8" and target.name != "onnx":
             data = evaluation if evaluation is not None else calib
-            report["qdq_reference"] = qdq = _qdq_fidelity(
-                compressed_onnx, target, artifact, data, recipe
-            )
+            qdq = _qdq_fidelity(compressed_onnx, target, artifact, data, recipe)
             if qdq:
-                report["notes"].append(
+                worst = qdq.fidelity
+                notes.append(
                     f"{target.name} int8 vs onnxruntime on the same Q/DQ graph: worst output "
-                    f"'{qdq['worst_output']}' cosine {qdq['cosine']:.5f}, SQNR {qdq['sqnr_db']} dB."
+                    f"'{worst['worst_output']}' cosine {worst['cosine']:.5f}, "
+                    f"SQNR {worst['sqnr_db']} dB."
                 )
-        report["artifact"] = artifact.path.name
-        report["extra_files"] = [p.name for p in artifact.extra_files]
-        report["artifact_info"] = artifact.info
-        report["notes"] += list(artifact.info.get("notes", []))
-        report["elapsed_s"] = round(time.perf_counter() - started, 2)
-        report["conversion_s"] = round(conversion_s, 3)
+        report = replace(
+            report,
+            qdq_reference=qdq,
+            artifact=artifact.path.name,
+            extra_files=tuple(p.name for p in artifact.extra_files),
+            artifact_info=artifact.info,
+            notes=(*notes, *artifact.info.get("notes", [])),
+            elapsed_s=round(time.perf_counter() - started, 2),
+            conversion_s=round(conversion_s, 3),
+        )
         shutil.rmtree(work)
         (stage / "recipe.toml").write_text(replay_recipe(recipe, pass_info).to_toml())
-        write_report(report, stage / "report.json")
+        write_report(report.to_json_dict(), stage / "report.json")
     return report
 
 
@@ -354,7 +362,7 @@ def _verify(
     exported: Path | None = None,
     reference: tuple[Runner, int] | None = None,
     budget_sources: dict[str, str] | None = None,
-) -> dict:
+) -> Report:
     """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
     evaluation, calib, extras = data_sets
     baseline = _baseline_runner(model, specs, exported or model.path, recipe.threads)
@@ -381,23 +389,21 @@ def _verify(
     if original is not None and original != fp32:  # torch passes changed the model on purpose
         student = measured[1].eval if reference_needed else _student_eval(fp32, data, recipe)
     verdict = assess(measured[0], measured[-1], settings, evaluation is not None, extras, student)
-    base, comp = verdict.baseline, verdict.compressed
-    report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "passed": verdict.passed,
-        "target": target.name,
-        "precision": recipe.precision,
-        "artifact": artifact.path.name,
-        "model": str(model.path),
-        "baseline": base,
-        "compressed": comp,
-    }
-    if reference_needed:
-        report["fp32_reference"] = measured[1].section()
-    report["budgets"] = [b.to_dict() for b in verdict.budgets]
-    report["notes"] = _notes(report, evaluation is None)
-    report["environment"] = _environment()
-    return report
+    report = Report(
+        command="compress",
+        schema_version=REPORT_SCHEMA_VERSION,
+        passed=verdict.passed,
+        target=target.name,
+        precision=recipe.precision,
+        artifact=artifact.path.name,
+        model=str(model.path),
+        baseline=verdict.baseline,
+        compressed=verdict.compressed,
+        fp32_reference=measured[1].section() if reference_needed else None,
+        budgets=verdict.budgets,
+        environment=_environment(),
+    )
+    return replace(report, notes=tuple(_notes(report, evaluation is None)))
 
 
 def _student_eval(fp32: Path, data: Dataset | None, recipe: Recipe) -> EvalResult | None:
@@ -415,7 +421,7 @@ def _metric_data(
 
 def _qdq_fidelity(
     qdq: Path, target: Target, artifact: Artifact, data: Dataset | None, recipe: Recipe
-) -> dict | None:
+) -> QdqReference | None:
     """Fidelity and top-1 agreement of the lowered int8 artifact with onnxruntime running the
     same Q/DQ graph: tells lowering errors apart from quantization error."""
     if data is None:
@@ -423,11 +429,7 @@ def _qdq_fidelity(
     reference = run_eval(OnnxRuntimeRunner(qdq, recipe.threads), data, "Q/DQ onnx")
     lowered = run_eval(target.open_runner(artifact.path, recipe.threads), data, "compressed")
     records = compare_outputs(reference, lowered, dict(recipe.task))
-    return {
-        "runtime": "onnxruntime (Q/DQ)",
-        **worst_summary(records),
-        "outputs": [r.to_dict() for r in records],
-    }
+    return QdqReference("onnxruntime (Q/DQ)", worst_summary(records), records)
 
 
 def _baseline_runner(model: LoadedModel, specs: list, onnx_copy: Path, threads: int) -> Runner:
@@ -444,14 +446,14 @@ SLOW_REASONS = {
 }
 
 
-def _size_note(report: dict) -> list[str]:
+def _size_note(report: Report) -> list[str]:
     """Say so when static int8 left most weights in float, and why."""
-    comp = report["compressed"]
-    fp32 = (report.get("fp32_reference") or report["baseline"])["size_bytes"]
-    info = report["passes"].get("int8") or {}
-    if report["precision"] != "int8" or comp["size_bytes"] <= 0.6 * fp32:
+    comp = report.compressed
+    fp32 = (report.fp32_reference or report.baseline).size_bytes
+    info = report.passes.get("int8") or {}
+    if report.precision != "int8" or comp.size_bytes <= 0.6 * fp32:
         return []
-    ratio = comp["size_bytes"] / fp32
+    ratio = comp.size_bytes / fp32
     if info.get("float_recurrent_ops"):
         why = "LSTM/GRU get no static Q/DQ; try --dynamic, which quantizes their weights."
     else:
@@ -459,25 +461,12 @@ def _size_note(report: dict) -> list[str]:
     return [f"int8 is {ratio:.0%} of the fp32 size: {why}"]
 
 
-def _notes(report: dict, no_eval: bool) -> list[str]:
-    notes = []
-    comp = report["compressed"]
-    ref = report.get("fp32_reference")
-    if ref and comp["latency_ms"]["p50"] > ref["latency_ms"]["p50"]:
-        ratio = comp["latency_ms"]["p50"] / ref["latency_ms"]["p50"]
-        notes.append(
-            f"{report['precision']} is SLOWER than fp32 in {comp['runtime']} here: p50 "
-            f"{comp['latency_ms']['p50']:.3f} ms vs {ref['latency_ms']['p50']:.3f} ms "
-            f"({ratio:.2f}× the fp32 time). {SLOW_REASONS.get(report['precision'], '')}"
-        )
-    elif ref:
-        speed = ref["latency_ms"]["p50"] / max(comp["latency_ms"]["p50"], 1e-9)
-        notes.append(
-            f"{report['precision']} runs {speed:.2f}× the speed of fp32 in {comp['runtime']}."
-        )
-    base_acc, comp_acc = report["baseline"].get("accuracy"), comp.get("accuracy")
+def _notes(report: Report, no_eval: bool) -> list[str]:
+    comp, ref = report.compressed, report.fp32_reference
+    notes = _speed_notes(report.precision, comp, ref)
+    base_acc, comp_acc = report.baseline.accuracy, comp.accuracy
     if base_acc is not None and comp_acc is not None and base_acc - comp_acc > 0.05:
-        gated = any(b["name"] == "max_accuracy_drop" for b in report["budgets"])
+        gated = any(b.name == "max_accuracy_drop" for b in report.budgets)
         notes.append(
             f"WARNING: top-1 fell {100 * (base_acc - comp_acc):.1f} points "
             f"({100 * base_acc:.2f}% → {100 * comp_acc:.2f}%)"
@@ -488,9 +477,23 @@ def _notes(report: dict, no_eval: bool) -> list[str]:
             "No --eval data: fidelity was measured on the calibration samples, "
             "or only latency and size when there were none."
         )
-    if comp.get("proxy_for"):
-        notes.append(f"Measured in {comp['runtime']} as a PROXY for {comp['proxy_for']}.")
+    if comp.proxy_for:
+        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
     return notes
+
+
+def _speed_notes(precision: str, comp: Section, ref: Section | None) -> list[str]:
+    """How the compressed artifact's p50 compares with fp32 in the same runtime."""
+    if ref is None:
+        return []
+    mine, fp32 = round(comp.latency.p50, 4), round(ref.latency.p50, 4)
+    if mine > fp32:
+        return [
+            f"{precision} is SLOWER than fp32 in {comp.runtime} here: p50 "
+            f"{mine:.3f} ms vs {fp32:.3f} ms "
+            f"({mine / fp32:.2f}× the fp32 time). {SLOW_REASONS.get(precision, '')}"
+        ]
+    return [f"{precision} runs {fp32 / max(mine, 1e-9):.2f}× the speed of fp32 in {comp.runtime}."]
 
 
 def _environment() -> dict:

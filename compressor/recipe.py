@@ -226,9 +226,7 @@ def _check_tables(data: dict, where: str) -> None:
             raise UsageError(f"{where}: batch_axes.{name} is {axis!r}; give an axis index >= 0.")
     for name, kind in (data.get("task") or {}).items():
         if kind not in TASKS:
-            raise UsageError(
-                f"{where}: task.{name} is {kind!r}; choose one of {', '.join(TASKS)}."
-            )
+            raise UsageError(f"{where}: task.{name} is {kind!r}; choose one of {', '.join(TASKS)}.")
 
 
 TOML_TYPES: dict[str, tuple[type, ...]] = {

@@ -9,6 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from compressor import strict_json
+from compressor.budget import BudgetResult
+from compressor.outputs import OutputRecord
+from compressor.report_model import Report, Section
 
 
 def write_report(report: dict, path: Path) -> None:
@@ -20,46 +23,44 @@ def _fmt_acc(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def _fmt_ms(section: dict, key: str) -> str:
-    lat = section.get("latency_ms") or {}
-    return "n/a" if lat.get(key) is None else f"{lat[key]:.3f}"
+def _fmt_ms(section: Section, key: str) -> str:
+    return f"{section.latency.to_dict()[key]:.3f}"
 
 
-def _metrics_table(report: dict) -> Table:
-    base, comp = report["baseline"], report["compressed"]
-    ref = report.get("fp32_reference")
-    label = f"{report['target']} {report['precision']}"
-    if comp.get("proxy_for"):
-        label += f" (proxy: {comp['runtime']})"
-    table = Table(title=f"{Path(report['model']).name} → {label}", title_justify="left")
+def _metrics_table(report: Report) -> Table:
+    base, comp, ref = report.baseline, report.compressed, report.fp32_reference
+    label = f"{report.target} {report.precision}"
+    if comp.proxy_for:
+        label += f" (proxy: {comp.runtime})"
+    table = Table(title=f"{Path(report.model).name} → {label}", title_justify="left")
     sections = [("baseline", base)] + ([("fp32", ref)] if ref else []) + [("compressed", comp)]
     table.add_column("metric")
     for name, section in sections:
-        table.add_column(f"{name}\n({section.get('runtime', '')})", justify="right")
+        table.add_column(f"{name}\n({section.runtime})", justify="right")
     table.add_column("vs fp32" if ref else "vs baseline", justify="right")
     anchor = ref or base
-    table.add_row("top-1 accuracy", *[_fmt_acc(s.get("accuracy")) for _, s in sections], "")
+    table.add_row("top-1 accuracy", *[_fmt_acc(s.accuracy) for _, s in sections], "")
     for key in ("p50", "p90", "p99"):
-        speed = _ratio(anchor["latency_ms"][key], comp["latency_ms"][key])
+        speed = _ratio(anchor.latency.to_dict()[key], comp.latency.to_dict()[key])
         table.add_row(
             f"latency {key} (ms)",
             *[_fmt_ms(s, key) for _, s in sections],
             f"{speed} speed" if key == "p50" and speed else "",
         )
-    size_ratio = comp["size_bytes"] / anchor["size_bytes"] if anchor["size_bytes"] else 0
+    size_ratio = comp.size_bytes / anchor.size_bytes if anchor.size_bytes else 0
     table.add_row(
         "size (KB)",
-        *[f"{s['size_bytes'] / 1024:.1f}" for _, s in sections],
+        *[f"{s.size_bytes / 1024:.1f}" for _, s in sections],
         f"{size_ratio:.2f}× size",
     )
-    ci = comp.get("accuracy_drop_ci")
-    if ci and comp.get("accuracy") is not None:
+    ci = comp.accuracy_drop_ci
+    if ci and comp.accuracy is not None:
         blank = [""] * (len(sections) - 1)
         interval = f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
-        table.add_row("top-1 drop, 95% CI (pts)", *blank, interval, f"n={comp['eval_samples']}")
-    if comp.get("metric") is not None:
-        values = [_fmt_metric(s.get("metric")) for _, s in sections]
-        table.add_row(f"--metric {comp.get('metric_name', '')}", *values, "")
+        table.add_row("top-1 drop, 95% CI (pts)", *blank, interval, f"n={comp.eval_samples}")
+    if comp.metric is not None:
+        values = [_fmt_metric(s.metric) for _, s in sections]
+        table.add_row(f"--metric {comp.metric_name or ''}", *values, "")
     return table
 
 
@@ -78,31 +79,31 @@ SHORT = {
 }
 
 
-def _outputs_table(outputs: list[dict]) -> Table:
+def _outputs_table(outputs: tuple[OutputRecord, ...]) -> Table:
     """One row per output: the rule it got, its agreement and its fidelity numbers."""
     table = Table(title="outputs vs baseline (per sample: mean / worst)", title_justify="left")
     table.add_column("output")
     for col in ("rule", "agreement", "cosine", "SQNR dB", "worst ch. dB", "max |err|", "collapsed"):
         table.add_column(col, justify="left" if col == "rule" else "right")
     for out in outputs:
-        fid = out["fidelity"]
-        channel = fid["worst_channel_sqnr_db"]
+        fid = out.fidelity
+        channel = fid.worst_channel_sqnr_db
         table.add_row(
-            escape(f"{out['name']} {out['shape']}"),
-            out["task"],
-            f"{SHORT.get(out['headline'], out['headline'])} {out['headline_value']:.4g}",
-            f"{fid['cosine_mean']:.4f} / {fid['cosine_worst']:.4f}",
-            f"{fid['sqnr_mean_db']:.1f} / {fid['sqnr_worst_db']:.1f}",
-            "n/a" if channel is None else f"{channel:.1f} (#{fid['worst_channel']})",
-            f"{fid['max_abs_error']:.3g}",
-            f"{fid['collapse_share']:.0%}",
+            escape(f"{out.name} {list(out.shape)}"),
+            out.task,
+            f"{SHORT.get(out.headline, out.headline)} {out.headline_value:.4g}",
+            f"{fid.cosine_mean:.4f} / {fid.cosine_worst:.4f}",
+            f"{fid.sqnr_mean_db:.1f} / {fid.sqnr_worst_db:.1f}",
+            "n/a" if channel is None else f"{channel:.1f} (#{fid.worst_channel})",
+            f"{fid.max_abs_error:.3g}",
+            f"{fid.collapse_share:.0%}",
         )
     return table
 
 
-def _rule_notes(outputs: list[dict]) -> list[str]:
+def _rule_notes(outputs: tuple[OutputRecord, ...]) -> list[str]:
     """Why each output got its rule."""
-    return [f"output '{o['name']}' judged as {o['task']}: {o['rule']}." for o in outputs]
+    return [f"output '{o.name}' judged as {o.task}: {o.rule}." for o in outputs]
 
 
 def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> str:
@@ -112,35 +113,41 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
     return f"{r:.2f}×"
 
 
-def render_report(report: dict, console: Console) -> None:
+def render_report(report: Report, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
     console.print(_metrics_table(report))
-    if report["compressed"].get("outputs"):
-        console.print(_outputs_table(report["compressed"]["outputs"]))
-    render_torch_passes(report.get("passes", {}), console)
-    if report["budgets"]:
-        budgets = Table(title="budgets", title_justify="left")
-        for col in ("budget", "limit", "measured", "verdict", "source: note"):
-            budgets.add_column(
-                col,
-                justify="left" if col in ("budget", "source: note") else "right",
-                no_wrap=col != "source: note",  # budget names and figures must stay whole
-            )
-        for b in report["budgets"]:
-            value = "n/a" if b["value"] is None else f"{b['value']:.5g} {b['unit']}"
-            verdict = "[green]PASS[/]" if b["passed"] else "[red]FAIL[/]"
-            budgets.add_row(
-                b["name"],
-                f"{b['limit']:.6g} {b['unit']}",
-                value,
-                verdict,
-                escape(f"{b.get('source', 'flag')}: {b.get('note') or ''}".rstrip(": ")),
-            )
-        console.print(budgets)
-    for note in _rule_notes(report["compressed"].get("outputs") or []) + report.get("notes", []):
+    outputs = report.compressed.outputs or ()
+    if outputs:
+        console.print(_outputs_table(outputs))
+    render_torch_passes(report.passes, console)
+    if report.budgets:
+        console.print(_budgets_table(report.budgets))
+    for note in _rule_notes(outputs) + list(report.notes):
         console.print(f"• {note}")
-    verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
-    console.print(f"{verdict}: artifact {report['artifact']}")
+    verdict = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    console.print(f"{verdict}: artifact {report.artifact}")
+
+
+def _budgets_table(rows: tuple[BudgetResult, ...]) -> Table:
+    """One row per budget: limit, measured value, verdict and where the budget came from."""
+    budgets = Table(title="budgets", title_justify="left")
+    for col in ("budget", "limit", "measured", "verdict", "source: note"):
+        budgets.add_column(
+            col,
+            justify="left" if col in ("budget", "source: note") else "right",
+            no_wrap=col != "source: note",  # budget names and figures must stay whole
+        )
+    for b in rows:
+        value = "n/a" if b.value is None else f"{b.value:.5g} {b.unit}"
+        verdict = "[green]PASS[/]" if b.passed else "[red]FAIL[/]"
+        budgets.add_row(
+            b.name,
+            f"{b.limit:.6g} {b.unit}",
+            value,
+            verdict,
+            escape(f"{b.source}: {b.note or ''}".rstrip(": ")),
+        )
+    return budgets
 
 
 STAGE_NAMES = {"prune": "pruned", "distill": "distilled"}

@@ -15,6 +15,7 @@ from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.metric import load_metric, score
 from compressor.outputs import OutputRecord, compare_outputs, worst_summary
 from compressor.progress import progress_bar
+from compressor.report_model import Section
 from targets.base import Runner
 
 REPORT_SCHEMA_VERSION = 2  # 2: per-output records, default floor, budget sources, --metric
@@ -30,16 +31,16 @@ class Measured:
     size_bytes: int
     proxy_for: str | None = None
 
-    def section(self) -> dict:
-        """The report.json section for this runner."""
-        return {
-            "runtime": self.runtime,
-            "proxy_for": self.proxy_for,
-            "accuracy": None if self.eval is None else self.eval.accuracy,
-            "eval_samples": None if self.eval is None else self.eval.samples,
-            "size_bytes": self.size_bytes,
-            "latency_ms": self.latency.to_dict(),
-        }
+    def section(self, labelled: bool = True) -> Section:
+        """The report section for this runner (accuracy left out when the data has no labels)."""
+        return Section(
+            runtime=self.runtime,
+            proxy_for=self.proxy_for,
+            accuracy=None if self.eval is None or not labelled else self.eval.accuracy,
+            eval_samples=None if self.eval is None else self.eval.samples,
+            size_bytes=self.size_bytes,
+            latency=self.latency,
+        )
 
 
 def run_eval(runner: Runner, data: Dataset | None, label: str) -> EvalResult | None:
@@ -99,8 +100,8 @@ class VerifySettings:
 class Assessment:
     """The verdict on one artifact: report sections, per-output records and every budget row."""
 
-    baseline: dict
-    compressed: dict
+    baseline: Section
+    compressed: Section
     outputs: tuple[OutputRecord, ...] | None
     budgets: tuple[BudgetResult, ...]
 
@@ -121,36 +122,42 @@ def assess(
     """The one measuring path of `compress` and `compress verify`: every output compared by its
     rule, accuracy with its interval, the user's metric, then budgets and the default floor
     (student: the fp32 outputs after torch passes, for the floor's signal checks)."""
-    base_s, comp_s = base.section(), comp.section()
-    if not labelled:
-        base_s["accuracy"] = comp_s["accuracy"] = None
+    base_s, comp_s = base.section(labelled), comp.section(labelled)
     records = compare_outputs(base.eval, comp.eval, settings.tasks)
-    comp_s["outputs"] = None if records is None else [r.to_dict() for r in records]
-    comp_s["fidelity"] = worst_summary(records)
-    comp_s["accuracy_drop_ci"] = _drop_interval(base.eval, comp.eval) if labelled else None
+    ci = _drop_interval(base.eval, comp.eval) if labelled else None
+    comp_s = dataclasses.replace(
+        comp_s, compared=True, outputs=records, fidelity=worst_summary(records), accuracy_drop_ci=ci
+    )
     if settings.metric and base.eval is not None and metric_data is not None:
         metric = load_metric(settings.metric)
-        for section, measured in ((base_s, base), (comp_s, comp)):
-            section["metric"] = score(metric, settings.metric, measured.eval.outputs, metric_data)
-            section["metric_name"] = settings.metric
-    budgets = check_budgets(settings.budget, base_s, comp_s, settings.sources)
+        base_s, comp_s = (
+            dataclasses.replace(
+                section,
+                metric=score(metric, settings.metric, measured.eval.outputs, metric_data),
+                metric_name=settings.metric,
+            )
+            for section, measured in ((base_s, base), (comp_s, comp))
+        )
+    budgets = check_budgets(
+        settings.budget, base_s.to_json_dict(), comp_s.to_json_dict(), settings.sources
+    )
     student_records = compare_outputs(student, comp.eval, settings.tasks) if student else None
     if student_records is not None:
-        comp_s["outputs_vs_student"] = [r.to_dict() for r in student_records]
+        comp_s = dataclasses.replace(comp_s, outputs_vs_student=student_records)
     budgets += check_floor(records, settings.budget, settings.sources, student_records)
     return Assessment(base_s, comp_s, records, tuple(_proxy_notes(budgets, comp_s)))
 
 
-def _proxy_notes(budgets: list[BudgetResult], comp: dict) -> list[BudgetResult]:
+def _proxy_notes(budgets: list[BudgetResult], comp: Section) -> list[BudgetResult]:
     """A latency measured in a stand-in runtime says so on its row."""
-    if not comp.get("proxy_for"):
+    if not comp.proxy_for:
         return budgets
-    note = f"measured in {comp['runtime']}, a proxy for {comp['proxy_for']}"
+    note = f"measured in {comp.runtime}, a proxy for {comp.proxy_for}"
     return [dataclasses.replace(b, note=note) if b.name == "max_latency_ms" else b for b in budgets]
 
 
-def _drop_interval(base: EvalResult | None, comp: EvalResult | None) -> list[float] | None:
+def _drop_interval(base: EvalResult | None, comp: EvalResult | None) -> tuple[float, float] | None:
     if base is None or comp is None or base.labels is None:
         return None
     base_ok, comp_ok = top1_correct(base.first, base.labels), top1_correct(comp.first, comp.labels)
-    return list(paired_drop_interval(base_ok, comp_ok))
+    return tuple(paired_drop_interval(base_ok, comp_ok))

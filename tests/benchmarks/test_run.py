@@ -36,7 +36,7 @@ def int8_report(example: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
         runs=5,
         warmup=1,
     )
-    return run_pipeline(recipe)
+    return run_pipeline(recipe).to_json_dict()  # the report.json form summarize_report reads
 
 
 def test_row_ratios_use_baselines_from_the_same_run(int8_report: dict) -> None:

@@ -28,7 +28,7 @@ def example_run(example: dict[str, Path]) -> dict[str, Path]:
         budget=Budget(max_accuracy_drop=2.0, max_size_mb=1.0),
     )
     report = run_pipeline(recipe)
-    assert report["passed"], report["budgets"]
+    assert report.passed, report.budgets
     return {**paths, "out": folder / "ops-out", "onnx": folder / "ops-out" / "model.onnx"}
 
 
@@ -44,7 +44,7 @@ def _compress(example: dict[str, Path], name: str, target: str, **fields: object
         **fields,
     )
     report = run_pipeline(recipe)
-    assert report["passed"], report["budgets"]
+    assert report.passed, report.budgets
     return out
 
 

@@ -36,7 +36,7 @@ def test_bench_verify_package_work_on_the_targets_artifact(
         budget=Budget(max_accuracy_drop=5.0),
     )
     report = run_pipeline(recipe)
-    artifact = out / report["artifact"]
+    artifact = out / report.artifact
     cli = CliRunner()
     bench = cli.invoke(main, ["bench", str(artifact), "--runs", "5", "--json"])
     assert bench.exit_code == 0, bench.output
@@ -53,6 +53,6 @@ def test_bench_verify_package_work_on_the_targets_artifact(
     assert check.exit_code == 0, check.output
     model = check_bundle(bundle).manifest["model"]
     assert model["target"] == target and model["inputs"], model
-    proxy = report["compressed"]["proxy_for"]
+    proxy = report.compressed.proxy_for
     assert (proxy is None) == ("proxy" not in model["metrics_measured_in"])
-    assert report["artifact"] in check_bundle(bundle).manifest["files"]
+    assert report.artifact in check_bundle(bundle).manifest["files"]

@@ -33,5 +33,5 @@ def compressed(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         warmup=1,
         budget=Budget(default_floor=False),  # no data: nothing to compare outputs on
     )
-    assert run_pipeline(recipe)["passed"]
+    assert run_pipeline(recipe).passed
     return out

@@ -21,7 +21,7 @@ def test_build_script_is_python_carrying_the_runs_settings(zoo_int8):
     out, report = zoo_int8("lenet")
     text = (out / "build_engine.py").read_text()
     compile(text, "build_engine.py", "exec")
-    settings = report["artifact_info"]["build_settings"]
+    settings = report.artifact_info["build_settings"]
     assert f"SETTINGS = {settings!r}" in text
     assert settings == {
         "fp16": True,

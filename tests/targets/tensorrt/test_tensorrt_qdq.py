@@ -143,7 +143,7 @@ def test_residual_adds_are_quantized_on_the_skip_input_only(qdq):
 def test_tensorrt_rtx_parses_and_builds_it(qdq):
     """On CPU the TensorRT-RTX build check ran; on a GPU machine the real engine build did."""
     name, _, report = qdq
-    info = report["artifact_info"]
+    info = report.artifact_info
     if not info["engine_built"] and "build_check" not in info:
         pytest.skip("tensorrt-rtx is not installed (pip install -e '.[tensorrt-check]')")
     check = info["build"] if info["engine_built"] else info["build_check"]
@@ -155,10 +155,10 @@ def test_tensorrt_rtx_parses_and_builds_it(qdq):
 
 def test_proxy_top1_is_within_one_point_of_fp32(qdq):
     name, _, report = qdq
-    fp32 = report["fp32_reference"]["accuracy"]
-    measured = report["compressed"]["accuracy"]
+    fp32 = report.fp32_reference.accuracy
+    measured = report.compressed.accuracy
     assert fp32 > 0.9, f"{name} trained badly ({fp32:.3f}); the comparison would mean little"
     assert abs(measured - fp32) <= 0.01, f"{name}: int8 {measured:.4f} vs fp32 {fp32:.4f}"
-    assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.98
-    expected_proxy = None if report["artifact_info"]["engine_built"] else "tensorrt"
-    assert report["compressed"]["proxy_for"] == expected_proxy
+    assert report.compressed.fidelity["top1_agreement"] >= 0.98
+    expected_proxy = None if report.artifact_info["engine_built"] else "tensorrt"
+    assert report.compressed.proxy_for == expected_proxy

@@ -1,0 +1,97 @@
+"""The typed Report: run_pipeline and run_ci_check return it, and its JSON keeps schema 2's form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from compressor import strict_json
+from compressor.budget import Budget
+from compressor.ci_check import CheckRequest, run_ci_check
+from compressor.cli import main
+from compressor.pipeline import run_pipeline
+from compressor.recipe import Recipe
+from compressor.report_model import Report, Section
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "report_keys.json").read_text())
+
+
+def key_paths(node: object, prefix: str = "") -> list[str]:
+    """Every key path in order; a list of objects by its first row."""
+    if isinstance(node, dict):
+        out = []
+        for key, value in node.items():
+            out += [f"{prefix}/{key}", *key_paths(value, f"{prefix}/{key}")]
+        return out
+    if isinstance(node, list) and node and isinstance(node[0], dict):
+        return key_paths(node[0], prefix + "[]")
+    return []
+
+
+@pytest.fixture(scope="module")
+def tflite_int8(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """`compress example -t tflite`'s recipe on the shared example: the Report and its folder."""
+    out = tmp_path_factory.mktemp("typed") / "out"
+    recipe = Recipe(
+        model=str(example["model"]),
+        target="tflite",
+        precision="int8",
+        calib=str(example["calib"]),
+        eval=str(example["eval"]),
+        output=str(out),
+        runs=5,
+        warmup=1,
+        budget=Budget(max_accuracy_drop=1.0, max_size_mb=1.0),
+    )
+    return run_pipeline(recipe), out
+
+
+def test_report_json_keeps_the_schema_2_structure(tflite_int8: tuple) -> None:
+    report, out = tflite_int8
+    written = (out / "report.json").read_text()
+    assert written == strict_json.dumps(report.to_json_dict(), indent=2) + "\n"
+    stored = json.loads(written)
+    assert key_paths(stored) == GOLDEN["compress_tflite_int8"]["keys"]
+    assert [b["name"] for b in stored["budgets"]] == GOLDEN["compress_tflite_int8"]["budgets"]
+
+
+def test_pipeline_returns_typed_sections(tflite_int8: tuple) -> None:
+    report, out = tflite_int8
+    assert isinstance(report, Report) and isinstance(report.compressed, Section)
+    assert report.passed == all(b.passed for b in report.budgets)
+    assert report.compressed.outputs[0].name == report.compressed.fidelity["worst_output"]
+    assert report.fp32_reference.latency.p50 > 0 and report.qdq_reference is not None
+    assert (out / report.artifact).is_file()
+    assert {b.source for b in report.budgets} == {"recipe", "default"}
+    with pytest.raises(AttributeError):
+        report.passed = True  # frozen
+
+
+def test_verify_json_keeps_the_schema_2_structure(
+    tflite_int8: tuple, example: dict[str, Path], tmp_path: Path
+) -> None:
+    _, out = tflite_int8
+    argv = ["verify", str(out / "model.tflite"), "--baseline", str(example["model"])]
+    argv += ["--eval", str(example["eval"]), "--runs", "5", "--against", str(out / "report.json")]
+    result = CliRunner().invoke(main, [*argv, "--json", str(tmp_path / "v.json")])
+    assert result.exit_code in (0, 1), result.output
+    stored = json.loads((tmp_path / "v.json").read_text())
+    assert key_paths(stored) == GOLDEN["verify_json_against"]["keys"]
+    assert [b["name"] for b in stored["budgets"]] == GOLDEN["verify_json_against"]["budgets"]
+    assert stored["passed"] == (result.exit_code == 0)
+
+
+def test_run_ci_check_returns_a_typed_report(tflite_int8: tuple, example: dict[str, Path]) -> None:
+    _, out = tflite_int8
+    request = CheckRequest(
+        out / "model.tflite", baseline=example["model"], eval=str(example["eval"]), runs=5
+    )
+    report = run_ci_check(request)
+    assert report.command == "verify" and report.against is None
+    assert report.baseline.size_of == Path(example["model"]).name
+    assert report.compressed.outputs and report.compressed.latency.runs == 5
+    assert report.passed == all(b.passed for b in report.budgets)
+    assert report.to_json_dict()["baseline"]["size_of"] == report.baseline.size_of
