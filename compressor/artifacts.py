@@ -50,25 +50,33 @@ def load_data_for(
     model_factory: str | None = None,
     trust_pickle: bool = False,
     preprocess: Preprocess | None = None,
+    batch_axes: dict[str, int] | None = None,
 ) -> Dataset:
-    """Load data for an artifact; an image folder is resized to the model's fixed input shape
-    (and preprocessed as --preprocess says).
+    """Load data for an artifact as `compress` would: an image folder is resized to the model's
+    fixed input shape (and preprocessed as --preprocess says), arrays follow --batch-axis.
 
     --input-shape wins; otherwise the shape comes from the model itself (.pt2, ONNX, targets).
     """
+    from calibration.layout import DataLayout
     from calibration.loaders import load_dataset
+    from compressor.dims import check_batch_axes, static_shapes
 
-    shapes = dict(input_shapes or {})
-    if Path(spec).is_dir() and not shapes:
+    shapes, specs = dict(input_shapes or {}), None
+    if batch_axes or (Path(spec).is_dir() and not shapes):
         try:
-            runner = open_artifact(path, 1, None, {}, model_factory, trust_pickle)
+            runner = open_artifact(path, 1, None, input_shapes, model_factory, trust_pickle)
         except UsageError:  # TorchScript records no shapes: the loader says to pass them
             return load_dataset(spec, shapes, None, preprocess)
         try:
-            shapes = {s.name: [1, *s.shape[1:]] for s in runner.inputs}
+            specs = list(runner.inputs)
         finally:
             runner.close()
-    return load_dataset(spec, shapes, None, preprocess)
+        shapes = shapes or {s.name: [1, *s.shape[1:]] for s in specs}
+    layout = None
+    if batch_axes:
+        check_batch_axes(specs, batch_axes)
+        layout = DataLayout(dict(batch_axes), static_shapes(specs))
+    return load_dataset(spec, shapes, layout, preprocess)
 
 
 def open_target_runner(path: Path, threads: int = 1) -> Runner:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.dataset import Dataset
+from calibration.preprocess import parse_preprocess
 from compressor.artifacts import artifact_size, load_data_for, open_artifact, resolve_artifact
 from compressor.budget import Budget
 from compressor.errors import DataError, UsageError
@@ -46,6 +47,8 @@ class CheckRequest:
     trust_pickle: bool = False
     tasks: dict[str, str] = field(default_factory=dict)
     metric: str | None = None
+    preprocess: str | None = None
+    batch_axes: dict[str, int] = field(default_factory=dict)
 
 
 def run_ci_check(req: CheckRequest) -> Report:
@@ -140,7 +143,13 @@ def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:
     if not req.eval:
         return None
     data = load_data_for(
-        req.eval, req.baseline, req.input_shapes, req.model_factory, req.trust_pickle
+        req.eval,
+        req.baseline,
+        req.input_shapes,
+        req.model_factory,
+        req.trust_pickle,
+        parse_preprocess(req.preprocess),
+        req.batch_axes,
     )
     data.check_finite()
     if (

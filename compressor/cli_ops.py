@@ -12,7 +12,7 @@ import click
 
 from compressor import strict_json
 from compressor.budget import Budget
-from compressor.cli import CONSOLE, ERR, TASK_HELP, _shape_option, handle_errors
+from compressor.cli import CONSOLE, ERR, TASK_HELP, _batch_axes, _shape_option, handle_errors
 from compressor.errors import UsageError
 from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields, check_threads
 from compressor.recipe import field_help
@@ -51,6 +51,12 @@ OUTPUT_KINDS: dict[str, tuple[tuple[str, ...], bytes]] = {
     default=None,
     help="How --data image folders become inputs (same syntax as compress --preprocess).",
 )
+@click.option(
+    "--batch-axis",
+    multiple=True,
+    metavar="NAME:AXIS",
+    help="--data arrays whose samples lie on another axis (same as compress --batch-axis).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @handle_errors
 def bench_command(
@@ -68,9 +74,12 @@ def bench_command(
 
     shapes = _shape_option(opts.pop("input_shape"))
     prep = parse_image_preprocess(opts.pop("image_preprocess"))
+    axes = _batch_axes(opts.pop("batch_axis"))
     settings = BenchSettings(**opts)
+    if (prep or axes) and not settings.data:
+        raise UsageError("--preprocess and --batch-axis describe --data: pass --data DATA.")
     data = (
-        load_data_for(settings.data, artifacts[0], shapes, preprocess=prep)
+        load_data_for(settings.data, artifacts[0], shapes, preprocess=prep, batch_axes=axes)
         if settings.data
         else None
     )
@@ -129,6 +138,17 @@ def bench_command(
 @click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for TorchScript baselines.")
 @click.option("--model-factory", default=None, help=field_help("model_factory"))
 @click.option("--trust-pickle", is_flag=True, help=field_help("trust_pickle"))
+@click.option(
+    "--preprocess",
+    default=None,
+    help="How an --eval image folder becomes inputs (same syntax as compress --preprocess).",
+)
+@click.option(
+    "--batch-axis",
+    multiple=True,
+    metavar="NAME:AXIS",
+    help="--eval arrays whose samples lie on another axis (same as compress --batch-axis).",
+)
 @click.option("--junit", type=PATH, help="Write a JUnit XML report (one testcase per budget).")
 @click.option("--json", "json_path", type=PATH, help="Write the verify report as JSON.")
 @handle_errors
@@ -160,6 +180,7 @@ def verify_command(
         input_shapes=shapes,
         eval=opts.pop("eval_"),
         tasks=parse_task_option(opts.pop("task")),
+        batch_axes=_batch_axes(opts.pop("batch_axis")),
         **opts,
     )
     report = run_ci_check(request)

@@ -115,3 +115,23 @@ def test_an_untouched_stored_report_is_compared_figure_by_figure(compressed, dig
     assert budgets["max_size_regression_pct"]["value"] == 0.0
     assert budgets["max_size_regression_pct"]["passed"]
     assert budgets["max_latency_regression_pct"]["value"] is not None
+
+
+def test_verify_takes_the_preprocessing_of_the_run(compressed, digits, tmp_path):
+    images = _image_folder(tmp_path)
+    plain = tmp_path / "plain.json"
+    assert _verify(compressed, digits, "--eval", images, "--json", plain).exit_code in (0, 1)
+    mean = tmp_path / "mean.json"
+    args = ("--eval", images, "--preprocess", "mean=0.5,std=0.25", "--json", mean)
+    result = _verify(compressed, digits, *args)
+    assert result.exit_code in (0, 1), result.output
+    first = json.loads(plain.read_text())["baseline"]["latency_ms"]
+    second = json.loads(mean.read_text())["baseline"]["latency_ms"]
+    assert first["runs"] == second["runs"] == 3
+    bad = _verify(compressed, digits, "--eval", images, "--preprocess", "mean=1,2,3")
+    assert_clean_refusal(bad, 2, "mean")
+
+
+def test_bench_data_options_need_data(digits):
+    result = run_cli("bench", digits["model"], "--batch-axis", "x:0")
+    assert_clean_refusal(result, 2, "--data")

@@ -85,3 +85,22 @@ def test_whole_shaped_constant_is_shared_and_batches_feed_model_layout(tmp_path)
     assert bound.repeated(13)["state"].shape == (2, 13, 3)
     with pytest.raises(DataError, match="shared"):
         data.bind([TensorSpec("x", ("B", 4)), TensorSpec("mask", (1, 5)), specs[2]])
+
+
+def test_verify_and_bench_take_the_batch_axis_of_the_run(wild, vad, tmp_path):
+    _, path, npz, _ = vad
+    out = tmp_path / "int8"
+    args = [path, "--calib", npz, "--eval", npz, "--batch-axis", "state:1", "--int8", "-o", out]
+    assert wild.run(*args).exit_code == 0
+    verify = ["verify", out / "model.onnx", "--baseline", path, "--eval", npz, "--runs", "3"]
+    refused = wild.run(*verify)
+    assert refused.exit_code == 2 and "--batch-axis" in refused.output
+    report = tmp_path / "verify.json"
+    result = wild.run(*verify, "--batch-axis", "state:1", "--json", report)
+    assert result.exit_code == 0, result.output
+    outputs = json.loads(report.read_text())["compressed"]["outputs"]
+    assert len(outputs) == 2 and all(o["fidelity"]["cosine_mean"] > 0.99 for o in outputs)
+    bench = ["bench", out / "model.onnx", "--data", npz, "--runs", "3", "--json"]
+    result = wild.run(*bench, "--batch-axis", "state:1")
+    assert result.exit_code == 0, result.output
+    assert '"p50"' in result.output
