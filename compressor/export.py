@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import torch
 
+from compressor.dims import is_dynamic
 from compressor.errors import ExportError
 from compressor.loading import LoadedModel
 from compressor.normalize import normalize_model
@@ -43,8 +44,8 @@ def export_onnx(
             if model.kind == "torchscript":
                 _export_torchscript(model.module, specs, path)
             else:
-                program = model.exported or _to_exported(model.module, specs)
-                args = tuple(_example(spec, 1) for spec in specs)
+                program = _program(model, specs, sample)
+                args = tuple(_example(spec, sample) for spec in specs)
                 torch.onnx.export(
                     program,
                     args,
@@ -64,16 +65,38 @@ def export_onnx(
     return path
 
 
-def _to_exported(module: torch.nn.Module, specs: list[TensorSpec]) -> torch.export.ExportedProgram:
-    """torch.export with a dynamic batch; falls back to the static shape when that fails."""
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    dynamic = tuple({0: batch} if _batch_is_dynamic(s) else {} for s in specs)
+def _program(
+    model: LoadedModel, specs: list[TensorSpec], sample: dict[str, np.ndarray] | None
+) -> torch.export.ExportedProgram:
+    """The loaded program when the specs keep its dims; else a new export of the module with
+    the dims --input-shape fixed (or a plain module's batch) set."""
+    if model.exported is not None and [s.shape for s in specs] == [s.shape for s in model.inputs]:
+        return model.exported
+    return _to_exported(model.module, specs, sample)
+
+
+def _to_exported(
+    module: torch.nn.Module, specs: list[TensorSpec], sample: dict[str, np.ndarray] | None = None
+) -> torch.export.ExportedProgram:
+    """torch.export with the specs' dynamic dims (on any axis) left dynamic; falls back to the
+    example's static shapes when that fails."""
+    dynamic = tuple(
+        {
+            axis: torch.export.Dim.DYNAMIC
+            for axis in range(len(s.shape))
+            if is_dynamic(s.shape[axis])
+        }
+        for s in specs
+    )
     try:
         return torch.export.export(
-            module, tuple(_example(s, 2) for s in specs), dynamic_shapes=dynamic, strict=False
+            module,
+            tuple(_example(s, sample, 2) for s in specs),
+            dynamic_shapes=dynamic,
+            strict=False,
         )
     except Exception:
-        return torch.export.export(module, tuple(_example(s, 1) for s in specs), strict=False)
+        return torch.export.export(module, tuple(_example(s, sample) for s in specs), strict=False)
 
 
 def _export_torchscript(module: torch.nn.Module, specs: list[TensorSpec], path: Path) -> None:
@@ -81,7 +104,7 @@ def _export_torchscript(module: torch.nn.Module, specs: list[TensorSpec], path: 
     axes = {s.name: {0: "batch"} for s in specs if _batch_is_dynamic(s)}
     torch.onnx.export(
         module,
-        tuple(_example(s, 1) for s in specs),
+        tuple(_example(s) for s in specs),
         str(path),
         dynamo=False,
         opset_version=OPSET,
@@ -92,13 +115,29 @@ def _export_torchscript(module: torch.nn.Module, specs: list[TensorSpec], path: 
 
 
 def _batch_is_dynamic(spec: TensorSpec) -> bool:
-    return bool(spec.shape) and not isinstance(spec.shape[0], int)
+    return bool(spec.shape) and is_dynamic(spec.shape[0])
 
 
-def _example(spec: TensorSpec, batch: int) -> torch.Tensor:
-    shape = [batch if i == 0 and not isinstance(d, int) else d for i, d in enumerate(spec.shape)]
-    if any(not isinstance(d, int) for d in shape):
-        raise ExportError(f"Input '{spec.name}' has unknown dims {spec.shape}; give --input-shape.")
+def _example(
+    spec: TensorSpec, sample: dict[str, np.ndarray] | None = None, least: int = 1
+) -> torch.Tensor:
+    """A random input of spec's shape: dynamic dims sized from the data sample (in model
+    layout), the batch 1 without data; at least `least` where dynamic (2 keeps torch.export
+    from specialising a dim to 1)."""
+    known = (sample or {}).get(spec.name)
+    if known is not None and np.ndim(known) != len(spec.shape):
+        known = None
+    shape = []
+    for axis, dim in enumerate(spec.shape):
+        if not is_dynamic(dim):
+            shape.append(dim)
+        elif known is not None or dim == "batch":
+            shape.append(max(least, known.shape[axis] if known is not None else 1))
+        else:
+            raise ExportError(
+                f"Input '{spec.name}' has dynamic dims {list(spec.shape)} and no data to size "
+                f"them; give --input-shape {spec.name}:... or --calib/--eval data."
+            )
     dtype = getattr(torch, spec.dtype)
     if dtype.is_floating_point:
         return torch.randn(shape, dtype=dtype)

@@ -80,16 +80,32 @@ def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
             f"Could not read '{path}' as a torch.export program ({type(exc).__name__}: {exc}). "
             "The file may be truncated or not made by torch.export.save."
         ) from exc
-    specs = []
+    return LoadedModel(path, "exported", exported.module(), exported, _exported_specs(exported))
+
+
+def _exported_specs(exported: torch.export.ExportedProgram) -> list[TensorSpec]:
+    """User inputs with each symbolic dim named by its torch symbol; the symbol that sizes axis
+    0 of some input is named `batch`, wherever else it appears (a state's [2, batch, 16])."""
     user_inputs = set(exported.graph_signature.user_inputs)
+    vals = {}
     for node in exported.graph.nodes:
         if node.op == "placeholder" and node.name in user_inputs:
-            val = node.meta.get("val")
-            if not isinstance(val, torch.Tensor):
-                raise ModelLoadError(f"'{path}': input '{node.name}' is not a tensor.")
-            shape = tuple(d if isinstance(d, int) else "batch" for d in val.shape)
-            specs.append(TensorSpec(node.name, shape, _np_dtype(val.dtype)))
-    return LoadedModel(path, "exported", exported.module(), exported, specs)
+            vals[node.name] = node.meta.get("val")
+            if not isinstance(vals[node.name], torch.Tensor):
+                raise ModelLoadError(f"'{node.name}' is a model input that is not a tensor.")
+    batch = {str(v.shape[0]) for v in vals.values() if v.dim() and not isinstance(v.shape[0], int)}
+    specs = []
+    for name, val in vals.items():
+        shape = tuple(_dim_name(d, batch) for d in val.shape)
+        specs.append(TensorSpec(name, shape, _np_dtype(val.dtype)))
+    return specs
+
+
+def _dim_name(dim: object, batch: set[str]) -> int | str:
+    """A static dim as its int; a symbolic one as `batch` or its torch symbol (`s53`)."""
+    if isinstance(dim, int):
+        return dim
+    return "batch" if str(dim) in batch else str(dim)
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -156,7 +156,7 @@ def run_pipeline(recipe: Recipe, budget_sources: dict[str, str] | None = None) -
         original, pass_notes = fp32, []
         if torch_info:
             original = work / "original.fp32.onnx"
-            cleanup_onnx(export_onnx(model, specs, work / "original.onnx"), original)
+            cleanup_onnx(export_onnx(model, specs, work / "original.onnx", sample), original)
             pass_notes = measure_onnx_stages(torch_info, original, fp32, evaluation, recipe)
         reference = None
         if recipe.precision != "fp32":  # lowered first: an unsupported op fails before calibrating
