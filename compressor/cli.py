@@ -136,6 +136,7 @@ def main() -> None:
     compress verify ARTIFACT --baseline MODEL --eval DATA    CI budget check (JUnit)
     compress package DIR -o bundle.tar.gz                     reproducible edge bundle
     compress sweep SWEEP.toml -o DIR    many models × targets × recipes, here or on Ray
+    compress debug MODEL --calib DATA   which layers int8 breaks, and the fix
 
     Exit codes: 0 all budgets met, 1 a budget failed, 2 bad usage or bad input,
     3 an internal error (a bug; rerun with COMPRESS_DEBUG=1 for the traceback).
