@@ -132,17 +132,21 @@ def _lstm_weight(ctx: Lowering, tag: str, array: np.ndarray) -> int:
     return weight_tensor(ctx, tag, np.ascontiguousarray(array), 0)[0]
 
 
+def _weights(
+    ctx: Lowering, node: Node, gates: int
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Hidden size, W, R and bias (zeros when absent) of an ONNX LSTM (4 gates) or GRU (3)."""
+    hidden = int(node.attrs["hidden_size"])
+    w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
+    if len(node.inputs) > 3 and node.inputs[3]:
+        return hidden, w, r, ctx.graph.float_const(node.inputs[3])
+    return hidden, w, r, np.zeros((w.shape[0], 2 * gates * hidden), np.float32)
+
+
 def lower_lstm(ctx: Lowering, node: Node) -> None:
     """LSTM → one UNIDIRECTIONAL_SEQUENCE_LSTM per direction (time-major, zero initial state)."""
     _check(ctx, node, ("Sigmoid", "Tanh", "Tanh"))
-    hidden = int(node.attrs["hidden_size"])
-    w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
-    has_bias = len(node.inputs) > 3 and node.inputs[3]
-    bias = (
-        ctx.graph.float_const(node.inputs[3])
-        if has_bias
-        else np.zeros((w.shape[0], 8 * hidden), np.float32)
-    )
+    hidden, w, r, bias = _weights(ctx, node, gates=4)
     peep = (
         ctx.graph.float_const(node.inputs[7]) if len(node.inputs) > 7 and node.inputs[7] else None
     )
@@ -191,14 +195,7 @@ def lower_gru(ctx: Lowering, node: Node) -> None:
     """GRU unrolled over its (static) time steps, per direction: one FULLY_CONNECTED projects
     every step's input for all three gates, one (or two) per step the hidden state."""
     _check(ctx, node, ("Sigmoid", "Tanh"))
-    hidden = int(node.attrs["hidden_size"])
-    w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
-    has_bias = len(node.inputs) > 3 and node.inputs[3]
-    bias = (
-        ctx.graph.float_const(node.inputs[3])
-        if has_bias
-        else np.zeros((w.shape[0], 6 * hidden), np.float32)
-    )
+    hidden, w, r, bias = _weights(ctx, node, gates=3)
     x = ctx.get(node.inputs[0], PLAIN, "float32")
     seq, batch, _ = x.shape
     before_reset = bool(node.attrs.get("linear_before_reset", 0))
