@@ -14,11 +14,14 @@ from rich.table import Table
 from calibration.dataset import Dataset
 from compressor import __version__
 from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
+from compressor.dims import fix_dims
 from compressor.errors import UsageError
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.limits import check_threads
+from compressor.loading import given_shapes
 from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
+from targets.base import Runner, TensorSpec
 
 SEED = 0
 
@@ -70,6 +73,14 @@ class BenchResult:
         }
 
 
+def shaped_specs(runner: Runner, input_shapes: dict[str, list[int]]) -> list[TensorSpec]:
+    """The runner's input specs with --input-shape applied: dynamic dims take the given sizes
+    (so a dynamic-H/W model is timed at a real size, not 1x1), and a size that contradicts a
+    fixed dim is refused instead of silently ignored."""
+    given = given_shapes(input_shapes, [s.name for s in runner.inputs])
+    return [fix_dims(s, given[s.name]) if s.name in given else s for s in runner.inputs]
+
+
 def bench_artifacts(
     paths: list[Path],
     settings: BenchSettings,
@@ -80,7 +91,10 @@ def bench_artifacts(
     settings.check()
     runners = [open_artifact(p, settings.threads, data, input_shapes) for p in paths]
     try:
-        feeds = [timing_feeds(r, settings.batch, data, SEED) for r in runners]
+        feeds = [
+            timing_feeds(r, settings.batch, data, SEED, shaped_specs(r, input_shapes or {}))
+            for r in runners
+        ]
         with progress_bar("latency (interleaved)", settings.runs) as advance:
             stats = measure_latency(
                 runners, feeds, settings.warmup, settings.runs, settings.threads, advance

@@ -10,7 +10,7 @@ import numpy as np
 
 from calibration.dataset import Dataset
 from compressor.limits import check_tensor_bytes
-from targets.base import Runner
+from targets.base import Runner, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,14 @@ class LatencyStats:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def sample_feeds(runner: Runner, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fixed-seed inputs shaped from the runner's specs (dynamic dims become `batch` or 1)."""
+def sample_feeds(
+    runner: Runner, batch: int = 1, seed: int = 0, specs: list[TensorSpec] | None = None
+) -> dict[str, np.ndarray]:
+    """Fixed-seed inputs shaped from the specs (the runner's unless given, e.g. with dims
+    fixed by --input-shape); dims still dynamic become `batch` (axis 0) or 1."""
     rng = np.random.default_rng(seed)
     feeds = {}
-    for spec in runner.inputs:
+    for spec in specs or runner.inputs:
         shape = [
             (batch if i == 0 else 1) if not isinstance(d, int) or d <= 0 else d
             for i, d in enumerate(spec.shape)
@@ -54,13 +57,18 @@ def sample_feeds(runner: Runner, batch: int = 1, seed: int = 0) -> dict[str, np.
 
 
 def timing_feeds(
-    runner: Runner, batch: int = 1, data: Dataset | None = None, seed: int = 0
+    runner: Runner,
+    batch: int = 1,
+    data: Dataset | None = None,
+    seed: int = 0,
+    specs: list[TensorSpec] | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs for timing at `batch` (or the runner's fixed batch): the first samples of data,
-    repeated when there are fewer, or fixed-seed noise shaped from the model without data."""
+    repeated when there are fewer, or fixed-seed noise shaped from `specs` (default: the
+    runner's) without data."""
     batch = runner.fixed_batch or batch
     if data is None:
-        return sample_feeds(runner, batch, seed)
+        return sample_feeds(runner, batch, seed, specs)
     bound = data.bind(runner.inputs)
     for name, array in bound.inputs.items():
         check_tensor_bytes(

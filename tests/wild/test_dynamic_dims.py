@@ -130,3 +130,22 @@ def test_calibration_samples_of_several_sizes_for_onnx_runtime(
     args = ["--calibration", "entropy", "--eval", tmp_path / "eval.npz", "-o", tmp_path / "o"]
     refused = wild.run(path, "--int8", "--calib", "wild_sizes:samples", *args)
     assert refused.exit_code == 2 and "--calibration minmax" in refused.output
+
+
+def test_bench_times_a_dynamic_hw_model_at_the_given_shape(wild, dynamic_model):
+    """Without --input-shape the noise inputs would be 1x1 images; a conflicting size of a
+    fixed dim is refused instead of being ignored."""
+    _, path, _ = dynamic_model
+    from compressor.artifacts import open_artifact
+    from compressor.bench import shaped_specs
+
+    runner = open_artifact(path)
+    try:
+        (spec,) = shaped_specs(runner, {"input": [1, 3, 24, 20]})
+        assert spec.shape[1:] == (3, 24, 20)
+    finally:
+        runner.close()
+    result = wild.run("bench", path, "--input-shape", "input:1x3x24x20", "--runs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    refused = wild.run("bench", path, "--input-shape", "input:1x4x24x20", "--runs", "2")
+    assert refused.exit_code == 2 and "fixes it to 3" in refused.output
