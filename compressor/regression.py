@@ -90,6 +90,7 @@ def output_regressions(
     pairs = [(o, old[o["name"]]) for o in comp.get("outputs") or [] if o["name"] in old]
     if not pairs:
         return []
+    _check_same_outputs(pairs)
     sqnr = [(p["fidelity"]["sqnr_mean_db"] - o["fidelity"]["sqnr_mean_db"], o) for o, p in pairs]
     rows = [_largest("max_sqnr_regression_db", sqnr, reg.max_sqnr_regression_db, "dB")]
     agreement = [
@@ -100,6 +101,18 @@ def output_regressions(
     if agreement:
         rows.append(_largest("max_agreement_regression", agreement, agreement_limit, "points"))
     return rows
+
+
+def _check_same_outputs(pairs: list[tuple[dict, dict]]) -> None:
+    """Outputs of the same name but another per-sample shape (records hold no batch) mean
+    another model: comparing their SQNR would be meaningless."""
+    for now, then in pairs:
+        if list(now.get("shape") or []) != list(then.get("shape") or []):
+            raise UsageError(
+                f"--against: output '{now['name']}' has shape {now.get('shape')} here but "
+                f"{then.get('shape')} in the stored report, so it is not a report of the same "
+                "model. Pass the report.json of an earlier build of this model."
+            )
 
 
 def _largest(name: str, falls: list[tuple[float, dict]], limit: float, unit: str) -> BudgetResult:

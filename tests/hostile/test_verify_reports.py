@@ -135,3 +135,16 @@ def test_verify_takes_the_preprocessing_of_the_run(compressed, digits, tmp_path)
 def test_bench_data_options_need_data(digits):
     result = run_cli("bench", digits["model"], "--batch-axis", "x:0")
     assert_clean_refusal(result, 2, "--data")
+
+
+def test_against_a_report_of_another_model_is_refused(compressed, digits, tmp_path):
+    first = tmp_path / "first.json"
+    assert _verify(compressed, digits, "--eval", digits["eval"], "--json", first).exit_code == 0
+    report = json.loads(first.read_text())
+    assert report["compressed"]["outputs"]
+    for output in report["compressed"]["outputs"]:
+        output["shape"] = [*output["shape"][:-1], output["shape"][-1] + 5]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(report))
+    result = _verify(compressed, digits, "--eval", digits["eval"], "--against", other)
+    assert_clean_refusal(result, 2, "not a report of the same model")
