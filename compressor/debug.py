@@ -18,6 +18,7 @@ import onnx
 
 from calibration.activations import TensorStats, collect_stats, iterate_activations
 from calibration.dataset import Dataset
+from compressor.fidelity import sqnr_db
 from compressor.sensitivity import BlockScore, block_sensitivity
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -103,8 +104,7 @@ def outlier_channels(stats: TensorStats | None) -> list[tuple[int, float]]:
 
 def _sqnr(reference: np.ndarray, test: np.ndarray) -> float:
     ref = reference.astype(np.float64)
-    noise = float(np.mean((ref - test.astype(np.float64)) ** 2))
-    return float(10 * np.log10(max(float(np.mean(ref**2)), 1e-30) / max(noise, 1e-30)))
+    return float(sqnr_db(np.mean(ref**2), np.mean((ref - test.astype(np.float64)) ** 2)))
 
 
 def tensor_sqnr(
@@ -125,7 +125,7 @@ def tensor_sqnr(
             ref = reference[name].astype(np.float64)
             signal[name] = signal.get(name, 0.0) + float(np.sum(ref**2))
             noise[name] = noise.get(name, 0.0) + float(np.sum((ref - quantized[name]) ** 2))
-    return {n: float(10 * np.log10(max(signal[n], 1e-30) / max(noise[n], 1e-30))) for n in signal}
+    return {n: float(sqnr_db(signal[n], noise[n])) for n in signal}
 
 
 def _float_names(path: Path) -> set[str]:

@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
+from compressor.fidelity import sqnr_db
 
 INT_RANGES = {
     onnx.TensorProto.UINT8: (0, 255),
@@ -112,10 +113,6 @@ class _Energy:
         self.noise = noise if self.noise is None else self.noise + noise
 
 
-def _db(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    return 10 * np.log10(np.maximum(signal, 1e-30) / np.maximum(noise, 1e-30))
-
-
 def block_sensitivity(
     fp32: Path, qdq: Path, data: Dataset, batch_size: int = 16
 ) -> list[BlockScore]:
@@ -131,7 +128,7 @@ def block_sensitivity(
         if e.signal is None:
             continue
         live = e.signal > 1e-12 * max(e.signal.max(), 1e-30)  # channels that carry signal
-        per = _db(e.signal, e.noise)
+        per = sqnr_db(e.signal, e.noise)
         worst = int(np.argmin(np.where(live, per, np.inf)))
         scores.append(
             BlockScore(
@@ -140,7 +137,7 @@ def block_sensitivity(
                 float(np.median(per[live])) if live.any() else 0.0,
                 worst,
                 float(per[worst]),
-                float(_db(e.signal.sum(keepdims=True), e.noise.sum(keepdims=True))[0]),
+                float(sqnr_db(e.signal.sum(keepdims=True), e.noise.sum(keepdims=True))[0]),
             )
         )
     return sorted(scores, key=lambda s: s.median_channel_sqnr_db)

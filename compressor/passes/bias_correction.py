@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
 from calibration.varied import VariedDataset
+from compressor.fidelity import sqnr_db
 
 CORRECTED_OPS = ("Conv", "Gemm")
 MIN_SAMPLES = 8
@@ -119,13 +120,11 @@ def output_sqnr(fp32: Path, qdq: Path, data: Dataset, batch: int = 64) -> float:
         parts = [session.run(None, inputs) for inputs, _ in data.batches(batch)]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
-    worst = np.inf
-    for r, q in zip(run(fp32), run(qdq), strict=True):
-        noise = np.mean((r.astype(np.float64) - q) ** 2)
-        worst = min(
-            worst, 10 * np.log10(max(np.mean(r.astype(np.float64) ** 2), 1e-30) / max(noise, 1e-30))
-        )
-    return float(worst)
+    sqnrs = [
+        sqnr_db(np.mean(r.astype(np.float64) ** 2), np.mean((r.astype(np.float64) - q) ** 2))
+        for r, q in zip(run(fp32), run(qdq), strict=True)
+    ]
+    return float(min(sqnrs))
 
 
 def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dict:
