@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from compressor.cli.common import handle_errors
+from compressor.cli.flags import flag, options
+from compressor.recipe import Recipe
 from compressor.sweep.spec import TIMINGS
 from compressor.tracking import track_option
 
@@ -54,16 +57,20 @@ from compressor.tracking import track_option
     show_default=True,
     help="exclusive: re-time every artifact alone on this machine after the sweep.",
 )
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Allow every job to unpickle its model (runs code from the model files); a sweep "
-    "file cannot grant this itself.",
+@options(
+    [
+        flag(
+            Recipe,
+            "trust_pickle",
+            help="Allow every job to unpickle its model (runs code from the model files); a sweep "
+            "file cannot grant this itself.",
+        )
+    ],
+    field_default=True,
 )
 @track_option
 def sweep_command(sweep_file: Path, output: Path, **flags: object) -> None:
     """Run every job of SWEEP_FILE as an ordinary compress run; exit 0 when all passed."""
-    from compressor.cli import handle_errors
     from compressor.sweep.backends import default_workers
     from compressor.sweep.run import SweepSettings
 
@@ -79,7 +86,7 @@ def _run(settings: object, stderr: Console) -> dict:
 
     try:
         summary = run_sweep(settings, stderr)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (compressor.cli.Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (compressor.cli.common.Terminated)
         stderr.print("[red]interrupted[/]: finished jobs are kept; rerun with --resume.")
         signum = getattr(exc, "signum", None)
         sys.exit(128 + signum if signum else 130)

@@ -12,6 +12,8 @@ import onnx
 from rich.console import Console
 from rich.table import Table
 
+from compressor.cli.common import CONSOLE, handle_errors
+from compressor.cli.flags import fields_of, flag, options
 from compressor.debug import layer_rows, stage_table
 from compressor.export import export_onnx
 from compressor.loading import load_model
@@ -146,40 +148,39 @@ def html_page(result: dict) -> str:
     )
 
 
+DEBUG_FLAGS = [
+    flag(Recipe, "target"),
+    flag(Recipe, "calib", required=True),
+    flag(Recipe, "calib_samples"),
+    flag(Recipe, "calibration"),
+]
+TARGET_OPTIONS = flag(Recipe, "target_options")
+
+
 @click.command("debug")
 @click.argument("model")
-@click.option("--target", "-t", default="onnx", help="Deployment target (see `compress targets`).")
-@click.option("--calib", required=True, help="Calibration data: .npz, image folder or entry point.")
-@click.option("--calib-samples", type=int, default=None, help="Use at most N calibration samples.")
-@click.option(
-    "--calibration", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax"
+@options(
+    [
+        *DEBUG_FLAGS,
+        click.option(
+            "--precision", type=click.Choice(["int8"]), default="int8", help="Only int8 today."
+        ),
+        TARGET_OPTIONS,
+    ],
+    field_default=True,
 )
-@click.option("--precision", type=click.Choice(["int8"]), default="int8", help="Only int8 today.")
-@click.option("--target-option", "-O", multiple=True, metavar="KEY=VALUE")
 @click.option("--top", type=int, default=15, help="Rows of the layer table on the terminal.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write all rows here.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML page.")
+@handle_errors
 def debug_command(model: str, **flags: object) -> None:
     """Find the layers int8 breaks: per layer SQNR, ranges and outlier channels, worst first."""
-    from compressor.cli import CONSOLE, _key_values, handle_errors
-
-    @handle_errors
-    def body() -> None:
-        recipe = Recipe(
-            model=str(Path(model).absolute()),
-            target=flags["target"],
-            precision="int8",
-            calib=flags["calib"],
-            calib_samples=flags["calib_samples"],
-            calibration=flags["calibration"],
-            target_options=_key_values(flags["target_option"]) or None,
-        )
-        with tempfile.TemporaryDirectory(prefix="compress-debug-") as tmp:
-            result = run_debug(recipe, Path(tmp))
-        render(result, CONSOLE, flags["top"])
-        if flags["json_path"]:
-            Path(flags["json_path"]).write_text(json.dumps(result, indent=1))
-        if flags["html_path"]:
-            Path(flags["html_path"]).write_text(html_page(result))
-
-    body()
+    settings = fields_of(Recipe, [*DEBUG_FLAGS, TARGET_OPTIONS], flags)
+    recipe = Recipe(model=str(Path(model).absolute()), precision="int8", **settings)
+    with tempfile.TemporaryDirectory(prefix="compress-debug-") as tmp:
+        result = run_debug(recipe, Path(tmp))
+    render(result, CONSOLE, flags["top"])
+    if flags["json_path"]:
+        Path(flags["json_path"]).write_text(json.dumps(result, indent=1))
+    if flags["html_path"]:
+        Path(flags["html_path"]).write_text(html_page(result))

@@ -1,0 +1,95 @@
+"""`compress MODEL [options]` (the `run` command): compress a model and verify it."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from compressor.budget import Budget
+from compressor.cli.common import CONSOLE, handle_errors
+from compressor.cli.flags import Flag, flags_of, given, options, ordered
+from compressor.errors import UsageError
+from compressor.recipe import NESTED, Recipe, load_recipe
+from compressor.tracking import log_tracked_run, open_tracker, track_option
+
+PRECISION_FLAGS = {
+    "int8": "Static int8 (needs --calib).",
+    "fp16": "Half-precision weights and compute.",
+    "dynamic": "Dynamic int8: int8 weights, activations quantized at run time.",
+}
+NOT_FLAGS = ("model", "precision", "int8_plan")  # the argument, PRECISION_FLAGS, recipe only
+RUN_FLAGS: list[Flag] = flags_of(Recipe, skip=NOT_FLAGS)
+HAND_WRITTEN = {
+    "recipe_path": click.option(
+        "--recipe",
+        "recipe_path",
+        type=click.Path(path_type=Path),
+        help="Run a recipe.toml (e.g. one saved by an earlier run); flags given override it.",
+    ),
+    **{
+        name: click.option(f"--{name}", is_flag=True, help=h) for name, h in PRECISION_FLAGS.items()
+    },
+}
+# --help order; a config field not named here is listed after these.
+HELP_ORDER = (
+    "recipe_path target int8 fp16 dynamic calib eval calib_samples calibration auto tune_trials "
+    "tune_time threads warmup runs model_factory trust_pickle input_shapes preprocess batch_axes "
+    + " ".join(f"budget__{f.name}" for f in dataclasses.fields(Budget))
+    + " metric task target_options prune__ratio prune__method prune__global_ranking "
+    "prune__exclude prune__round_to distill__enabled train distill__epochs distill__lr "
+    "distill__batch_size distill__optimizer distill__temperature distill__alpha distill__patience "
+    "distill__features seed output"
+).split()
+
+
+@click.command("run")
+@click.argument("model", required=False)
+@options(ordered({**{f.param: f for f in RUN_FLAGS}, **HAND_WRITTEN}, HELP_ORDER))
+@track_option
+@handle_errors
+def run_command(model: str | None, recipe_path: Path | None, track: str | None, **flags) -> None:
+    """Compress MODEL for a target and verify it against budgets."""
+    recipe, sources = build_recipe(model, recipe_path, flags)
+    tracker = open_tracker(track)
+    from compressor.pipeline import run_pipeline
+    from compressor.report import render_report
+
+    report = run_pipeline(recipe, sources)
+    render_report(report, CONSOLE)
+    log_tracked_run(tracker, recipe.output)
+    CONSOLE.print(f"outputs in {recipe.output}/ (report.json, recipe.toml)")
+    sys.exit(0 if report.passed else 1)
+
+
+def _precision_flag(flags: dict) -> str | None:
+    chosen = [name for name in PRECISION_FLAGS if flags.pop(name)]
+    if len(chosen) > 1:
+        raise UsageError(f"Choose one precision; got {', '.join('--' + c for c in chosen)}.")
+    return chosen[0] if chosen else None
+
+
+def build_recipe(
+    model: str | None, recipe_path: Path | None, flags: dict
+) -> tuple[Recipe, dict[str, str]]:
+    """The recipe (a --recipe file overridden by the flags given) and which budgets were flags."""
+    precision = _precision_flag(flags)
+    base = Recipe()
+    if recipe_path:  # paths inside a recipe are relative to the recipe file
+        base = load_recipe(recipe_path).with_absolute_paths(recipe_path.absolute().parent)
+    values = given(RUN_FLAGS, flags)
+    nested = {
+        name: dataclasses.replace(getattr(base, name), **values.get(cls, {}))
+        for name, cls in NESTED.items()
+    }
+    updates = {k: v for k, v in {"model": model, "precision": precision}.items() if v}
+    updates |= values.get(Recipe, {})
+    recipe = dataclasses.replace(base, **nested, **updates)
+    if not recipe.model:
+        raise UsageError(
+            "No model given. Usage: compress MODEL [--target onnx --int8 ...]; see compress --help."
+        )
+    sources = {name: "flag" for name in values.get(Budget, {})}
+    return recipe.with_absolute_paths(Path.cwd()), sources

@@ -1,0 +1,95 @@
+"""`compress package`: a reproducible edge bundle of a compress output folder, or --check one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
+from compressor.errors import UsageError
+
+
+@click.command("package")
+@click.argument("folder", required=False, type=PATH)
+@click.option("--output", "-o", type=PATH, help="Bundle path [default: DIR.tar.gz beside DIR].")
+@click.option(
+    "--preprocess",
+    multiple=True,
+    metavar="KEY=VALUE|FILE.json",
+    help="Preprocessing for the manifest (e.g. mean=[0.5] scale=1/255), or a JSON file of it.",
+)
+@click.option("--check", "check_path", type=PATH, help="Verify a bundle's hashes instead.")
+@handle_errors
+def package_command(
+    folder: Path | None, output: Path | None, preprocess: tuple[str, ...], check_path: Path | None
+) -> None:
+    """Bundle a compress output DIR (model, report, manifest.json) reproducibly, or --check one."""
+    from compressor.package import write_bundle
+
+    if (folder is None) == (check_path is None):
+        raise UsageError(
+            "Give either DIR to package (compress package out/ -o bundle.tar.gz) or "
+            "--check BUNDLE to verify one."
+        )
+    if check_path is not None:
+        _check(check_path)
+        return
+    folder_abs = folder.resolve()
+    if not folder_abs.name:
+        raise UsageError(f"Cannot package '{folder}' (the filesystem root); pass -o BUNDLE.")
+    out = output or folder_abs.with_name(folder_abs.name + ".tar.gz")
+    check_output(out, "--output", [folder / "report.json", folder / "recipe.toml"])
+    manifest = write_bundle(folder, out, parse_preprocess(preprocess))
+    model = manifest["model"]
+    CONSOLE.print(
+        f"wrote {out}: {model['file']} ({model['target']}, {model['precision']}) and "
+        f"{len(manifest['files'])} files with sha256 in manifest.json"
+    )
+
+
+def _check(bundle: Path) -> None:
+    """Verify a bundle's files against its manifest; exit 1 on any mismatch."""
+    from compressor.package import check_bundle
+
+    result = check_bundle(bundle)
+    for problem in result.problems:
+        ERR.print(f"[red]mismatch[/]: {problem}", highlight=False)
+    if not result.ok:
+        what = "does not match its manifest" if result.manifest else "is not a valid bundle"
+        ERR.print(f"[bold red]FAILED[/]: {bundle} {what}.")
+        sys.exit(1)
+    CONSOLE.print(f"[bold green]OK[/]: {result.files_checked} files match manifest.json")
+
+
+def parse_preprocess(values: tuple[str, ...]) -> dict:
+    """KEY=VALUE pairs (values parsed as JSON when they are, else kept as text) and JSON files."""
+    spec: dict = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep:
+            spec.update(_read_json_object(Path(value)))
+            continue
+        try:
+            spec[key.strip()] = json.loads(raw, parse_constant=_reject_constant)
+        except json.JSONDecodeError:
+            spec[key.strip()] = raw.strip()
+    return spec
+
+
+def _reject_constant(name: str) -> float:
+    raise UsageError(f"--preprocess values must be finite numbers, not {name}.")
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except FileNotFoundError:
+        raise UsageError(f"--preprocess '{path}' is neither KEY=VALUE nor a JSON file.") from None
+    except ValueError as exc:  # bad JSON or not text
+        raise UsageError(f"--preprocess file '{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"--preprocess file '{path}' must hold a JSON object.")
+    return data
