@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from compressor.example import make_example
+from tests.cli_runner import invoke_cli
 
 # One intra-op thread: on 2 shared cores torch's thread pool thrashes (28x slower training seen).
 torch.set_num_threads(1)
@@ -28,3 +29,9 @@ def example_module(example: dict[str, Path]) -> torch.nn.Module:
     module = DigitsCNN()
     module.load_state_dict(program.state_dict)
     return module.eval()
+
+
+@pytest.fixture(scope="session")
+def cli() -> object:
+    """`cli(ARGS, code=None)`: run `compress ARGS` in-process (see tests/cli_runner.py)."""
+    return invoke_cli

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from compressor.bench import BenchSettings, bench_artifacts, bench_json, column_headers
-from compressor.cli import main
 from compressor.example import DigitsCNN
+from tests.cli_runner import invoke_cli
 
 STAT_KEYS = {"p50", "p90", "p99", "mean", "std"}
 
 
 def bench(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["bench", *args])
+    result = invoke_cli(["bench", *args])
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from compressor.budget import Budget
-from compressor.cli import main
 from compressor.package import check_bundle
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
@@ -21,7 +19,7 @@ OTHER_TARGETS = [name for name, ok, _ in describe_targets() if ok and name != "o
 
 @pytest.mark.parametrize("target", OTHER_TARGETS)
 def test_bench_verify_package_work_on_the_targets_artifact(
-    target: str, example: dict[str, Path], tmp_path: Path
+    target: str, example: dict[str, Path], tmp_path: Path, cli
 ) -> None:
     out = tmp_path / "out"
     recipe = Recipe(
@@ -37,19 +35,18 @@ def test_bench_verify_package_work_on_the_targets_artifact(
     )
     report = run_pipeline(recipe)
     artifact = out / report.artifact
-    cli = CliRunner()
-    bench = cli.invoke(main, ["bench", str(artifact), "--runs", "5", "--json"])
+    bench = cli(["bench", artifact, "--runs", "5", "--json"])
     assert bench.exit_code == 0, bench.output
     assert json.loads(bench.stdout)["results"][0]["latency_ms"]["p50"] > 0
     junit = tmp_path / "junit.xml"
     argv = ["verify", str(artifact), "--baseline", str(example["model"]), "--runs", "5"]
     argv += ["--eval", str(example["eval"]), "--max-accuracy-drop", "5", "--junit", str(junit)]
-    verify = cli.invoke(main, argv)
+    verify = cli(argv)
     assert verify.exit_code == 0, verify.output
     assert 'name="max_accuracy_drop"' in junit.read_text()
     bundle = tmp_path / "bundle.tar.gz"
-    assert cli.invoke(main, ["package", str(out), "-o", str(bundle)]).exit_code == 0
-    check = cli.invoke(main, ["package", "--check", str(bundle)])
+    assert cli(["package", out, "-o", bundle]).exit_code == 0
+    check = cli(["package", "--check", bundle])
     assert check.exit_code == 0, check.output
     model = check_bundle(bundle).manifest["model"]
     assert model["target"] == target and model["inputs"], model

@@ -15,18 +15,17 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from compressor.cli import main
 from compressor.manifest import describe_io, guess_layout, recorded_layout
 from compressor.package import check_bundle
+from tests.cli_runner import invoke_cli
 
 PREPROCESS = ["--preprocess", "mean=[0.0]", "--preprocess", "scale=0.0625"]
 
 
 def package(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["package", *args])
+    result = invoke_cli(["package", *args])
     return result.exit_code, result.output
 
 

@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from compressor import strict_json
 from compressor.budget import Budget
 from compressor.ci_check import CheckRequest, run_ci_check
-from compressor.cli import main
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
 from compressor.report_model import Report, Section
+from tests.cli_runner import invoke_cli
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "report_keys.json").read_text())
 
@@ -76,7 +75,7 @@ def test_verify_json_keeps_the_schema_2_structure(
     _, out = tflite_int8
     argv = ["verify", str(out / "model.tflite"), "--baseline", str(example["model"])]
     argv += ["--eval", str(example["eval"]), "--runs", "5", "--against", str(out / "report.json")]
-    result = CliRunner().invoke(main, [*argv, "--json", str(tmp_path / "v.json")])
+    result = invoke_cli([*argv, "--json", tmp_path / "v.json"])
     assert result.exit_code in (0, 1), result.output
     stored = json.loads((tmp_path / "v.json").read_text())
     assert key_paths(stored) == GOLDEN["verify_json_against"]["keys"]

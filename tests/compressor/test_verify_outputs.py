@@ -8,16 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
-from compressor.cli import main
-
 METRICS = Path(__file__).parent  # holds user_metrics.py, the metric functions these tests ship
-
-
-def _run(args: list) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 class BoxesAndScores(nn.Module):
@@ -67,10 +60,12 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": model, "calib": folder / "calib.npz", "eval": folder / "eval.npz"}
 
 
-def test_int8_detector_with_dead_scores_is_never_passed(detector: dict, tmp_path: Path) -> None:
+def test_int8_detector_with_dead_scores_is_never_passed(
+    detector: dict, tmp_path: Path, cli
+) -> None:
     out = tmp_path / "out"
     args = [detector["model"], "--int8", "--calib", detector["calib"], "--eval", detector["eval"]]
-    result = _run([*args, "--task", "detect", "--runs", "3", "--warmup", "0", "-o", out])
+    result = cli([*args, "--task", "detect", "--runs", "3", "--warmup", "0", "-o", out])
     report = json.loads((out / "report.json").read_text())
     (record,) = report["compressed"]["outputs"]
     assert record["task"] == "detect" and "--task detect" in record["rule"]
@@ -87,10 +82,10 @@ def test_int8_detector_with_dead_scores_is_never_passed(detector: dict, tmp_path
     assert "channel" in failed["min_channel_sqnr"]["note"]
 
 
-def test_floor_can_be_switched_off_and_says_so(detector: dict, tmp_path: Path) -> None:
+def test_floor_can_be_switched_off_and_says_so(detector: dict, tmp_path: Path, cli) -> None:
     out = tmp_path / "out"
     args = [detector["model"], "--int8", "--calib", detector["calib"], "--eval", detector["eval"]]
-    result = _run([*args, "--no-default-floor", "--runs", "3", "--warmup", "0", "-o", out])
+    result = cli([*args, "--no-default-floor", "--runs", "3", "--warmup", "0", "-o", out])
     report = json.loads((out / "report.json").read_text())
     assert result.exit_code == 0, result.output
     assert report["budgets"] == [] and report["schema_version"] == 2
@@ -123,13 +118,15 @@ def two_heads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def test_broken_second_output_fails_verify_and_is_named(two_heads: dict, tmp_path: Path) -> None:
+def test_broken_second_output_fails_verify_and_is_named(
+    two_heads: dict, tmp_path: Path, cli
+) -> None:
     out = tmp_path / "out"
     args = [two_heads["broken"], "--eval", two_heads["eval"], "--runs", "3", "--warmup", "0"]
-    compressed = _run([*args, "-o", out])
+    compressed = cli([*args, "-o", out])
     assert compressed.exit_code == 0, compressed.output  # broken vs itself: it is faithful
     report_path = tmp_path / "verify.json"
-    result = _run(
+    result = cli(
         [
             "verify",
             out / "model.onnx",
@@ -156,15 +153,15 @@ def test_broken_second_output_fails_verify_and_is_named(two_heads: dict, tmp_pat
 
 
 def test_metric_gates_verify_with_extra_arrays(
-    two_heads: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_heads: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.syspath_prepend(str(METRICS))
     out = tmp_path / "out"
     args = [two_heads["broken"], "--no-default-floor", "--runs", "3", "-o", out]
-    assert _run(args).exit_code == 0
+    assert cli(args).exit_code == 0
     report_path = tmp_path / "verify.json"
     verify = ["verify", out / "model.onnx", "--baseline", two_heads["good"]]
-    result = _run(
+    result = cli(
         [
             *verify,
             "--eval",
@@ -191,13 +188,13 @@ def test_metric_gates_verify_with_extra_arrays(
 
 
 def test_metric_in_compress_passes_and_is_recorded(
-    example: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.syspath_prepend(str(METRICS))
     out = tmp_path / "out"
     args = [example["model"], "--int8", "--calib", example["calib"], "--eval", example["eval"]]
     metric = ["--metric", "user_metrics:digit_accuracy", "--max-metric-drop", "0.02"]
-    result = _run([*args, *metric, "--runs", "3", "--warmup", "0", "-o", out])
+    result = cli([*args, *metric, "--runs", "3", "--warmup", "0", "-o", out])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     base, comp = report["baseline"], report["compressed"]
@@ -211,28 +208,28 @@ def test_metric_in_compress_passes_and_is_recorded(
 
 
 def test_metric_that_returns_no_number_is_a_usage_error(
-    two_heads: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_heads: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.syspath_prepend(str(METRICS))
     args = [two_heads["good"], "--eval", two_heads["eval"], "--runs", "2", "-o", tmp_path / "o"]
-    result = _run([*args, "--metric", "user_metrics:not_a_number"])
+    result = cli([*args, "--metric", "user_metrics:not_a_number"])
     assert result.exit_code == 2 and "not a number" in result.output
-    result = _run([two_heads["good"], "--max-metric-drop", "1", "-o", tmp_path / "p"])
+    result = cli([two_heads["good"], "--max-metric-drop", "1", "-o", tmp_path / "p"])
     assert result.exit_code == 2 and "--eval" in result.output
 
 
 def test_against_compares_each_output_and_names_the_one_that_fell(
-    two_heads: dict, tmp_path: Path
+    two_heads: dict, tmp_path: Path, cli
 ) -> None:
     good_out, stored = tmp_path / "good", tmp_path / "good" / "report.json"
     fast = ["--eval", two_heads["eval"], "--runs", "3", "--warmup", "0"]
-    assert _run([two_heads["good"], *fast, "-o", good_out]).exit_code == 0
+    assert cli([two_heads["good"], *fast, "-o", good_out]).exit_code == 0
     broken_out = tmp_path / "broken"
-    assert _run([two_heads["broken"], *fast, "-o", broken_out]).exit_code == 0
+    assert cli([two_heads["broken"], *fast, "-o", broken_out]).exit_code == 0
     verify = ["verify", broken_out / "model.onnx", "--baseline", two_heads["good"], *fast]
     report_path = tmp_path / "verify.json"
     args = [*verify, "--against", stored, "--no-default-floor", "--json", report_path]
-    result = _run([*args, "--max-latency-regression-pct", "100000"])
+    result = cli([*args, "--max-latency-regression-pct", "100000"])
     assert result.exit_code == 1, result.output
     report = json.loads(report_path.read_text())
     rows = {b["name"]: b for b in report["budgets"]}
@@ -246,10 +243,12 @@ def test_against_compares_each_output_and_names_the_one_that_fell(
     assert rows["max_accuracy_regression"]["passed"]  # the logits are untouched
 
 
-def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path: Path) -> None:
+def test_against_an_old_report_without_outputs_says_so(
+    two_heads: dict, tmp_path: Path, cli
+) -> None:
     out = tmp_path / "good"
     fast = ["--eval", two_heads["eval"], "--runs", "3", "--warmup", "0"]
-    assert _run([two_heads["good"], *fast, "-o", out]).exit_code == 0
+    assert cli([two_heads["good"], *fast, "-o", out]).exit_code == 0
     old = json.loads((out / "report.json").read_text())
     old.pop("schema_version")
     old["compressed"].pop("outputs")
@@ -258,7 +257,7 @@ def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path
     report_path = tmp_path / "verify.json"
     verify = ["verify", out / "model.onnx", "--baseline", two_heads["good"], *fast]
     loose = ["--max-latency-regression-pct", "100000"]  # timing on a shared machine is noise here
-    result = _run([*verify, "--against", stored, "--json", report_path, *loose])
+    result = cli([*verify, "--against", stored, "--json", report_path, *loose])
     assert result.exit_code == 0, result.output
     report = json.loads(report_path.read_text())
     assert any("schema 1) has no per-output records" in n for n in report["notes"])
@@ -266,7 +265,7 @@ def test_against_an_old_report_without_outputs_says_so(two_heads: dict, tmp_path
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--min-sqnr", "nan"), ("--min-sqnr", "500")])
-def test_nonsense_floor_values_are_refused_before_work(example: dict, tmp_path, flag, value):
-    result = _run([example["model"], flag, value, "-o", tmp_path / "o"])
+def test_nonsense_floor_values_are_refused_before_work(example: dict, tmp_path, flag, value, cli):
+    result = cli([example["model"], flag, value, "-o", tmp_path / "o"])
     assert result.exit_code == 2 and "--min-sqnr" in result.output
     assert not (tmp_path / "o").exists()

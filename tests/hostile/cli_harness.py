@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from compressor.cli import main
+from tests.cli_runner import invoke_cli
 
 
 def run_cli(*args: object) -> Result:
     """Invoke `compress ARGS` in-process; unexpected exceptions surface as test errors."""
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke_cli(args)
 
 
 def snapshot(root: Path, skip: Path | None = None) -> dict[str, str]:

@@ -11,11 +11,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from compressor.cli import main
 from targets.registry import get_target
+from tests.cli_runner import invoke_cli
 
 
 def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
@@ -165,7 +164,7 @@ def run_cli(*args: object) -> object:
     argv = [str(a) for a in args] + ["--runs", "3", "--warmup", "1"]
     if str(args[0]) not in SUBCOMMANDS and not {"--calib", "--eval", "--recipe"} & set(argv):
         argv.append("--no-default-floor")
-    return CliRunner().invoke(main, argv, catch_exceptions=False)
+    return invoke_cli(argv)
 
 
 def ort_outputs(model: onnx.ModelProto | Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

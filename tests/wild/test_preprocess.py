@@ -57,7 +57,7 @@ def test_folder_arrays_follow_the_preprocessing(image_folder):
         load_image_folder(image_folder, {"img": (1, 3, 16, 20)}, parse_preprocess("resize=10"))
 
 
-def test_preprocess_reaches_calib_eval_recipe_manifest_and_bench(wild, image_folder, tmp_path):
+def test_preprocess_reaches_calib_eval_recipe_manifest_and_bench(wild, image_folder, tmp_path, cli):
     model = wild.zoo_cnn(opset=13, ir_version=7, batch="N")
     model.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 24
     model.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 24
@@ -73,21 +73,16 @@ def test_preprocess_reaches_calib_eval_recipe_manifest_and_bench(wild, image_fol
     )
     report = json.loads((out / "report.json").read_text())
     assert report["compressed"]["accuracy"] is not None  # the folder's labels were read
-    from click.testing import CliRunner
-
-    from compressor.cli import main
-
     bundle = tmp_path / "b.tar.gz"
-    packaged = CliRunner().invoke(main, ["package", str(out), "-o", str(bundle)])
+    packaged = cli(["package", out, "-o", bundle])
     assert packaged.exit_code == 0, packaged.output
     with tarfile.open(bundle) as tar:
         member = next(m for m in tar.getmembers() if m.name.endswith("manifest.json"))
         manifest = json.loads(tar.extractfile(member).read())
     assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
     assert manifest["preprocessing"]["crop"] == [24]
-    bench = CliRunner().invoke(
-        main,
-        ["bench", str(out / "model.onnx"), "--data", str(image_folder), "--preprocess", prep,
+    bench = cli(
+        ["bench", out / "model.onnx", "--data", image_folder, "--preprocess", prep,
          "--input-shape", "data:1x3x24x24", "--runs", "2", "--warmup", "0", "--json"],
     )  # fmt: skip
     assert bench.exit_code == 0, bench.output

@@ -10,16 +10,10 @@ from __future__ import annotations
 import json
 
 import torch
-from click.testing import CliRunner
 
 from compressor.budget import Budget
-from compressor.cli import main
 from compressor.recipe import load_recipe
 from compressor.tune import meets_budget, pareto_front
-
-
-def _run(args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _args(model, cnn_files, out):
@@ -41,13 +35,13 @@ def _args(model, cnn_files, out):
     ]
 
 
-def test_x1000_channel_fails_plain_int8_and_passes_auto(scaled_cnn, cnn_files, tmp_path):
-    plain = _run(_args(scaled_cnn, cnn_files, tmp_path / "plain"))
+def test_x1000_channel_fails_plain_int8_and_passes_auto(scaled_cnn, cnn_files, tmp_path, cli):
+    plain = cli(_args(scaled_cnn, cnn_files, tmp_path / "plain"))
     assert plain.exit_code == 1, plain.output  # the budget fails
     report = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] > 0.01
 
-    tuned = _run(_args(scaled_cnn, cnn_files, tmp_path / "auto") + ["--auto", "--tune-trials", "6"])
+    tuned = cli(_args(scaled_cnn, cnn_files, tmp_path / "auto") + ["--auto", "--tune-trials", "6"])
     assert tuned.exit_code == 0, tuned.output
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["passed"]
@@ -65,7 +59,7 @@ def test_x1000_channel_fails_plain_int8_and_passes_auto(scaled_cnn, cnn_files, t
 
     recipe = load_recipe(tmp_path / "auto" / "recipe.toml")
     assert recipe.auto is False and list(recipe.int8_plan) == chosen["plan"]
-    replay = _run(["--recipe", tmp_path / "auto" / "recipe.toml", "-o", tmp_path / "replay"])
+    replay = cli(["--recipe", tmp_path / "auto" / "recipe.toml", "-o", tmp_path / "replay"])
     assert replay.exit_code == 0, replay.output
     replayed = json.loads((tmp_path / "replay" / "report.json").read_text())
     assert "tuning" not in replayed["passes"]["int8"]
@@ -84,21 +78,21 @@ def test_budget_and_front_rules():
     assert meets_budget({"cosine": 0.995, "latency_ms": 1, "size_bytes": 1}, Budget())
 
 
-def test_auto_needs_int8(cnn_files, tmp_path):
-    result = _run([cnn_files["model.pt2"], "--auto", "-o", tmp_path / "o"])
+def test_auto_needs_int8(cnn_files, tmp_path, cli):
+    result = cli([cnn_files["model.pt2"], "--auto", "-o", tmp_path / "o"])
     assert result.exit_code == 2 and "--int8" in result.output
 
 
-def test_auto_and_debug_on_a_fixed_batch_model(cnn, cnn_files, tmp_path):
+def test_auto_and_debug_on_a_fixed_batch_model(cnn, cnn_files, tmp_path, cli):
     x = torch.zeros(1, 1, 8, 8)
     torch.export.save(torch.export.export(cnn.eval(), (x,)), str(tmp_path / "static.pt2"))
     args = [tmp_path / "static.pt2", "--int8", "--calib", cnn_files["calib.npz"]]
     args += ["--calib-samples", "40", "--auto", "--runs", "3", "-o", tmp_path / "o"]
-    result = _run(args)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     tuning = json.loads((tmp_path / "o" / "report.json").read_text())["passes"]["int8"]["tuning"]
     assert tuning["trials"][0]["passed"] and "held-back" in tuning["judged_on"]
     debug = ["debug", tmp_path / "static.pt2", "--calib", cnn_files["calib.npz"]]
-    result = _run(debug + ["--calib-samples", "24", "--json", tmp_path / "d.json"])
+    result = cli(debug + ["--calib-samples", "24", "--json", tmp_path / "d.json"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "d.json").read_text())["layers"]

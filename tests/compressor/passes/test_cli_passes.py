@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from compressor.cli import main
 from compressor.recipe import PruneConfig, load_recipe
-
-
-def _run(args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _quick(files, out):
     return ["--eval", files["eval.npz"], "--runs", "10", "--warmup", "2", "-o", out]
 
 
-def test_prune_distill_int8_end_to_end(cnn_files, tmp_path):
+def test_prune_distill_int8_end_to_end(cnn_files, tmp_path, cli):
     out = tmp_path / "out"
     args = [cnn_files["model.pt2"], "--prune", "0.5", "--prune-round-to", "8", "--distill"]
     args += ["--train", cnn_files["train.npz"], "--epochs", "3", "--lr", "0.003", "--seed", "1"]
     args += ["--int8", "--calib", cnn_files["calib.npz"], "--max-accuracy-drop", "2"]
-    result = _run(args + _quick(cnn_files, out))
+    result = cli(args + _quick(cnn_files, out))
     assert result.exit_code == 0, result.output
     assert "torch passes" in result.output and "distilled" in result.output
     report = json.loads((out / "report.json").read_text())
@@ -41,11 +35,11 @@ def test_prune_distill_int8_end_to_end(cnn_files, tmp_path):
     assert recipe.prune == PruneConfig(0.5, round_to=8) and recipe.distill.epochs == 3
 
 
-def test_sparsity_on_torchscript_and_a_state_dict(cnn_files, tmp_path):
+def test_sparsity_on_torchscript_and_a_state_dict(cnn_files, tmp_path, cli):
     ts = tmp_path / "ts"
     args = [cnn_files["model.ts"], "--prune", "0.6", "--prune-method", "unstructured"]
     args += ["--distill", "--train", cnn_files["train.npz"], "--epochs", "1"]
-    result = _run(args + _quick(cnn_files, ts))
+    result = cli(args + _quick(cnn_files, ts))
     assert result.exit_code == 0, result.output
     passes = json.loads((ts / "report.json").read_text())["passes"]
     prune = passes["prune"]
@@ -55,7 +49,7 @@ def test_sparsity_on_torchscript_and_a_state_dict(cnn_files, tmp_path):
     assert "not dense latency" in " ".join(result.output.split())
     sd = tmp_path / "sd"
     args = [cnn_files["state.pt"], "--model-factory", "compressor.example:DigitsCNN"]
-    result = _run(args + ["--prune", "0.5", "--prune-method", "2:4"] + _quick(cnn_files, sd))
+    result = cli(args + ["--prune", "0.5", "--prune-method", "2:4"] + _quick(cnn_files, sd))
     assert result.exit_code == 0, result.output
     prune = json.loads((sd / "report.json").read_text())["passes"]["prune"]
     assert prune["layer_sparsity"]["features.3.weight"] == 0.5
@@ -72,18 +66,20 @@ def test_sparsity_on_torchscript_and_a_state_dict(cnn_files, tmp_path):
         ("model.pt2", ["--prune", "0.5", "--prune-exclude", "nope"], "not modules of this model"),
     ],
 )
-def test_bad_pass_settings_exit_2_and_write_nothing(cnn_files, tmp_path, model, extra, message):
+def test_bad_pass_settings_exit_2_and_write_nothing(
+    cnn_files, tmp_path, model, extra, message, cli
+):
     out = tmp_path / "out"
-    result = _run([cnn_files[model], *extra, "--eval", cnn_files["eval.npz"], "-o", out])
+    result = cli([cnn_files[model], *extra, "--eval", cnn_files["eval.npz"], "-o", out])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not out.exists()
 
 
-def test_pruning_an_onnx_model_says_it_needs_torch(tmp_path):
+def test_pruning_an_onnx_model_says_it_needs_torch(tmp_path, cli):
     model = tmp_path / "model.onnx"
     model.write_bytes(b"not really onnx")
-    result = _run([model, "--prune", "0.5", "-o", tmp_path / "out"])
+    result = cli([model, "--prune", "0.5", "-o", tmp_path / "out"])
     assert result.exit_code == 2
     assert "need a torch model" in " ".join(result.output.split())
 

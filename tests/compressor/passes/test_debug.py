@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
 
-from compressor.cli import main
-
-
-def test_debug_names_conv1_channel_0_at_every_stage(scaled_cnn, cnn_files, tmp_path):
+def test_debug_names_conv1_channel_0_at_every_stage(scaled_cnn, cnn_files, tmp_path, cli):
     args = ["debug", scaled_cnn, "--calib", cnn_files["calib.npz"], "--calib-samples", "128"]
     args += ["--json", tmp_path / "debug.json", "--html", tmp_path / "debug.html"]
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "debug.json").read_text())
     worst = report["layers"][0]
@@ -30,10 +26,10 @@ def test_debug_names_conv1_channel_0_at_every_stage(scaled_cnn, cnn_files, tmp_p
     assert "<svg" in page and "features.0" in page
 
 
-def test_debug_on_tflite_compares_the_artifact(cnn_files, tmp_path):
+def test_debug_on_tflite_compares_the_artifact(cnn_files, tmp_path, cli):
     args = ["debug", cnn_files["model.pt2"], "--calib", cnn_files["calib.npz"], "--target"]
     args += ["tflite", "--calib-samples", "64", "--json", tmp_path / "d.json"]
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     stages = json.loads((tmp_path / "d.json").read_text())["stages"]
     artifact = [

@@ -98,31 +98,22 @@ def test_unknown_target_and_duplicate_jobs_are_refused(tmp_path: Path) -> None:
         expand_jobs(load_sweep(write(tmp_path, twice)), tmp_path / "out")
 
 
-def test_cli_exits_2_for_a_bad_sweep_file(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from compressor.cli import main
-
-    runner = CliRunner()
-    result = runner.invoke(main, ["sweep", str(write(tmp_path, "[grid\n")), "-o", str(tmp_path)])
+def test_cli_exits_2_for_a_bad_sweep_file(tmp_path: Path, cli) -> None:
+    result = cli(["sweep", write(tmp_path, "[grid\n"), "-o", tmp_path])
     assert result.exit_code == 2 and "is not valid TOML" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    missing = runner.invoke(main, ["sweep", str(tmp_path / "none.toml")])
+    missing = cli(["sweep", tmp_path / "none.toml"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_an_unreachable_cluster_is_a_usage_error_in_seconds(tmp_path: Path) -> None:
+def test_an_unreachable_cluster_is_a_usage_error_in_seconds(tmp_path: Path, cli) -> None:
     pytest.importorskip("ray")
     import socket
-
-    from click.testing import CliRunner
-
-    from compressor.cli import main
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     text = MODEL + '[grid]\ntargets = ["onnx"]\nprecisions = ["fp32"]\n'
     args = ["sweep", str(write(tmp_path, text)), "-o", str(tmp_path / "o")]
-    result = CliRunner().invoke(main, [*args, "--ray-address", f"ray://127.0.0.1:{port}"])
+    result = cli([*args, "--ray-address", f"ray://127.0.0.1:{port}"])
     assert result.exit_code == 2 and "Cannot reach the Ray cluster" in result.output

@@ -20,20 +20,15 @@ def client(uri: str):
 
 
 def test_compress_run_logs_recipe_metrics_and_artifacts(
-    example: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
-    from click.testing import CliRunner
-
-    from compressor.cli import main
-
     uri, out = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "out"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "digits")
     args = [str(example["model"]), "--int8", "--calib", str(example["calib"])]
     args += ["--eval", str(example["eval"]), "-o", str(out), "--runs", "5", "--warmup", "1"]
     args += ["--max-size-mb", "1", "--track", "mlflow"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output[-3000:]
+    cli(args, code=0)
     report = json.loads((out / "report.json").read_text())
     experiment = client(uri).get_experiment_by_name("digits")
     (run,) = client(uri).search_runs([experiment.experiment_id])

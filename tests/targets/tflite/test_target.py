@@ -8,10 +8,8 @@ import numpy as np
 import onnx
 import pytest
 from ai_edge_litert import interpreter as litert
-from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from compressor.cli import main
 from compressor.errors import UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import load_model
@@ -19,6 +17,7 @@ from compressor.passes.cleanup import cleanup_onnx
 from targets.registry import get_target, target_for_artifact
 from targets.tflite import TARGET
 from targets.tflite.rules import TfliteOptions
+from tests.cli_runner import invoke_cli
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +140,7 @@ def test_nhwc_io_transposes_4d_outputs_back(tmp_path):
 def _compress(example, out, *flags):
     args = [example["model"], "--target", "tflite", *flags, "--calib", example["calib"]]
     args += ["--eval", example["eval"], "--runs", "10", "--warmup", "2", "-o", out]
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke_cli(args)
 
 
 @pytest.mark.parametrize("flags", [[], ["--fp16"], ["--dynamic"], ["--int8"]])
@@ -179,7 +178,7 @@ def test_cli_int8_io_and_builtin_resolver(example, tmp_path):
     [([], "float32"), (["--int8", "-O", "int8_io=true"], "int8")],
     ids=["fp32-nhwc_io", "int8-nhwc_io-int8_io"],
 )
-def test_cli_nhwc_io_verifies_with_the_users_nchw_data(example, tmp_path, flags, dtype):
+def test_cli_nhwc_io_verifies_with_the_users_nchw_data(example, tmp_path, flags, dtype, cli):
     """The pipeline, bench --data and verify feed NCHW data to a file with NHWC I/O."""
     out = tmp_path / "out"
     result = _compress(example, out, *flags, "-O", "nhwc_io=true", "--max-accuracy-drop", "1.0")
@@ -191,11 +190,11 @@ def test_cli_nhwc_io_verifies_with_the_users_nchw_data(example, tmp_path, flags,
     assert report["compressed"]["fidelity"]["top1_agreement"] >= 0.99
     assert _file_io(out / "model.tflite")["x"] == ([-1, 8, 8, 1], dtype)
     bench = ["bench", out / "model.tflite", "--data", example["eval"], "--runs", "5", "--json"]
-    result = CliRunner().invoke(main, [str(a) for a in bench], catch_exceptions=False)
+    result = cli(bench)
     assert result.exit_code == 0, result.output
     verify = ["verify", out / "model.tflite", "--baseline", example["model"]]
     verify += ["--eval", example["eval"], "--max-accuracy-drop", "1.0", "--runs", "5"]
-    result = CliRunner().invoke(main, [str(a) for a in verify], catch_exceptions=False)
+    result = cli(verify)
     assert result.exit_code == 0, result.output
 
 

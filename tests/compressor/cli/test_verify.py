@@ -9,19 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from compressor.cli import main
 from compressor.errors import OutputError
 from compressor.junit import failure_message, junit_tree
 from compressor.staging import staged_file
+from tests.cli_runner import invoke_cli
 
 FAST = ["--runs", "10", "--warmup", "2"]
 
 
 def verify(example_run: dict, *args: str) -> tuple[int, str]:
     argv = ["verify", str(example_run["onnx"]), "--baseline", str(example_run["model"]), *FAST]
-    result = CliRunner().invoke(main, [*argv, *args])
+    result = invoke_cli([*argv, *args])
     return result.exit_code, result.output
 
 
@@ -133,7 +132,7 @@ def test_bad_usage_exits_2(example_run: dict, args: list[str], message: str) -> 
 
 
 def test_missing_baseline_is_a_usage_error(example_run: dict) -> None:
-    result = CliRunner().invoke(main, ["verify", str(example_run["onnx"])])
+    result = invoke_cli(["verify", example_run["onnx"]])
     assert result.exit_code == 2 and "--baseline" in result.output
 
 
@@ -161,7 +160,7 @@ def test_output_naming_an_input_is_refused_and_the_input_kept(
         argv += ["--eval", str(example_run["eval"])]
     else:
         argv += ["--eval", str(victim)]
-    result = CliRunner().invoke(main, [*argv, "--junit", str(victim)])
+    result = invoke_cli([*argv, "--junit", victim])
     assert result.exit_code == 2, result.output
     assert "also an input" in result.output
     assert victim.read_bytes() == before
@@ -206,7 +205,7 @@ def test_baseline_folder_is_measured_as_its_artifact_file(
     report = tmp_path / "verify.json"
     argv = ["verify", str(example_run["onnx"]), "--baseline", str(example_run["out"]), *FAST]
     argv += ["--eval", str(example_run["eval"])]
-    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    result = invoke_cli([*argv, "--json", report])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
     assert data["baseline"]["size_bytes"] == example_run["onnx"].stat().st_size
@@ -272,7 +271,7 @@ def test_verify_keeps_the_recorded_resolver(example_run: dict, tflite_run: Path,
     report = tmp_path / "verify.json"
     argv = ["verify", str(tflite_run), "--baseline", str(example_run["model"]), *FAST]
     argv += ["--eval", str(example_run["eval"])]
-    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    result = invoke_cli([*argv, "--json", report])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
     assert data["compressed"]["runtime"] == "litert/builtin"
@@ -285,7 +284,7 @@ def test_verify_writes_the_proxy_runtime(
     report = tmp_path / "verify.json"
     argv = ["verify", str(tensorrt_proxy_run), "--baseline", str(example_run["model"]), *FAST]
     argv += ["--eval", str(example_run["eval"])]
-    result = CliRunner().invoke(main, [*argv, "--json", str(report)])
+    result = invoke_cli([*argv, "--json", report])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
     assert data["compressed"]["proxy_for"] == "tensorrt"

@@ -8,19 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from compressor.cli import main
-
-
-def _run(args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
-def int8_run(example, tmp_path_factory):
+def int8_run(example, tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("int8") / "out"
-    result = _run(
+    result = cli(
         [
             example["model"],
             "--target",
@@ -72,9 +65,9 @@ def test_int8_run_meets_budgets_and_writes_the_contract(int8_run):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".compress-stage")]
 
 
-def test_saved_recipe_reproduces_the_run(int8_run, tmp_path):
+def test_saved_recipe_reproduces_the_run(int8_run, tmp_path, cli):
     _, out = int8_run
-    result = _run(["--recipe", out / "recipe.toml", "--runs", "5", "-o", tmp_path / "again"])
+    result = cli(["--recipe", out / "recipe.toml", "--runs", "5", "-o", tmp_path / "again"])
     assert result.exit_code == 0, result.output
     first = json.loads((out / "report.json").read_text())
     again = json.loads((tmp_path / "again" / "report.json").read_text())
@@ -82,8 +75,8 @@ def test_saved_recipe_reproduces_the_run(int8_run, tmp_path):
     assert again["precision"] == "int8"
 
 
-def test_failed_latency_budget_exits_1_and_still_reports(example, tmp_path):
-    result = _run(
+def test_failed_latency_budget_exits_1_and_still_reports(example, tmp_path, cli):
+    result = cli(
         [
             example["model"],
             "--fp16",
@@ -105,10 +98,10 @@ def test_failed_latency_budget_exits_1_and_still_reports(example, tmp_path):
     assert "FAIL" in result.output
 
 
-def test_label_free_eval_reports_fidelity(example, tmp_path):
+def test_label_free_eval_reports_fidelity(example, tmp_path, cli):
     with np.load(example["eval"]) as archive:
         np.savez(tmp_path / "nolabels.npz", x=archive["x"])
-    result = _run(
+    result = cli(
         [
             example["model"],
             "--dynamic",
@@ -139,7 +132,7 @@ def test_label_free_eval_reports_fidelity(example, tmp_path):
         (["--max-accuracy-drop", "1"], "needs labelled evaluation data"),
     ],
 )
-def test_bad_input_exits_2_and_writes_nothing(example, tmp_path, extra, message):
+def test_bad_input_exits_2_and_writes_nothing(example, tmp_path, extra, message, cli):
     np.savez(tmp_path / "bad_keys.npz", pixels=np.ones((4, 1, 8, 8), np.float32))
     nan = np.ones((4, 1, 8, 8), np.float32)
     nan[0, 0, 0, 0] = np.nan
@@ -148,15 +141,15 @@ def test_bad_input_exits_2_and_writes_nothing(example, tmp_path, extra, message)
     files = {k: str(tmp_path / f"{k}.npz") for k in ("bad_keys", "nan", "empty")}
     args = [a.format(**files) for a in extra]
     out = tmp_path / "o"
-    result = _run([example["model"], *args, "-o", out])
+    result = cli([example["model"], *args, "-o", out])
     assert result.exit_code == 2
     assert message in result.output
     assert not out.exists()
 
 
-def test_output_path_that_is_a_file_is_rejected(example, tmp_path):
+def test_output_path_that_is_a_file_is_rejected(example, tmp_path, cli):
     (tmp_path / "file").write_text("x")
-    result = _run([example["model"], "-o", tmp_path / "file"])
+    result = cli([example["model"], "-o", tmp_path / "file"])
     assert result.exit_code == 2 and "not a directory" in result.output
 
 
@@ -180,22 +173,22 @@ def test_console_script_prints_errors_without_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_help_lists_commands_and_exit_codes():
-    result = _run(["--help"])
+def test_help_lists_commands_and_exit_codes(cli):
+    result = cli(["--help"])
     assert result.exit_code == 0
     assert "example" in result.output and "Exit codes" in result.output
-    run_help = _run(["run", "--help"])
+    run_help = cli(["run", "--help"])
     assert "--int8" in run_help.output and "--max-accuracy-drop" in run_help.output
 
 
-def test_output_on_a_read_only_filesystem_fails_cleanly(example):
-    result = _run([example["model"], "--runs", "2", "-o", "/proc/compress-out"])
+def test_output_on_a_read_only_filesystem_fails_cleanly(example, cli):
+    result = cli([example["model"], "--runs", "2", "-o", "/proc/compress-out"])
     assert result.exit_code == 2
     assert "Cannot write" in result.output or "Cannot create" in result.output
 
 
-def test_target_option_switches_the_int8_scheme_and_bad_options_are_named(example, tmp_path):
-    result = _run(
+def test_target_option_switches_the_int8_scheme_and_bad_options_are_named(example, tmp_path, cli):
+    result = cli(
         [
             example["model"],
             "--int8",
@@ -212,20 +205,20 @@ def test_target_option_switches_the_int8_scheme_and_bad_options_are_named(exampl
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "s8" / "report.json").read_text())
     assert "S8S8" in report["passes"]["int8"]["scheme"]
-    bad = _run([example["model"], "-O", "workspace=1", "-o", tmp_path / "bad"])
+    bad = cli([example["model"], "-O", "workspace=1", "-o", tmp_path / "bad"])
     assert bad.exit_code == 2 and "has no option 'workspace'" in bad.output
-    bad = _run([example["model"], "-O", "activation_type=int4", "-o", tmp_path / "bad"])
+    bad = cli([example["model"], "-O", "activation_type=int4", "-o", tmp_path / "bad"])
     assert bad.exit_code == 2 and "uint8 or int8" in bad.output
 
 
 def test_static_batch_pt2_is_calibrated_and_evaluated_sample_by_sample(
-    example, example_module, tmp_path
+    example, example_module, tmp_path, cli
 ):
     import torch
 
     x = torch.zeros(1, 1, 8, 8)
     torch.export.save(torch.export.export(example_module, (x,)), str(tmp_path / "static.pt2"))
-    result = _run(
+    result = cli(
         [
             tmp_path / "static.pt2",
             "--int8",
@@ -249,16 +242,16 @@ def test_static_batch_pt2_is_calibrated_and_evaluated_sample_by_sample(
     assert report["compressed"]["eval_samples"] == 361
 
 
-def test_torchscript_and_onnx_inputs_take_shapes_from_data(example, example_module, tmp_path):
+def test_torchscript_and_onnx_inputs_take_shapes_from_data(example, example_module, tmp_path, cli):
     import torch
 
     torch.jit.trace(example_module, torch.zeros(2, 1, 8, 8)).save(str(tmp_path / "m.pt"))
-    result = _run(
+    result = cli(
         [tmp_path / "m.pt", "--eval", example["eval"], "--runs", "3", "-o", tmp_path / "ts"]
     )
     assert result.exit_code == 0, result.output
     onnx_model = tmp_path / "ts" / "model.onnx"
-    result = _run(
+    result = cli(
         [
             onnx_model,
             "--int8",
