@@ -122,28 +122,35 @@ def _option(item: Flag, field_default: bool) -> Callable:
     the field's default is stated in the help instead."""
     f = config_field(item)
     kind = _kind(f)
-    decls = [*([item.short] if item.short else []), item.long, item.param]
-    kw: dict = {"help": item.help or f.metadata.get("help", ""), "required": item.required}
-    if item.metavar:
-        kw["metavar"] = item.metavar
-    if kind == "bool":
-        if f.default is True:
-            decls[-2] = f"{item.long}/--no-{item.long[2:]}"
-        else:
-            kw["is_flag"] = True
-        kw["default"] = f.default if field_default else None
-    elif kind == "many":
-        kw["multiple"] = True
-    else:
-        kw["type"] = (
-            click.Choice(item.choices) if item.choices else {"int": int, "float": float}.get(kind)
-        )
-        kw["default"] = f.default if field_default else None
-        if field_default:
-            kw["show_default"] = item.show_default and f.default is not None
-        elif item.show_default and f.default is not None:
-            kw["help"] += f" [default: {_shown(f.default)}]"
-    return click.option(*decls, **kw)
+    long = item.long
+    if kind == "bool" and f.default is True:
+        long = f"{long}/--no-{long[2:]}"
+    kw = {"help": item.help or f.metadata.get("help", ""), "required": item.required}
+    kw |= {"metavar": item.metavar} | KIND_KWARGS.get(kind, _value_kwargs)(item, f, field_default)
+    return click.option(*([item.short] if item.short else []), long, item.param, **kw)
+
+
+def _bool_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict:
+    return {"is_flag": True, "default": f.default if field_default else None}
+
+
+def _many_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict:
+    return {"multiple": True}
+
+
+def _value_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict:
+    kind = (
+        click.Choice(item.choices) if item.choices else {"int": int, "float": float}.get(_kind(f))
+    )
+    kw = {"type": kind, "default": f.default if field_default else None}
+    shown = item.show_default and f.default is not None
+    if field_default:
+        return kw | {"show_default": shown}
+    suffix = f" [default: {_shown(f.default)}]" if shown else ""
+    return kw | {"help": (item.help or f.metadata.get("help", "")) + suffix}
+
+
+KIND_KWARGS = {"bool": _bool_kwargs, "many": _many_kwargs}
 
 
 def options(items: Iterable[Flag | Callable], field_default: bool = False) -> Callable:
