@@ -15,9 +15,6 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from compressor.cli import main
 
 GOLDEN = Path(__file__).parent / "data" / "golden_example_report.json"
 # Keys whose values differ run to run by nature (wall time, machine, versions, where it ran).
@@ -67,11 +64,10 @@ def _close(path: str, got: float, want: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def example_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def example_report(tmp_path_factory: pytest.TempPathFactory, cli) -> dict:
     """report.json of a real `compress example` run (trains, compresses to int8, verifies)."""
     folder = tmp_path_factory.mktemp("golden") / "example"
-    result = CliRunner().invoke(main, ["example", "--dir", str(folder)])
-    assert result.exit_code == 0, result.output
+    cli(["example", "--dir", folder], code=0)
     return json.loads((folder / "out" / "report.json").read_text())
 
 
