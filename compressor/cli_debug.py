@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from compressor.debug import layer_rows, stage_table
-from compressor.debug_artifact import artifact_note, trace_artifact
+from compressor.debug_artifact import artifact_note
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
@@ -53,7 +53,7 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     if target.name != "onnx":
         artifact = target.lower(qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path)
-    trace = partial(trace_artifact, target, artifact) if artifact else None
+    trace = partial(target.trace_layers, artifact) if artifact else None
     rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch, trace)
     if artifact is not None:
         traced = any(row.stages.get("artifact") for row in rows)

@@ -132,16 +132,15 @@ def layer_rows(
     calib: Dataset,
     kept: dict[str, str],
     batch: int = 16,
-    traced: Callable[[Dataset, list[str]], tuple[dict, dict] | None] | None = None,
+    trace: Callable[[dict], dict | None] | None = None,
 ) -> list[LayerRow]:
     """Every quantized activation of qdq, worst rounding SQNR first, with its Q/DQ stage and,
-    where `traced` reads them from the target's artifact, its artifact stage."""
+    where `trace(feeds)` reads them from the target's artifact, its artifact stage."""
     stats = collect_stats(fp32, calib, batch, histograms=False)
     scores = block_sensitivity(fp32, qdq, calib, batch)
     names = [s.tensor for s in scores]
     sample = calib.take(min(len(calib), STAGE_SAMPLES) // batch * batch or batch)
-    artifact = traced(sample, names) if traced else None
-    stages = layer_stages(fp32, qdq, sample, names, batch, artifact)
+    stages = layer_stages(fp32, qdq, sample, names, batch, trace)
     scopes = module_scopes(raw)
     graph = onnx.load(str(fp32)).graph
     producer = {o: n for n in graph.node for o in n.output}

@@ -12,7 +12,9 @@ ONNX layout); a tensor the artifact does not hold is reported as such, never dro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -50,36 +52,89 @@ class TensorMatch:
 
 def compare_tensor(reference: np.ndarray, test: np.ndarray) -> TensorMatch:
     """How far test is from reference (same shape, ONNX layout, channels on axis 1)."""
-    ref, out = reference.astype(np.float64), test.astype(np.float64)
-    error = ref - out
-    cosine = float(
-        ref.ravel() @ out.ravel() / max(np.linalg.norm(ref) * np.linalg.norm(out), 1e-30)
-    )
-    whole = float(sqnr_db(np.mean(ref**2), np.mean(error**2)))
-    if ref.ndim < 2 or ref.shape[1] < 2:
-        return TensorMatch(whole, cosine, float(np.abs(error).max(initial=0)), whole, None, 1.0)
-    axes = tuple(a for a in range(ref.ndim) if a != 1)
-    signal, noise = np.mean(ref**2, axis=axes), np.mean(error**2, axis=axes)
-    channels = [float(sqnr_db(s, n)) for s, n in zip(signal, noise, strict=True)]
-    absmax = np.abs(out).max(axis=axes)
-    widest = int(np.argmax(absmax))
-    # Against fp32's median channel: a stage that zeroes most channels has a median of 0.
-    ratio = float(absmax[widest] / max(float(np.median(np.abs(ref).max(axis=axes))), 1e-12))
-    return TensorMatch(
-        whole, cosine, float(np.abs(error).max()), float(np.median(channels)), widest, ratio
-    )
+    running = RunningMatch()
+    running.add(reference, test)
+    return running.result()
 
 
-def stage_tensors(model: Path, sample: Dataset, names: list[str], batch: int) -> dict:
-    """{tensor: values over the whole sample} for the named tensors a graph has."""
-    present = [n for n in names if n in set(float_activations(onnx.load(str(model))))]
-    parts: dict[str, list[np.ndarray]] = {}
-    if not present:
-        return {}
-    for values, _ in iterate_activations(model, sample, batch, present):
-        for name, value in values.items():
-            parts.setdefault(name, []).append(np.asarray(value, np.float32))
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+class RunningMatch:
+    """Sums of one tensor's comparison over batches: tensor-wide and per channel (axis 1)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+
+    def add(self, reference: np.ndarray, test: np.ndarray) -> None:
+        """Fold in one batch (leading axis: samples)."""
+        channels = reference.shape[1] if reference.ndim >= 2 else 1
+        ref = reference.astype(np.float64).reshape(len(reference), channels, -1)
+        out = test.astype(np.float64).reshape(ref.shape)
+        error = ref - out
+        batch = {
+            "signal": np.sum(ref**2, axis=(0, 2)),
+            "noise": np.sum(error**2, axis=(0, 2)),
+            "dot": np.sum(ref * out, axis=(0, 2)),
+            "test": np.sum(out**2, axis=(0, 2)),
+        }
+        peaks = {
+            "ref_absmax": np.abs(ref).max(axis=(0, 2), initial=0),
+            "test_absmax": np.abs(out).max(axis=(0, 2), initial=0),
+            "max_error": np.abs(error).max(axis=(0, 2), initial=0),
+        }
+        for key, value in batch.items():
+            self.sums[key] = self.sums.get(key, 0) + value
+        for key, value in peaks.items():
+            self.sums[key] = np.maximum(self.sums.get(key, value), value)
+
+    def result(self) -> TensorMatch:
+        """The match over every batch added."""
+        s = self.sums
+        whole = float(sqnr_db(s["signal"].sum(), s["noise"].sum()))
+        norms = np.sqrt(s["signal"].sum() * s["test"].sum())
+        cosine = float(s["dot"].sum() / max(norms, 1e-30))
+        max_error = float(s["max_error"].max())
+        if len(s["signal"]) < 2:
+            return TensorMatch(whole, cosine, max_error, whole, None, 1.0)
+        channels = [float(sqnr_db(a, b)) for a, b in zip(s["signal"], s["noise"], strict=True)]
+        widest = int(np.argmax(s["test_absmax"]))
+        # Against fp32's median channel: a stage that zeroes most channels has a median of 0.
+        ratio = s["test_absmax"][widest] / max(float(np.median(s["ref_absmax"])), 1e-12)
+        return TensorMatch(
+            whole, cosine, max_error, float(np.median(channels)), widest, float(ratio)
+        )
+
+
+class StageMatch:
+    """Every named tensor of one stage against fp32 ONNX, batch by batch."""
+
+    def __init__(self, missing: str) -> None:
+        self.running: dict[str, RunningMatch] = {}
+        self.status: dict[str, str] = {}
+        self.where: dict[str, str] = {}
+        self.missing = missing
+
+    def add(self, reference: dict, stage: dict) -> None:
+        """Fold in one batch: {tensor: fp32 value} and {tensor: this stage's value}."""
+        for name, ref in reference.items():
+            if name not in stage or name in self.status:
+                continue
+            if stage[name].shape != ref.shape:
+                got, want = list(stage[name].shape), list(ref.shape)
+                self.status[name] = f"shape {got} in this stage, {want} in fp32 ONNX"
+                continue
+            self.running.setdefault(name, RunningMatch()).add(ref, stage[name])
+
+    def rows(self, names: list[str], in_fp32: set[str]) -> dict[str, dict]:
+        """{tensor: match dict (with its op where known), or a status saying why none}."""
+        rows = {}
+        for name in names:
+            where = {"op": self.where[name]} if name in self.where else {}
+            if name not in in_fp32:
+                rows[name] = {**where, "status": "not a float tensor of the fp32 graph"}
+            elif name in self.status or name not in self.running:
+                rows[name] = {**where, "status": self.status.get(name, self.missing)}
+            else:
+                rows[name] = {**where, **self.running[name].result().to_dict()}
+        return rows
 
 
 def dequantized_names(qdq: onnx.ModelProto) -> dict[str, str]:
@@ -92,32 +147,10 @@ def dequantized_names(qdq: onnx.ModelProto) -> dict[str, str]:
     return {name: dequantized[q] for name, q in quantized.items() if q in dequantized}
 
 
-def match_stage(reference: dict, stage: dict, names: list[str]) -> dict[str, dict]:
-    """{tensor: TensorMatch dict, or a status saying why there is none} for every name."""
-    rows = {}
-    for name in names:
-        if name not in reference:
-            rows[name] = {"status": "not in the fp32 graph"}
-        elif name not in stage:
-            rows[name] = {"status": NOT_IN_ARTIFACT}
-        elif stage[name].shape != reference[name].shape:
-            got, want = list(stage[name].shape), list(reference[name].shape)
-            rows[name] = {"status": f"shape {got} in this stage, {want} in fp32 ONNX"}
-        else:
-            rows[name] = compare_tensor(reference[name], stage[name]).to_dict()
-    return rows
-
-
-def trace_artifact(
-    target: Target, artifact: Artifact, sample: Dataset, names: list[str]
-) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
-    """({tensor: artifact values}, {tensor: making op}) from the target; None: it cannot."""
-    traced = target.trace_layers(artifact, sample.feeds(slice(None)))
-    if traced is None:
-        return None
-    wanted = set(names)
-    values = {n: v for n, (v, _) in traced.items() if n in wanted}
-    return values, {n: where for n, (_, where) in traced.items() if n in wanted}
+def _activations(model: Path, sample: Dataset, names: list[str], batch: int) -> Iterator:
+    if not names:  # iterate_activations reads every tensor when given none
+        return repeat(({}, 0))
+    return iterate_activations(model, sample, batch, names)
 
 
 def layer_stages(
@@ -126,20 +159,31 @@ def layer_stages(
     sample: Dataset,
     names: list[str],
     batch: int,
-    traced: tuple[dict, dict] | None,
+    trace: Callable[[dict], dict | None] | None = None,
 ) -> dict[str, dict]:
-    """{tensor: {"qdq": match, "artifact": match with its op, or None}} for every name."""
-    reference = stage_tensors(fp32, sample, names, batch)
+    """{tensor: {"qdq": match, "artifact": match with its op, or None}} for every name;
+    trace(feeds) gives the artifact's {tensor: (value, op)} per batch, None if it cannot."""
+    in_fp32 = set(float_activations(onnx.load(str(fp32)))) & set(names)
     readable = dequantized_names(onnx.load(str(qdq)))
-    wanted = [readable.get(n, n) for n in names if n in reference]
-    values = stage_tensors(qdq, sample, wanted, batch)
-    qdq_values = {n: values[readable.get(n, n)] for n in names if readable.get(n, n) in values}
-    qdq_rows = match_stage(reference, qdq_values, names)
-    artifact_rows: dict[str, dict | None] = dict.fromkeys(names)
-    if traced is not None:
-        values, where = traced
-        matched = match_stage(reference, values, names)
-        artifact_rows = {n: {"op": where.get(n), **matched[n]} for n in names}
+    in_qdq = set(float_activations(onnx.load(str(qdq))))
+    read_as = {n: readable.get(n, n) for n in in_fp32 if readable.get(n, n) in in_qdq}
+    qdq_stage, artifact = StageMatch("not in the Q/DQ graph"), StageMatch(NOT_IN_ARTIFACT)
+    batches = zip(  # not strict: a graph with no tensor to read repeats an empty batch
+        _activations(fp32, sample, sorted(in_fp32), batch),
+        _activations(qdq, sample, sorted(set(read_as.values())), batch),
+        sample.batches(batch),
+        strict=False,
+    )
+    for (reference, _), (quantized, _), (feeds, _) in batches:
+        qdq_stage.add(reference, {n: quantized[m] for n, m in read_as.items()})
+        traced = trace(feeds) if trace is not None else None
+        if traced is None:
+            trace = None
+            continue
+        artifact.add(reference, {n: value for n, (value, _) in traced.items()})
+        artifact.where.update({n: where for n, (_, where) in traced.items() if n in in_fp32})
+    qdq_rows = qdq_stage.rows(names, in_fp32)
+    artifact_rows = artifact.rows(names, in_fp32) if trace is not None else dict.fromkeys(names)
     return {n: {"qdq": qdq_rows[n], "artifact": artifact_rows[n]} for n in names}
 
 

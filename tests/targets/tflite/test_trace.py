@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import onnx
 import pytest
@@ -56,18 +58,12 @@ def test_int8_tflite_layers_match_the_qdq_graph(tmp_path):
     quantize_int8_static(fp32, qdq, calib, TFLITE_SCHEME, "minmax", 16)
     artifact = TARGET.lower(qdq, "int8", tmp_path, TfliteOptions())
     names = [o for node in onnx.load(fp32).graph.node for o in node.output]
-    traced = TARGET.trace_layers(artifact, calib.feeds(slice(None)))
-    stages = layer_stages(fp32, qdq, calib, names, 16, _split(traced, names))
+    stages = layer_stages(fp32, qdq, calib, names, 16, partial(TARGET.trace_layers, artifact))
     mapped = [n for n in names if "sqnr_db" in stages[n]["artifact"]]
     assert len(mapped) >= 4
     for name in mapped:  # the file computes what the Q/DQ graph computes, layer by layer
         qdq_db, art_db = stages[name]["qdq"]["sqnr_db"], stages[name]["artifact"]["sqnr_db"]
         assert art_db > 15 and abs(art_db - qdq_db) < 3, (name, stages[name])
-
-
-def _split(traced: dict, names: list[str]) -> tuple[dict, dict]:
-    wanted = {n: traced[n] for n in names if n in traced}
-    return {n: v for n, (v, _) in wanted.items()}, {n: w for n, (_, w) in wanted.items()}
 
 
 def test_a_tensor_the_lowering_fused_away_is_reported_not_dropped(tmp_path):
@@ -81,8 +77,7 @@ def test_a_tensor_the_lowering_fused_away_is_reported_not_dropped(tmp_path):
     quantize_int8_static(fp32, qdq, calib, TFLITE_SCHEME, "minmax", 16)
     artifact = TARGET.lower(qdq, "int8", tmp_path, TfliteOptions())
     names = [y, gate, model.graph.output[0].name]
-    traced = TARGET.trace_layers(artifact, calib.feeds(slice(None)))
-    stages = layer_stages(fp32, qdq, calib, names, 16, _split(traced, names))
+    stages = layer_stages(fp32, qdq, calib, names, 16, partial(TARGET.trace_layers, artifact))
     assert stages[gate]["artifact"]["status"] == NOT_IN_ARTIFACT
     assert "sqnr_db" in stages[gate]["qdq"]  # the Q/DQ graph still has it
     assert "HARD_SWISH" in stages[names[2]]["artifact"]["op"]
