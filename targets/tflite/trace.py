@@ -109,6 +109,7 @@ def trace_tensors(
     for start in range(0, count, step):
         runner.run({k: v[start : start + step] for k, v in feeds.items()})
         for name, place in places.items():
-            parts[name].append(place.to_onnx_layout(runner.tensor(place.tensor)))
+            # atleast_1d: a 0-d tensor then differs in shape from ONNX and is reported so.
+            parts[name].append(np.atleast_1d(place.to_onnx_layout(runner.tensor(place.tensor))))
     runner.close()
     return {name: (np.concatenate(parts[name]), places[name].where) for name in places}
