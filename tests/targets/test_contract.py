@@ -216,3 +216,24 @@ def test_compress_refuses_an_option_the_precision_cannot_take(example, tmp_path)
     assert result.exit_code == 2
     assert "fp32_only=true refuses int8" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_installed_package_registers_a_target_through_its_entry_point(tmp_path, monkeypatch):
+    """A distribution declaring [project.entry-points."compress.targets"] adds its target."""
+    from targets import registry
+
+    dist = tmp_path / "fake_targets-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-targets\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[compress.targets]\nfake_ep = tests.targets.fake_target\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry._entry_point_modules.cache_clear()
+    try:
+        assert "fake_ep" in target_names()
+        assert get_target("fake_ep").capabilities.artifact.folder
+    finally:
+        monkeypatch.undo()
+        registry._entry_point_modules.cache_clear()
+    assert "fake_ep" not in target_names()
