@@ -208,6 +208,11 @@ def test_compress_runs_a_registered_folder_target_end_to_end(example, tmp_path):
     bench = _cli("bench", out / "model.fakepkg", "--runs", "3", "--json")
     assert bench.exit_code == 0, bench.output
     assert "fake-ort" in bench.output
+    # a second run into the same folder replaces the folder artifact as a whole
+    again = [example["model"], "--target", FAKE, "--eval", example["eval"], "--runs", "3"]
+    assert _cli(*again, "-O", "tag=rerun", "-o", out).exit_code == 0
+    assert json.loads((out / "model.fakepkg" / "meta.json").read_text())["tag"] == "rerun"
+    assert sorted(p.name for p in out.iterdir()) == ["model.fakepkg", "recipe.toml", "report.json"]
 
 
 def test_compress_refuses_an_option_the_precision_cannot_take(example, tmp_path):
