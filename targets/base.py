@@ -120,6 +120,9 @@ class Artifact:
     info: dict = field(default_factory=dict)
     options: object | None = None
     seconds: float = 0.0
+    # What the lowering knows that the file does not record (e.g. where each ONNX tensor went),
+    # for trace_layers; never written to a report.
+    lowering: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -314,6 +317,13 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
         """Open an existing artifact; checks are done already."""
+
+    def trace_layers(
+        self, artifact: Artifact, feeds: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, str]] | None:
+        """Intermediate tensors of the artifact on feeds, by ONNX tensor name, each with the op
+        that makes it in the artifact (e.g. `op 2 CONV_2D+Relu`); None: this target cannot."""
+        return None
 
 
 def _io_entry(spec: TensorSpec) -> dict:

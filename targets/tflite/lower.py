@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from compressor.errors import UnsupportedOp
@@ -25,6 +26,7 @@ from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
 from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
+from targets.tflite.trace import tensor_places, trace_tensors
 from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 
 
@@ -57,12 +59,21 @@ class TfliteTarget(Target):
         elapsed = time.perf_counter() - started
         dst = work / "model.tflite"
         dst.write_bytes(data)
-        return Artifact(dst, self.name, precision, info=_info(ctx, elapsed, options))
+        info = _info(ctx, elapsed, options)
+        return Artifact(dst, self.name, precision, info=info, lowering=tensor_places(ctx))
 
     def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
         from targets.tflite.runner import LiteRtRunner
 
         return LiteRtRunner(path, threads, options.resolver)
+
+    def trace_layers(
+        self, artifact: Artifact, feeds: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, str]] | None:
+        """Every ONNX tensor the lowering kept, read from LiteRT's builtin kernels; None for a
+        file not lowered by this process (its layouts and fusions are not recorded in it)."""
+        places = artifact.lowering
+        return None if places is None else trace_tensors(Path(artifact.path), places, feeds)
 
 
 def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:
