@@ -8,9 +8,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from compressor.cli import main
 from compressor.errors import DataError, TargetUnavailable, UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import load_model
@@ -176,15 +174,11 @@ def test_describe_targets_lists_every_target_with_a_reason():
     assert all(isinstance(r[2], str) and r[2] for r in rows)
 
 
-def _cli(*args) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_compress_runs_a_registered_folder_target_end_to_end(example, tmp_path):
+def test_compress_runs_a_registered_folder_target_end_to_end(example, tmp_path, cli):
     out = tmp_path / "out"
     args = [example["model"], "--target", FAKE, "--int8", "--calib", example["calib"]]
     args += ["--eval", example["eval"], "--runs", "5", "--warmup", "1", "-O", "tag=e2e", "-o", out]
-    result = _cli(*args)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == FAKE and report["artifact"] == "model.fakepkg"
@@ -197,27 +191,27 @@ def test_compress_runs_a_registered_folder_target_end_to_end(example, tmp_path):
     )
     assert json.loads((out / "model.fakepkg" / "meta.json").read_text())["precision"] == "int8"
     bundle = tmp_path / "bundle.tar.gz"
-    assert _cli("package", out, "-o", bundle).exit_code == 0
+    assert cli(["package", out, "-o", bundle]).exit_code == 0
     with tarfile.open(bundle) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest["model"]["file"] == "model.fakepkg"
     assert manifest["model"]["target"] == FAKE and manifest["model"]["precision"] == "int8"
     assert {"model.fakepkg/model.onnx", "model.fakepkg/meta.json"} <= set(manifest["files"])
     assert manifest["model"]["inputs"][0]["quantization"] is None
-    assert _cli("package", "--check", bundle).exit_code == 0
-    bench = _cli("bench", out / "model.fakepkg", "--runs", "3", "--json")
+    assert cli(["package", "--check", bundle]).exit_code == 0
+    bench = cli(["bench", out / "model.fakepkg", "--runs", "3", "--json"])
     assert bench.exit_code == 0, bench.output
     assert "fake-ort" in bench.output
     # a second run into the same folder replaces the folder artifact as a whole
     again = [example["model"], "--target", FAKE, "--eval", example["eval"], "--runs", "3"]
-    assert _cli(*again, "-O", "tag=rerun", "-o", out).exit_code == 0
+    assert cli([*again, "-O", "tag=rerun", "-o", out]).exit_code == 0
     assert json.loads((out / "model.fakepkg" / "meta.json").read_text())["tag"] == "rerun"
     assert sorted(p.name for p in out.iterdir()) == ["model.fakepkg", "recipe.toml", "report.json"]
 
 
-def test_compress_refuses_an_option_the_precision_cannot_take(example, tmp_path):
+def test_compress_refuses_an_option_the_precision_cannot_take(example, tmp_path, cli):
     args = [example["model"], "--target", FAKE, "--int8", "--calib", example["calib"]]
-    result = _cli(*args, "-O", "fp32_only=true", "-o", tmp_path / "out")
+    result = cli([*args, "-O", "fp32_only=true", "-o", tmp_path / "out"])
     assert result.exit_code == 2
     assert "fp32_only=true refuses int8" in result.output
     assert not (tmp_path / "out").exists()
