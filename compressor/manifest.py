@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +12,8 @@ import onnx
 from onnx import numpy_helper
 
 from compressor import __version__
-from compressor.errors import CompressError, UsageError
+from compressor.errors import CompressError
+from compressor.run_record import load_run, sibling_report
 
 FORMAT = "edge-compressor-bundle"
 FORMAT_VERSION = 1
@@ -26,16 +25,6 @@ RUNTIME_PACKAGES = {
     "torch": "torch",
 }
 CHANNELS_LIKE = (1, 3, 4)
-
-
-def sibling_report(path: Path) -> dict:
-    """The report.json a compress run wrote beside this artifact, or {} when there is none."""
-    report = path.parent / "report.json"
-    try:
-        data = json.loads(report.read_text()) if report.exists() else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) and data.get("artifact") == path.name else {}
 
 
 def artifact_precision(path: Path) -> str:
@@ -229,9 +218,8 @@ def build_manifest(
     folder: Path, model_file: str, files: dict[str, dict], preprocessing: dict
 ) -> dict:
     """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
-    report = _read_json(folder / "report.json")
-    recipe_path = folder / "recipe.toml"
-    recipe = tomllib.loads(recipe_path.read_text()) if recipe_path.exists() else None
+    record = load_run(folder)
+    report, recipe = record.report, record.recipe
     model_path = folder / model_file
     measured_in = (report.get("compressed") or {}).get("runtime")
     proxy_for = (report.get("compressed") or {}).get("proxy_for")
@@ -272,15 +260,6 @@ def _recorded_preprocess(recipe: dict | None) -> dict:
 
     prep = parse_preprocess((recipe or {}).get("preprocess"))
     return prep.to_dict() if prep else {}
-
-
-def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:  # bad JSON or not text
-        raise UsageError(f"'{path}' is not valid JSON ({exc}); re-run compress.") from exc
 
 
 def target_of(path: Path) -> str | None:
