@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
-import tomllib
 from pathlib import Path
 
 import onnx
 
 from compressor import __version__
-from compressor.errors import CompressError, UsageError
+from compressor.errors import CompressError
+from compressor.run_record import load_run, sibling_report
 from targets import registry
 
 FORMAT = "edge-compressor-bundle"
@@ -19,16 +18,6 @@ FORMAT_VERSION = 1
 CHANNELS_LIKE = (1, 3, 4)
 # Torch model files: described by running them once (an artifact's target describes it).
 TORCH_FILE_SUFFIXES = (".pt2", ".pt", ".ts", ".pth")
-
-
-def sibling_report(path: Path) -> dict:
-    """The report.json a compress run wrote beside this artifact, or {} when there is none."""
-    report = path.parent / "report.json"
-    try:
-        data = json.loads(report.read_text()) if report.exists() else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) and data.get("artifact") == path.name else {}
 
 
 def artifact_precision(path: Path) -> str:
@@ -173,9 +162,8 @@ def build_manifest(
     folder: Path, model_file: str, files: dict[str, dict], preprocessing: dict
 ) -> dict:
     """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
-    report = _read_json(folder / "report.json")
-    recipe_path = folder / "recipe.toml"
-    recipe = tomllib.loads(recipe_path.read_text()) if recipe_path.exists() else None
+    record = load_run(folder)
+    report, recipe = record.report, record.recipe
     model_path = folder / model_file
     measured_in = (report.get("compressed") or {}).get("runtime")
     proxy_for = (report.get("compressed") or {}).get("proxy_for")
@@ -216,15 +204,6 @@ def _recorded_preprocess(recipe: dict | None) -> dict:
 
     prep = parse_preprocess((recipe or {}).get("preprocess"))
     return prep.to_dict() if prep else {}
-
-
-def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:  # bad JSON or not text
-        raise UsageError(f"'{path}' is not valid JSON ({exc}); re-run compress.") from exc
 
 
 def target_of(path: Path) -> str | None:

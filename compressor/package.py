@@ -14,6 +14,7 @@ from pathlib import Path
 from compressor import strict_json
 from compressor.errors import UsageError
 from compressor.manifest import build_manifest
+from compressor.run_record import read_run
 from compressor.staging import staged_file
 from targets import registry
 
@@ -68,10 +69,7 @@ def collect_files(folder: Path) -> list[str]:
 
 def find_model_file(folder: Path, files: list[str]) -> str:
     """The artifact named by report.json, else the one model-like file in the folder."""
-    try:
-        name = json.loads((folder / "report.json").read_text()).get("artifact")
-    except (OSError, ValueError, AttributeError):
-        name = None  # no usable report: fall back to the one model-like file
+    name = read_run(folder).artifact_name  # None without a usable report
     if isinstance(name, str) and (name in files or any(f.startswith(f"{name}/") for f in files)):
         return name
     models = model_entries(files)

@@ -32,12 +32,13 @@ ONNX_IS_ARTIFACT = (
 
 def run_debug(recipe: Recipe, work: Path) -> dict:
     """Quantize as `compress --int8` would and measure every layer and stage."""
-    from compressor.pipeline import _load_data, calibration_batch
+    from compressor.model_data import load_run_data
+    from compressor.precision import calibration_batch
 
     target = get_target(recipe.target)
     options = target.parse_options(recipe.target_options)
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
-    calib, _, specs = _load_data(recipe, model)
+    calib, _, specs = load_run_data(recipe, model)
     raw = export_onnx(model, specs, work / "raw.onnx")
     fp32, qdq = work / "fp32.onnx", work / "int8.onnx"
     cleanup_onnx(raw, fp32)
