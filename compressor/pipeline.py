@@ -23,6 +23,7 @@ from compressor.dims import check_batch_axes, refuse_dynamic_dims, static_shapes
 from compressor.errors import CompressError, DataError, UnsupportedOp, UsageError
 from compressor.evaluate import EvalResult
 from compressor.export import export_onnx
+from compressor.fallback import mark_fp16
 from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields, check_threads
 from compressor.loading import (
     LoadedModel,
@@ -311,11 +312,13 @@ def _apply_precision(
     scheme = target.quant_scheme(options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     if recipe.auto:
-        return dst, auto_int8(recipe, fp32, dst, calib, evaluation, scheme, batch)
+        return dst, auto_int8(recipe, fp32, dst, (calib, evaluation), scheme, batch)
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(
             fp32, dst, calib, scheme, recipe.calibration, batch, advance, recipe.int8_plan
         )
+    if recipe.int8_fp16:
+        info["fp16_nodes"] = mark_fp16(dst, recipe.int8_fp16)
     return dst, info
 
 

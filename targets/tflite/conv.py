@@ -73,8 +73,11 @@ def lower_conv(ctx: Lowering, node: Node) -> None:
     filt, axis, op, options = _filter_and_options(
         ctx, weight, group, strides, dilations, padding, act
     )
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, axis)
-    b_index = bias_tensor(ctx, f"{node.name}/bias", _bias(ctx, node, out_ch), x.quant, w_quant)
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, axis, node.inputs[1])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    b_index = bias_tensor(
+        ctx, f"{node.name}/bias", _bias(ctx, node, out_ch), x.quant, w_quant, bias_name
+    )
     out = ctx.output(out_name, CHANNELS_LAST, quantized)
     version = _conv_version(op, x, w_quant, group, dilations)
     ctx.emit(op, [x.tensor, w_index, b_index], [out], options, version)

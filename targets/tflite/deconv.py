@@ -90,8 +90,9 @@ def _transpose_conv(
 ) -> Value:
     """One TRANSPOSE_CONV (VALID) writing the un-cropped output `name`."""
     tag = name.replace("/", "_")
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/{tag}/filter", filt, 0)
-    b_index = bias_tensor(ctx, f"{node.name}/{tag}/bias", bias, x.quant, w_quant)
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/{tag}/filter", filt, 0, node.inputs[1])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    b_index = bias_tensor(ctx, f"{node.name}/{tag}/bias", bias, x.quant, w_quant, bias_name)
     out = ctx.output(name, CHANNELS_LAST, quantized)
     sizes = _output_shape(ctx, f"{node.name}/{tag}", x, [*full, filt.shape[0]], x.shape[0])
     strides = list(node.attrs.get("strides", [1, 1]))

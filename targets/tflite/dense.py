@@ -82,9 +82,11 @@ def _fully_connected(
     x = ctx.get(node.inputs[0], layout, "int8" if quantized else "float32")
     if x.layout.cols is not None:
         weight = weight[:, list(x.layout.cols)]
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/weights", np.ascontiguousarray(weight), 0)
+    weight = np.ascontiguousarray(weight)
+    w_index, w_quant = weight_tensor(ctx, f"{node.name}/weights", weight, 0, node.inputs[1])
+    bias_name = node.inputs[2] if bias is not None and len(node.inputs) > 2 else None
     bias = np.zeros(weight.shape[0]) if bias is None else bias
-    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant, bias_name)
     keep = len(x.shape) > 2
     out = ctx.output(out_name, PLAIN, quantized)
     options = ctx.options_of("FullyConnectedOptions", fusedActivationFunction=act, keepNumDims=keep)
