@@ -61,9 +61,10 @@ def describe_runtime(runner: Runner, target: str) -> dict:
 
 
 def run_outputs(runner: Runner, data: Dataset, batch: int = 64) -> list[np.ndarray]:
-    """Every output of runner over data, concatenated in the runner's output order."""
+    """Every output of runner over data, concatenated in the runner's output order (in the
+    artifact's own batch when it fixed one, e.g. a tflite LSTM at batch 1)."""
     names = [spec.name for spec in runner.outputs]
-    parts = [runner.run(inputs) for inputs, _ in data.batches(batch)]
+    parts = [runner.run(inputs) for inputs, _ in data.batches(runner.fixed_batch or batch)]
     return [np.concatenate([p[name] for p in parts]) for name in names]
 
 
