@@ -31,13 +31,20 @@ class TargetRuntime:
     options: object
     threads: int
     work: Path
+    # Set once the fp32 artifact opened in a proxy: later candidates skip the lowering (and
+    # its build checks) and open their Q/DQ ONNX in that proxy directly.
+    proxy: bool = False
 
     def open(self, onnx_path: Path, precision: str, name: str) -> tuple[Runner, int]:
         """Lower onnx_path at precision into work/name; its runner and artifact size."""
+        if self.proxy:
+            return self.target.open_runner(onnx_path, self.threads), onnx_path.stat().st_size
         folder = self.work / name
         folder.mkdir(parents=True, exist_ok=True)
         artifact = self._lower(onnx_path, precision, folder)
-        return self.target.open_runner(artifact.path, self.threads), artifact.path.stat().st_size
+        runner = self.target.open_runner(artifact.path, self.threads)
+        self.proxy = runner.proxy_for is not None
+        return runner, artifact.path.stat().st_size
 
     def _lower(self, onnx_path: Path, precision: str, folder: Path):
         """With the run's target options; fp32 retries with defaults (e.g. an int8-only option)."""
