@@ -9,7 +9,7 @@ from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
-from targets.tflite.weights import bias_tensor, weight_tensor
+from targets.tflite.weights import bias_tensor, float_source, weight_tensor
 from targets.tflite.writer import QuantParams
 
 
@@ -83,8 +83,10 @@ def _fully_connected(
     if x.layout.cols is not None:
         weight = weight[:, list(x.layout.cols)]
     weight = np.ascontiguousarray(weight)
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/weights", weight, 0, node.inputs[1])
-    bias_name = node.inputs[2] if bias is not None and len(node.inputs) > 2 else None
+    w_index, w_quant = weight_tensor(
+        ctx, f"{node.name}/weights", weight, 0, float_source(node, quantized, 1)
+    )
+    bias_name = float_source(node, quantized, 2) if node.op_type == "Gemm" else None
     bias = np.zeros(weight.shape[0]) if bias is None else bias
     b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant, bias_name)
     keep = len(x.shape) > 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets.tflite.emit import Lowering, Value
+from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
 from targets.tflite.writer import QuantParams
 
@@ -24,6 +25,14 @@ def quantize_symmetric(array: np.ndarray, axis: int | None) -> tuple[np.ndarray,
     q = np.round(moved / scale.reshape([-1] + [1] * (moved.ndim - 1)))
     q = np.moveaxis(np.clip(q, -INT8_MAX, INT8_MAX).astype(np.int8), 0, axis)
     return q, QuantParams(tuple(scale.tolist()), (0,) * len(scale), axis)
+
+
+def float_source(node: Node, quantized: bool, index: int) -> str | None:
+    """The ONNX constant behind input `index` of a node lowered in float (None when the node
+    runs int8 or has no such input): its storage then follows the graph (weight_precision)."""
+    if quantized or len(node.inputs) <= index or not node.inputs[index]:
+        return None
+    return node.inputs[index]
 
 
 def weight_precision(ctx: Lowering, source: str | None) -> str:
