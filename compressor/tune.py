@@ -34,6 +34,7 @@ from compressor.recipe import Recipe
 from compressor.sensitivity import block_sensitivity
 from compressor.tune_choice import choose_trial, meets_budget, pareto_front
 from compressor.tune_latency import (
+    PROBE_SECONDS,
     latency_mode,
     slower_in_int8,
     time_blocks,
@@ -201,7 +202,7 @@ def tune_int8(
         if timed or not first["passed"]
         else []
     )
-    timings = _time_blocks(tuner, scores, started) if timed else []
+    timings = _time_blocks(tuner, scores) if timed else []
     slow = set(slower_in_int8(timings))
     ordered = [s for s in scores if s.tensor in slow] + [s for s in scores if s.tensor not in slow]
     start = first
@@ -216,16 +217,17 @@ def tune_int8(
     record = _finish(tuner, chosen, dst, started)
     record.update(describe_runtime(ref.runner, runtime.target.name))
     record["block_timings"] = [t.to_dict() for t in timings]
+    record["blocks_probed"] = f"{len(timings)} of {len(scores)}" if timed else "none"
     record["slower_in_int8"] = sorted(slow)
     record["sensitivity"] = [s.to_dict() for s in scores[:10]]
     return record
 
 
-def _time_blocks(tuner: Tuner, scores: list, started: float) -> list:
-    """Per-block probes in the target runtime, within half of --tune-time."""
+def _time_blocks(tuner: Tuner, scores: list) -> list:
+    """Per-block probes in the target runtime, within PROBE_SECONDS or half of --tune-time."""
     blocks = [(s.tensor, _plan([s], 1)) for s in scores]
     feed = tuner.held.feeds(slice(0, tuner.config.fixed_batch or 1))
-    deadline = started + tuner.config.time_s / 2
+    deadline = time.perf_counter() + min(PROBE_SECONDS, tuner.config.time_s / 2)
     return time_blocks(blocks, tuner.open_plan, tuner.base, feed, deadline)
 
 

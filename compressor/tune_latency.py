@@ -20,6 +20,7 @@ from targets.base import Runner
 # on a shared machine stays below it) before its block counts as slower in int8.
 LATENCY_MARGIN = 0.10
 MAX_PROBES = 24  # blocks probed at most, worst-ranked first
+PROBE_SECONDS = 30.0  # and for at most this long (or half of --tune-time, if less)
 PROBE_RUNS = 20
 
 
