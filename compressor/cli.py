@@ -206,6 +206,12 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--auto", is_flag=True, default=None, help=field_help("auto"))
 @click.option("--tune-trials", type=int, default=None, help=field_help("tune_trials") + " [12]")
 @click.option("--tune-time", type=float, default=None, help=field_help("tune_time") + " [600]")
+@click.option(
+    "--tune-objective",
+    type=click.Choice(["accuracy", "latency"]),
+    default=None,
+    help=field_help("tune_objective") + " [default: accuracy]",
+)
 @click.option("--threads", type=int, default=None, help=field_help("threads") + " [default: 1]")
 @click.option("--warmup", type=int, default=None, help=field_help("warmup") + " [default: 10]")
 @click.option("--runs", type=int, default=None, help=field_help("runs") + " [default: 100]")
@@ -346,6 +352,7 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "auto": flags["auto"],
         "tune_trials": flags["tune_trials"],
         "tune_time": flags["tune_time"],
+        "tune_objective": flags["tune_objective"],
         "threads": flags["threads"],
         "warmup": flags["warmup"],
         "runs": flags["runs"],

@@ -118,9 +118,18 @@ class Recipe:
     int8_plan: tuple[str, ...] = _f(
         (), "int8 blocks (tensors and nodes) kept float; --auto writes it, --recipe replays it."
     )
+    int8_fp16: tuple[str, ...] = _f(
+        (), "Of int8_plan, the nodes whose float weights are stored fp16 (--auto writes it)."
+    )
+    tune_objective: str = _f(
+        "accuracy",
+        "--auto: accuracy (fewest float blocks) or latency (fastest passing plan; blocks "
+        "measured slower in int8 than float stay float).",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "int8_plan", tuple(self.int8_plan))
+        object.__setattr__(self, "int8_fp16", tuple(self.int8_fp16))
         if self.input_shapes is None:
             object.__setattr__(self, "input_shapes", {})
         if self.target_options is None:
