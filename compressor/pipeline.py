@@ -249,7 +249,7 @@ def _check_varied(calib: Dataset | None, evaluation: Dataset | None, method: str
         )
     if not isinstance(calib, VariedDataset):
         return
-    if method != "minmax":
+    if method not in ("minmax", "auto"):  # auto falls back to minmax on such samples
         raise UsageError(
             f"{calib.source} holds samples of several sizes: calibrate them with "
             f"--calibration minmax ({method} needs one size)."
@@ -314,7 +314,15 @@ def _apply_precision(
         return dst, auto_int8(recipe, fp32, dst, calib, evaluation, scheme, batch)
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(
-            fp32, dst, calib, scheme, recipe.calibration, batch, advance, recipe.int8_plan
+            fp32,
+            dst,
+            calib,
+            scheme,
+            recipe.calibration,
+            batch,
+            advance,
+            recipe.int8_plan,
+            config=recipe.int8,
         )
     return dst, info
 

@@ -24,9 +24,9 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method
 from compressor.budget import Budget
-from compressor.passes.quantize import quantize_int8_static
+from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
-from compressor.recipe import Recipe
+from compressor.recipe import Int8Config, Recipe
 from compressor.sensitivity import block_sensitivity
 from targets.base import QuantScheme
 from targets.onnx.runner import OnnxRuntimeRunner
@@ -47,6 +47,7 @@ class TuneConfig:
     method: str = "minmax"
     batch_size: int = 16
     fixed_batch: int | None = None  # the model's own batch size, when it has one
+    int8: Int8Config = Int8Config()
 
 
 @dataclass
@@ -180,6 +181,7 @@ class Tuner:
         self.trials: list[dict] = []
         self.stats: dict | None = None
         self.infos: list[dict] = []  # each trial's quantize info (what was kept float, why)
+        self.graph, self.method, self.steps = fp32, "minmax", {}  # set by the first trial
 
     def reference(self, threads: int, fixed: int | None) -> Reference:
         session = _session(self.fp32, threads)
@@ -190,19 +192,31 @@ class Tuner:
     def trial(self, plan: tuple[str, ...], blocks: int, config: TuneConfig, ref: Reference) -> dict:
         started = time.perf_counter()
         path = self.work / f"trial{len(self.trials)}.onnx"
-        if self.stats is None:
-            histograms = range_method(config.method).histograms
-            self.stats = collect_stats(self.fp32, self.calib, config.batch_size, histograms)
+        if self.stats is None:  # equalize/smooth/choose ranges once for every trial
+            prepared = prepare_int8(
+                self.fp32,
+                self.work / "prepare",
+                self.calib,
+                self.scheme,
+                config.method,
+                config.batch_size,
+                config.int8,
+            )
+            self.graph, self.method, self.steps = prepared.graph, prepared.method, prepared.steps
+            histograms = range_method(self.method).histograms
+            self.stats = collect_stats(self.graph, self.calib, config.batch_size, histograms)
         info = quantize_int8_static(
-            self.fp32,
+            self.graph,
             path,
             self.calib,
             self.scheme,
-            config.method,
+            self.method,
             config.batch_size,
             plan=plan,
             stats=self.stats,
+            config=config.int8,
         )
+        info.update({"steps": self.steps} if self.steps else {})
         self.infos.append(info)
         measured = measure_trial(path, ref, self.held, config.threads, config.fixed_batch)
         record = {"trial": len(self.trials), "float_blocks": blocks, "plan": list(plan), **measured}
@@ -235,7 +249,7 @@ def tune_int8(
     scores = (
         []
         if first["passed"]
-        else block_sensitivity(fp32, work / "trial0.onnx", calib, config.batch_size)
+        else block_sensitivity(tuner.graph, work / "trial0.onnx", calib, config.batch_size)
     )
     low, high, k = 0, None, 1
     while high is None and scores and k <= len(scores) and _budget_left(tuner, config, started):
@@ -292,7 +306,7 @@ def auto_int8(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration
     )
     fixed = OnnxRuntimeRunner(fp32).fixed_batch
-    config = dataclasses.replace(config, batch_size=batch, fixed_batch=fixed)
+    config = dataclasses.replace(config, batch_size=batch, fixed_batch=fixed, int8=recipe.int8)
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
     tuning = tune_int8(fp32, dst, calib, evaluation, scheme, config)
     chosen = tuning["trials"][tuning["chosen"]]
