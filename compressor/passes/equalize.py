@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-HOMOGENEOUS_ACTIVATIONS = ("Relu", "LeakyRelu", "PRelu")
+# per-channel ops with f(x/s) = f(x)/s for s > 0, walked through between the two Convs
+HOMOGENEOUS = ("Relu", "LeakyRelu", "PRelu", "MaxPool", "AveragePool")
 ROUNDS = 20
 SETTLED = 1e-3  # stop when no scale moves by more than this (in log)
 
@@ -30,7 +31,7 @@ class ConvPair:
 
     first: onnx.NodeProto
     second: onnx.NodeProto
-    between: str  # the activation between them, or "" for none
+    between: str  # the ops between them, "+"-joined, or "" for none
 
 
 def _uses(graph: onnx.GraphProto) -> dict[str, int]:
@@ -62,13 +63,14 @@ def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
     for second in graph.node:
         if second.op_type != "Conv" or not own_weights(second) or not private(second.input[0]):
             continue
-        node, between = producer.get(second.input[0]), ""
-        if node is not None and node.op_type in HOMOGENEOUS_ACTIVATIONS:
-            between = node.op_type
+        node, between = producer.get(second.input[0]), []
+        while node is not None and node.op_type in HOMOGENEOUS:
+            between.append(node.op_type)
             extra = [i for i in node.input[1:] if i and i not in inits]  # PRelu slope
-            node = None if extra or not private(node.input[0]) else producer.get(node.input[0])
+            private_in = private(node.input[0]) and len(node.output) == 1  # MaxPool indices
+            node = None if extra or not private_in else producer.get(node.input[0])
         if node is not None and node.op_type == "Conv" and own_weights(node):
-            pairs.append(ConvPair(node, second, between))
+            pairs.append(ConvPair(node, second, "+".join(reversed(between))))
     return pairs
 
 

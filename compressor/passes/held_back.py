@@ -22,6 +22,7 @@ from compressor.fidelity import sqnr_db
 
 MIN_SAMPLES = 8
 FLOAT_RTOL = 1e-4  # a rewritten float graph must match the original this closely
+MIN_GAIN_DB = 0.1  # a step must raise held-back SQNR by more than this (smaller is noise)
 
 # (float graph, destination, calibration data, range method, statistics) -> Q/DQ model written
 Quantizer = Callable[[Path, Path, Dataset, str, dict[str, TensorStats]], None]

@@ -21,6 +21,7 @@ from compressor.passes.calibration_choice import AUTO, FALLBACK, choose_range_me
 from compressor.passes.equalize import equalize_convs
 from compressor.passes.held_back import (
     FLOAT_RTOL,
+    MIN_GAIN_DB,
     HeldBackScore,
     Quantizer,
     float_error,
@@ -78,7 +79,7 @@ def _try_rewrite(name: str, score: HeldBackScore, method: str, config: Int8Confi
         return {"applied": False, "why": "the rewrite changed the float model's outputs", **info}
     before = score.baseline(method)
     after = score.sqnr(candidate, method)
-    keep = after > before
+    keep = after > before + MIN_GAIN_DB
     if keep:
         score.current, score.measured = candidate, {method: after}
     sqnr = {"without": round(before, 2), "with": round(after, 2)}
@@ -113,6 +114,6 @@ def prepare_for_int8(
     steps["held_back_samples"] = len(score.held)
     if method == AUTO:
         method, steps["calibration"] = choose_range_method(
-            lambda m: score.sqnr(score.current, m), score.measured
+            lambda m: score.sqnr(score.current, m), score.measured, MIN_GAIN_DB
         )
     return Prepared(score.current, method, steps)

@@ -86,3 +86,21 @@ def test_equalization_is_kept_because_held_back_int8_sqnr_rises(tmp_path):
     ort.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
     ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
     assert ops["QLinearConv"] == 3 and ops["Conv"] == 0
+
+
+def test_pairs_are_found_through_pooling_and_equalized_exactly(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 4, 3), nn.Hardswish()
+    )
+    with torch.no_grad():
+        model[0].weight[2] *= 30.0
+    fp32 = export_module(model, [TensorSpec("input", ("batch", 3, 12, 12))], tmp_path)
+    graph = onnx.load(str(fp32))
+    assert [p.between for p in find_pairs(graph)] == ["Relu+MaxPool"]
+    assert equalize_convs(graph)["pairs"] == 1
+    onnx.save(graph, str(tmp_path / "eq.onnx"))
+    assert float_error(fp32, tmp_path / "eq.onnx", _data(8), 8) < 1e-5
+    first = _weights(tmp_path / "eq.onnx")[find_pairs(graph)[0].first.input[1]]
+    ranges = np.abs(first).reshape(6, -1).max(1)
+    assert ranges.max() / ranges.min() < 10  # channel 2's x30 moved into the second conv
