@@ -83,6 +83,7 @@ class HeldBackScore:
     batch: int
     quantize: Quantizer
     work: Path
+    histograms: bool = True  # only histogram range methods (or choosing one) need them
     stats: dict[Path, dict] = field(default_factory=dict)
     current: Path | None = None  # the graph adopted so far (the reference until a step wins)
     measured: dict[str, float] = field(default_factory=dict)  # current's SQNR per method
@@ -98,8 +99,8 @@ class HeldBackScore:
 
     def sqnr(self, graph: Path, method: str) -> float:
         """Held-back output SQNR (dB) of graph quantized with the range method."""
-        if graph not in self.stats:  # histograms once per graph serve every range method
-            self.stats[graph] = collect_stats(graph, self.fit, self.batch, histograms=True)
+        if graph not in self.stats:  # statistics once per graph serve every range method
+            self.stats[graph] = collect_stats(graph, self.fit, self.batch, self.histograms)
         dst = self.work / f"{graph.stem}.{method}.qdq.onnx"
         self.quantize(graph, dst, self.fit, method, self.stats[graph])
         score = output_sqnr(self.reference, dst, self.held, self.batch)

@@ -17,6 +17,7 @@ import onnx
 
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
+from calibration.ranges import range_method
 from compressor.passes.calibration_choice import AUTO, FALLBACK, choose_range_method
 from compressor.passes.equalize import equalize_convs
 from compressor.passes.held_back import (
@@ -105,7 +106,8 @@ def prepare_for_int8(
         if method == AUTO:
             steps["calibration"] = {"chosen": FALLBACK, "why": split}
         return Prepared(src, FALLBACK if method == AUTO else method, steps)
-    score = HeldBackScore(src, *split, batch, quantize, work)
+    histograms = method == AUTO or range_method(method).histograms
+    score = HeldBackScore(src, *split, batch, quantize, work, histograms)
     trial = FALLBACK if method == AUTO else method
     steps: dict = {
         name: _try_rewrite(name, score, trial, config) if name in wanted else {"applied": False}
