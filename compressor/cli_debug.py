@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import tempfile
@@ -39,7 +40,9 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     fixed = OnnxRuntimeRunner(fp32).fixed_batch
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
-    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
+    # layers are compared by tensor name with fp32: no step may rescale those tensors here
+    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
+    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
     rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch)
     runners = {"onnx fp32": OnnxRuntimeRunner(fp32), "onnx q/dq": OnnxRuntimeRunner(qdq)}
