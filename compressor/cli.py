@@ -215,6 +215,11 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     help=field_help("smooth_alpha", Int8Config) + " [0.5]",
 )
 @click.option(
+    "--smooth-mul/--no-smooth-mul",
+    default=None,
+    help=field_help("smooth_mul", Int8Config) + " [off]",
+)
+@click.option(
     "--bias-correction/--no-bias-correction",
     default=None,
     help=field_help("bias_correction", Int8Config) + " [on]",
@@ -402,6 +407,7 @@ INT8_FLAGS = {
     "equalize": "equalize",
     "smooth": "smooth",
     "smooth_alpha": "smooth_alpha",
+    "smooth_mul": "smooth_mul",
     "bias_correction": "bias_correction",
 }
 DISTILL_FLAGS = {

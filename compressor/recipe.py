@@ -76,6 +76,11 @@ class Int8Config:
         "held-back int8 SQNR rises.",
     )
     smooth_alpha: float = _f(0.5, "SmoothQuant strength a in s = max|X|^a / max|W|^(1-a).")
+    smooth_mul: bool = _f(
+        False,
+        "SmoothQuant where 1/s cannot be folded into the producer: insert a float Mul (right "
+        "in onnxruntime; the TFLite lowering mis-reads it, so off by default).",
+    )
     bias_correction: bool = _f(
         True, "Correct int8 Conv/Gemm biases for weight rounding; kept only if SQNR rises."
     )

@@ -28,13 +28,13 @@ MIN_GAIN_DB = 0.1  # a step must raise held-back SQNR by more than this (smaller
 Quantizer = Callable[[Path, Path, Dataset, str, dict[str, TensorStats]], None]
 
 
-def split_held_back(data: Dataset, batch: int) -> tuple[Dataset, Dataset] | str:
+def split_held_back(data: Dataset, batch: int, min_held: int = 1) -> tuple[Dataset, Dataset] | str:
     """(fit, held) in whole batches, 3/4 and 1/4 of the samples; or why they cannot be split."""
     if isinstance(data, VariedDataset):
         return "calibration samples of several sizes"
     split = len(data) * 3 // 4 // batch * batch
     end = split + (len(data) - split) // batch * batch
-    if len(data) < MIN_SAMPLES or split == 0 or end == split:
+    if len(data) < MIN_SAMPLES or split == 0 or end - split < min_held:
         return f"too few calibration samples ({len(data)}) to hold back"
     rest = {k: v[split:end] for k, v in data.inputs.items()}
     return data.take(split), Dataset(rest, None, data.source, data.shared, data.batch_axes)

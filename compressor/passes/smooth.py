@@ -127,6 +127,19 @@ def _fold(edit: GraphEdit, tensor: str, inv: np.ndarray, readers: int) -> str | 
     return None
 
 
+def _foldable(edit: GraphEdit, item: SmoothInput) -> bool:
+    """Whether 1/s folds into X's producer (tried on a copy, so nothing changes)."""
+    trial = onnx.ModelProto()
+    trial.CopyFrom(edit.model)
+    return _fold(GraphEdit(trial), item.tensor, np.ones(_width(edit, item)), len(item.readers))
+
+
+def _width(edit: GraphEdit, item: SmoothInput) -> int:
+    node = item.readers[0]
+    w = edit.value(node.input[1])
+    return _weight_rows(node, w).shape[0]
+
+
 def _scale_constants(edit: GraphEdit, node: onnx.NodeProto, at: tuple, inv: np.ndarray) -> str:
     for index in at:
         if index < len(node.input) and node.input[index]:
@@ -154,8 +167,11 @@ def _insert_mul(edit: GraphEdit, item: SmoothInput, inv: np.ndarray) -> str:
     return "Mul"
 
 
-def smooth_inputs(model: onnx.ModelProto, absmax: dict[str, np.ndarray], alpha: float) -> dict:
-    """Smooth each outlier input in place (absmax: X's |max| per last-axis channel)."""
+def smooth_inputs(
+    model: onnx.ModelProto, absmax: dict[str, np.ndarray], alpha: float, insert_mul: bool
+) -> dict:
+    """Smooth each outlier input in place (absmax: X's |max| per last-axis channel); where
+    1/s cannot be folded, insert a float Mul if `insert_mul`, else leave X as it is."""
     edit = GraphEdit(model)
     done: dict[str, str] = {}
     for item in smoothable_inputs(model):
@@ -165,7 +181,7 @@ def smooth_inputs(model: onnx.ModelProto, absmax: dict[str, np.ndarray], alpha: 
             if item.tensor not in absmax
             else smoothing_scales(item, absmax[item.tensor], weights, alpha)
         )
-        if s is None:
+        if s is None or not (insert_mul or _foldable(edit, item)):
             continue
         for node in item.readers:
             rows = s[:, None] if not (node.op_type == "Gemm" and _attr(node, "transB")) else s

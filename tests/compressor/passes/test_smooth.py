@@ -16,7 +16,7 @@ from targets.base import TensorSpec
 from targets.onnx.rules import ORT_CPU_SCHEME
 from tests.compressor.passes.int8_models import export_module
 
-SMOOTH_ONLY = Int8Config(equalize=False, bias_correction=False)
+SMOOTH_ONLY = Int8Config(equalize=False, bias_correction=False, smooth_mul=True)
 
 
 class OutlierBlock(nn.Module):
@@ -65,11 +65,16 @@ def test_smoothing_folds_into_layernorm_or_a_float_mul_and_keeps_the_function(tm
         fp32 = _export(folder, residual)
         model = onnx.load(str(fp32))
         names = [i.tensor for i in smoothable_inputs(model)]
-        done = smooth_inputs(model, _absmax(fp32, names, _data(32)), 0.5)
+        absmax = _absmax(fp32, names, _data(32))
+        untouched = onnx.ModelProto()
+        untouched.CopyFrom(model)
+        folded_only = smooth_inputs(untouched, absmax, 0.5, insert_mul=False)
+        done = smooth_inputs(model, absmax, 0.5, insert_mul=True)
         onnx.save(model, str(folder / "smooth.onnx"))
         assert float_error(fp32, folder / "smooth.onnx", _data(16, 1), 8) < 1e-5
         ln_out = next(n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization")
         assert done[ln_out] == ("by Mul" if residual else "into LayerNormalization")
+        assert (ln_out in folded_only) != residual  # no Mul unless asked for
         name = f"{SMOOTH_MUL}{ln_out}" if residual else ln_out
         before = _absmax(fp32, [ln_out], _data(32))[ln_out]
         after_ranges = _absmax(folder / "smooth.onnx", [name], _data(32))[name]
