@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import tomllib
 from pathlib import Path
@@ -13,7 +12,7 @@ from calibration.preprocess import Preprocess
 from compressor.errors import UsageError
 from compressor.loading import TORCH_SUFFIXES, load_model, resolve_input_specs
 from targets.base import Runner, Target
-from targets.registry import get_target, target_for_artifact
+from targets.registry import get_target, is_artifact, target_for_artifact, torch_runner
 
 # Model files the torch baseline runner opens; every other suffix goes to a target's runner.
 TORCH_MODEL_SUFFIXES = (".pt2", *TORCH_SUFFIXES)
@@ -34,13 +33,11 @@ def open_artifact(
     path = resolve_artifact(Path(path))
     if path.suffix.lower() not in TORCH_MODEL_SUFFIXES:
         return open_target_runner(path, threads)
-    from targets.torch import TorchRunner
-
     model = load_model(path, model_factory, trust_pickle)
     if not model.is_torch:
         return target_for_artifact(path).open_runner(path, threads)
     specs = resolve_input_specs(model, input_shapes or {}, [data])
-    return TorchRunner(model.module, specs, threads)
+    return torch_runner(model.module, specs, threads)
 
 
 def load_data_for(
@@ -83,10 +80,9 @@ def open_target_runner(path: Path, threads: int = 1) -> Runner:
     """Open a target artifact with the target and runtime options its compress run recorded.
 
     When a report.json beside the artifact names it, the runner comes from that report's target
-    (so a TensorRT proxy .onnx keeps proxy_for), and every keyword parameter of the target's
-    open_runner that is named like one of its options (e.g. tflite's resolver) gets the value
-    recorded in recipe.toml [target_options] (else in report.json artifact_info). Without a
-    report the target is picked by suffix and opened with its defaults.
+    (so a TensorRT proxy .onnx keeps proxy_for), opened with the options recorded in
+    recipe.toml [target_options] (else in report.json artifact_info). Without a report the
+    target is picked by the artifact's layout and opened with its defaults.
     """
     from compressor.manifest import sibling_report
 
@@ -95,10 +91,7 @@ def open_target_runner(path: Path, threads: int = 1) -> Runner:
         return target_for_artifact(path).open_runner(path, threads)
     target = get_target(report["target"])
     options = target.parse_options(recorded_options(path, report, target))
-    params = inspect.signature(target.open_runner).parameters
-    names = {f.name for f in dataclasses.fields(options)} if options is not None else set()
-    kwargs = {n: getattr(options, n) for n in params if n in names}
-    return target.open_runner(path, threads, **kwargs)
+    return target.open_runner(path, threads, options)
 
 
 def recorded_options(path: Path, report: dict, target: Target) -> dict:
@@ -119,17 +112,18 @@ def recorded_options(path: Path, report: dict, target: Target) -> dict:
 
 
 def resolve_artifact(path: Path) -> Path:
-    """The file itself, or for a compress output folder the artifact its report.json names."""
+    """The artifact itself (a file, or a folder a target declares), or for a compress output
+    folder the artifact its report.json names."""
     if not path.exists():
         raise UsageError(f"'{path}' does not exist; pass a model or artifact file.")
-    if not path.is_dir():
+    if not path.is_dir() or is_artifact(path):
         return path
     report = path / "report.json"
     try:
         name = json.loads(report.read_text()).get("artifact") if report.exists() else None
     except ValueError:
         name = None
-    if not name or not (path / name).is_file():
+    if not name or not (path / name).exists():
         raise UsageError(
             f"'{path}' is a folder without a report.json naming its artifact; "
             "pass the model file itself."
@@ -138,7 +132,10 @@ def resolve_artifact(path: Path) -> Path:
 
 
 def artifact_size(path: Path) -> int:
-    """Bytes on disk, counting an ONNX external-data file beside the model."""
+    """Bytes on disk, counting every file of a folder artifact and an ONNX external-data file
+    beside the model."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     size = path.stat().st_size
     external = path.with_name(path.name + ".data")
     return size + (external.stat().st_size if external.exists() else 0)

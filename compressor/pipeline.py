@@ -56,9 +56,7 @@ from compressor.verify import (
     run_eval,
 )
 from targets.base import Artifact, Runner, Target, TensorSpec
-from targets.onnx.runner import OnnxRuntimeRunner
-from targets.registry import get_target
-from targets.torch import TorchRunner
+from targets.registry import get_target, reference_runner, torch_runner
 
 DEFAULT_CALIB_SAMPLES = 512
 
@@ -68,15 +66,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     check_fields(recipe.budget, BUDGET_RANGES)
     check_fields(recipe.distill, DISTILL_RANGES)
     target = get_target(recipe.target)
-    caps = target.capabilities
-    if recipe.precision not in caps.precisions:
-        raise UsageError(
-            f"Target '{target.name}' supports precisions {list(caps.precisions)}, "
-            f"not '{recipe.precision}'."
-        )
-    options = target.parse_options(recipe.target_options)
-    if hasattr(options, "validate"):  # options that depend on the precision
-        options.validate(recipe.precision)
+    options = target.check_request(recipe.precision, dict(recipe.target_options))
     validate_torch_passes(recipe)
     parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     _check_preprocess_applies(recipe)
@@ -302,7 +292,7 @@ def _apply_precision(
         return dst, convert_fp16(fp32, dst)
     if recipe.precision == "dynamic":
         return dst, quantize_int8_dynamic(fp32, dst)
-    fixed = OnnxRuntimeRunner(fp32).fixed_batch
+    fixed = reference_runner(fp32).fixed_batch
     if fixed and len(calib) % fixed:
         if len(calib) < fixed:
             raise DataError(f"The model takes batches of {fixed}: give at least {fixed} samples.")
@@ -337,12 +327,12 @@ def _fp32_reference(
     for opts in (options, target.parse_options({})):
         try:
             artifact = target.lower(fp32, "fp32", folder, opts)
-            return target.open_runner(artifact.path, threads), artifact.path.stat().st_size
+            return target.open_runner(artifact.path, threads, opts), artifact.size_bytes
         except UnsupportedOp:
             raise  # the compressed graph has the same ops: say so before any calibration
         except CompressError:
             continue  # e.g. an option that only applies to int8
-    return OnnxRuntimeRunner(fp32, threads), fp32.stat().st_size
+    return reference_runner(fp32, threads), fp32.stat().st_size
 
 
 def calibration_batch(method: str, samples: int, fixed: int | None) -> int:
@@ -374,10 +364,10 @@ def _verify(
     """Measure baseline (the input model; `original` is its ONNX when torch passes ran)."""
     evaluation, calib, extras = data_sets
     baseline = _baseline_runner(model, specs, exported or model.path, recipe.threads)
-    compressed = target.open_runner(artifact.path, recipe.threads)
+    compressed = target.open_runner(artifact.path, recipe.threads, artifact.options)
     runners: list[Runner] = [baseline, compressed]
     labels = ["baseline", "compressed"]
-    sizes = [(original or fp32).stat().st_size, artifact.path.stat().st_size]
+    sizes = [(original or fp32).stat().st_size, artifact.size_bytes]
     reference_needed = reference is not None
     if reference is not None:
         runners.insert(1, reference[0])
@@ -416,7 +406,7 @@ def _verify(
 
 def _student_eval(fp32: Path, data: Dataset | None, recipe: Recipe) -> EvalResult | None:
     """The fp32 model after torch passes, run in onnxruntime: what quantization is judged by."""
-    return run_eval(OnnxRuntimeRunner(fp32, recipe.threads), data, "after torch passes")
+    return run_eval(reference_runner(fp32, recipe.threads), data, "after torch passes")
 
 
 def _metric_data(
@@ -434,8 +424,9 @@ def _qdq_fidelity(
     same Q/DQ graph: tells lowering errors apart from quantization error."""
     if data is None:
         return None
-    reference = run_eval(OnnxRuntimeRunner(qdq, recipe.threads), data, "Q/DQ onnx")
-    lowered = run_eval(target.open_runner(artifact.path, recipe.threads), data, "compressed")
+    reference = run_eval(reference_runner(qdq, recipe.threads), data, "Q/DQ onnx")
+    runner = target.open_runner(artifact.path, recipe.threads, artifact.options)
+    lowered = run_eval(runner, data, "compressed")
     records = compare_outputs(reference, lowered, dict(recipe.task))
     return QdqReference("onnxruntime (Q/DQ)", worst_summary(records), records)
 
@@ -443,8 +434,8 @@ def _qdq_fidelity(
 def _baseline_runner(model: LoadedModel, specs: list, onnx_copy: Path, threads: int) -> Runner:
     """Torch for torch models; for ONNX input, its single-file copy (external weights inlined)."""
     if model.is_torch:
-        return TorchRunner(model.module, specs, threads)
-    return OnnxRuntimeRunner(onnx_copy, threads)
+        return torch_runner(model.module, specs, threads)
+    return reference_runner(onnx_copy, threads)
 
 
 SLOW_REASONS = {
