@@ -24,6 +24,7 @@ from compressor.recipe import (
     OPTIMIZERS,
     PRUNE_METHODS,
     DistillConfig,
+    Int8Config,
     PruneConfig,
     Recipe,
     field_help,
@@ -199,9 +200,29 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--calib-samples", type=int, default=None, help=field_help("calib_samples"))
 @click.option(
     "--calibration",
-    type=click.Choice(["minmax", "entropy", "percentile"]),
+    type=click.Choice(["auto", "minmax", "entropy", "percentile"]),
     default=None,
-    help=field_help("calibration") + " [default: minmax]",
+    help=field_help("calibration") + " [default: auto]",
+)
+@click.option(
+    "--equalize/--no-equalize", default=None, help=field_help("equalize", Int8Config) + " [on]"
+)
+@click.option("--smooth/--no-smooth", default=None, help=field_help("smooth", Int8Config) + " [on]")
+@click.option(
+    "--smooth-alpha",
+    type=float,
+    default=None,
+    help=field_help("smooth_alpha", Int8Config) + " [0.5]",
+)
+@click.option(
+    "--smooth-mul/--no-smooth-mul",
+    default=None,
+    help=field_help("smooth_mul", Int8Config) + " [off]",
+)
+@click.option(
+    "--bias-correction/--no-bias-correction",
+    default=None,
+    help=field_help("bias_correction", Int8Config) + " [on]",
 )
 @click.option("--auto", is_flag=True, default=None, help=field_help("auto"))
 @click.option("--tune-trials", type=int, default=None, help=field_help("tune_trials") + " [12]")
@@ -339,6 +360,7 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
     )
     prune = _nested(base.prune, flags, PRUNE_FLAGS)
     distill = _nested(base.distill, flags, DISTILL_FLAGS)
+    int8 = _nested(base.int8, flags, INT8_FLAGS)
     updates = {
         "model": model,
         "train": flags["train"],
@@ -367,7 +389,9 @@ def _build_recipe(model: str | None, recipe_path: Path | None, flags: dict) -> R
         "metric": flags["metric"],
     }
     updates = {k: v for k, v in updates.items() if v is not None and v != ""}
-    recipe = dataclasses.replace(base, budget=budget, prune=prune, distill=distill, **updates)
+    recipe = dataclasses.replace(
+        base, budget=budget, prune=prune, distill=distill, int8=int8, **updates
+    )
     if not recipe.model:
         raise UsageError(
             "No model given. Usage: compress MODEL [--target onnx --int8 ...]; see compress --help."
@@ -385,6 +409,13 @@ PRUNE_FLAGS = {
     "prune_global": "global_ranking",
     "prune_exclude": "exclude",
     "prune_round_to": "round_to",
+}
+INT8_FLAGS = {
+    "equalize": "equalize",
+    "smooth": "smooth",
+    "smooth_alpha": "smooth_alpha",
+    "smooth_mul": "smooth_mul",
+    "bias_correction": "bias_correction",
 }
 DISTILL_FLAGS = {
     "distill": "enabled",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import tempfile
@@ -43,7 +44,9 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     fixed = reference_runner(fp32).fixed_batch
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
-    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
+    # layers are compared by tensor name with fp32: no step may rescale those tensors here
+    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
+    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
     runners = {"onnx fp32": reference_runner(fp32), "onnx q/dq": reference_runner(qdq)}
     if model.is_torch:

@@ -59,7 +59,15 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
         return job.dst, info
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(
-            job.fp32, job.dst, calib, scheme, recipe.calibration, batch, advance, recipe.int8_plan
+            job.fp32,
+            job.dst,
+            calib,
+            scheme,
+            recipe.calibration,
+            batch,
+            advance,
+            recipe.int8_plan,
+            config=recipe.int8,
         )
     if recipe.int8_fp16:
         info["fp16_nodes"] = mark_fp16(job.dst, recipe.int8_fp16)

@@ -28,9 +28,9 @@ from calibration.ranges import range_method
 from compressor.budget import Budget
 from compressor.errors import UsageError
 from compressor.fallback import fallback_precision, mark_fp16
-from compressor.passes.quantize import quantize_int8_static
+from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
-from compressor.recipe import Recipe
+from compressor.recipe import Int8Config, Recipe
 from compressor.sensitivity import block_sensitivity
 from compressor.tune_choice import choose_trial, meets_budget, pareto_front
 from compressor.tune_latency import (
@@ -59,6 +59,7 @@ class TuneConfig:
     fixed_batch: int | None = None  # the model's own batch size, when it has one
     objective: str = "accuracy"  # latency: fastest passing plan, slow int8 blocks left float
     fallback: str = "fp32"  # the precision float blocks may also try (fp16 where declared)
+    int8: Int8Config = Int8Config()  # the held-back graph steps (equalize, smooth, ranges)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Tuner:
         self.stats: dict | None = None
         self.infos: list[dict] = []  # each trial's quantize info (what was kept float, why)
         self.base: Runner | None = None  # trial 0 (every block int8), timed beside each probe
+        self.graph, self.method, self.steps = fp32, config.method, {}  # set by the first trial
 
     def reference(self) -> Reference:
         """The fp32 model lowered for the target: its outputs and its runner."""
@@ -135,16 +137,27 @@ class Tuner:
     def candidate(self, plan: tuple[str, ...], fp16: bool, name: str) -> tuple[Path, dict]:
         """The Q/DQ ONNX with plan's blocks float (fp16 weights when fp16), calibrated once."""
         path, config = self.work / f"{name}.onnx", self.config
-        if self.stats is None:
-            histograms = range_method(config.method).histograms
-            self.stats = collect_stats(self.fp32, self.calib, config.batch_size, histograms)
+        if self.stats is None:  # equalize/smooth/choose ranges once for every trial
+            self._prepare()
         info = quantize_int8_static(
-            self.fp32, path, self.calib, self.scheme, config.method, config.batch_size,
-            plan=plan, stats=self.stats,
+            self.graph, path, self.calib, self.scheme, self.method, config.batch_size,
+            plan=plan, stats=self.stats, config=config.int8,
         )  # fmt: skip
+        info.update({"steps": self.steps} if self.steps else {})
         if fp16:
             info["fp16_nodes"] = mark_fp16(path, plan)
         return path, info
+
+    def _prepare(self) -> None:
+        """The held-back graph steps, then the range statistics every trial shares."""
+        config = self.config
+        prepared = prepare_int8(
+            self.fp32, self.work / "prepare", self.calib, self.scheme, config.method,
+            config.batch_size, config.int8,
+        )  # fmt: skip
+        self.graph, self.method, self.steps = prepared.graph, prepared.method, prepared.steps
+        histograms = range_method(self.method).histograms
+        self.stats = collect_stats(self.graph, self.calib, config.batch_size, histograms)
 
     def open_plan(self, plan: tuple[str, ...], name: str) -> Runner:
         """A probe: plan's blocks float, lowered for the target and opened."""
@@ -197,7 +210,7 @@ def tune_int8(
     first = tuner.trial((), 0, ref)
     timed = latency_mode(config.objective, config.budget.max_latency_ms)
     scores = (
-        block_sensitivity(fp32, runtime.work / "trial0.onnx", tuner.calib, config.batch_size)
+        block_sensitivity(tuner.graph, runtime.work / "trial0.onnx", tuner.calib, config.batch_size)
         if timed or not first["passed"]
         else []
     )
@@ -286,7 +299,7 @@ def auto_int8(
     config = TuneConfig(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration,
         batch, reference_runner(fp32).fixed_batch, recipe.tune_objective,
-        fallback_precision(target),
+        fallback_precision(target), recipe.int8,
     )  # fmt: skip
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
     tuning = tune_int8(fp32, dst, data, scheme, config, runtime)
