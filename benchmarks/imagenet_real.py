@@ -29,8 +29,12 @@ from benchmarks.imagenet_photos import (
     photo_crops,
     to_model_input,
 )
+from benchmarks.int8_auto import int8_kernels
 
 FIDELITY_COUNT, CALIBRATION_COUNT = 200, 128
+PLAIN_LABEL = "plain onnxruntime quantize_static (QDQ U8S8 per-channel minmax)"
+TIMED_RUNS = 60
+NNCF_LABEL = "NNCF ONNX backend, default preset (fast bias correction)"
 MODEL = "efficientnet-lite0"
 
 
@@ -167,11 +171,21 @@ def plain_quantize_static(model: Path, calib: Path, dst: Path) -> Path:
     return dst
 
 
-def plain_row(model: Path, data: dict[str, Path], work: Path) -> dict:
-    """The plain quantize_static model judged by `compress verify` on the fidelity set."""
-    plain = plain_quantize_static(model, data["calib"], work / "plain_ort.onnx")
-    report_path = work / "plain_ort.json"
-    cmd = [sys.executable, "-m", "compressor", "verify", str(plain), "--baseline", str(model)]
+def nncf_quantize(model: Path, calib: Path, dst: Path) -> Path:
+    """NNCF's ONNX backend, default preset (fast bias correction), on the same calibration set."""
+    import nncf
+    import onnx
+
+    samples = np.load(calib)["x"]
+    dataset = nncf.Dataset([{"x": samples[i : i + 1]} for i in range(len(samples))])
+    onnx.save(nncf.quantize(onnx.load(model), dataset, subset_size=len(samples)), dst)
+    return dst
+
+
+def verify_report(artifact: Path, model: Path, data: dict[str, Path]) -> dict:
+    """An int8 model made outside `compress`, judged by `compress verify` on the fidelity set."""
+    report_path = artifact.with_suffix(".json")
+    cmd = [sys.executable, "-m", "compressor", "verify", str(artifact), "--baseline", str(model)]
     cmd += ["--eval", str(data["fidelity"]), "--json", str(report_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     if not report_path.is_file():
@@ -181,12 +195,12 @@ def plain_row(model: Path, data: dict[str, Path], work: Path) -> dict:
     return json.loads(report_path.read_text())
 
 
-def plain_table_row(report: dict) -> dict:
-    """The plain quantize_static verify report in the table's columns."""
+def verify_table_row(label: str, report: dict) -> dict:
+    """A `compress verify` report in the table's columns."""
     comp, base = report["compressed"], report["baseline"]
     return {
         "target": "onnx",
-        "config": "plain onnxruntime quantize_static (QDQ U8S8 per-channel minmax)",
+        "config": label,
         "runtime": comp["runtime"],
         "agreement": comp["accuracy"],
         "sqnr_db": comp["fidelity"]["sqnr_db"],
@@ -206,27 +220,62 @@ def to_markdown(rows: list[dict]) -> str:
     """One table row per configuration."""
     lines = [
         "| target | int8 configuration | runtime | top-1 agreement | SQNR dB | cosine | "
-        "speed × fp32 | size MB (fp32) | --auto trials / float blocks | verdict |",
-        "|" + "---|" * 10,
+        "speed × fp32 | int8 convs in ORT | size MB (fp32) | --auto trials / float blocks | "
+        "verdict |",
+        "|" + "---|" * 11,
     ]
     for r in rows:
         auto = f"{r['trials']} / {r['float_blocks']}" if r["trials"] else "–"
         lines.append(
             f"| {r['target']} | {r['config']} | {r['runtime']} | {100 * r['agreement']:.1f}% | "
             f"{r['sqnr_db']:.1f} | {r['cosine']:.4f} | {r['speed_vs_fp32']:.2f}x | "
+            f"{r.get('int8_convs') or '–'} | "
             f"{r['size_mb']} ({r['fp32_size_mb']}) | {auto} | "
             f"{'PASSED' if r['passed'] else 'FAILED'} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def measure(folder: Path, configs: tuple = CONFIGS) -> list[dict]:
+def interleaved_speed(model: Path, artifact: Path, fidelity: Path, threads: int = 1) -> float:
+    """fp32 p50 / artifact p50 in onnxruntime at batch 1, the two timed in turn run by run."""
+    from compressor.tune import interleaved_ms
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sessions = [
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for path in (model, artifact)
+    ]
+    fp32_ms, int8_ms = interleaved_ms(sessions, {"x": np.load(fidelity)["x"][:1]}, TIMED_RUNS)
+    return round(fp32_ms / int8_ms, 2)
+
+
+def add_onnx_measures(row: dict, artifact: Path, data: dict[str, Path]) -> dict:
+    """For a .onnx artifact: int8 convs in ORT's optimized graph and an interleaved speed ratio."""
+    if artifact.suffix != ".onnx":
+        return row | {"int8_convs": None}
+    kernels = int8_kernels(artifact, artifact.with_suffix(".optimized.onnx"))
+    speed = interleaved_speed(data["model"], artifact, data["fidelity"])
+    return row | {"int8_convs": kernels, "speed_vs_fp32": speed}
+
+
+def measure(folder: Path, configs: tuple = CONFIGS, with_nncf: bool = False) -> list[dict]:
     """Prepare model and data in folder, then one table row per configuration."""
     data = prepare(folder)
-    rows = [plain_table_row(plain_row(data["model"], data, folder))]
+    made = [
+        (PLAIN_LABEL, plain_quantize_static(data["model"], data["calib"], folder / "plain.onnx"))
+    ]
+    if with_nncf:
+        made.append((NNCF_LABEL, nncf_quantize(data["model"], data["calib"], folder / "nncf.onnx")))
+    rows = []
+    for label, artifact in made:
+        row = verify_table_row(label, verify_report(artifact, data["model"], data))
+        rows.append(add_onnx_measures(row, artifact, data))
     for target, label, flags in configs:
-        out = folder / f"{target}-{len(rows)}"
-        rows.append(report_row(target, label, run_compress(data["model"], data, flags, out)))
+        out = folder / f"run{len(rows)}-{target}"
+        report = run_compress(data["model"], data, flags, out)
+        row = report_row(target, label, report)
+        rows.append(add_onnx_measures(row, out / report["artifact"], data))
         print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
@@ -235,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--work", type=Path, help="keep model, data and runs here")
+    parser.add_argument("--nncf", action="store_true", help="add an NNCF row (nncf installed)")
     args = parser.parse_args(argv)
     if missing := missing_requirements():
         print(
@@ -242,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.work or Path(tmp))
+        rows = measure(args.work or Path(tmp), with_nncf=args.nncf)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "imagenet_real.json").write_text(
         json.dumps({"model": MODEL, "rows": rows}, indent=1)
