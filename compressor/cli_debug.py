@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from compressor.debug import layer_rows, stage_table
+from compressor.debug_artifact import artifact_note
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
@@ -23,6 +25,9 @@ from targets.registry import get_target
 from targets.torch import TorchRunner
 
 STAGE_SAMPLES = 32
+ONNX_IS_ARTIFACT = (
+    "onnx: the artifact is the Q/DQ ONNX itself; its per-layer figures are the q/dq columns."
+)
 
 
 def run_debug(recipe: Recipe, work: Path) -> dict:
@@ -41,13 +46,19 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     scheme = target.quant_scheme(options)
     info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
-    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch)
     runners = {"onnx fp32": OnnxRuntimeRunner(fp32), "onnx q/dq": OnnxRuntimeRunner(qdq)}
     if model.is_torch:
         runners = {"torch": TorchRunner(model.module, specs), **runners}
+    artifact, note = None, ONNX_IS_ARTIFACT
     if target.name != "onnx":
         artifact = target.lower(qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path)
+    trace = partial(target.trace_layers, artifact) if artifact else None
+    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch, trace)
+    if artifact is not None:
+        traced = any(row.stages.get("artifact") for row in rows)
+        proxy = runners[f"{target.name} artifact"].proxy_for
+        note = artifact_note(target, traced, proxy, artifact)
     sample = calib.take(min(len(calib), STAGE_SAMPLES))
     stages = {name: _outputs(r, sample, fixed or 1) for name, r in runners.items()}
     return {
@@ -59,8 +70,10 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
         "layers": [r.to_dict() for r in rows],
         "kept_float": info["kept_float"],
         "notes": [
-            "Layers are compared between the fp32 and Q/DQ ONNX graphs (same tensor names); "
-            "torch and the target artifact are compared on the model outputs.",
+            "Layers: each quantized tensor as the Q/DQ graph's readers get it (dequantized) "
+            "and as the target's artifact holds it, against fp32 ONNX on the same samples; "
+            "torch is compared on the model outputs (the export is checked there).",
+            note,
         ],
     }
 
@@ -105,15 +118,79 @@ def render(result: dict, console: Console, top: int) -> None:
             row["fix"],
         )
     console.print(layers)
+    console.print(chain_table(result, top))
+    for row in result["layers"]:
+        status = (row.get("artifact") or {}).get("status")
+        if status:
+            console.print(f"{result['target']} artifact: tensor {row['tensor']}: {status}")
+    for note in result["notes"][1:]:
+        console.print(note, soft_wrap=True, highlight=False)
     for row in [r for r in result["layers"] if r["median_channel_sqnr_db"] < 20][:3]:
         console.print(
             f"[bold red]breaks int8:[/] {row['module']} ({row['node']}, tensor {row['tensor']}): "
-            f"median channel SQNR {row['median_channel_sqnr_db']:.1f} dB; {row['fix']}",
+            f"median channel SQNR {row['median_channel_sqnr_db']:.1f} dB; {row['fix']}"
+            + _artifact_words(result["target"], row.get("artifact")),
             soft_wrap=True,
             highlight=False,
         )
     for kept in result["kept_float"]:
         console.print(f"kept float: {kept.get('tensor') or kept.get('node')}: {kept['why']}")
+
+
+def _artifact_words(target: str, match: dict | None) -> str:
+    """The artifact stage of one layer in a sentence ('' where there is none)."""
+    if not match or "sqnr_db" not in match:
+        return "" if not match else f"; {target} artifact: {match['status']}"
+    return (
+        f"; in the {target} artifact: {match['op']}, median channel SQNR "
+        f"{match['median_channel_sqnr_db']:.1f} dB, widest channel {match['widest_channel']}"
+    )
+
+
+def chain_table(result: dict, top: int) -> Table:
+    """Each layer's own tensor at every stage against fp32 ONNX, same order as the layers."""
+    name = f"{result['target']} artifact"
+    table = Table(
+        "torch module",
+        "tensor",
+        "q/dq dB",
+        "q/dq med ch dB",
+        "q/dq widest ch",
+        f"{name} op",
+        "artifact dB",
+        "artifact med ch dB",
+        "cosine",
+        "max err",
+        "artifact widest ch",
+        title=f"layers through the chain vs fp32 ONNX (top {top})",
+    )
+    for row in result["layers"][:top]:
+        qdq, art = row.get("qdq") or {}, row.get("artifact")
+        table.add_row(row["module"], row["tensor"], *_match_cells(qdq)[:3], *_artifact_cells(art))
+    return table
+
+
+def _match_cells(match: dict) -> list[str]:
+    if "sqnr_db" not in match:
+        return [match.get("status", "-"), "", "", "", "", ""]
+    channel = match["widest_channel"]
+    widest = "-" if channel is None else f"{channel} (x{match['widest_x_median']:g})"
+    return [
+        f"{match['sqnr_db']:.1f}",
+        f"{match['median_channel_sqnr_db']:.1f}",
+        widest,
+        f"{match['cosine']:.4f}",
+        f"{match['max_error']:.3g}",
+    ]
+
+
+def _artifact_cells(match: dict | None) -> list[str]:
+    if match is None:
+        return ["-"] * 6
+    if "sqnr_db" not in match:
+        return [match.get("op") or "not mapped", "-", "-", "-", "-", "-"]
+    dbs, med, widest, cos, err = _match_cells(match)
+    return [match["op"], dbs, med, cos, err, widest]
 
 
 def html_page(result: dict) -> str:
@@ -132,18 +209,32 @@ def html_page(result: dict) -> str:
         f'<line x1="38" y1="150" x2="{len(layers) * 14 + 50}" y2="150" stroke="#999" '
         'stroke-dasharray="4"/>' + "".join(bars) + "</svg>"
     )
+    flat = [_flatten(row) for row in layers]
+    columns = list(dict.fromkeys(k for row in flat for k in row))
     cells = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
-        for row in layers
+        "<tr>" + "".join(f"<td>{html.escape(str(row.get(k, '')))}</td>" for k in columns) + "</tr>"
+        for row in flat
     )
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in (layers[0] if layers else {}))
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in columns)
     return (
         f"<html><head><meta charset='utf-8'><title>compress debug</title></head><body>"
         f"<h1>{html.escape(result['model'])} → {html.escape(result['target'])}</h1>"
         f"<p>Median per-channel SQNR of int8 rounding by layer, worst first "
         f"(dashed line: 20 dB).</p>{svg}<table border='1'><tr>{head}</tr>{cells}</table>"
-        f"<pre>{html.escape(json.dumps(result['stages'], indent=1))}</pre></body></html>"
+        f"<pre>{html.escape(json.dumps(result['stages'], indent=1))}</pre>"
+        f"<p>{'<br>'.join(html.escape(n) for n in result['notes'])}</p></body></html>"
     )
+
+
+def _flatten(row: dict) -> dict:
+    """A layer row with its stage dicts spread into `stage.field` columns."""
+    flat = {}
+    for key, value in row.items():
+        if key in ("qdq", "artifact"):
+            flat.update({f"{key}.{k}": v for k, v in (value or {}).items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 @click.command("debug")

@@ -3,21 +3,24 @@
 Per quantized activation: the torch module it came from (the exporter's name scopes), its
 calibrated range and outlier channels, the SQNR of int8 rounding alone (median and worst
 channel), the SQNR the Q/DQ graph reaches at that tensor (error accumulated from upstream),
-which rule kept it float, and what would fix it. Whole-model stages are compared on their
-outputs: torch vs fp32 ONNX, fp32 vs Q/DQ ONNX, Q/DQ ONNX vs the target's own artifact.
+which rule kept it float, and what would fix it; per layer, the Q/DQ graph's and the target
+artifact's own tensor against fp32 ONNX (debug_artifact.py). Whole-model stages are compared
+on their outputs: torch vs fp32 ONNX, fp32 vs Q/DQ ONNX, Q/DQ ONNX vs the target's artifact.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from calibration.activations import TensorStats, collect_stats, iterate_activations
+from calibration.activations import TensorStats, collect_stats
 from calibration.dataset import Dataset
+from compressor.debug_artifact import layer_stages
 from compressor.fidelity import sqnr_db
 from compressor.sensitivity import BlockScore, block_sensitivity
 
@@ -40,6 +43,8 @@ class LayerRow:
     rounding: BlockScore
     qdq_sqnr_db: float | None
     fix: str
+    # {"qdq": match, "artifact": match with its op (None: no artifact stage)}: debug_artifact.py
+    stages: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +57,7 @@ class LayerRow:
             **self.rounding.to_dict(),
             "qdq_sqnr_db": None if self.qdq_sqnr_db is None else round(self.qdq_sqnr_db, 2),
             "fix": self.fix,
+            **self.stages,
         }
 
 
@@ -107,33 +113,6 @@ def _sqnr(reference: np.ndarray, test: np.ndarray) -> float:
     return float(sqnr_db(np.mean(ref**2), np.mean((ref - test.astype(np.float64)) ** 2)))
 
 
-def tensor_sqnr(
-    fp32: Path, qdq: Path, data: Dataset, names: list[str], batch: int = 16
-) -> dict[str, float]:
-    """SQNR of each named tensor in the Q/DQ graph against the fp32 graph, same samples."""
-    sample = data.take(min(len(data), STAGE_SAMPLES) // batch * batch or batch)
-    present = sorted(_float_names(qdq) & set(names))
-    signal: dict[str, float] = {}
-    noise: dict[str, float] = {}
-    pairs = zip(
-        iterate_activations(fp32, sample, batch, present),
-        iterate_activations(qdq, sample, batch, present),
-        strict=True,
-    )
-    for (reference, _), (quantized, _) in pairs:
-        for name in set(reference) & set(quantized):
-            ref = reference[name].astype(np.float64)
-            signal[name] = signal.get(name, 0.0) + float(np.sum(ref**2))
-            noise[name] = noise.get(name, 0.0) + float(np.sum((ref - quantized[name]) ** 2))
-    return {n: float(sqnr_db(signal[n], noise[n])) for n in signal}
-
-
-def _float_names(path: Path) -> set[str]:
-    from calibration.activations import float_activations
-
-    return set(float_activations(onnx.load(str(path))))
-
-
 def fix_for(row_score: BlockScore, outliers: list, kept: dict[str, str]) -> str:
     """What would fix this layer, in words: a rule already did, --auto, or nothing needed."""
     if row_score.tensor in kept:
@@ -153,11 +132,15 @@ def layer_rows(
     calib: Dataset,
     kept: dict[str, str],
     batch: int = 16,
+    trace: Callable[[dict], dict | None] | None = None,
 ) -> list[LayerRow]:
-    """Every quantized activation of qdq, worst rounding SQNR first."""
+    """Every quantized activation of qdq, worst rounding SQNR first, with its Q/DQ stage and,
+    where `trace(feeds)` reads them from the target's artifact, its artifact stage."""
     stats = collect_stats(fp32, calib, batch, histograms=False)
     scores = block_sensitivity(fp32, qdq, calib, batch)
-    propagated = tensor_sqnr(fp32, qdq, calib, [s.tensor for s in scores], batch)
+    names = [s.tensor for s in scores]
+    sample = calib.take(min(len(calib), STAGE_SAMPLES) // batch * batch or batch)
+    stages = layer_stages(fp32, qdq, sample, names, batch, trace)
     scopes = module_scopes(raw)
     graph = onnx.load(str(fp32)).graph
     producer = {o: n for n in graph.node for o in n.output}
@@ -178,8 +161,9 @@ def layer_rows(
                 s.highest,
                 outliers,
                 score,
-                propagated.get(score.tensor),
+                stages[score.tensor]["qdq"].get("sqnr_db"),
                 fix_for(score, outliers, kept),
+                stages[score.tensor],
             )
         )
     return rows

@@ -63,6 +63,7 @@ def make_example(folder: Path, epochs: int = 15, seed: int = 0) -> dict[str, Pat
     folder.mkdir(parents=True, exist_ok=True)
     splits = digits_splits(seed)
     train = splits["train"]
+    torch.manual_seed(seed)  # the initial weights too, so a seed gives the same model
     model = train_classifier(DigitsCNN(), train.inputs["input"], train.labels, epochs, seed)
     example = torch.from_numpy(train.inputs["input"][:2])
     batch = torch.export.Dim("batch", min=1, max=4096)

@@ -196,6 +196,13 @@ class Target(abc.ABC):
     def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
         """Open a runner for an artifact this target produced."""
 
+    def trace_layers(
+        self, artifact: Artifact, feeds: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, str]] | None:
+        """Intermediate tensors of the artifact on feeds, by ONNX tensor name, each with the op
+        that makes it in the artifact (e.g. `op 2 CONV_2D+Relu`); None: this target cannot."""
+        return None
+
 
 BOOL_WORDS = {
     "1": True,

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from compressor.errors import UnsupportedOp
@@ -26,6 +27,7 @@ from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions, strict_bool_values
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
 from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
+from targets.tflite.trace import TensorPlace, tensor_places, trace_tensors
 from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 
 
@@ -39,6 +41,8 @@ class TfliteTarget(Target):
     def __init__(self) -> None:
         # open_runner gets only a path: remember the resolver each lowered artifact asked for.
         self._resolvers: dict[Path, str] = {}
+        # trace_layers gets only the artifact: where each ONNX tensor went, per lowered file.
+        self._places: dict[Path, dict[str, TensorPlace]] = {}
 
     def availability(self) -> tuple[bool, str]:
         try:
@@ -63,6 +67,7 @@ class TfliteTarget(Target):
         tmp.write_bytes(data)
         os.replace(tmp, dst)
         self._resolvers[dst.resolve()] = options.resolver
+        self._places[dst.resolve()] = tensor_places(ctx)
         return Artifact(dst, self.name, precision, info=_info(ctx, elapsed, options))
 
     def open_runner(self, artifact: Path, threads: int = 1, resolver: str | None = None) -> Runner:
@@ -70,6 +75,14 @@ class TfliteTarget(Target):
 
         chosen = resolver or self._resolvers.get(Path(artifact).resolve(), "default")
         return LiteRtRunner(artifact, threads, chosen)
+
+    def trace_layers(
+        self, artifact: Artifact, feeds: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, str]] | None:
+        """Every ONNX tensor the lowering kept, read from LiteRT's builtin kernels; None for a
+        file not lowered by this process (its layouts and fusions are not recorded in it)."""
+        places = self._places.get(Path(artifact.path).resolve())
+        return None if places is None else trace_tensors(Path(artifact.path), places, feeds)
 
 
 def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:

@@ -215,14 +215,30 @@ def lower_softplus(ctx: Lowering, node: Node) -> None:
     """Softplus → max(x, 0) + log(1 + exp(−|x|)) (no overflow for large |x|)."""
     layout, (x,) = operands(ctx, node, node.inputs[:1])
     like = Value(x, layout, "float32", None, ctx.shape(node.outputs[0]))
-    tag = node.name
+    positive, tail = _softplus_terms(ctx, x, like, node.name)
+    out = ctx.output(node.outputs[0], layout, False)
+    ctx.emit("ADD", [positive, tail], [out])
+
+
+def lower_mish(ctx: Lowering, node: Node) -> None:
+    """Mish → x · tanh(softplus(x)) (TFLite has no MISH builtin)."""
+    layout, (x,) = operands(ctx, node, node.inputs[:1])
+    like = Value(x, layout, "float32", None, ctx.shape(node.outputs[0]))
+    positive, tail = _softplus_terms(ctx, x, like, node.name)
+    soft = ctx.step("ADD", [positive, tail], f"{node.name}/softplus", like)
+    gate = ctx.step("TANH", [soft.tensor], f"{node.name}/tanh", like)
+    out = ctx.output(node.outputs[0], layout, False)
+    ctx.emit("MUL", [x, gate.tensor], [out])
+
+
+def _softplus_terms(ctx: Lowering, x: int, like: Value, tag: str) -> tuple[int, int]:
+    """The tensors max(x, 0) and log(1 + exp(−|x|)), whose sum is softplus(x)."""
     tail = ctx.step("NEG", [ctx.step("ABS", [x], f"{tag}/abs", like).tensor], f"{tag}/nabs", like)
     tail = ctx.step("EXP", [tail.tensor], f"{tag}/exp", like)
     tail = ctx.step("ADD", [tail.tensor, ctx.scalar(f"{tag}/one", 1.0)], f"{tag}/1p", like)
     tail = ctx.step("LOG", [tail.tensor], f"{tag}/log", like)
     positive = ctx.step("RELU", [x], f"{tag}/relu", like)
-    out = ctx.output(node.outputs[0], layout, False)
-    ctx.emit("ADD", [positive.tensor, tail.tensor], [out])
+    return positive.tensor, tail.tensor
 
 
 def lower_softsign(ctx: Lowering, node: Node) -> None:

@@ -120,6 +120,7 @@ RULES = {
     "Selu": math_ops.lower_selu,
     "Softplus": math_ops.lower_softplus,
     "Softsign": math_ops.lower_softsign,
+    "Mish": math_ops.lower_mish,
     "LSTM": recurrent.lower_lstm,
     "GRU": recurrent.lower_gru,
 }

@@ -43,7 +43,13 @@ class LiteRtRunner(Runner):
 
     runtime = "litert"
 
-    def __init__(self, path: Path, threads: int = 1, resolver: str = "default") -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int = 1,
+        resolver: str = "default",
+        preserve_all_tensors: bool = False,
+    ) -> None:
         if resolver not in RESOLVERS:
             raise UsageError(
                 f"Unknown tflite resolver '{resolver}'; choose one of {sorted(RESOLVERS)}."
@@ -53,6 +59,7 @@ class LiteRtRunner(Runner):
                 model_path=str(path),
                 num_threads=threads,
                 experimental_op_resolver_type=RESOLVERS[resolver],
+                experimental_preserve_all_tensors=preserve_all_tensors,
             )
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -104,6 +111,21 @@ class LiteRtRunner(Runner):
             return spec
         logical = tuple(spec.shape[i] for i in np.argsort(perm))
         return TensorSpec(name, logical, spec.dtype)
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` after the last run, dequantized to float32 where it is int8 (needs
+        preserve_all_tensors for intermediates: the interpreter reuses their memory)."""
+        value = self._interp.get_tensor(index)
+        params = self._tensors[index]["quantization_parameters"]
+        scales = np.asarray(params["scales"], dtype=np.float32)
+        if scales.size == 0 or value.dtype.kind == "f":
+            return np.asarray(value, dtype=np.float32)
+        zeros = np.asarray(params["zero_points"], dtype=np.float32)
+        if scales.size > 1:
+            shape = [1] * value.ndim
+            shape[params["quantized_dimension"]] = scales.size
+            scales, zeros = scales.reshape(shape), zeros.reshape(shape)
+        return (value.astype(np.float32) - zeros) * scales
 
     def delegated_ops(self) -> int:
         """How many nodes run as a delegate (XNNPACK) partition."""

@@ -99,6 +99,7 @@ def case_cnn_activations():
     y = g.op("Selu", [g.conv(y, 4, 4, k=1)])
     y = g.op("Softplus", [g.conv(y, 4, 4, k=1)])
     y = g.op("Softsign", [g.conv(y, 4, 4, k=1)])
+    y = g.op("Mish", [g.conv(y, 4, 4, k=1)])
     y = g.op("HardSigmoid", [g.conv(y, 4, 4, k=1)], alpha=0.2, beta=0.5)
     return g.model(g.op("LogSoftmax", [g.conv(y, 4, 4, k=1)], axis=1)), "LOG_SOFTMAX"
 
