@@ -66,6 +66,11 @@ class BudgetResult:
             "source": self.source,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> BudgetResult:
+        """One budget row from its report.json form."""
+        return cls(**{f: data[f] for f in cls.__dataclass_fields__ if f in data})
+
 
 def _accuracy_drop(base: dict, comp: dict) -> tuple[float | None, str]:
     if base.get("accuracy") is None or comp.get("accuracy") is None:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.dataset import Dataset
 from calibration.preprocess import parse_preprocess
-from compressor.artifacts import artifact_size, load_data_for, open_artifact, resolve_artifact
+from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.budget import Budget
 from compressor.errors import DataError, UsageError
 from compressor.latency import measure_latency, timing_feeds
-from compressor.manifest import artifact_precision, sibling_report, target_of
+from compressor.manifest import artifact_precision, target_of
 from compressor.metric import metric_data
+from compressor.model_data import load_data_for
 from compressor.progress import progress_bar
-from compressor.regression import Regression, check_regressions, check_stored_figures
+from compressor.regression import Regression, check_regressions
 from compressor.report_model import Report, Section
+from compressor.run_record import load_stored_report, sibling_report
 from compressor.verify import (
     REPORT_SCHEMA_VERSION,
     Measured,
@@ -167,23 +168,6 @@ def _load_eval(req: CheckRequest, stored: dict | None = None) -> Dataset | None:
             "--max-accuracy-drop. Add labels or use --min-fidelity."
         )
     return data
-
-
-def load_stored_report(path: Path) -> dict:
-    """Read a report.json written by `compress` (or by `compress verify --json`)."""
-    try:
-        stored = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
-    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
-        raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(stored, dict) or "compressed" not in stored:
-        raise UsageError(
-            f"--against '{path}' is not a compress report (no 'compressed' section); "
-            "pass the report.json a compress run wrote."
-        )
-    check_stored_figures(stored, str(path))
-    return stored
 
 
 def _stored_notes(stored: dict, comp: Section, threads: int) -> list[str]:

@@ -20,9 +20,7 @@ from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Recipe
-from targets.onnx.runner import OnnxRuntimeRunner
-from targets.registry import get_target
-from targets.torch import TorchRunner
+from targets.registry import get_target, reference_runner, torch_runner
 
 STAGE_SAMPLES = 32
 ONNX_IS_ARTIFACT = (
@@ -32,27 +30,28 @@ ONNX_IS_ARTIFACT = (
 
 def run_debug(recipe: Recipe, work: Path) -> dict:
     """Quantize as `compress --int8` would and measure every layer and stage."""
-    from compressor.pipeline import _load_data, calibration_batch
+    from compressor.model_data import load_run_data
+    from compressor.precision import calibration_batch
 
     target = get_target(recipe.target)
     options = target.parse_options(recipe.target_options)
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
-    calib, _, specs = _load_data(recipe, model)
+    calib, _, specs = load_run_data(recipe, model)
     raw = export_onnx(model, specs, work / "raw.onnx")
     fp32, qdq = work / "fp32.onnx", work / "int8.onnx"
     cleanup_onnx(raw, fp32)
-    fixed = OnnxRuntimeRunner(fp32).fixed_batch
+    fixed = reference_runner(fp32).fixed_batch
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
     info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
-    runners = {"onnx fp32": OnnxRuntimeRunner(fp32), "onnx q/dq": OnnxRuntimeRunner(qdq)}
+    runners = {"onnx fp32": reference_runner(fp32), "onnx q/dq": reference_runner(qdq)}
     if model.is_torch:
-        runners = {"torch": TorchRunner(model.module, specs), **runners}
+        runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact, note = None, ONNX_IS_ARTIFACT
     if target.name != "onnx":
         artifact = target.lower(qdq, "int8", work, options)
-        runners[f"{target.name} artifact"] = target.open_runner(artifact.path)
+        runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     trace = partial(target.trace_layers, artifact) if artifact else None
     rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch, trace)
     if artifact is not None:

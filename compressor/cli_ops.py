@@ -63,8 +63,8 @@ def bench_command(
     artifacts: tuple[Path, ...], compare: bool, as_json: bool, **opts: object
 ) -> None:
     """Latency percentiles and throughput of any artifact (.onnx, .tflite, .engine, .pt2, ...)."""
-    from compressor.artifacts import load_data_for
     from compressor.bench import BenchSettings, bench_artifacts, bench_json, render_bench
+    from compressor.model_data import load_data_for
 
     if not artifacts:
         raise UsageError("No artifact given. Usage: compress bench MODEL.onnx [MORE ...].")

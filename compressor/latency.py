@@ -30,6 +30,11 @@ class LatencyStats:
     def to_dict(self) -> dict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> LatencyStats:
+        """The stats from their report.json form (`latency_ms`)."""
+        return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+
 
 def sample_feeds(
     runner: Runner, batch: int = 1, seed: int = 0, specs: list[TensorSpec] | None = None

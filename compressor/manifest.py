@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from compressor import __version__
-from compressor.errors import CompressError, UsageError
+from compressor.errors import CompressError
+from compressor.run_record import load_run, sibling_report
+from targets import registry
 
 FORMAT = "edge-compressor-bundle"
 FORMAT_VERSION = 1
-# Distribution that carries each runtime, to read its version when the report does not say.
-RUNTIME_PACKAGES = {
-    "onnxruntime": "onnxruntime",
-    "litert": "ai-edge-litert",
-    "tensorrt": "tensorrt",
-    "torch": "torch",
-}
 CHANNELS_LIKE = (1, 3, 4)
-
-
-def sibling_report(path: Path) -> dict:
-    """The report.json a compress run wrote beside this artifact, or {} when there is none."""
-    report = path.parent / "report.json"
-    try:
-        data = json.loads(report.read_text()) if report.exists() else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) and data.get("artifact") == path.name else {}
+# Torch model files: described by running them once (an artifact's target describes it).
+TORCH_FILE_SUFFIXES = (".pt2", ".pt", ".ts", ".pth")
 
 
 def artifact_precision(path: Path) -> str:
@@ -99,63 +81,8 @@ def _tensor(name: str, shape: list, dtype: str, quant: dict | None = None) -> di
     }
 
 
-def _onnx_io(path: Path) -> dict:
-    """I/O from an onnxruntime session; scale/zero point where an integer I/O meets a Q/DQ node."""
-    from targets.onnx.runner import OnnxRuntimeRunner
-
-    runner = OnnxRuntimeRunner(path)
-    graph = onnx.load(str(path), load_external_data=False).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    quant = {}
-    for node in graph.node:
-        if node.op_type == "DequantizeLinear":
-            quant.setdefault(node.input[0], node.input[1:])
-        elif node.op_type == "QuantizeLinear":
-            quant.setdefault(node.output[0], node.input[1:])
-
-    def params(spec: object) -> dict | None:
-        if np.issubdtype(np.dtype(spec.dtype), np.floating) or spec.name not in quant:
-            return None
-        names = list(quant[spec.name]) + [""]
-        scale, zero = inits.get(names[0]), inits.get(names[1])
-        return {
-            "scale": None if scale is None else scale.tolist(),
-            "zero_point": 0 if zero is None else zero.tolist(),
-        }
-
-    def specs(items: list) -> list[dict]:
-        return [_tensor(s.name, list(s.shape), s.dtype, params(s)) for s in items]
-
-    return {"inputs": specs(runner.inputs), "outputs": specs(runner.outputs)}
-
-
-def _tflite_io(path: Path) -> dict:
-    """I/O from the LiteRT interpreter's input/output details, with their quantization."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-
-    def entry(detail: dict) -> dict:
-        shape = [None if d < 0 else int(d) for d in detail["shape_signature"]]
-        qp = detail["quantization_parameters"]
-        quant = None
-        if len(qp["scales"]) and float(qp["scales"][0]) != 0.0:
-            scales, zeros = qp["scales"].tolist(), qp["zero_points"].tolist()
-            quant = {
-                "scale": scales[0] if len(scales) == 1 else scales,
-                "zero_point": zeros[0] if len(zeros) == 1 else zeros,
-                "quantized_dimension": int(qp["quantized_dimension"]),
-            }
-        return _tensor(detail["name"], shape, np.dtype(detail["dtype"]).name, quant)
-
-    return {
-        "inputs": [entry(d) for d in interpreter.get_input_details()],
-        "outputs": [entry(d) for d in interpreter.get_output_details()],
-    }
-
-
-def _runner_io(path: Path) -> dict:
-    """Any other artifact: the specs its target's runner declares (after one run for torch)."""
+def _torch_io(path: Path) -> dict:
+    """A torch model file: the specs its runner declares after one run."""
     from compressor.artifacts import open_artifact
     from compressor.latency import timing_feeds
 
@@ -167,12 +94,18 @@ def _runner_io(path: Path) -> dict:
         }
 
 
-IO_READERS: dict[str, Callable[[Path], dict]] = {".onnx": _onnx_io, ".tflite": _tflite_io}
+def _target_io(path: Path) -> dict:
+    """An artifact: I/O as the target that runs it describes the file."""
+    io = registry.describe_io(path)
+    return {
+        side: [_tensor(t["name"], t["shape"], t["dtype"], t["quantization"]) for t in io[side]]
+        for side in ("inputs", "outputs")
+    }
 
 
 def describe_io(path: Path) -> dict:
     """Model I/O names, shapes, dtypes, layout and quantization, read from the artifact itself."""
-    reader = IO_READERS.get(path.suffix.lower(), _runner_io)
+    reader = _torch_io if path.suffix.lower() in TORCH_FILE_SUFFIXES else _target_io
     try:
         return reader(path)
     except (CompressError, ImportError, RuntimeError, ValueError) as exc:
@@ -207,7 +140,7 @@ def installed_version(runtime: str) -> str | None:
     """The version of the runtime's package installed on this machine."""
     base = runtime.split("/")[0]
     try:
-        return importlib.metadata.version(RUNTIME_PACKAGES.get(base, base))
+        return importlib.metadata.version(registry.runtime_package(base))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
 
@@ -229,9 +162,8 @@ def build_manifest(
     folder: Path, model_file: str, files: dict[str, dict], preprocessing: dict
 ) -> dict:
     """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
-    report = _read_json(folder / "report.json")
-    recipe_path = folder / "recipe.toml"
-    recipe = tomllib.loads(recipe_path.read_text()) if recipe_path.exists() else None
+    record = load_run(folder)
+    report, recipe = record.report, record.recipe
     model_path = folder / model_file
     measured_in = (report.get("compressed") or {}).get("runtime")
     proxy_for = (report.get("compressed") or {}).get("proxy_for")
@@ -274,34 +206,21 @@ def _recorded_preprocess(recipe: dict | None) -> dict:
     return prep.to_dict() if prep else {}
 
 
-def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:  # bad JSON or not text
-        raise UsageError(f"'{path}' is not valid JSON ({exc}); re-run compress.") from exc
-
-
 def target_of(path: Path) -> str | None:
     """The target that made this artifact (its report says), else the one that runs its suffix."""
     recorded = sibling_report(path).get("target")
     if recorded:
         return recorded
-    if path.suffix.lower() in (".pt2", ".pt", ".ts", ".pth"):
+    if path.suffix.lower() in TORCH_FILE_SUFFIXES:
         return "torch"
-    from targets.registry import target_for_artifact
-
     try:
-        return target_for_artifact(path).name
+        return registry.target_for_artifact(path).name
     except CompressError:
         return None
 
 
 def _runtime_of(path: Path) -> str | None:
-    from targets.registry import target_for_artifact
-
     try:
-        return target_for_artifact(path).capabilities.runtime
+        return registry.target_for_artifact(path).capabilities.runtime
     except CompressError:
         return "torch" if path.suffix.lower() == ".pt2" else None

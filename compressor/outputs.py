@@ -34,6 +34,14 @@ class OutputRecord:
         record["shape"] = list(self.shape)
         return record
 
+    @classmethod
+    def from_dict(cls, data: dict) -> OutputRecord:
+        """One output's record from its report.json form."""
+        fields = {f: data[f] for f in cls.__dataclass_fields__}
+        fields["shape"] = tuple(data["shape"])
+        fields["fidelity"] = OutputFidelity(**data["fidelity"])
+        return cls(**fields)
+
 
 def compare_outputs(
     reference: EvalResult | None, candidate: EvalResult | None, tasks: dict[str, str] | None = None

@@ -14,10 +14,13 @@ from pathlib import Path
 from compressor import strict_json
 from compressor.errors import UsageError
 from compressor.manifest import build_manifest
+from compressor.run_record import read_run
 from compressor.staging import staged_file
+from targets import registry
 
 MANIFEST = "manifest.json"
-MODEL_SUFFIXES = (".onnx", ".tflite", ".engine", ".plan", ".pt2", ".pt", ".ts")
+# Torch model files; every other model-like file or folder is one a target declares.
+TORCH_MODEL_SUFFIXES = (".pt2", ".pt", ".ts")
 CHUNK = 1 << 20
 
 
@@ -66,19 +69,30 @@ def collect_files(folder: Path) -> list[str]:
 
 def find_model_file(folder: Path, files: list[str]) -> str:
     """The artifact named by report.json, else the one model-like file in the folder."""
-    try:
-        name = json.loads((folder / "report.json").read_text()).get("artifact")
-    except (OSError, ValueError, AttributeError):
-        name = None  # no usable report: fall back to the one model-like file
-    if isinstance(name, str) and name in files:
+    name = read_run(folder).artifact_name  # None without a usable report
+    if isinstance(name, str) and (name in files or any(f.startswith(f"{name}/") for f in files)):
         return name
-    models = [f for f in files if Path(f).suffix.lower() in MODEL_SUFFIXES]
+    models = model_entries(files)
     if len(models) != 1:
         raise UsageError(
             f"'{folder}' holds {len(models)} model files {models} and no report.json naming the "
             "artifact; package a compress output folder (compress ... -o DIR)."
         )
     return models[0]
+
+
+def model_entries(files: list[str]) -> list[str]:
+    """The model files among files, and the folders holding a folder-shaped artifact."""
+    file_suffixes = {*registry.artifact_suffixes(folder=False), *TORCH_MODEL_SUFFIXES}
+    folder_suffixes = registry.artifact_suffixes(folder=True)
+    found = set()
+    for rel in files:
+        top = Path(rel).parts[0]
+        if top != rel and Path(top).suffix.lower() in folder_suffixes:
+            found.add(top)  # a file inside a folder artifact is part of it, not a model
+        elif Path(rel).suffix.lower() in file_suffixes:
+            found.add(rel)
+    return sorted(found)
 
 
 def file_digest(path: Path) -> dict:

@@ -12,7 +12,7 @@ from calibration.dataset import Dataset
 from compressor.latency import measure_latency, timing_feeds
 from compressor.passes.sparsity import MASK_BUILDERS
 from compressor.recipe import Recipe
-from targets.onnx.runner import OnnxRuntimeRunner
+from targets.registry import reference_runner
 
 
 def measure_onnx_stages(
@@ -23,7 +23,7 @@ def measure_onnx_stages(
     Only the original and the final model are exported: the passes after the first keep the
     final architecture (distillation changes values, not shapes), so they share its numbers.
     """
-    runners = [OnnxRuntimeRunner(p, recipe.threads) for p in (original, final)]
+    runners = [reference_runner(p, recipe.threads) for p in (original, final)]
     feeds = [timing_feeds(r, 1, data) for r in runners]
     stats = measure_latency(runners, feeds, recipe.warmup, recipe.runs, recipe.threads)
     measured = [

@@ -132,29 +132,6 @@ UNUSABLE = (
 )
 
 
-def check_stored_figures(stored: dict, source: str) -> None:
-    """The figures a regression check reads must be numbers or null, not text or tables."""
-    for section, key, sub in STORED_FIGURES:
-        value = stored.get(section) or {}
-        value = value.get(key) if isinstance(value, dict) else value
-        if sub and isinstance(value, dict):
-            value = value.get(sub)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            where = ".".join(p for p in (section, key, sub) if p)
-            raise UsageError(
-                f"--against '{source}': '{where}' is {value!r}, not a number; the file was edited "
-                "or is not a compress report. Pass the report.json a compress run wrote."
-            )
-
-
-STORED_FIGURES = (
-    ("compressed", "accuracy", None),
-    ("compressed", "size_bytes", None),
-    ("compressed", "latency_ms", "p50"),
-    ("baseline", "latency_ms", "p50"),
-)
-
-
 def _latency_growth(stored: dict, base: dict, comp: dict) -> tuple[float | None, str]:
     """p50 growth in %, of artifact/baseline ratios when both runs timed the same baseline."""
     old_comp = (stored["compressed"].get("latency_ms") or {}).get("p50")

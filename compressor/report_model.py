@@ -1,7 +1,7 @@
 """The typed report of `compress` and `compress verify`: frozen records, JSON only at the edge.
 
-`to_json_dict()` gives report.json's form with the key order and names of schema 2. Stored
-report.json files (sibling reports, --against, sweep outcomes) are read as JSON dicts."""
+`to_json_dict()` gives report.json's form with the key order and names of schema 2, and
+`Report.from_json_dict` reads that form back (compressor/run_record.py reads stored runs)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from compressor.outputs import OutputRecord
 
 def _records(records: tuple[OutputRecord, ...] | None) -> list[dict] | None:
     return None if records is None else [r.to_dict() for r in records]
+
+
+def _typed_records(rows: list[dict] | None) -> tuple[OutputRecord, ...] | None:
+    return None if rows is None else tuple(OutputRecord.from_dict(r) for r in rows)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,27 @@ class Section:
             out["size_of"] = self.size_of
         return out
 
+    @classmethod
+    def from_json_dict(cls, data: dict) -> Section:
+        """The section from its report.json form (compared when it carries `outputs`)."""
+        ci = data.get("accuracy_drop_ci")
+        return cls(
+            runtime=data["runtime"],
+            proxy_for=data["proxy_for"],
+            accuracy=data["accuracy"],
+            eval_samples=data["eval_samples"],
+            size_bytes=data["size_bytes"],
+            latency=LatencyStats.from_dict(data["latency_ms"]),
+            compared="outputs" in data,
+            outputs=_typed_records(data.get("outputs")),
+            fidelity=data.get("fidelity"),
+            accuracy_drop_ci=None if ci is None else tuple(ci),
+            metric=data.get("metric"),
+            metric_name=data.get("metric_name"),
+            outputs_vs_student=_typed_records(data.get("outputs_vs_student")),
+            size_of=data.get("size_of"),
+        )
+
 
 @dataclass(frozen=True)
 class QdqReference:
@@ -70,6 +95,12 @@ class QdqReference:
     def to_json_dict(self) -> dict:
         """The report.json `qdq_reference` section."""
         return {"runtime": self.runtime, **self.fidelity, "outputs": _records(self.outputs)}
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> QdqReference:
+        """The section from its report.json form."""
+        fidelity = {k: v for k, v in data.items() if k not in ("runtime", "outputs")}
+        return cls(data["runtime"], fidelity, _typed_records(data["outputs"]))
 
 
 @dataclass(frozen=True)
@@ -118,6 +149,34 @@ class Report:
         if self.command == "verify":
             return head
         return head | self._compress_tail()
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> Report:
+        """A report from report.json's (or verify --json's) form; KeyError, TypeError or
+        ValueError when it is not that form (an edited file, another tool's JSON)."""
+        optional = {"fp32_reference": Section, "qdq_reference": QdqReference}
+        sections = {k: t.from_json_dict(data[k]) for k, t in optional.items() if data.get(k)}
+        return cls(
+            command="verify" if "against" in data else "compress",
+            schema_version=data["schema_version"],
+            passed=data["passed"],
+            target=data["target"],
+            precision=data["precision"],
+            artifact=data["artifact"],
+            model=data["model"],
+            baseline=Section.from_json_dict(data["baseline"]),
+            compressed=Section.from_json_dict(data["compressed"]),
+            budgets=tuple(BudgetResult.from_dict(b) for b in data["budgets"]),
+            notes=tuple(data.get("notes", ())),
+            against=data.get("against"),
+            environment=data.get("environment"),
+            passes=dict(data.get("passes") or {}),
+            extra_files=tuple(data.get("extra_files", ())),
+            artifact_info=dict(data.get("artifact_info") or {}),
+            elapsed_s=data.get("elapsed_s"),
+            conversion_s=data.get("conversion_s"),
+            **sections,
+        )
 
     def _compress_tail(self) -> dict:
         tail: dict = {"environment": self.environment, "passes": self.passes}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from compressor.errors import OutputError
+from compressor.run_record import RECIPE, REPORT, is_plain_name, read_run
 
 STAGE_PREFIX = ".compress-stage-"
 
@@ -45,38 +45,22 @@ def previous_outputs(out_dir: Path) -> list[Path]:
     """
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return []
-    report_path = out_dir / "report.json"
-    try:
-        report = json.loads(report_path.read_text())
-        names = [report["artifact"], *report.get("extra_files", [])]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    names = read_run(out_dir).output_names()
+    if names is None:
         raise OutputError(
             f"Output folder '{out_dir}' already holds files that no earlier compress run "
             "wrote (no readable report.json). Choose a new or empty -o DIR so nothing of "
             "yours is overwritten."
-        ) from None
-    for name in names:
-        _check_plain_name(name, report_path)
-    owned = [out_dir / n for n in (*names, "report.json", "recipe.toml")]
-    return [p for p in owned if p.exists() or p.is_symlink()]
-
-
-def _check_plain_name(name: object, report_path: Path) -> None:
-    """An earlier run's file name must stay inside its folder: no paths, no '.', '..', hidden."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or name.startswith(".")
-        or "/" in name
-        or "\\" in name
-        or "\0" in name
-        or Path(name).name != name
-    ):
-        raise OutputError(
-            f"'{report_path}' names the output file {name!r}, which is not a plain file name "
-            "inside the output folder (the report was edited or is not from compress). Nothing "
-            "was written or removed. Choose a new or empty -o DIR."
         )
+    for name in names:
+        if not is_plain_name(name):
+            raise OutputError(
+                f"'{out_dir / REPORT}' names the output file {name!r}, which is not a plain file "
+                "name inside the output folder (the report was edited or is not from compress). "
+                "Nothing was written or removed. Choose a new or empty -o DIR."
+            )
+    owned = [out_dir / n for n in (*names, REPORT, RECIPE)]
+    return [p for p in owned if p.exists() or p.is_symlink()]
 
 
 def _existing_parent(path: Path) -> Path:

@@ -7,16 +7,15 @@ Used with --track mlflow or when MLFLOW_TRACKING_URI is set; the store defaults 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-import tomllib
 from pathlib import Path
 
 import click
 
 from compressor.errors import UsageError
+from compressor.run_record import RECIPE, REPORT, load_run
 
 TRACKERS = ("mlflow", "none")
 EXPERIMENT = "compress"
@@ -84,6 +83,8 @@ class Tracker:
         for path in files:
             if path.is_file():
                 self.client.log_artifact(run_id, str(path))
+            elif path.is_dir():  # a folder-shaped artifact (e.g. .mlpackage), kept whole
+                self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
 
     def finish(self, run_id: str, ok: bool) -> None:
         self.client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
@@ -91,14 +92,12 @@ class Tracker:
 
 def log_output_folder(tracker: Tracker, folder: Path, name: str, parent: str | None = None) -> str:
     """Log a finished compress output folder (report.json + recipe.toml + artifact) as a run."""
-    report = json.loads((folder / "report.json").read_text())
-    recipe = tomllib.loads((folder / "recipe.toml").read_text())
+    record = load_run(folder)
+    report = record.report
     tags = {"target": report.get("target", ""), "precision": report.get("precision", "")}
     run_id = tracker.start(name, parent, tags)
-    names = [report.get("artifact"), *report.get("extra_files", [])]
-    files = [folder / "report.json", folder / "recipe.toml"]
-    files += [folder / n for n in names if n and "/" not in n]
-    tracker.log(run_id, flatten(recipe), report_metrics(report), files)
+    files = [folder / REPORT, folder / RECIPE, *record.output_files()]
+    tracker.log(run_id, flatten(record.recipe or {}), report_metrics(report), files)
     tracker.finish(run_id, bool(report.get("passed")))
     return run_id
 

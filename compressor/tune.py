@@ -29,7 +29,7 @@ from compressor.progress import STDERR
 from compressor.recipe import Recipe
 from compressor.sensitivity import block_sensitivity
 from targets.base import QuantScheme
-from targets.onnx.runner import OnnxRuntimeRunner
+from targets.registry import reference_runner
 
 DEFAULT_DROP_POINTS = 1.0  # the aim without budgets: top-1 within 1 point, or
 DEFAULT_COSINE = 0.99  # outputs within cosine 0.99 when there are no labels
@@ -291,7 +291,7 @@ def auto_int8(
     config = TuneConfig(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration
     )
-    fixed = OnnxRuntimeRunner(fp32).fixed_batch
+    fixed = reference_runner(fp32).fixed_batch
     config = dataclasses.replace(config, batch_size=batch, fixed_batch=fixed)
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
     tuning = tune_int8(fp32, dst, calib, evaluation, scheme, config)

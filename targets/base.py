@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from compressor.errors import DataError, UsageError
+from targets.options import TargetOptions, coerce_option
 
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 
@@ -56,13 +61,36 @@ class QuantScheme:
 
 
 @dataclass(frozen=True)
+class ArtifactLayout:
+    """How a target's artifact sits on disk: one file, or one folder (CoreML's .mlpackage),
+    named by its suffix; further suffixes are other files its runner also opens."""
+
+    suffix: str
+    folder: bool = False
+    also_opens: tuple[str, ...] = ()
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """Every suffix this target's runner opens, the one lower writes first."""
+        return (self.suffix, *self.also_opens)
+
+    def matches(self, path: Path) -> bool:
+        """Whether path is shaped like this artifact (a folder for folder layouts)."""
+        if path.suffix.lower() not in self.suffixes:
+            return False
+        return path.is_dir() if self.folder else not path.is_dir()
+
+
+@dataclass(frozen=True)
 class TargetCapabilities:
     """What a target supports; the CLI rejects impossible requests from this before any work."""
 
     precisions: tuple[str, ...]
     quant_scheme: QuantScheme
     runtime: str
-    artifact_suffix: str
+    artifact: ArtifactLayout
+    # The Python distribution that carries the runtime (its version goes in the manifest).
+    runtime_package: str = ""
     # Precisions the target makes itself from the fp32 graph (no ONNX-level fp16/dynamic pass).
     lowers_from_fp32: tuple[str, ...] = ()
     # Whether inputs may keep dynamic dims beyond the batch (e.g. height and width); targets
@@ -71,16 +99,46 @@ class TargetCapabilities:
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 
+    @property
+    def artifact_suffix(self) -> str:
+        """The suffix of the file or folder lower writes."""
+        return self.artifact.suffix
+
 
 @dataclass(frozen=True)
 class Artifact:
-    """A lowered model file and what is known about it."""
+    """A lowered model (a file or a folder) and what is known about it.
+
+    extra_files are further files shipped beside it; options are the target options it was
+    lowered with (open_runner takes them back); seconds is how long lowering took.
+    """
 
     path: Path
     target: str
     precision: str
     extra_files: tuple[Path, ...] = ()
     info: dict = field(default_factory=dict)
+    options: object | None = None
+    seconds: float = 0.0
+    # What the lowering knows that the file does not record (e.g. where each ONNX tensor went),
+    # for trace_layers; never written to a report.
+    lowering: object | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the artifact consists of: the file or the folder's files, then extras."""
+        return (*_files_of(self.path), *self.extra_files)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk of the model itself (every file of a folder artifact)."""
+        return sum(p.stat().st_size for p in _files_of(self.path))
+
+
+def _files_of(path: Path) -> tuple[Path, ...]:
+    if path.is_dir():
+        return tuple(sorted(p for p in path.rglob("*") if p.is_file()))
+    return (path,)
 
 
 class Runner(abc.ABC):
@@ -156,19 +214,23 @@ def _fmt_shape(shape: tuple) -> str:
 
 
 class Target(abc.ABC):
-    """A deployment target: declares capabilities, lowers ONNX to an artifact, opens runners."""
+    """A deployment target: declares capabilities, lowers ONNX to an artifact, opens runners.
+
+    The public methods check and time; subclasses implement _lower_impl and _open_runner_impl
+    (and describe_io when the runner's specs do not tell the file's quantization or layout).
+    """
 
     name: str
     capabilities: TargetCapabilities
-    # A frozen dataclass of this target's own settings (fields with metadata["help"]), or None.
-    options_type: type | None = None
+    # A TargetOptions subclass of this target's own settings, or None when it takes none.
+    options_type: type[TargetOptions] | None = None
 
-    def parse_options(self, raw: dict) -> object | None:
+    def parse_options(self, raw: dict) -> TargetOptions:
         """Build options_type from KEY=VALUE strings (or TOML values), rejecting unknown keys."""
         if self.options_type is None:
             if raw:
                 raise UsageError(f"Target '{self.name}' takes no --target-option.")
-            return None
+            return TargetOptions()
         known = {f.name: f for f in dataclasses.fields(self.options_type)}
         values = {}
         for key, value in raw.items():
@@ -177,10 +239,25 @@ class Target(abc.ABC):
                 raise UsageError(
                     f"Target '{self.name}' has no option '{key}'; it takes {sorted(known)}."
                 )
-            values[key] = _coerce(value, known[key])
+            values[key] = coerce_option(value, known[key])
         return self.options_type(**values)
 
-    def quant_scheme(self, options: object | None) -> QuantScheme:
+    def check_request(
+        self, precision: str, options: TargetOptions | dict | None = None
+    ) -> TargetOptions:
+        """The options to use (raw -O values are parsed), after checking that the precision
+        and the options fit this target; raises UsageError before any work otherwise."""
+        if precision not in self.capabilities.precisions:
+            raise UsageError(
+                f"Target '{self.name}' supports precisions {list(self.capabilities.precisions)}, "
+                f"not '{precision}'."
+            )
+        if not isinstance(options, TargetOptions):
+            options = self.parse_options(options or {})
+        options.validate(precision)
+        return options
+
+    def quant_scheme(self, options: TargetOptions | None) -> QuantScheme:
         """The int8 scheme to calibrate for; targets whose options change it override this."""
         return self.capabilities.quant_scheme
 
@@ -188,13 +265,58 @@ class Target(abc.ABC):
         """Whether this target can lower and run here, and why not."""
         return True, "available"
 
-    @abc.abstractmethod
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
-        """Turn a (possibly Q/DQ) ONNX model into this target's artifact inside out_dir."""
+    def lower(
+        self,
+        onnx_path: str | Path,
+        precision: str,
+        out_dir: str | Path,
+        options: TargetOptions | None = None,
+    ) -> Artifact:
+        """Turn a (possibly Q/DQ) ONNX model into this target's artifact inside out_dir.
+
+        Lowering happens in a hidden folder inside out_dir; the artifact's files move into
+        out_dir only when it succeeds, so a failed lowering leaves nothing behind.
+        """
+        options = self.check_request(precision, options)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=".lowering-", dir=out_dir) as tmp:
+            made = self._lower_impl(Path(onnx_path), precision, Path(tmp), options)
+            moved = _move_artifact(made, Path(tmp), out_dir)
+        seconds = round(time.perf_counter() - started, 4)
+        return dataclasses.replace(moved, options=options, seconds=seconds)
+
+    def open_runner(
+        self, path: str | Path, threads: int = 1, options: TargetOptions | None = None
+    ) -> Runner:
+        """Open a runner for an artifact this target produced, with the options it was made with."""
+        path = Path(path)
+        if not path.exists():
+            raise UsageError(f"'{path}' does not exist; pass a {self.name} artifact.")
+        if threads < 1:
+            raise UsageError(f"threads must be at least 1, not {threads}.")
+        options = self.parse_options({}) if options is None else options
+        return self._open_runner_impl(path, threads, options)
+
+    def describe_io(self, path: Path) -> dict:
+        """{"inputs": [...], "outputs": [...]} of the artifact as the file holds it, each
+        {"name", "shape", "dtype", "quantization"} (None when float); default: the runner's."""
+        with self.open_runner(path) as runner:
+            return {
+                "inputs": [_io_entry(s) for s in runner.inputs],
+                "outputs": [_io_entry(s) for s in runner.outputs],
+            }
 
     @abc.abstractmethod
-    def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
-        """Open a runner for an artifact this target produced."""
+    def _lower_impl(
+        self, onnx_path: Path, precision: str, work: Path, options: TargetOptions
+    ) -> Artifact:
+        """Write the artifact into the empty folder work; checks are done already."""
+
+    @abc.abstractmethod
+    def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
+        """Open an existing artifact; checks are done already."""
 
     def trace_layers(
         self, artifact: Artifact, feeds: dict[str, np.ndarray]
@@ -204,32 +326,21 @@ class Target(abc.ABC):
         return None
 
 
-BOOL_WORDS = {
-    "1": True,
-    "true": True,
-    "yes": True,
-    "on": True,
-    "0": False,
-    "false": False,
-    "no": False,
-    "off": False,
-}
+def _io_entry(spec: TensorSpec) -> dict:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "quantization": None}
 
 
-def _coerce(value: object, fld: dataclasses.Field) -> object:
-    """Turn a CLI string into the field's declared type (int, float, bool, str, tuple[int])."""
-    if not isinstance(value, str):
-        return value
-    kind = str(fld.type)
-    try:
-        if "bool" in kind:
-            return BOOL_WORDS[value.strip().lower()]
-        if "tuple" in kind:
-            return tuple(int(v) for v in value.split(","))
-        if "int" in kind:
-            return int(value)
-        if "float" in kind:
-            return float(value)
-    except (ValueError, KeyError):
-        raise UsageError(f"Target option '{fld.name}': '{value}' is not a valid {kind}.") from None
-    return value
+def _move_artifact(artifact: Artifact, work: Path, out_dir: Path) -> Artifact:
+    """The artifact with its files moved from work into out_dir (each replaced atomically)."""
+
+    def move(path: Path) -> Path:
+        if path.parent != work:
+            raise ValueError(f"{path} was not written directly inside the lowering folder")
+        dst = out_dir / path.name
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)  # a folder artifact of an earlier lowering
+        os.replace(path, dst)
+        return dst
+
+    extras = tuple(move(p) for p in artifact.extra_files)
+    return dataclasses.replace(artifact, path=move(artifact.path), extra_files=extras)

@@ -1,12 +1,20 @@
-"""Find targets by name; their modules import lazily so a missing runtime hides only its target."""
+"""Find targets by name; their modules import lazily so a missing runtime hides only its target.
+
+A target outside this package registers with register_target(name, "pkg.module") or through
+the `compress.targets` entry-point group (name = "pkg.module"); the module exports TARGET.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+from functools import cache
 from pathlib import Path
 
 from compressor.errors import TargetUnavailable, UsageError
-from targets.base import Target
+from targets.base import Runner, Target, TensorSpec
+
+ENTRY_POINT_GROUP = "compress.targets"
 
 TARGET_MODULES: dict[str, str] = {
     "onnx": "targets.onnx",
@@ -15,17 +23,39 @@ TARGET_MODULES: dict[str, str] = {
 }
 
 
+def register_target(name: str, module_path: str) -> None:
+    """Make the target exported as TARGET by module_path known as name (replaces a same name)."""
+    TARGET_MODULES[name] = module_path
+
+
+def unregister_target(name: str) -> None:
+    """Forget a target registered with register_target."""
+    TARGET_MODULES.pop(name, None)
+
+
+@cache
+def _entry_point_modules() -> dict[str, str]:
+    """Targets installed packages declare in the compress.targets entry-point group."""
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.value for ep in found}
+
+
+def _modules() -> dict[str, str]:
+    return {**_entry_point_modules(), **TARGET_MODULES}
+
+
 def target_names() -> list[str]:
     """Every registered target name, available here or not."""
-    return list(TARGET_MODULES)
+    return list(_modules())
 
 
 def get_target(name: str) -> Target:
     """The target called name; raises a UsageError listing the known ones for a bad name."""
-    if name not in TARGET_MODULES:
+    modules = _modules()
+    if name not in modules:
         raise UsageError(f"Unknown target '{name}'; choose one of {target_names()}.")
     try:
-        module = importlib.import_module(TARGET_MODULES[name])
+        module = importlib.import_module(modules[name])
     except ImportError as exc:
         raise TargetUnavailable(
             f"Target '{name}' cannot load on this machine: {exc}. "
@@ -34,36 +64,78 @@ def get_target(name: str) -> Target:
     return module.TARGET
 
 
-def target_for_artifact(path: Path) -> Target:
-    """The available target whose artifact suffix matches path (e.g. .onnx, .tflite, .engine)."""
-    suffix = path.suffix.lower()
-    for name in TARGET_MODULES:
+def loaded_targets() -> list[Target]:
+    """Every registered target whose module imports here."""
+    found = []
+    for name in _modules():
         try:
-            target = get_target(name)
+            found.append(get_target(name))
         except TargetUnavailable:
             continue
-        if target.capabilities.artifact_suffix == suffix:
+    return found
+
+
+def target_for_artifact(path: Path) -> Target:
+    """The target whose declared artifact layout matches path (.onnx, .tflite, a .mlpackage
+    folder, ...)."""
+    for target in loaded_targets():
+        if target.capabilities.artifact.matches(path):
             return target
     raise UsageError(
-        f"No available target runs '{suffix}' files ('{path}'). Known artifacts: "
-        f"{sorted(_suffixes())}; `compress targets` says what is missing on this machine."
+        f"No available target runs '{path.suffix.lower()}' "
+        f"{'folders' if path.is_dir() else 'files'} ('{path}'). Known artifacts: "
+        f"{sorted(artifact_suffixes())}; `compress targets` says what is missing on this machine."
     )
 
 
-def _suffixes() -> set[str]:
-    found = set()
-    for name in TARGET_MODULES:
-        try:
-            found.add(get_target(name).capabilities.artifact_suffix)
-        except TargetUnavailable:
-            pass
-    return found
+def artifact_suffixes(folder: bool | None = None) -> set[str]:
+    """Suffixes of the artifacts loaded targets write or open (only folder or file ones when
+    folder says)."""
+    return {
+        suffix
+        for target in loaded_targets()
+        for suffix in target.capabilities.artifact.suffixes
+        if folder is None or target.capabilities.artifact.folder == folder
+    }
+
+
+def is_artifact(path: Path) -> bool:
+    """Whether some loaded target's artifact layout matches path."""
+    return any(t.capabilities.artifact.matches(path) for t in loaded_targets())
+
+
+def describe_io(path: Path) -> dict:
+    """The artifact's I/O as the target that runs it describes it (see Target.describe_io)."""
+    return target_for_artifact(path).describe_io(path)
+
+
+def runtime_package(runtime: str) -> str:
+    """The distribution carrying a runtime ("litert" or "litert/builtin" → its package)."""
+    base = runtime.split("/")[0]
+    for target in loaded_targets():
+        if target.capabilities.runtime == base and target.capabilities.runtime_package:
+            return target.capabilities.runtime_package
+    return base
+
+
+def reference_runner(onnx_path: Path, threads: int = 1, proxy_for: str | None = None) -> Runner:
+    """The reference runtime for (fp32 or Q/DQ) ONNX comparisons: onnxruntime on CPU."""
+    from targets.onnx.runner import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(onnx_path, threads, proxy_for=proxy_for)
+
+
+def torch_runner(module: object, inputs: list[TensorSpec], threads: int = 1) -> Runner:
+    """The baseline runner for a torch module (eager, TorchScript or torch.export's module)."""
+    from targets.torch import TorchRunner
+
+    return TorchRunner(module, inputs, threads)
 
 
 def describe_targets() -> list[tuple[str, bool, str]]:
     """(name, available, reason) for every registered target."""
     rows = []
-    for name in TARGET_MODULES:
+    for name in _modules():
         try:
             ok, why = get_target(name).availability()
         except TargetUnavailable as exc:

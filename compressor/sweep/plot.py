@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compressor.progress import STDERR
-from compressor.sweep.summary import latency, quality
+from compressor.sweep.figures import latency, quality
 
 
 def plot_summary(rows: list[dict], path: Path) -> Path | None:

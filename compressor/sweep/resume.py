@@ -9,6 +9,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+from compressor.run_record import read_run
 from compressor.staging import staged_file
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files
@@ -59,12 +60,10 @@ def completed_outcome(out_dir: Path, job: Job, print_: dict) -> JobOutcome | Non
     try:
         data = json.loads(state_path(out_dir, job.id).read_text())
         outcome = JobOutcome.from_dict(data["outcome"])
-        report = json.loads((Path(job.recipe.output) / "report.json").read_text())
-        artifact = Path(job.recipe.output) / report["artifact"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if outcome.status not in COMPLETE or data.get("fingerprint") != print_:
         return None
-    if not artifact.is_file():
+    if read_run(Path(job.recipe.output)).artifact_file() is None:
         return None
     return replace(outcome, resumed=True)

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from compressor.run_record import read_run
 from compressor.staging import staged_file
+from compressor.sweep.figures import latency, quality, report_figures
 from compressor.sweep.jobs import Job
 from compressor.sweep.worker import JobOutcome
 
@@ -30,13 +32,6 @@ COLUMNS = (  # (header, row key, format)
 )
 
 
-def read_report(job: Job) -> dict | None:
-    try:
-        return json.loads((Path(job.recipe.output) / "report.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def job_row(job: Job, outcome: JobOutcome) -> dict:
     """What the summary shows of one job; figures only when its report exists."""
     row = {
@@ -54,45 +49,10 @@ def job_row(job: Job, outcome: JobOutcome) -> dict:
         "cores": list(outcome.cores),
         "error": outcome.error,
     }
-    report = read_report(job) if outcome.status in ("passed", "failed") else None
+    report = None
+    if outcome.status in ("passed", "failed"):
+        report = read_run(Path(job.recipe.output)).typed_report()
     return row | (report_figures(report) if report else {})
-
-
-def report_figures(report: dict) -> dict:
-    """Size, accuracy, fidelity, latency and failed budgets of one report.json."""
-    base, comp = report.get("baseline") or {}, report.get("compressed") or {}
-    latency = comp.get("latency_ms") or {}
-    accuracy, base_acc = comp.get("accuracy"), base.get("accuracy")
-    drop = None if accuracy is None or base_acc is None else round((accuracy - base_acc) * 100, 2)
-    return {
-        "artifact": report.get("artifact"),
-        "runtime": comp.get("runtime"),
-        "proxy_for": comp.get("proxy_for"),
-        "size_kb": round(comp.get("size_bytes", 0) / 1024, 2),
-        "accuracy_pct": None if accuracy is None else round(accuracy * 100, 2),
-        "accuracy_drop_pts": drop,
-        "fidelity_cosine": (comp.get("fidelity") or {}).get("cosine"),
-        "p50_ms": latency.get("p50"),
-        "p90_ms": latency.get("p90"),
-        "p99_ms": latency.get("p99"),
-        "threads": latency.get("threads"),
-        "failed_budgets": [b["name"] for b in report.get("budgets", []) if not b.get("passed")],
-    }
-
-
-def latency(row: dict) -> float | None:
-    """p50 re-timed alone (--timing exclusive) when there is one, else as the job timed it."""
-    return row.get("exclusive_p50_ms") or row.get("p50_ms")
-
-
-def quality(row: dict) -> float | None:
-    """Accuracy where labels were given, else output fidelity (cosine to the original)."""
-    return row.get("accuracy_pct") if row.get("accuracy_pct") is not None else _cos(row)
-
-
-def _cos(row: dict) -> float | None:
-    cosine = row.get("fidelity_cosine")
-    return None if cosine is None else 100 * cosine
 
 
 def mark_pareto(rows: list[dict]) -> None:

@@ -1,17 +1,15 @@
 """Run one sweep job where it lands (this process or a Ray worker): an ordinary compress run
-through run_pipeline, its outcome read back from the report.json it wrote."""
+through run_pipeline, its outcome the verdict of the Report it returns."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 from compressor.errors import CompressError
 from compressor.recipe import Recipe
@@ -64,8 +62,7 @@ def run_job(job_id: str, recipe: Recipe) -> JobOutcome:
     status, code, error = "error", INTERNAL_ERROR, None
     with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
         try:
-            run_pipeline(recipe)
-            passed = json.loads((Path(recipe.output) / "report.json").read_text())["passed"]
+            passed = run_pipeline(recipe).passed
             status, code = ("passed", 0) if passed else ("failed", 1)
         except CompressError as exc:
             status, code, error = "error", exc.exit_code, f"{type(exc).__name__}: {exc}"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from targets.base import Artifact, QuantScheme, Runner, Target
+from targets.base import Artifact, QuantScheme, Runner, Target, TargetOptions
+from targets.onnx.io import describe_onnx_io
 from targets.onnx.rules import CAPABILITIES, OnnxOptions, scheme_for
 from targets.onnx.runner import OnnxRuntimeRunner
 
@@ -19,18 +20,23 @@ class OnnxTarget(Target):
     capabilities = CAPABILITIES
     options_type = OnnxOptions
 
-    def quant_scheme(self, options: object | None) -> QuantScheme:
+    def quant_scheme(self, options: TargetOptions | None) -> QuantScheme:
         return scheme_for(options)
 
     def availability(self) -> tuple[bool, str]:
         return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
-        dst = out_dir / "model.onnx"
+    def describe_io(self, path: Path) -> dict:
+        return describe_onnx_io(path)
+
+    def _lower_impl(
+        self, onnx_path: Path, precision: str, work: Path, options: TargetOptions
+    ) -> Artifact:
+        dst = work / "model.onnx"
         shutil.copyfile(onnx_path, dst)
         return Artifact(
             dst, self.name, precision, info={"runtime": f"onnxruntime {ort.__version__}"}
         )
 
-    def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
-        return OnnxRuntimeRunner(artifact, threads)
+    def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
+        return OnnxRuntimeRunner(path, threads)

@@ -3,7 +3,8 @@
 import dataclasses
 from dataclasses import dataclass, field
 
-from targets.base import QuantScheme, TargetCapabilities
+from compressor.errors import UsageError
+from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
 
 # uint8 activations with int8 weights (U8S8) ran a real MobileNetV2 1.86x faster than fp32 on
 # this x86 CPU (VNNI) where int8 activations (S8S8) gave only 1.1x: see shared/notes/stack.md.
@@ -24,13 +25,14 @@ CAPABILITIES = TargetCapabilities(
     precisions=("fp32", "fp16", "int8", "dynamic"),
     quant_scheme=ORT_CPU_SCHEME,
     runtime="onnxruntime",
-    artifact_suffix=".onnx",
+    artifact=ArtifactLayout(".onnx"),
+    runtime_package="onnxruntime",
     dynamic_dims=True,
 )
 
 
 @dataclass(frozen=True)
-class OnnxOptions:
+class OnnxOptions(TargetOptions):
     """Settings of the ONNX Runtime target (`-O KEY=VALUE`)."""
 
     activation_type: str = field(
@@ -42,9 +44,8 @@ class OnnxOptions:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.activation_type not in ("uint8", "int8"):
-            from compressor.errors import UsageError
-
             raise UsageError(
                 f"activation_type must be uint8 or int8, not '{self.activation_type}'."
             )

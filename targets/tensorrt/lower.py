@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from compressor.errors import UnsupportedOp
-from targets.base import Artifact, Runner, Target
+from targets.base import Artifact, Runner, Target, TargetOptions
+from targets.registry import reference_runner
 from targets.tensorrt import build_engine
 from targets.tensorrt.rules import CAPABILITIES, TensorRTOptions
 from targets.tensorrt.toolchain import Toolchain, build_check, find_toolchain
@@ -37,12 +38,13 @@ class TensorRTTarget(Target):
             f"verifies in onnxruntime, {check}"
         )
 
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
-        options = options or TensorRTOptions()
+    def _lower_impl(
+        self, onnx_path: Path, precision: str, work: Path, options: TargetOptions
+    ) -> Artifact:
         settings = options.settings(precision)
-        onnx_file = out_dir / "model.onnx"
+        onnx_file = work / "model.onnx"
         shutil.copyfile(onnx_path, onnx_file)
-        script = write_build_script(out_dir / "build_engine.py", settings)
+        script = write_build_script(work / "build_engine.py", settings)
         tools = find_toolchain()
         info = {"build_settings": settings, "build_command": _command(settings)}
         if tools.can_build:
@@ -53,14 +55,12 @@ class TensorRTTarget(Target):
         info["notes"] = proxy_notes(tools, info, options.build_check)
         return Artifact(onnx_file, self.name, precision, (script,), info)
 
-    def open_runner(self, artifact: Path, threads: int = 1) -> Runner:
-        if artifact.suffix.lower() == ".onnx":
-            from targets.onnx.runner import OnnxRuntimeRunner
-
-            return OnnxRuntimeRunner(artifact, threads, proxy_for=self.name)
+    def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
+        if path.suffix.lower() == ".onnx":  # proxy mode: the Q/DQ ONNX in the reference runtime
+            return reference_runner(path, threads, proxy_for=self.name)
         from targets.tensorrt.runner import TensorRTRunner
 
-        return TensorRTRunner(artifact, threads)
+        return TensorRTRunner(path, threads)
 
 
 def write_build_script(path: Path, settings: dict) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compressor.errors import UsageError
-from targets.base import QuantScheme, TargetCapabilities
+from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
 
 # Ops TensorRT runs in int8 when their inputs carry Q/DQ. Everything else (Relu, pooling,
 # Softmax, LayerNorm) stays unquantized and TensorRT propagates the scales through it.
@@ -36,7 +36,8 @@ CAPABILITIES = TargetCapabilities(
     precisions=("fp32", "fp16", "int8"),
     quant_scheme=TENSORRT_SCHEME,
     runtime="tensorrt",
-    artifact_suffix=".engine",
+    artifact=ArtifactLayout(".engine", also_opens=(".plan",)),
+    runtime_package="tensorrt",
     notes=(
         "Engines are built where TensorRT and a CUDA GPU exist; elsewhere the Q/DQ ONNX and "
         "build_engine.py are written and verified in onnxruntime as a proxy.",
@@ -49,7 +50,7 @@ def _opt(default: object, help: str) -> object:
 
 
 @dataclass(frozen=True)
-class TensorRTOptions:
+class TensorRTOptions(TargetOptions):
     """Engine-build settings; the same values are written into build_engine.py."""
 
     workspace_mb: int = _opt(1024, "Builder workspace memory pool limit in MiB.")
@@ -69,6 +70,7 @@ class TensorRTOptions:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         low, opt, high = (list(self.batch) + [0, 0, 0])[:3]
         if len(self.batch) != 3 or not 1 <= low <= opt <= high:
             raise UsageError(

@@ -8,7 +8,6 @@ the user's layout and dtype → flatbuffer with a SignatureDef (writer.py).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,17 +16,17 @@ import numpy as np
 import onnx
 
 from compressor.errors import UnsupportedOp
-from targets.base import Artifact, Runner, Target
+from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
 from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
-from targets.tflite.options import TfliteOptions, strict_bool_values
+from targets.tflite.options import TfliteOptions
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
 from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
-from targets.tflite.trace import TensorPlace, tensor_places, trace_tensors
+from targets.tflite.trace import tensor_places, trace_tensors
 from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 
 
@@ -38,12 +37,6 @@ class TfliteTarget(Target):
     capabilities = CAPABILITIES
     options_type = TfliteOptions
 
-    def __init__(self) -> None:
-        # open_runner gets only a path: remember the resolver each lowered artifact asked for.
-        self._resolvers: dict[Path, str] = {}
-        # trace_layers gets only the artifact: where each ONNX tensor went, per lowered file.
-        self._places: dict[Path, dict[str, TensorPlace]] = {}
-
     def availability(self) -> tuple[bool, str]:
         try:
             from targets.tflite.runner import runtime_version
@@ -51,37 +44,35 @@ class TfliteTarget(Target):
             return False, f"no LiteRT interpreter ({exc}); pip install -e '.[tflite]'"
         return True, runtime_version()
 
-    def parse_options(self, raw: dict) -> object | None:
-        """Like Target.parse_options, but a boolean option must be a boolean word."""
-        return super().parse_options(strict_bool_values(raw))
+    def describe_io(self, path: Path) -> dict:
+        """I/O as the file holds it (NHWC, int8 with its quantization), not the runner's view."""
+        from targets.tflite.runner import describe_tflite_io
 
-    def lower(self, onnx_path: Path, precision: str, out_dir: Path, options: object) -> Artifact:
-        options = options or TfliteOptions()
-        options.validate(precision)
+        return describe_tflite_io(path)
+
+    def _lower_impl(
+        self, onnx_path: Path, precision: str, work: Path, options: TargetOptions
+    ) -> Artifact:
         started = time.perf_counter()
         ctx = lower_onnx(onnx.load(str(onnx_path)), precision, options)
         data = ctx.builder.to_bytes()
         elapsed = time.perf_counter() - started
-        dst = Path(out_dir) / "model.tflite"
-        tmp = dst.with_suffix(".tflite.partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
-        self._resolvers[dst.resolve()] = options.resolver
-        self._places[dst.resolve()] = tensor_places(ctx)
-        return Artifact(dst, self.name, precision, info=_info(ctx, elapsed, options))
+        dst = work / "model.tflite"
+        dst.write_bytes(data)
+        info = _info(ctx, elapsed, options)
+        return Artifact(dst, self.name, precision, info=info, lowering=tensor_places(ctx))
 
-    def open_runner(self, artifact: Path, threads: int = 1, resolver: str | None = None) -> Runner:
+    def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
         from targets.tflite.runner import LiteRtRunner
 
-        chosen = resolver or self._resolvers.get(Path(artifact).resolve(), "default")
-        return LiteRtRunner(artifact, threads, chosen)
+        return LiteRtRunner(path, threads, options.resolver)
 
     def trace_layers(
         self, artifact: Artifact, feeds: dict[str, np.ndarray]
     ) -> dict[str, tuple[np.ndarray, str]] | None:
         """Every ONNX tensor the lowering kept, read from LiteRT's builtin kernels; None for a
         file not lowered by this process (its layouts and fusions are not recorded in it)."""
-        places = self._places.get(Path(artifact.path).resolve())
+        places = artifact.lowering
         return None if places is None else trace_tensors(Path(artifact.path), places, feeds)
 
 

@@ -1,28 +1,18 @@
-"""The tflite target's -O options: strict booleans, resolver names, precision-dependent checks."""
+"""The tflite target's -O options: resolver names and precision-dependent checks (booleans are
+parsed strictly by TargetOptions, like every target's)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from compressor.errors import UsageError
+from targets.base import TargetOptions
 
 RESOLVERS = ("default", "builtin")
-# Spellings a boolean option accepts (case-insensitive); anything else is a usage error.
-BOOL_WORDS = {
-    "true": True,
-    "1": True,
-    "yes": True,
-    "on": True,
-    "false": False,
-    "0": False,
-    "no": False,
-    "off": False,
-}
 
 
 @dataclass(frozen=True)
-class TfliteOptions:
+class TfliteOptions(TargetOptions):
     """Settings of the tflite target (pass as -O KEY=VALUE)."""
 
     nhwc_io: bool = field(
@@ -44,9 +34,7 @@ class TfliteOptions:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if f.type in ("bool", bool):
-                object.__setattr__(self, f.name, parse_bool(f.name, getattr(self, f.name)))
+        super().__post_init__()
         if self.resolver not in RESOLVERS:
             raise UsageError(
                 f"tflite option resolver='{self.resolver}' is not one of {list(RESOLVERS)}."
@@ -59,25 +47,3 @@ class TfliteOptions:
                 f"tflite option int8_io=true only applies to --int8 (full-integer) models, "
                 f"not to {precision}; drop -O int8_io=true or pass --int8 --calib DATA."
             )
-
-
-def parse_bool(name: str, value: object) -> bool:
-    """A boolean option from a bool or one of BOOL_WORDS; other values are usage errors."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word not in BOOL_WORDS:
-        raise UsageError(
-            f"tflite option {name}='{value}' is not a boolean; use one of {', '.join(BOOL_WORDS)}."
-        )
-    return BOOL_WORDS[word]
-
-
-def strict_bool_values(raw: dict) -> dict:
-    """raw -O values with boolean fields already parsed strictly (base._coerce maps any
-    unknown word to False, so the check has to happen before it)."""
-    bools = {f.name for f in dataclasses.fields(TfliteOptions) if f.type in ("bool", bool)}
-    return {
-        key: parse_bool(key, value) if key.replace("-", "_") in bools else value
-        for key, value in raw.items()
-    }

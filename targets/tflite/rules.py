@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from targets.base import QuantScheme, TargetCapabilities
+from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
 from targets.tflite import (
     conv,
     deconv,
@@ -30,7 +30,8 @@ CAPABILITIES = TargetCapabilities(
     precisions=("fp32", "fp16", "int8", "dynamic"),
     quant_scheme=TFLITE_SCHEME,
     runtime="litert",
-    artifact_suffix=".tflite",
+    artifact=ArtifactLayout(".tflite"),
+    runtime_package="ai-edge-litert",
     lowers_from_fp32=("fp16", "dynamic"),
     notes=(
         "fp16 and dynamic-range int8 weights are made inside the lowering from the fp32 graph.",

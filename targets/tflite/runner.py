@@ -165,6 +165,31 @@ def has_variable_tensors(path: Path) -> bool:
     return False
 
 
+def describe_tflite_io(path: Path) -> dict:
+    """I/O from the interpreter's input/output details as the file holds them (its layout and
+    dtype), with their quantization."""
+    interpreter = _litert.Interpreter(model_path=str(path))
+
+    def entry(detail: dict) -> dict:
+        shape = [None if d < 0 else int(d) for d in detail["shape_signature"]]
+        qp = detail["quantization_parameters"]
+        quant = None
+        if len(qp["scales"]) and float(qp["scales"][0]) != 0.0:
+            scales, zeros = qp["scales"].tolist(), qp["zero_points"].tolist()
+            quant = {
+                "scale": scales[0] if len(scales) == 1 else scales,
+                "zero_point": zeros[0] if len(zeros) == 1 else zeros,
+                "quantized_dimension": int(qp["quantized_dimension"]),
+            }
+        dtype = np.dtype(detail["dtype"]).name
+        return {"name": detail["name"], "shape": shape, "dtype": dtype, "quantization": quant}
+
+    return {
+        "inputs": [entry(d) for d in interpreter.get_input_details()],
+        "outputs": [entry(d) for d in interpreter.get_output_details()],
+    }
+
+
 def _spec(name: str, detail: dict) -> TensorSpec:
     signature = detail.get("shape_signature", detail["shape"])
     shape = tuple(None if int(d) < 0 else int(d) for d in signature)

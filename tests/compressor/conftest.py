@@ -9,6 +9,7 @@ import pytest
 from compressor.budget import Budget
 from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
+from compressor.report_model import Report
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +33,11 @@ def example_run(example: dict[str, Path]) -> dict[str, Path]:
     return {**paths, "out": folder / "ops-out", "onnx": folder / "ops-out" / "model.onnx"}
 
 
-def _compress(example: dict[str, Path], name: str, target: str, **fields: object) -> Path:
-    """Run the real pipeline on the example into a fresh folder beside it; the folder."""
+def compress_example(
+    example: dict[str, Path], name: str, target: str, **fields: object
+) -> tuple[Report, Path]:
+    """Run the real pipeline on the example into a fresh folder beside it (5 timed runs); the
+    Report and the folder."""
     out = example["model"].parent / name
     recipe = Recipe(
         model=str(example["model"]),
@@ -43,9 +47,29 @@ def _compress(example: dict[str, Path], name: str, target: str, **fields: object
         warmup=1,
         **fields,
     )
-    report = run_pipeline(recipe)
+    return run_pipeline(recipe), out
+
+
+def _compress(example: dict[str, Path], name: str, target: str, **fields: object) -> Path:
+    """compress_example that must pass; the folder."""
+    report, out = compress_example(example, name, target, **fields)
     assert report.passed, report.budgets
     return out
+
+
+@pytest.fixture(scope="session")
+def tflite_int8_run(example: dict[str, Path]) -> tuple[Report, Path]:
+    """`compress example -t tflite`'s recipe (int8, calib + eval, the example's budgets) on the
+    shared example: the Report and its output folder."""
+    return compress_example(
+        example,
+        "tflite-int8",
+        "tflite",
+        precision="int8",
+        calib=str(example["calib"]),
+        eval=str(example["eval"]),
+        budget=Budget(max_accuracy_drop=1.0, max_size_mb=1.0),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -238,7 +238,7 @@ def test_histogram_calibration_works_with_any_sample_count(example, tmp_path, me
 
 
 def test_calibration_batches_are_equal_for_histograms():
-    from compressor.pipeline import calibration_batch
+    from compressor.precision import calibration_batch
 
     assert calibration_batch("minmax", 179, None) == 16
     assert calibration_batch("entropy", 179, None) == 1

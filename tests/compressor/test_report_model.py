@@ -9,11 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from compressor import strict_json
-from compressor.budget import Budget
 from compressor.ci_check import CheckRequest, run_ci_check
 from compressor.cli import main
-from compressor.pipeline import run_pipeline
-from compressor.recipe import Recipe
 from compressor.report_model import Report, Section
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "report_keys.json").read_text())
@@ -31,26 +28,8 @@ def key_paths(node: object, prefix: str = "") -> list[str]:
     return []
 
 
-@pytest.fixture(scope="module")
-def tflite_int8(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """`compress example -t tflite`'s recipe on the shared example: the Report and its folder."""
-    out = tmp_path_factory.mktemp("typed") / "out"
-    recipe = Recipe(
-        model=str(example["model"]),
-        target="tflite",
-        precision="int8",
-        calib=str(example["calib"]),
-        eval=str(example["eval"]),
-        output=str(out),
-        runs=5,
-        warmup=1,
-        budget=Budget(max_accuracy_drop=1.0, max_size_mb=1.0),
-    )
-    return run_pipeline(recipe), out
-
-
-def test_report_json_keeps_the_schema_2_structure(tflite_int8: tuple) -> None:
-    report, out = tflite_int8
+def test_report_json_keeps_the_schema_2_structure(tflite_int8_run: tuple) -> None:
+    report, out = tflite_int8_run
     written = (out / "report.json").read_text()
     assert written == strict_json.dumps(report.to_json_dict(), indent=2) + "\n"
     stored = json.loads(written)
@@ -58,8 +37,8 @@ def test_report_json_keeps_the_schema_2_structure(tflite_int8: tuple) -> None:
     assert [b["name"] for b in stored["budgets"]] == GOLDEN["compress_tflite_int8"]["budgets"]
 
 
-def test_pipeline_returns_typed_sections(tflite_int8: tuple) -> None:
-    report, out = tflite_int8
+def test_pipeline_returns_typed_sections(tflite_int8_run: tuple) -> None:
+    report, out = tflite_int8_run
     assert isinstance(report, Report) and isinstance(report.compressed, Section)
     assert report.passed == all(b.passed for b in report.budgets)
     assert report.compressed.outputs[0].name == report.compressed.fidelity["worst_output"]
@@ -71,9 +50,9 @@ def test_pipeline_returns_typed_sections(tflite_int8: tuple) -> None:
 
 
 def test_verify_json_keeps_the_schema_2_structure(
-    tflite_int8: tuple, example: dict[str, Path], tmp_path: Path
+    tflite_int8_run: tuple, example: dict[str, Path], tmp_path: Path
 ) -> None:
-    _, out = tflite_int8
+    _, out = tflite_int8_run
     argv = ["verify", str(out / "model.tflite"), "--baseline", str(example["model"])]
     argv += ["--eval", str(example["eval"]), "--runs", "5", "--against", str(out / "report.json")]
     result = CliRunner().invoke(main, [*argv, "--json", str(tmp_path / "v.json")])
@@ -82,10 +61,14 @@ def test_verify_json_keeps_the_schema_2_structure(
     assert key_paths(stored) == GOLDEN["verify_json_against"]["keys"]
     assert [b["name"] for b in stored["budgets"]] == GOLDEN["verify_json_against"]["budgets"]
     assert stored["passed"] == (result.exit_code == 0)
+    typed = Report.from_json_dict(stored)
+    assert typed.command == "verify" and typed.to_json_dict() == stored
 
 
-def test_run_ci_check_returns_a_typed_report(tflite_int8: tuple, example: dict[str, Path]) -> None:
-    _, out = tflite_int8
+def test_run_ci_check_returns_a_typed_report(
+    tflite_int8_run: tuple, example: dict[str, Path]
+) -> None:
+    _, out = tflite_int8_run
     request = CheckRequest(
         out / "model.tflite", baseline=example["model"], eval=str(example["eval"]), runs=5
     )

@@ -264,7 +264,7 @@ def _reference(path, x: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
 
 def _lowered(path, x, precision, resolver, tmp_path):
     artifact = TARGET.lower(path, precision, tmp_path, TfliteOptions())
-    runner = TARGET.open_runner(artifact.path, 1, resolver)
+    runner = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver))
     got = runner.run({"x": x})
     return artifact, [got[spec.name] for spec in runner.outputs]
 

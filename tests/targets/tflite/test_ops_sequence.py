@@ -257,7 +257,7 @@ INT8_CASES = [
 
 def _run(path, x, precision, resolver, tmp_path):
     artifact = TARGET.lower(path, precision, tmp_path, TfliteOptions())
-    runner = TARGET.open_runner(artifact.path, 1, resolver)
+    runner = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver))
     step = runner.fixed_batch or len(x)
     chunks = [runner.run({"x": x[i : i + step]}) for i in range(0, len(x), step)]
     outs = [np.concatenate([c[spec.name] for c in chunks]) for spec in runner.outputs]
@@ -337,7 +337,7 @@ def test_embedding_lookup_with_int64_ids(tmp_path):
     )[0]
     for resolver in RESOLVERS:
         artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
-        runner = TARGET.open_runner(artifact.path, 1, resolver)
+        runner = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver))
         assert runner.inputs[0].dtype == "int64"
         got = runner.run({"ids": x})["p"]
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)

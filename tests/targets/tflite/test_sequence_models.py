@@ -150,7 +150,7 @@ def _export(model: nn.Module, example: np.ndarray, folder) -> object:
 def _tflite(path, precision: str, x: np.ndarray, resolver: str, out) -> tuple[np.ndarray, dict]:
     out.mkdir(exist_ok=True)
     artifact = TARGET.lower(path, precision, out, TfliteOptions())
-    runner = TARGET.open_runner(artifact.path, 1, resolver)
+    runner = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver))
     name, step = runner.inputs[0].name, runner.fixed_batch or len(x)
     chunks = [
         runner.run({name: x[i : i + step]})[runner.outputs[0].name] for i in range(0, len(x), step)

@@ -38,7 +38,7 @@ def _prepare(model: torch.nn.Module, name: str, folder) -> dict:
 
 
 def _run(path, x: np.ndarray, resolver: str) -> np.ndarray:
-    runner = TARGET.open_runner(path, 1, resolver)
+    runner = TARGET.open_runner(path, 1, TfliteOptions(resolver=resolver))
     batch = runner.fixed_batch or len(x)
     name = runner.inputs[0].name
     chunks = [runner.run({name: x[i : i + batch]}) for i in range(0, len(x), batch)]
@@ -118,7 +118,7 @@ def test_zoo_cnn_is_one_xnnpack_partition(untrained, mode, tmp_path):
     _, graphs = untrained
     source = graphs["int8" if mode == "int8" else "fp32"]
     artifact = TARGET.lower(source, mode, tmp_path, TfliteOptions())
-    assert TARGET.open_runner(artifact.path, 1, "default").delegated_ops() == 1
+    assert TARGET.open_runner(artifact.path, 1, TfliteOptions()).delegated_ops() == 1
 
 
 def test_resnet_as_strided_flatten_keeps_the_dynamic_batch(tmp_path):
