@@ -189,12 +189,13 @@ def imagenet_rows(work: Path) -> list[dict]:
 
 
 def int8_kernels(path: Path, optimized: Path) -> str:
-    """'QLinearConv count / Conv count' in onnxruntime's optimized graph."""
+    """'QLinearConv count / all convs' in onnxruntime's optimized graph (float convs fused
+    with their activation become FusedConv)."""
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(optimized)
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ops = collections.Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
-    return f"{ops['QLinearConv']}/{ops['QLinearConv'] + ops['Conv']}"
+    return f"{ops['QLinearConv']}/{ops['QLinearConv'] + ops['Conv'] + ops['FusedConv']}"
 
 
 def to_markdown(zoo: list[dict], imagenet: list[dict]) -> str:
