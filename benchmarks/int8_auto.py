@@ -2,9 +2,10 @@
 
 `python -m benchmarks.int8_auto [--out DIR] [--epochs N]` writes int8_auto.md and .json.
 Zoo rows: top-1 drop (points) and output cosine vs fp32 on the eval split, latency as a
-multiple of fp32's (below 1 = faster) in onnxruntime CPU (batch 1, 1 thread, medians of runs
-interleaved with fp32; for tensorrt/tflite schemes this is the
-Q/DQ graph in onnxruntime, a proxy), size, trials spent. The 224x224 ResNet-18 and
+multiple of fp32's (below 1 = faster) in the target's runtime (batch 1, 1 thread, medians of
+runs interleaved with the fp32 artifact: onnxruntime for onnx, LiteRT for tflite, and for
+tensorrt without a GPU its Q/DQ graph in onnxruntime, a labelled proxy), size of the target's
+artifact, trials spent, and with --objective latency the blocks measured slower in int8. The 224x224 ResNet-18 and
 MobileNetV2 carry random weights (no package with pretrained ImageNet weights is used):
 latency rows only, with how many convs run as int8 kernels.
 """
@@ -27,25 +28,18 @@ from benchmarks.zoo import ZOO_NAMES, trained_model, zoo_data
 from calibration.dataset import Dataset
 from compressor.budget import Budget
 from compressor.export import export_onnx
+from compressor.fallback import fallback_precision
 from compressor.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
-from compressor.tune import (
-    Reference,
-    TuneConfig,
-    _latency_ms,
-    _outputs,
-    _session,
-    interleaved_ms,
-    measure_trial,
-    tune_int8,
-)
+from compressor.tune import TuneConfig, tune_int8
+from compressor.tune_runtime import TargetRuntime, interleaved_ms
 from targets.base import TensorSpec
 from targets.onnx.rules import ORT_CPU_SCHEME
-from targets.tensorrt.rules import TENSORRT_SCHEME
-from targets.tflite.rules import TFLITE_SCHEME
+from targets.onnx.runner import OnnxRuntimeRunner
+from targets.registry import get_target
 
-SCHEMES = {"onnx": ORT_CPU_SCHEME, "tensorrt": TENSORRT_SCHEME, "tflite": TFLITE_SCHEME}
+TARGETS = ("onnx", "tensorrt", "tflite")
 
 
 class Net(nn.Module):
@@ -65,34 +59,35 @@ def export(module: nn.Module, spec: TensorSpec, folder: Path) -> Path:
     return folder / "fp32.onnx"
 
 
-def reference(fp32: Path, held: Dataset) -> Reference:
-    session = _session(fp32, 1)
-    feed = held.feeds(slice(0, 1))
-    return Reference(_outputs(session, held), held.labels, _latency_ms(session, feed, 50), session)
-
-
-def zoo_rows(name: str, epochs: int | None, work: Path) -> list[dict]:
+def zoo_rows(name: str, epochs: int | None, work: Path, objective: str) -> list[dict]:
     data = zoo_data(name)
     shape = ("batch", *data["calib"].inputs["x"].shape[1:])
     fp32 = export(trained_model(name, epochs), TensorSpec("x", shape), work)
     calib, held = data["calib"].take(256), data["eval"]
-    ref = reference(fp32, held)
     rows = []
-    for target, scheme in SCHEMES.items():
-        default = work / f"{target}.onnx"
-        quantize_int8_static(fp32, default, calib, scheme, "minmax", 16)
-        plain = measure_trial(default, ref, held, 1)
-        config = TuneConfig(Budget(max_accuracy_drop=1.0), trials=12, time_s=300)
-        tuning = tune_int8(fp32, work / f"{target}.auto.onnx", calib, held, scheme, config)
-        chosen = tuning["trials"][tuning["chosen"]]
+    for target_name in TARGETS:
+        target = get_target(target_name)
+        runtime = TargetRuntime(target, target.parse_options({}), 1, work / f"{target_name}-tune")
+        config = TuneConfig(
+            Budget(max_accuracy_drop=1.0), trials=12, time_s=300, objective=objective,
+            fallback=fallback_precision(target),
+        )  # fmt: skip
+        scheme = target.quant_scheme(None)
+        tuning = tune_int8(
+            fp32, work / f"{target_name}.onnx", (calib, held), scheme, config, runtime
+        )
         rows.append(
             {
                 "model": name,
-                "target": target,
-                "default": plain,
-                "auto": chosen,
+                "target": target_name,
+                "runtime": tuning["latency_runtime"],
+                "default": tuning["trials"][0],  # trial 0 is the default int8
+                "auto": tuning["trials"][tuning["chosen"]],
                 "trials": len(tuning["trials"]),
                 "auto_met_budget": tuning["met_budgets"],
+                "block_timings": tuning["block_timings"],
+                "slower_in_int8": tuning["slower_in_int8"],
+                "tune_seconds": tuning["seconds"],
                 "fp32_size_bytes": fp32.stat().st_size,
             }
         )
@@ -176,10 +171,9 @@ def imagenet_rows(work: Path) -> list[dict]:
         folder = work / name
         folder.mkdir()
         fp32 = export(Net(build()), TensorSpec("x", ("batch", 3, 224, 224)), folder)
-        ref = reference(fp32, calib.take(1))
         quantize_int8_static(fp32, folder / "int8.onnx", calib, ORT_CPU_SCHEME, "minmax", 4)
-        session = _session(folder / "int8.onnx", 1)
-        fp32_ms, latency = interleaved_ms([ref.session, session], calib.feeds(slice(0, 1)), 30)
+        runners = [OnnxRuntimeRunner(fp32, 1), OnnxRuntimeRunner(folder / "int8.onnx", 1)]
+        fp32_ms, latency = interleaved_ms(runners, calib.feeds(slice(0, 1)), 30)
         rows.append(
             {
                 "model": name,
@@ -195,12 +189,13 @@ def imagenet_rows(work: Path) -> list[dict]:
 
 
 def int8_kernels(path: Path, optimized: Path) -> str:
-    """'QLinearConv count / Conv count' in onnxruntime's optimized graph."""
+    """'QLinearConv count / all convs' in onnxruntime's optimized graph (float convs fused
+    with their activation become FusedConv)."""
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(optimized)
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ops = collections.Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
-    return f"{ops['QLinearConv']}/{ops['QLinearConv'] + ops['Conv']}"
+    return f"{ops['QLinearConv']}/{ops['QLinearConv'] + ops['Conv'] + ops['FusedConv']}"
 
 
 def to_markdown(zoo: list[dict], imagenet: list[dict]) -> str:
@@ -238,13 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--models", nargs="*", default=ZOO_NAMES)
     parser.add_argument("--skip-imagenet", action="store_true")
+    parser.add_argument("--objective", choices=("accuracy", "latency"), default="accuracy")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         zoo = []
         for name in args.models:
             (Path(tmp) / name).mkdir()
-            zoo += zoo_rows(name, args.epochs, Path(tmp) / name)
+            zoo += zoo_rows(name, args.epochs, Path(tmp) / name, args.objective)
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "int8_auto.json").write_text(json.dumps({"zoo": zoo}, indent=1))
         imagenet = [] if args.skip_imagenet else imagenet_rows(Path(tmp))

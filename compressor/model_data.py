@@ -118,7 +118,7 @@ def _check_varied(calib: Dataset | None, evaluation: Dataset | None, method: str
         )
     if not isinstance(calib, VariedDataset):
         return
-    if method != "minmax":
+    if method not in ("minmax", "auto"):  # auto falls back to minmax on such samples
         raise UsageError(
             f"{calib.source} holds samples of several sizes: calibrate them with "
             f"--calibration minmax ({method} needs one size)."

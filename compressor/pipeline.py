@@ -228,6 +228,7 @@ def _verdict_inputs(
         artifact=made.artifact,
         reference=made.reference,
         budget_sources=budget_sources,
+        passes=made.passes,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from calibration.dataset import Dataset
 from compressor.errors import DataError, UsageError
+from compressor.fallback import mark_fp16
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
@@ -54,12 +55,22 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
     scheme = job.target.quant_scheme(job.options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     if recipe.auto:
-        info = auto_int8(recipe, job.fp32, job.dst, calib, job.evaluation, scheme, batch)
+        info = auto_int8(recipe, job.fp32, job.dst, (calib, job.evaluation), scheme, batch)
         return job.dst, info
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(
-            job.fp32, job.dst, calib, scheme, recipe.calibration, batch, advance, recipe.int8_plan
+            job.fp32,
+            job.dst,
+            calib,
+            scheme,
+            recipe.calibration,
+            batch,
+            advance,
+            recipe.int8_plan,
+            config=recipe.int8,
         )
+    if recipe.int8_fp16:
+        info["fp16_nodes"] = mark_fp16(job.dst, recipe.int8_fp16)
     return job.dst, info
 
 

@@ -61,7 +61,41 @@ class DistillConfig:
         object.__setattr__(self, "features", tuple(self.features))
 
 
-NESTED = {"budget": Budget, "prune": PruneConfig, "distill": DistillConfig}
+@dataclass(frozen=True)
+class Int8Config:
+    """Static int8 steps tried on the fp32 graph, each kept only if held-back SQNR rises."""
+
+    equalize: bool = _f(
+        True,
+        "Cross-layer equalization of Conv pairs joined by nothing or Relu/LeakyRelu/PRelu "
+        "(ReLU6/Clip pairs are left alone); kept only if held-back int8 SQNR rises.",
+    )
+    smooth: bool = _f(
+        True,
+        "SmoothQuant: move MatMul/Gemm input outlier channels into the weights; kept only if "
+        "held-back int8 SQNR rises.",
+    )
+    smooth_alpha: float = _f(0.5, "SmoothQuant strength a in s = max|X|^a / max|W|^(1-a).")
+    smooth_mul: bool = _f(
+        False,
+        "SmoothQuant where 1/s cannot be folded into the producer: insert a float Mul (right "
+        "in onnxruntime; the TFLite lowering mis-reads it, so off by default).",
+    )
+    bias_correction: bool = _f(
+        True, "Correct int8 Conv/Gemm biases for weight rounding; kept only if SQNR rises."
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smooth_alpha <= 1.0:
+            raise UsageError(f"smooth_alpha is {self.smooth_alpha}; give a value in [0, 1].")
+
+
+NESTED = {
+    "budget": Budget,
+    "prune": PruneConfig,
+    "distill": DistillConfig,
+    "int8": Int8Config,
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +108,11 @@ class Recipe:
     calib: str | None = _f(None, "Calibration data: .npz, image folder or pkg.module:function.")
     eval: str | None = _f(None, "Evaluation data (same formats); labels give top-1 accuracy.")
     calib_samples: int | None = _f(None, "Use at most this many calibration samples (all: 512).")
-    calibration: str = _f("minmax", "Range method for int8: minmax, entropy or percentile.")
+    calibration: str = _f(
+        "auto",
+        "Range method for int8: minmax, entropy, percentile, or auto (each tried on held-back "
+        "calibration samples; the best output SQNR is kept).",
+    )
     threads: int = _f(1, "Intra-op threads for latency measurement and evaluation.")
     warmup: int = _f(10, "Warm-up runs before timing.")
     runs: int = _f(100, "Timed runs for latency percentiles.")
@@ -112,15 +150,25 @@ class Recipe:
     seed: int = _f(0, "Random seed for pruning and distillation (same seed, same result).")
     prune: PruneConfig = _f(PruneConfig(), "Pruning pass settings.")
     distill: DistillConfig = _f(DistillConfig(), "Distillation pass settings.")
+    int8: Int8Config = _f(Int8Config(), "Static int8 steps (equalization, smoothing, bias).")
     auto: bool = _f(False, "int8: search which blocks to keep float until the budgets hold.")
     tune_trials: int = _f(12, "--auto: at most this many quantize-and-evaluate trials.")
     tune_time: float = _f(600.0, "--auto: stop starting new trials after this many seconds.")
     int8_plan: tuple[str, ...] = _f(
         (), "int8 blocks (tensors and nodes) kept float; --auto writes it, --recipe replays it."
     )
+    int8_fp16: tuple[str, ...] = _f(
+        (), "Of int8_plan, the nodes whose float weights are stored fp16 (--auto writes it)."
+    )
+    tune_objective: str = _f(
+        "accuracy",
+        "--auto: accuracy (fewest float blocks) or latency (fastest passing plan; blocks "
+        "measured slower in int8 than float stay float).",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "int8_plan", tuple(self.int8_plan))
+        object.__setattr__(self, "int8_fp16", tuple(self.int8_fp16))
         if self.input_shapes is None:
             object.__setattr__(self, "input_shapes", {})
         if self.target_options is None:

@@ -15,7 +15,8 @@ SLOW_REASONS = {
 def verdict_notes(report: Report, no_eval: bool) -> list[str]:
     """Speed against fp32, an accuracy fall, missing eval data and proxies."""
     comp, ref = report.compressed, report.fp32_reference
-    notes = _speed_notes(report.precision, comp, ref)
+    no_int8 = no_int8_note(report)
+    notes = no_int8 + _speed_notes(report.precision, comp, ref, why=not no_int8)
     base_acc, comp_acc = report.baseline.accuracy, comp.accuracy
     if base_acc is not None and comp_acc is not None and base_acc - comp_acc > 0.05:
         gated = any(b.name == "max_accuracy_drop" for b in report.budgets)
@@ -31,10 +32,41 @@ def verdict_notes(report: Report, no_eval: bool) -> list[str]:
         )
     if comp.proxy_for:
         notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
-    return notes
+    return notes + _budget_width_note(report)
 
 
-def _speed_notes(precision: str, comp: Section, ref: Section | None) -> list[str]:
+def _budget_width_note(report: Report) -> list[str]:
+    """Say so when the accuracy budget is narrower than the measured drop's own uncertainty."""
+    ci = report.compressed.accuracy_drop_ci
+    limits = [b.limit for b in report.budgets if b.name == "max_accuracy_drop"]
+    if ci is None or not limits or (ci[1] - ci[0]) / 2 <= limits[0]:
+        return []
+    samples = report.compressed.eval_samples
+    return [
+        f"The {limits[0]:g}-point accuracy budget is narrower than the 95% interval of the "
+        f"measured drop [{ci[0]:+.2f}, {ci[1]:+.2f}] points on {samples} samples: a few samples "
+        "decide pass or fail. Give more --eval samples, or gate on fidelity (--min-sqnr)."
+    ]
+
+
+def no_int8_note(report: Report) -> list[str]:
+    """An int8 run whose graph holds no Q/DQ at all (--auto or a plan kept every block float)."""
+    info = report.passes.get("int8") or {}
+    if report.precision != "int8" or info.get("quantize_nodes", 1) != 0:
+        return []
+    why = (
+        "--auto kept every block float to meet the budgets"
+        if info.get("tuning")
+        else "every block was kept float (the recipe's int8_plan or the placement rules)"
+    )
+    return [
+        f"WARNING: nothing is int8: {why}, so the artifact is the fp32 model (no int8 size or "
+        "speed gain). Check the budget against the measured drop's interval, give more --eval "
+        "samples, or compress without --auto and look at `compress debug`."
+    ]
+
+
+def _speed_notes(precision: str, comp: Section, ref: Section | None, why: bool = True) -> list[str]:
     """How the compressed artifact's p50 compares with fp32 in the same runtime."""
     if ref is None:
         return []
@@ -43,7 +75,7 @@ def _speed_notes(precision: str, comp: Section, ref: Section | None) -> list[str
         return [
             f"{precision} is SLOWER than fp32 in {comp.runtime} here: p50 "
             f"{mine:.3f} ms vs {fp32:.3f} ms "
-            f"({mine / fp32:.2f}× the fp32 time). {SLOW_REASONS.get(precision, '')}"
+            f"({mine / fp32:.2f}× the fp32 time). {SLOW_REASONS.get(precision, '') if why else ''}"
         ]
     return [f"{precision} runs {fp32 / max(mine, 1e-9):.2f}× the speed of fp32 in {comp.runtime}."]
 
@@ -53,7 +85,7 @@ def size_note(report: Report) -> list[str]:
     comp = report.compressed
     fp32 = (report.fp32_reference or report.baseline).size_bytes
     info = report.passes.get("int8") or {}
-    if report.precision != "int8" or comp.size_bytes <= 0.6 * fp32:
+    if report.precision != "int8" or comp.size_bytes <= 0.6 * fp32 or no_int8_note(report):
         return []
     ratio = comp.size_bytes / fp32
     if info.get("float_recurrent_ops"):

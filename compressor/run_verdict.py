@@ -49,6 +49,7 @@ class VerdictInputs:
     artifact: Artifact  # the lowered artifact
     reference: tuple[Runner, int] | None  # fp32 reference runner and its size, when not fp32
     budget_sources: dict[str, str] | None  # which budgets came from flags
+    passes: dict  # what the passes did (the notes read whether int8 quantized anything)
 
 
 def judge_run(run: VerdictInputs) -> Report:
@@ -73,6 +74,7 @@ def judge_run(run: VerdictInputs) -> Report:
         fp32_reference=measured[1].section() if run.reference is not None else None,
         budgets=verdict.budgets,
         environment=_environment(),
+        passes=run.passes,
     )
     return replace(report, notes=tuple(verdict_notes(report, not has_eval)))
 

@@ -20,7 +20,7 @@ PRECISION_FLAGS = {
     "fp16": "Half-precision weights and compute.",
     "dynamic": "Dynamic int8: int8 weights, activations quantized at run time.",
 }
-NOT_FLAGS = ("model", "precision", "int8_plan")  # the argument, PRECISION_FLAGS, recipe only
+NOT_FLAGS = ("model", "precision", "int8_plan", "int8_fp16")  # argument, PRECISION_FLAGS, recipe
 RUN_FLAGS: list[Flag] = flags_of(Recipe, skip=NOT_FLAGS)
 HAND_WRITTEN = {
     "recipe_path": click.option(
@@ -35,8 +35,9 @@ HAND_WRITTEN = {
 }
 # --help order; a config field not named here is listed after these.
 HELP_ORDER = (
-    "recipe_path target int8 fp16 dynamic calib eval calib_samples calibration auto tune_trials "
-    "tune_time threads warmup runs model_factory trust_pickle input_shapes preprocess batch_axes "
+    "recipe_path target int8 fp16 dynamic calib eval calib_samples calibration int8__equalize "
+    "int8__smooth int8__smooth_alpha int8__smooth_mul int8__bias_correction auto tune_trials "
+    "tune_time tune_objective threads warmup runs model_factory trust_pickle input_shapes preprocess batch_axes "
     + " ".join(f"budget__{f.name}" for f in dataclasses.fields(Budget))
     + " metric task target_options prune__ratio prune__method prune__global_ranking "
     "prune__exclude prune__round_to distill__enabled train distill__epochs distill__lr "

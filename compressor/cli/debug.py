@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import tempfile
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from compressor.cli.common import CONSOLE, handle_errors
-from compressor.cli.flags import fields_of, flag, options
+from compressor.cli.flags import CALIBRATION_METHODS, fields_of, flag, options
 from compressor.debug import layer_rows, stage_table
 from compressor.debug_artifact import artifact_note
 from compressor.export import export_onnx
@@ -45,7 +46,9 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     fixed = reference_runner(fp32).fixed_batch
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
-    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch)
+    # layers are compared by tensor name with fp32: no step may rescale those tensors here
+    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
+    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
     kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
     runners = {"onnx fp32": reference_runner(fp32), "onnx q/dq": reference_runner(qdq)}
     if model.is_torch:
@@ -242,7 +245,7 @@ DEBUG_FLAGS = [
     flag(Recipe, "target"),
     flag(Recipe, "calib", required=True),
     flag(Recipe, "calib_samples"),
-    flag(Recipe, "calibration"),
+    click.option("--calibration", type=click.Choice(CALIBRATION_METHODS[1:]), default="minmax"),
 ]
 TARGET_OPTIONS = flag(Recipe, "target_options")
 
@@ -266,7 +269,12 @@ TARGET_OPTIONS = flag(Recipe, "target_options")
 def debug_command(model: str, **flags: object) -> None:
     """Find the layers int8 breaks: per layer SQNR, ranges and outlier channels, worst first."""
     settings = fields_of(Recipe, [*DEBUG_FLAGS, TARGET_OPTIONS], flags)
-    recipe = Recipe(model=str(Path(model).absolute()), precision="int8", **settings)
+    recipe = Recipe(
+        model=str(Path(model).absolute()),
+        precision="int8",
+        calibration=flags["calibration"],
+        **settings,
+    )
     with tempfile.TemporaryDirectory(prefix="compress-debug-") as tmp:
         result = run_debug(recipe, Path(tmp))
     render(result, CONSOLE, flags["top"])

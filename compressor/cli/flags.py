@@ -16,11 +16,20 @@ import click
 
 from compressor.budget import Budget
 from compressor.cli.common import parse_batch_axes, parse_input_shapes, parse_key_values
-from compressor.recipe import NESTED, OPTIMIZERS, PRUNE_METHODS, DistillConfig, PruneConfig, Recipe
+from compressor.recipe import (
+    NESTED,
+    OPTIMIZERS,
+    PRUNE_METHODS,
+    DistillConfig,
+    Int8Config,
+    PruneConfig,
+    Recipe,
+)
 from compressor.regression import Regression
 from compressor.tasks import parse_task_option
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
+TUNE_OBJECTIVES = ("accuracy", "latency")  # compressor.tune.OBJECTIVES, without its imports
 TASK_HELP = (
     "Task rule for every output, or OUTPUT=KIND for one (repeatable): classify, embed, detect, "
     "segment, sequence or regression [default: inferred from shape, values and labels]."
@@ -43,6 +52,7 @@ class Flag:
     parse: Callable[[tuple], object] | None = None  # repeated values -> the field's value
     show_default: bool = True
     required: bool = False
+    negatable: bool = False  # --x/--no-x even when the field defaults to False
 
     @property
     def param(self) -> str:
@@ -58,6 +68,8 @@ class Flag:
 FLAG_SPECS: dict[tuple[type, str], dict] = {
     (Recipe, "target"): {"short": "-t"},
     (Recipe, "calibration"): {"choices": CALIBRATION_METHODS},
+    (Recipe, "tune_objective"): {"choices": TUNE_OBJECTIVES},
+    (Int8Config, "smooth_mul"): {"negatable": True},
     (Recipe, "input_shapes"): {
         "name": "--input-shape",
         "help": "NAME:1x3x224x224: shapes for models without them, or fixing dynamic dims.",
@@ -123,7 +135,7 @@ def _option(item: Flag, field_default: bool) -> Callable:
     f = config_field(item)
     kind = _kind(f)
     long = item.long
-    if kind == "bool" and f.default is True:
+    if kind == "bool" and (f.default is True or item.negatable):
         long = f"{long}/--no-{long[2:]}"
     kw = {"help": item.help or f.metadata.get("help", ""), "required": item.required}
     kw |= {"metavar": item.metavar} | KIND_KWARGS.get(kind, _value_kwargs)(item, f, field_default)
@@ -131,7 +143,11 @@ def _option(item: Flag, field_default: bool) -> Callable:
 
 
 def _bool_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict:
-    return {"is_flag": True, "default": f.default if field_default else None}
+    kw = {"is_flag": True, "default": f.default if field_default else None}
+    if field_default or not (f.default is True or item.negatable):
+        return kw
+    on_off = " [default: on]" if f.default else " [default: off]"
+    return kw | {"help": (item.help or f.metadata.get("help", "")) + on_off}
 
 
 def _many_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict:
@@ -183,7 +199,8 @@ def given(items: Iterable[Flag], values: dict) -> dict[type, dict[str, object]]:
 
 def fields_of(config: type, items: Iterable[Flag], values: dict) -> dict[str, object]:
     """The parsed values of a config's flags, by field name (taken out of `values`)."""
-    return {i.field: parsed(i, values.pop(i.param)) for i in items if i.config is config}
+    mine = [i for i in items if isinstance(i, Flag) and i.config is config]
+    return {i.field: parsed(i, values.pop(i.param)) for i in mine}
 
 
 def build(config: type, items: Iterable[Flag], values: dict) -> object:

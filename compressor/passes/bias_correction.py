@@ -19,11 +19,10 @@ from onnx import numpy_helper
 
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
-from calibration.varied import VariedDataset
-from compressor.fidelity import sqnr_db
+from compressor.passes.held_back import output_sqnr, split_held_back
 
 CORRECTED_OPS = ("Conv", "Gemm")
-MIN_SAMPLES = 8
+__all__ = ["correct_biases", "output_sqnr"]
 
 
 def _biased_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, dict]:
@@ -111,36 +110,15 @@ def _apply(model: onnx.ModelProto, layers: dict, shifts: dict[str, np.ndarray]) 
     return done
 
 
-def output_sqnr(fp32: Path, qdq: Path, data: Dataset, batch: int = 64) -> float:
-    """Worst output's SQNR (dB) of qdq against fp32 on data."""
-    import onnxruntime as ort
-
-    def run(path: Path) -> list[np.ndarray]:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        parts = [session.run(None, inputs) for inputs, _ in data.batches(batch)]
-        return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
-
-    sqnrs = [
-        sqnr_db(np.mean(r.astype(np.float64) ** 2), np.mean((r.astype(np.float64) - q) ** 2))
-        for r, q in zip(run(fp32), run(qdq), strict=True)
-    ]
-    return float(min(sqnrs))
-
-
 def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dict:
     """Correct qdq's int8 Conv/Gemm biases in place if held-back output SQNR rises.
 
     `batch` must suit the model (its fixed batch, if it has one); both parts are whole batches.
     """
-    if isinstance(data, VariedDataset):
-        return {"applied": False, "why": "calibration samples of several sizes"}
-    split = len(data) * 3 // 4 // batch * batch
-    end = split + (len(data) - split) // batch * batch
-    if len(data) < MIN_SAMPLES or split == 0 or end == split:
-        return {"applied": False, "why": f"too few calibration samples ({len(data)}) to hold back"}
-    fit = data.take(split)
-    rest = {k: v[split:end] for k, v in data.inputs.items()}
-    held = Dataset(rest, None, data.source, data.shared, data.batch_axes)
+    split = split_held_back(data, batch)
+    if isinstance(split, str):
+        return {"applied": False, "why": split}
+    fit, held = split
     model, reference = onnx.load(str(qdq)), onnx.load(str(fp32))
     layers = _biased_layers(model, reference)
     if not layers:

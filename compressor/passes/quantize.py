@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from calibration.reader import DatasetReader
 from compressor.errors import DataError, UsageError
 from compressor.passes.bias_correction import correct_biases
 from compressor.passes.float_tensors import drop_qdq
+from compressor.passes.int8_prepare import Prepared, prepare_for_int8
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
+from compressor.passes.smooth import SMOOTH_MUL
+from compressor.recipe import Int8Config
 from targets.base import QuantScheme
 
 QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -40,23 +44,31 @@ def quantize_int8_static(
     on_batch: Callable[[int], None] | None = None,
     plan: tuple[str, ...] = (),
     stats: dict | None = None,
+    config: Int8Config | None = None,
 ) -> dict:
     """Calibrate once on `data` and write a Q/DQ model laid out as the target's scheme says.
 
     Tensors the placement rules (qdq_rules) name stay float; so do the tensors and nodes of the
     tuner's `plan` (a block: an activation and the weighted ops reading it, weights included).
+    Unless `stats` are given (the tuner prepares once, see prepare_int8), the float graph first
+    goes through the held-back-judged steps of int8_prepare (method "auto" chooses the ranges).
     """
     data.check_finite()
-    if stats is None:  # the tuner passes the statistics it collected once for all trials
-        stats = collect_stats(src, data, batch_size, range_method(method).histograms, on_batch)
-    kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
-    cache = dst.with_name(dst.name + ".ranges.json")
-    write_ranges_cache(stats, method, cache)
-    _quantize_with_ranges(src, dst, data, scheme, cache, kept, plan)
-    cache.unlink()
-    fused = keep_fused_inputs_float(dst, scheme)
-    floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    corrected = correct_biases(src, dst, data, batch_size)
+    config = config or Int8Config()
+    work = dst.with_name(dst.stem + ".prepare")
+    prepared = Prepared(src, method, {})
+    if stats is None:
+        prepared = prepare_int8(src, work, data, scheme, method, batch_size, config)
+    graph, method = prepared.graph, prepared.method
+    if stats is None:
+        stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
+    kept, fused, floated = _place_qdq(graph, dst, data, scheme, method, stats, plan)
+    corrected = (
+        correct_biases(graph, dst, data, batch_size)
+        if config.bias_correction
+        else {"applied": False, "why": "turned off"}
+    )
+    shutil.rmtree(work, ignore_errors=True)
     model = onnx.load(str(dst))
     q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
     if q == 0 and not plan:  # a tuner plan may keep every block float
@@ -69,10 +81,49 @@ def quantize_int8_static(
         "method": method,
         "scheme": scheme.description,
         "kept_float": [k.to_dict() for k in kept if k.kind == "node" or k.tensor in floated],
+        **({"steps": prepared.steps} if prepared.steps else {}),
         "bias_correction": corrected,
         **({"plan": list(plan)} if plan else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
+
+
+def prepare_int8(
+    src: Path,
+    work: Path,
+    data: Dataset,
+    scheme: QuantScheme,
+    method: str,
+    batch_size: int,
+    config: Int8Config,
+) -> Prepared:
+    """The float graph (in work/) and range method to quantize with, judged on held-back data."""
+    work.mkdir(parents=True, exist_ok=True)
+
+    def quantize(graph: Path, dst: Path, fit: Dataset, name: str, stats: dict) -> None:
+        _place_qdq(graph, dst, fit, scheme, name, stats)
+
+    return prepare_for_int8(src, work, data, method, batch_size, config, quantize)
+
+
+def _place_qdq(
+    src: Path,
+    dst: Path,
+    data: Dataset,
+    scheme: QuantScheme,
+    method: str,
+    stats: dict,
+    plan: tuple[str, ...] = (),
+) -> tuple[list, int, list[str]]:
+    """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated)."""
+    kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
+    cache = dst.with_name(dst.name + ".ranges.json")
+    write_ranges_cache(stats, method, cache)
+    _quantize_with_ranges(src, dst, data, scheme, cache, kept, plan)
+    cache.unlink()
+    fused = keep_fused_inputs_float(dst, scheme)
+    floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
+    return kept, fused, floated
 
 
 def _quantize_with_ranges(
@@ -100,6 +151,7 @@ def _quantize_with_ranges(
     excluded = nodes_reading_constants(model, {k.tensor for k in kept})
     excluded += [k.tensor for k in kept if k.kind == "node"]
     excluded += [n.name for n in model.graph.node if n.name in plan]
+    excluded += [n.name for n in model.graph.node if n.name.startswith(SMOOTH_MUL)]
     placement["nodes_to_exclude"] = placement.get("nodes_to_exclude", []) + excluded
     logging.getLogger("root").setLevel(logging.ERROR)
     quantize_static(

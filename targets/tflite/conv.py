@@ -10,7 +10,7 @@ from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import NHWC, Layout
 from targets.tflite.padding import pool_divisor, resolve_padding
-from targets.tflite.weights import bias_tensor, const_operand, weight_tensor
+from targets.tflite.weights import bias_tensor, const_operand, float_source, weight_tensor
 from targets.tflite.writer import QuantParams
 
 CHANNELS_LAST = Layout(NHWC)
@@ -73,8 +73,13 @@ def lower_conv(ctx: Lowering, node: Node) -> None:
     filt, axis, op, options = _filter_and_options(
         ctx, weight, group, strides, dilations, padding, act
     )
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/filter", filt, axis)
-    b_index = bias_tensor(ctx, f"{node.name}/bias", _bias(ctx, node, out_ch), x.quant, w_quant)
+    w_index, w_quant = weight_tensor(
+        ctx, f"{node.name}/filter", filt, axis, float_source(node, quantized, 1)
+    )
+    bias_name = float_source(node, quantized, 2)
+    b_index = bias_tensor(
+        ctx, f"{node.name}/bias", _bias(ctx, node, out_ch), x.quant, w_quant, bias_name
+    )
     out = ctx.output(out_name, CHANNELS_LAST, quantized)
     version = _conv_version(op, x, w_quant, group, dilations)
     ctx.emit(op, [x.tensor, w_index, b_index], [out], options, version)

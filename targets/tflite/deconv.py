@@ -16,7 +16,7 @@ from targets.tflite.conv import CHANNELS_LAST, _bias, _check_4d
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
-from targets.tflite.weights import bias_tensor, weight_tensor
+from targets.tflite.weights import bias_tensor, float_source, weight_tensor
 
 
 def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
@@ -90,8 +90,11 @@ def _transpose_conv(
 ) -> Value:
     """One TRANSPOSE_CONV (VALID) writing the un-cropped output `name`."""
     tag = name.replace("/", "_")
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/{tag}/filter", filt, 0)
-    b_index = bias_tensor(ctx, f"{node.name}/{tag}/bias", bias, x.quant, w_quant)
+    w_index, w_quant = weight_tensor(
+        ctx, f"{node.name}/{tag}/filter", filt, 0, float_source(node, quantized, 1)
+    )
+    bias_name = float_source(node, quantized, 2)
+    b_index = bias_tensor(ctx, f"{node.name}/{tag}/bias", bias, x.quant, w_quant, bias_name)
     out = ctx.output(name, CHANNELS_LAST, quantized)
     sizes = _output_shape(ctx, f"{node.name}/{tag}", x, [*full, filt.shape[0]], x.shape[0])
     strides = list(node.attrs.get("strides", [1, 1]))

@@ -9,7 +9,7 @@ from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
-from targets.tflite.weights import bias_tensor, weight_tensor
+from targets.tflite.weights import bias_tensor, float_source, weight_tensor
 from targets.tflite.writer import QuantParams
 
 
@@ -82,9 +82,13 @@ def _fully_connected(
     x = ctx.get(node.inputs[0], layout, "int8" if quantized else "float32")
     if x.layout.cols is not None:
         weight = weight[:, list(x.layout.cols)]
-    w_index, w_quant = weight_tensor(ctx, f"{node.name}/weights", np.ascontiguousarray(weight), 0)
+    weight = np.ascontiguousarray(weight)
+    w_index, w_quant = weight_tensor(
+        ctx, f"{node.name}/weights", weight, 0, float_source(node, quantized, 1)
+    )
+    bias_name = float_source(node, quantized, 2) if node.op_type == "Gemm" else None
     bias = np.zeros(weight.shape[0]) if bias is None else bias
-    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant)
+    b_index = bias_tensor(ctx, f"{node.name}/bias", bias, x.quant, w_quant, bias_name)
     keep = len(x.shape) > 2
     out = ctx.output(out_name, PLAIN, quantized)
     options = ctx.options_of("FullyConnectedOptions", fusedActivationFunction=act, keepNumDims=keep)

@@ -46,6 +46,8 @@ class OnnxGraph:
     const_quant: dict[str, QuantParams] = field(default_factory=dict)
     # Tensors whose Q/DQ had an infinite range (kept float by the lowering).
     unquantizable: list[str] = field(default_factory=list)
+    # Constants stored fp16 and read through a Cast to float (fp16 weights of a float block).
+    half_consts: set[str] = field(default_factory=set)
 
     def consumers(self) -> dict[str, list[Node]]:
         """Map from tensor name to the nodes reading it."""
@@ -79,18 +81,30 @@ def load_graph(model: onnx.ModelProto) -> OnnxGraph:
     model = shape_inference.infer_shapes(model)
     graph = model.graph
     consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    nodes = []
+    nodes, half = [], set()
     for index, proto in enumerate(graph.node):
         attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
         if proto.op_type == "Constant" and "value" in attrs:
             consts[proto.output[0]] = numpy_helper.to_array(attrs["value"])
+            continue
+        if _is_half_const_cast(proto, attrs, consts):
+            consts[proto.output[0]] = consts[proto.input[0]].astype(np.float32)
+            half.add(proto.output[0])
             continue
         name = proto.name or f"{proto.op_type}_{index}"
         nodes.append(Node(proto.op_type, name, list(proto.input), list(proto.output), attrs))
     shapes, dtypes = _value_infos(graph)
     inputs = [i.name for i in graph.input if i.name not in consts]
     outputs = [(o.name, o.name) for o in graph.output]
-    return OnnxGraph(nodes, consts, shapes, dtypes, inputs, outputs)
+    return OnnxGraph(nodes, consts, shapes, dtypes, inputs, outputs, half_consts=half)
+
+
+def _is_half_const_cast(proto: onnx.NodeProto, attrs: dict, consts: dict) -> bool:
+    """Cast(fp16 constant → float): fp16-stored weights, folded into a float constant."""
+    if proto.op_type != "Cast" or attrs.get("to") != onnx.TensorProto.FLOAT:
+        return False
+    source = consts.get(proto.input[0])
+    return source is not None and source.dtype == np.float16
 
 
 def _value_infos(graph: onnx.GraphProto) -> tuple[dict, dict]:

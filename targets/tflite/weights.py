@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets.tflite.emit import Lowering, Value
+from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN
 from targets.tflite.writer import QuantParams
 
@@ -26,15 +27,34 @@ def quantize_symmetric(array: np.ndarray, axis: int | None) -> tuple[np.ndarray,
     return q, QuantParams(tuple(scale.tolist()), (0,) * len(scale), axis)
 
 
+def float_source(node: Node, quantized: bool, index: int) -> str | None:
+    """The ONNX constant behind input `index` of a node lowered in float (None when the node
+    runs int8 or has no such input): its storage then follows the graph (weight_precision)."""
+    if quantized or len(node.inputs) <= index or not node.inputs[index]:
+        return None
+    return node.inputs[index]
+
+
+def weight_precision(ctx: Lowering, source: str | None) -> str:
+    """How ONNX constant `source` is stored: fp16 when the graph stores it so, fp32 when an
+    int8 graph left it unquantized (a float block), else the lowering's precision."""
+    if source in ctx.graph.half_consts:
+        return "fp16"
+    if ctx.int8 and source is not None and source not in ctx.graph.const_quant:
+        return "fp32"
+    return ctx.options.precision
+
+
 def weight_tensor(
-    ctx: Lowering, name: str, float_weight: np.ndarray, quant_axis: int
+    ctx: Lowering, name: str, float_weight: np.ndarray, quant_axis: int, source: str | None = None
 ) -> tuple[int, QuantParams | None]:
     """The filter of a conv/FC (already in TFLite layout): index and int8 params if any.
 
     In int8 mode the weight is the dequantized Q/DQ constant; re-quantizing it symmetric per
     channel gives back onnxruntime's integers (same max-abs scale), on TFLite's channel axis.
+    `source` names the ONNX constant, so a float block of an int8 graph keeps float weights.
     """
-    precision = ctx.options.precision
+    precision = weight_precision(ctx, source)
     if precision == "int8" or precision == "dynamic":
         q, params = quantize_symmetric(float_weight, quant_axis)
         return ctx.const(name, q, "int8", params), params
@@ -49,6 +69,7 @@ def bias_tensor(
     bias: np.ndarray,
     input_quant: QuantParams | None,
     weight_quant: QuantParams | None,
+    source: str | None = None,
 ) -> int:
     """int32 bias at scale s_in·s_w[c] for int8 kernels, float (fp16-stored in fp16 mode) otherwise."""
     if input_quant is not None and weight_quant is not None:
@@ -56,7 +77,7 @@ def bias_tensor(
         q = np.clip(np.round(bias.astype(np.float64) / scale), -(2**31), 2**31 - 1)
         params = QuantParams(tuple(scale.tolist()), (0,) * len(scale), 0)
         return ctx.const(name, q.astype(np.int32), "int32", params)
-    if ctx.options.precision == "fp16":
+    if weight_precision(ctx, source) == "fp16":
         return _fp16_dequantized(ctx, name, bias)
     return ctx.const(name, bias.astype(np.float32), "float32")
 

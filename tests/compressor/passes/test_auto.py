@@ -15,6 +15,8 @@ from compressor.budget import Budget
 from compressor.recipe import load_recipe
 from compressor.tune import meets_budget, pareto_front
 
+PLAIN = ["--no-equalize", "--calibration", "minmax"]
+
 
 def _args(model, cnn_files, out):
     return [
@@ -36,12 +38,16 @@ def _args(model, cnn_files, out):
 
 
 def test_x1000_channel_fails_plain_int8_and_passes_auto(scaled_cnn, cnn_files, tmp_path, cli):
-    plain = cli(_args(scaled_cnn, cnn_files, tmp_path / "plain"))
+    """Plain: minmax ranges without cross-layer equalization (each repairs this model alone:
+    below, and the clipped ranges --calibration auto may choose)."""
+    plain = cli(_args(scaled_cnn, cnn_files, tmp_path / "plain") + PLAIN)
     assert plain.exit_code == 1, plain.output  # the budget fails
     report = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] > 0.01
 
-    tuned = cli(_args(scaled_cnn, cnn_files, tmp_path / "auto") + ["--auto", "--tune-trials", "6"])
+    tuned = cli(
+        _args(scaled_cnn, cnn_files, tmp_path / "auto") + [*PLAIN, "--auto", "--tune-trials", "6"]
+    )
     assert tuned.exit_code == 0, tuned.output
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["passed"]
@@ -96,3 +102,15 @@ def test_auto_and_debug_on_a_fixed_batch_model(cnn, cnn_files, tmp_path, cli):
     result = cli(debug + ["--calib-samples", "24", "--json", tmp_path / "d.json"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "d.json").read_text())["layers"]
+
+
+def test_x1000_channel_is_repaired_by_default_equalization(scaled_cnn, cnn_files, tmp_path, cli):
+    """conv1 → ReLU → conv2 is an equalizable pair: equalization moves the x1000 back into
+    conv2's weights and default int8 meets the 1-point budget with every block int8."""
+    run = cli(_args(scaled_cnn, cnn_files, tmp_path / "eq"))
+    report = json.loads((tmp_path / "eq" / "report.json").read_text())
+    step = report["passes"]["int8"]["steps"]["equalize"]
+    assert run.exit_code == 0, run.output
+    assert step["applied"] and step["pairs"] >= 1
+    assert step["held_back_sqnr_db"]["with"] > step["held_back_sqnr_db"]["without"] + 10
+    assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] <= 0.01
