@@ -3,7 +3,7 @@
 import dataclasses
 from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
 
 # uint8 activations with int8 weights (U8S8) ran a real MobileNetV2 1.86x faster than fp32 on

@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.registry import reference_runner
 from targets.tensorrt import build_engine

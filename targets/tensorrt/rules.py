@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
 
 # Ops TensorRT runs in int8 when their inputs carry Q/DQ. Everything else (Relu, pooling,

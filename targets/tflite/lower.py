@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
 from targets.tflite.conv1d import rewrite_1d

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from tests.targets.fake_target.rules import CAPABILITIES, FakeOptions
 

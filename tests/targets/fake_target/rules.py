@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
 
 CAPABILITIES = TargetCapabilities(
