@@ -13,7 +13,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config, recipe_from_dict
 from foundation.errors import UsageError
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from tests.compressor.passes.int8_models import export_module
 from tests.compressor.passes.test_equalize import badly_scaled_dw
 

@@ -16,7 +16,7 @@ from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quan
 from compressor.recipe import Int8Config
 from foundation.errors import DataError, UsageError
 from targets.base import QuantScheme
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from targets.onnx.runner import OnnxRuntimeRunner
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
-from tests.targets.fake_target.rules import CAPABILITIES, FakeOptions
+from tests.targets.fake_target.capabilities import CAPABILITIES
+from tests.targets.fake_target.options import FakeOptions
 
 SIDECAR = "meta.json"
 
