@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,14 @@ SEED = 0
 class BenchSettings:
     """How to time: warm-up and timed runs, threads, batch, and where inputs come from."""
 
-    runs: int = 100
-    warmup: int = 10
-    threads: int = 1
-    batch: int = 1
-    data: str | None = None
+    runs: int = field(default=100, metadata={"help": "Timed runs."})
+    warmup: int = field(default=10, metadata={"help": "Warm-up runs."})
+    threads: int = field(default=1, metadata={"help": "Intra-op threads."})
+    batch: int = field(default=1, metadata={"help": "Samples per call."})
+    data: str | None = field(
+        default=None,
+        metadata={"help": "Time on these samples (.npz, image folder, entry point)."},
+    )
 
     def check(self) -> None:
         """Reject settings that cannot give a measurement."""

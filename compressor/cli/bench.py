@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from compressor.bench import BenchSettings
 from compressor.cli.common import (
     CONSOLE,
     PATH,
@@ -14,6 +15,7 @@ from compressor.cli.common import (
     parse_batch_axes,
     parse_input_shapes,
 )
+from compressor.cli.flags import flags_of, options
 from foundation.errors import UsageError
 
 
@@ -25,13 +27,7 @@ from foundation.errors import UsageError
     help="Time all ARTIFACTS interleaved in one run with ratios to the first "
     "(implied by several ARTIFACTS).",
 )
-@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Samples per call.")
-@click.option(
-    "--data", default=None, help="Time on these samples (.npz, image folder, entry point)."
-)
+@options(flags_of(BenchSettings), field_default=True)
 @click.option("--input-shape", multiple=True, help="NAME:1x3x224x224 for TorchScript models.")
 @click.option(
     "--preprocess",
@@ -52,7 +48,7 @@ def bench_command(
 ) -> None:
     """Latency percentiles and throughput of any artifact (.onnx, .tflite, .engine, .pt2, ...)."""
     from calibration.preprocess import parse_preprocess as parse_image_preprocess
-    from compressor.bench import BenchSettings, bench_artifacts, bench_json, render_bench
+    from compressor.bench import bench_artifacts, bench_json, render_bench
     from compressor.model_data import load_data_for
 
     if not artifacts:

@@ -1,9 +1,9 @@
 """Click options generated from the frozen config dataclasses.
 
 A flag's name, type, default and help come from its config field (`Recipe`, `Budget`,
-`PruneConfig`, `DistillConfig`, `Regression`); `FLAG_SPECS` holds only what a field cannot say
-(a short name, choices, a metavar, how repeated values become the field's value). So a new
-config field is a new flag without writing a `click.option`.
+`PruneConfig`, `DistillConfig`, `Regression`, `BenchSettings`); `FLAG_SPECS` holds only what a
+field cannot say (a short name, choices, a metavar, how repeated values become the field's
+value). So a new config field is a new flag without writing a `click.option`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from compressor.cli import main
 from targets.registry import get_target
 from tests.cli_runner import invoke_cli
 
@@ -155,7 +156,9 @@ def vad_model(seed: int = 0, sr_type: int = TensorProto.INT64) -> onnx.ModelProt
     return model
 
 
-SUBCOMMANDS = {"bench", "verify", "package", "targets", "example"}
+# Every subcommand but the implied `run`: they take no --no-default-floor. From the CLI group
+# itself, so a new command (sweep, debug) is never mistaken for a model path.
+SUBCOMMANDS = set(main.commands) - {"run"}
 
 
 def run_cli(*args: object) -> object:
