@@ -11,8 +11,10 @@ on their outputs: torch vs fp32 ONNX, fp32 vs Q/DQ ONNX, Q/DQ ONNX vs the target
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,17 @@ import onnx
 
 from calibration.activations import TensorStats, collect_stats
 from calibration.dataset import Dataset
-from compressor.debug_artifact import layer_stages
+from compressor.debug_artifact import artifact_note, layer_stages
+from compressor.export import export_onnx
 from compressor.fidelity import sqnr_db
+from compressor.loading import load_model
+from compressor.model_data import load_run_data
+from compressor.passes.cleanup import cleanup_onnx
+from compressor.passes.quantize import quantize_int8_static
+from compressor.precision import calibration_batch
+from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
+from targets.registry import get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 OUTLIER_RATIO = 8.0  # a channel whose |max| is this many times the median channel's
@@ -198,3 +208,57 @@ def stage_table(stages: dict[str, list[np.ndarray]]) -> list[dict]:
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+
+OUTPUT_SAMPLES = 32  # samples the whole-model stages are compared on
+ONNX_IS_ARTIFACT = (
+    "onnx: the artifact is the Q/DQ ONNX itself; its per-layer figures are the q/dq columns."
+)
+
+
+def run_debug(recipe: Recipe, work: Path) -> dict:
+    """Quantize as `compress --int8` would and measure every layer and stage."""
+    target = get_target(recipe.target)
+    options = target.parse_options(recipe.target_options)
+    model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
+    calib, _, specs = load_run_data(recipe, model)
+    raw = export_onnx(model, specs, work / "raw.onnx")
+    fp32, qdq = work / "fp32.onnx", work / "int8.onnx"
+    cleanup_onnx(raw, fp32)
+    fixed = reference_runner(fp32).fixed_batch
+    batch = calibration_batch(recipe.calibration, len(calib), fixed)
+    scheme = target.quant_scheme(options)
+    # layers are compared by tensor name with fp32: no step may rescale those tensors here
+    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
+    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
+    kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
+    runners = {"onnx fp32": reference_runner(fp32), "onnx q/dq": reference_runner(qdq)}
+    if model.is_torch:
+        runners = {"torch": torch_runner(model.module, specs), **runners}
+    artifact, note = None, ONNX_IS_ARTIFACT
+    if target.name != "onnx":
+        artifact = target.lower(qdq, "int8", work, options)
+        runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
+    trace = partial(target.trace_layers, artifact) if artifact else None
+    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch, trace)
+    if artifact is not None:
+        traced = any(row.stages.get("artifact") for row in rows)
+        proxy = runners[f"{target.name} artifact"].proxy_for
+        note = artifact_note(target, traced, proxy, artifact)
+    sample = calib.take(min(len(calib), OUTPUT_SAMPLES))
+    stages = {name: _outputs(r.run, sample, fixed or 1) for name, r in runners.items()}
+    return {
+        "model": str(recipe.model),
+        "target": target.name,
+        "scheme": scheme.description,
+        "calibration": recipe.calibration,
+        "stages": stage_table(stages),
+        "layers": [r.to_dict() for r in rows],
+        "kept_float": info["kept_float"],
+        "notes": [
+            "Layers: each quantized tensor as the Q/DQ graph's readers get it (dequantized) "
+            "and as the target's artifact holds it, against fp32 ONNX on the same samples; "
+            "torch is compared on the model outputs (the export is checked there).",
+            note,
+        ],
+    }
