@@ -164,27 +164,41 @@ def build_manifest(
     """The manifest.json of a bundle; deterministic for the same folder (no clocks, no hosts)."""
     record = load_run(folder)
     report, recipe = record.report, record.recipe
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "edge-compressor", "version": __version__},
+        "model": _model_entry(folder, model_file, report, recipe),
+        "preprocessing": preprocessing or _recorded_preprocess(recipe),
+        **_run_results(report),
+        "recipe": recipe,
+        "files": files,
+    }
+
+
+def _model_entry(folder: Path, model_file: str, report: dict, recipe: dict | None) -> dict:
+    """The artifact: its target, runtime and versions, precision and I/O with their layout."""
     model_path = folder / model_file
     measured_in = (report.get("compressed") or {}).get("runtime")
     proxy_for = (report.get("compressed") or {}).get("proxy_for")
     runtime = proxy_for or measured_in or _runtime_of(model_path)
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tool": {"name": "edge-compressor", "version": __version__},
-        "model": {
-            "file": model_file,
-            "extra_files": report.get("extra_files", []),
-            "target": report.get("target") or target_of(model_path),
-            "runtime": runtime,
-            **_version_fields(runtime, report),
-            "precision": report.get("precision") or artifact_precision(model_path),
-            "metrics_measured_in": f"{measured_in} (proxy for {proxy_for})"
-            if proxy_for
-            else measured_in,
-            **apply_layout(describe_io(model_path), recorded_layout(report, recipe)),
-        },
-        "preprocessing": preprocessing or _recorded_preprocess(recipe),
+        "file": model_file,
+        "extra_files": report.get("extra_files", []),
+        "target": report.get("target") or target_of(model_path),
+        "runtime": runtime,
+        **_version_fields(runtime, report),
+        "precision": report.get("precision") or artifact_precision(model_path),
+        "metrics_measured_in": f"{measured_in} (proxy for {proxy_for})"
+        if proxy_for
+        else measured_in,
+        **apply_layout(describe_io(model_path), recorded_layout(report, recipe)),
+    }
+
+
+def _run_results(report: dict) -> dict:
+    """What the run measured and decided, as its report recorded it."""
+    return {
         "metrics": {
             k: report[k] for k in ("baseline", "compressed", "fp32_reference") if k in report
         },
@@ -193,8 +207,6 @@ def build_manifest(
         "environment": report.get("environment"),
         "notes": report.get("notes", []),
         "artifact_info": report.get("artifact_info", {}),
-        "recipe": recipe,
-        "files": files,
     }
 
 

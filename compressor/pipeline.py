@@ -51,6 +51,16 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     validate_torch_passes(recipe)
     parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     _check_preprocess_applies(recipe)
+    _check_int8_request(recipe)
+    _check_judging_data(recipe)
+    _check_run_settings(recipe)
+    check_writable(Path(recipe.output))
+    _check_inputs_outside_output(recipe)
+    return target, options
+
+
+def _check_int8_request(recipe: Recipe) -> None:
+    """Static int8 needs calibration data; --auto and a plan need static int8."""
     if recipe.precision == "int8" and not recipe.calib:
         raise UsageError(
             "--int8 needs calibration data to choose activation ranges: pass --calib DATA "
@@ -61,17 +71,22 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
         raise UsageError("--auto (and an int8_plan) tune static int8: add --int8 and --calib.")
     if recipe.tune_trials < 1 or not recipe.tune_time > 0:
         raise UsageError("--tune-trials must be at least 1 and --tune-time above 0 seconds.")
+
+
+def _check_judging_data(recipe: Recipe) -> None:
+    """Budgets and the --metric need the data that can measure them."""
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
         raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
     check_judging_data(recipe.budget, recipe.metric, recipe.eval, recipe.eval or recipe.calib)
+
+
+def _check_run_settings(recipe: Recipe) -> None:
+    """Threads, timed runs, warm-up and calibration samples within their ranges."""
     if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
         raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
     check_threads(recipe.threads)
     if recipe.calib_samples is not None and recipe.calib_samples < 1:
         raise UsageError("--calib-samples must be at least 1.")
-    check_writable(Path(recipe.output))
-    _check_inputs_outside_output(recipe)
-    return target, options
 
 
 def _check_inputs_outside_output(recipe: Recipe) -> None:
