@@ -1,4 +1,5 @@
-"""Every output verified: dead detection scores, a broken second head, and the user's --metric."""
+"""compressor/assess.py judging every output (in compress and compress verify): dead detection
+scores, a broken second head, --against per output, the default floor and the user's --metric."""
 
 from __future__ import annotations
 

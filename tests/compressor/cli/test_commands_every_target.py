@@ -1,4 +1,4 @@
-"""bench, verify and package on the artifact of every other target available on this machine."""
+"""compress bench, verify and package on the artifact of every other target available here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from compressor.pipeline import run_pipeline
 from compressor.recipe import Recipe
 from targets.registry import describe_targets
 
-# ONNX Runtime is covered in depth by test_bench/test_verify_cmd/test_package.
+# ONNX Runtime is covered in depth by test_bench.py, cli/test_verify.py and test_package.py.
 OTHER_TARGETS = [name for name, ok, _ in describe_targets() if ok and name != "onnx"]
 
 
