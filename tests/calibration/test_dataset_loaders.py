@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from calibration.dataset import Dataset
@@ -108,3 +109,70 @@ def test_digits_splits_are_disjoint_and_labelled():
     assert sum(sizes.values()) == 1797
     assert splits["eval"].inputs["input"].shape[1:] == (1, 8, 8)
     assert set(np.unique(splits["train"].labels)) == set(range(10))
+
+
+class Embedder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(ids).mean(dim=1))
+
+
+def test_integer_inputs_keep_their_dtype_and_floats_are_not_truncated(tmp_path, cli):
+    model = Embedder().eval()
+    ids = torch.randint(0, 20, (2, 5))
+    torch.export.save(torch.export.export(model, (ids,)), str(tmp_path / "emb.pt2"))
+    torch.jit.trace(model, ids).save(str(tmp_path / "emb.pt"))
+    np.savez(tmp_path / "ids.npz", ids=np.random.default_rng(0).integers(0, 20, (16, 5)))
+    np.savez(tmp_path / "float_ids.npz", ids=np.full((16, 5), 3.7, np.float32))
+    ok = cli(
+        [
+            tmp_path / "emb.pt",
+            "--dynamic",
+            "--eval",
+            tmp_path / "ids.npz",
+            "--runs",
+            "2",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert ok.exit_code == 0, ok.output
+    bad = cli([tmp_path / "emb.pt2", "--eval", tmp_path / "float_ids.npz", "-o", tmp_path / "b"])
+    assert bad.exit_code == 2 and "holds floats but the model input is int64" in bad.output
+
+
+def test_bad_labels_are_data_errors(example, tmp_path, cli):
+    with np.load(example["eval"]) as archive:
+        x = archive["x"]
+    np.savez(tmp_path / "str.npz", x=x, labels=np.array(["cat"] * len(x)))
+    np.savez(tmp_path / "big.npz", x=x, labels=np.full(len(x), 99))
+    for name, message in (("str", "integer class indices"), ("big", "Labels go up to 99")):
+        result = cli(
+            [
+                example["model"],
+                "--eval",
+                tmp_path / f"{name}.npz",
+                "--runs",
+                "2",
+                "-o",
+                tmp_path / name,
+            ]
+        )
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_entry_points_that_fail_are_data_errors(example, tmp_path, monkeypatch, cli):
+    (tmp_path / "epmod.py").write_text(
+        "import numpy as np\n"
+        "def boom():\n    raise RuntimeError('disk on fire')\n"
+        "def pairs():\n    return [(np.ones((1, 8, 8)), np.ones((1, 8, 8)))] * 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    boom = cli([example["model"], "--eval", "epmod:boom", "-o", tmp_path / "o"])
+    assert boom.exit_code == 2 and "disk on fire" in boom.output
+    pairs = cli([example["model"], "--eval", "epmod:pairs", "-o", tmp_path / "o"])
+    assert pairs.exit_code == 2 and "2-item tuple" in pairs.output

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from compressor.budget import Budget
 from compressor.confidence import paired_drop_interval
-from compressor.evaluate import EvalResult
+from compressor.evaluate import EvalResult, top1_accuracy
 from compressor.fidelity import SQNR_CAP_DB, measure_fidelity
 from compressor.floor import DEFAULT_FLOOR, check_floor
 from compressor.outputs import compare_outputs
@@ -269,3 +271,37 @@ def test_rules_guessed_from_the_shape_are_reported_but_not_gated():
     assert "min_task_agreement" not in rows and "min_sqnr" in rows
     (given,) = compare_outputs(_eval({"state": ref}), _eval({"state": cand}), {"*": "sequence"})
     assert given.gated
+
+
+def test_fidelity_metrics_and_accuracy():
+    ref = np.array([[1.0, 0.0, 2.0], [0.5, 3.0, 0.0]])
+    same = measure_fidelity(ref, ref, (1,))
+    assert same.cosine_mean == pytest.approx(1.0) and same.max_abs_error == 0.0
+    noisy = measure_fidelity(ref, ref + 0.1, (1,))
+    assert 0 < noisy.sqnr_mean_db < 200 and noisy.collapse_share == 0.0
+    assert top1_accuracy(ref, np.array([2, 1])) == 1.0
+    assert top1_accuracy(ref, np.array([0, 1])) == 0.5
+    assert top1_accuracy(ref, None) is None
+
+
+def test_an_accuracy_collapse_is_flagged_even_without_a_budget(example, tmp_path, cli):
+    result = cli(
+        [
+            example["model"],
+            "--prune",
+            "0.9",
+            "--eval",
+            example["eval"],
+            "--runs",
+            "2",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 1, result.output  # the default floor fails it, no budget needed
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    drop = report["baseline"]["accuracy"] - report["compressed"]["accuracy"]
+    assert drop > 0.05  # 90% of channels gone and no fine-tuning
+    assert any(n.startswith("WARNING: top-1 fell") for n in report["notes"])
+    failed = {b["name"]: b["source"] for b in report["budgets"] if not b["passed"]}
+    assert failed.get("min_task_agreement") == "default"

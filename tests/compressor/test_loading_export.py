@@ -129,3 +129,55 @@ def test_cleanup_folds_batchnorm_after_bias_free_convs(tmp_path):
     assert {o.domain for o in clean.opset_import} == {""}
     got = next(iter(OnnxRuntimeRunner(tmp_path / "clean.onnx").run({"x": X}).values()))
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+
+def test_input_shape_takes_the_batch_first_as_documented(example_module, tmp_path, cli):
+    torch.jit.trace(example_module, torch.zeros(2, 1, 8, 8)).save(str(tmp_path / "m.pt"))
+    result = cli(
+        [
+            tmp_path / "m.pt",
+            "--input-shape",
+            "x:1x1x8x8",
+            "--no-default-floor",
+            "-o",
+            tmp_path / "a",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    result = cli(
+        [tmp_path / "m.pt", "--input-shape", "1x1x8x8", "--no-default-floor", "-o", tmp_path / "b"]
+    )
+    assert result.exit_code == 0, result.output
+    bad = cli([tmp_path / "m.pt", "--input-shape", "y:1x1x8x8", "-o", tmp_path / "c"])
+    assert bad.exit_code == 2 and "model's inputs are ['x']" in bad.output
+
+
+def test_onnx_with_external_weights_is_loaded_whole(example, tmp_path, cli):
+    out = tmp_path / "fp32"
+    assert (
+        cli([example["model"], "--eval", example["eval"], "--runs", "2", "-o", out]).exit_code == 0
+    )
+    model = onnx.load(str(out / "model.onnx"))
+    onnx.save(
+        model,
+        str(tmp_path / "ext.onnx"),
+        save_as_external_data=True,
+        location="ext.onnx.data",
+        size_threshold=0,
+    )
+    result = cli(
+        [
+            tmp_path / "ext.onnx",
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--runs",
+            "2",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    (tmp_path / "ext.onnx.data").unlink()
+    missing = cli([tmp_path / "ext.onnx", "-o", tmp_path / "o2"])
+    assert missing.exit_code == 2 and "external data" in missing.output

@@ -269,3 +269,24 @@ def test_torchscript_and_onnx_inputs_take_shapes_from_data(example, example_modu
     report = json.loads((tmp_path / "from_onnx" / "report.json").read_text())
     assert report["baseline"]["runtime"] == "onnxruntime"
     assert report["baseline"]["accuracy"] - report["compressed"]["accuracy"] <= 0.01
+
+
+def test_two_precisions_and_zero_calibration_samples_are_rejected(example, tmp_path, cli):
+    both = cli([example["model"], "--int8", "--fp16", "-o", tmp_path / "o"])
+    assert both.exit_code == 2 and "Choose one precision" in both.output
+    zero = cli(
+        [
+            example["model"],
+            "--int8",
+            "--calib",
+            example["calib"],
+            "--calib-samples",
+            "0",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
+    assert zero.exit_code == 2 and "--calib-samples" in zero.output
+    fid = cli([example["model"], "--min-fidelity", "0.99", "-o", tmp_path / "o"])
+    assert fid.exit_code == 2 and "--eval" in fid.output
+    assert not (tmp_path / "o").exists()

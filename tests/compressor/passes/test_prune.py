@@ -102,3 +102,8 @@ def test_sequence_models_get_a_clear_error_and_a_way_out(name, message):
     with pytest.raises(UsageError, match=message) as failure:
         prune_channels(module, PruneConfig(0.5), example)
     assert "unstructured" in str(failure.value)
+
+
+def test_prune_options_without_a_ratio_are_rejected(example, tmp_path, cli):
+    result = cli([example["model"], "--prune-method", "2:4", "-o", tmp_path / "o"])
+    assert result.exit_code == 2 and "need --prune RATIO" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from calibration.loaders import load_npz
@@ -122,3 +123,12 @@ def test_entropy_calibration_chooses_other_scales_than_minmax(fp32, example, tmp
     assert scales["minmax"].keys() == scales["entropy"].keys()
     assert any(scales["entropy"][k] < 0.99 * scales["minmax"][k] for k in scales["minmax"])
     assert all(scales["entropy"][k] <= scales["minmax"][k] * 1.0001 for k in scales["minmax"])
+
+
+def test_dynamic_on_a_conv_only_model_says_what_to_use_instead(tmp_path, cli):
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()).eval()
+    x = torch.zeros(1, 1, 8, 8)
+    torch.export.save(torch.export.export(conv, (x,)), str(tmp_path / "c.pt2"))
+    result = cli([tmp_path / "c.pt2", "--dynamic", "-o", tmp_path / "o"])
+    assert result.exit_code == 2 and "Use --int8" in result.output
+    assert not (tmp_path / "o").exists()

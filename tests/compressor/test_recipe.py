@@ -1,0 +1,52 @@
+"""Recipes: TOML round trips, unknown keys, type checks and paths relative to the recipe."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from compressor.budget import Budget
+from compressor.recipe import Recipe, load_recipe
+from foundation.errors import UsageError
+
+
+def test_recipe_round_trips_through_toml(tmp_path):
+    recipe = Recipe(
+        model="m.pt2",
+        precision="int8",
+        calib="c.npz",
+        calib_samples=64,
+        input_shapes={"x": [1, 3, 8, 8]},
+        target_options={"workspace_mb": 512},
+        budget=Budget(max_accuracy_drop=1.0, max_latency_ms=5.0),
+    )
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe.to_toml())
+    assert load_recipe(path) == recipe
+
+
+def test_recipe_with_unknown_keys_is_rejected(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('model = "m.pt2"\nprecison = "int8"\n')
+    with pytest.raises(UsageError, match="precison"):
+        load_recipe(path)
+    path.write_text('model = "m.pt2"\n[budget]\nmax_drop = 1\n')
+    with pytest.raises(UsageError, match="max_drop"):
+        load_recipe(path)
+
+
+def test_recipes_are_type_checked_and_paths_are_relative_to_the_recipe(example, tmp_path, cli):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    shutil.copy(example["model"], folder / "m.pt2")
+    (folder / "r.toml").write_text('model = "m.pt2"\nruns = 2\nthreads = "2"\n')
+    bad = cli(["--recipe", folder / "r.toml", "-o", tmp_path / "o"])
+    assert bad.exit_code == 2 and "'threads' is '2' (str)" in bad.output
+    (folder / "r.toml").write_text(
+        'model = "m.pt2"\nruns = 2\n[budget]\nmax_size_mb = 5\ndefault_floor = false\n'
+    )
+    good = cli(["--recipe", folder / "r.toml", "-o", tmp_path / "o"])
+    assert good.exit_code == 0, good.output
+    folder_as_recipe = cli(["--recipe", folder, "-o", tmp_path / "o2"])
+    assert folder_as_recipe.exit_code == 2 and "could not be read" in folder_as_recipe.output
