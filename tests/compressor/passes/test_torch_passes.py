@@ -1,4 +1,5 @@
-"""`compress MODEL --prune ... --distill ...` end to end through the real CLI and runtimes."""
+"""compressor/passes/torch_passes.py through `compress MODEL --prune ... --distill ...`: end to end
+through the real CLI and runtimes, bad settings refused, configs round-tripping through TOML."""
 
 from __future__ import annotations
 
