@@ -35,7 +35,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.tune import TuneConfig, tune_int8
 from compressor.tune_runtime import TargetRuntime, interleaved_ms
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from targets.onnx.runner import OnnxRuntimeRunner
 from targets.registry import get_target
 

@@ -39,7 +39,7 @@ from compressor.latency import measure_latency
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from targets.tflite import TARGET
-from targets.tflite.rules import TfliteOptions
+from targets.tflite.options import TfliteOptions
 from targets.tflite.runner import LiteRtRunner
 
 LAYOUTS = [(0, 2, 3, 1), (0, 2, 1)]  # what a channels-last converter may have done to I/O
@@ -76,7 +76,7 @@ def convert_ours_int8(
     """The pipeline's int8: onnxruntime Q/DQ with the TFLite scheme, then our lowering."""
     from calibration.dataset import Dataset
     from compressor.passes.quantize import quantize_int8_static
-    from targets.tflite.rules import TFLITE_SCHEME
+    from targets.tflite.capabilities import TFLITE_SCHEME
 
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def convert_ours(onnx_path: Path, work: Path) -> tuple[Path | None, float, str]:
 def ours_fresh_process_s(onnx_path: Path, work: Path) -> float:
     """Our conversion timed like a CLI: a fresh Python process importing and lowering."""
     code = (
-        "import sys; from targets.tflite import TARGET; from targets.tflite.rules import "
+        "import sys; from targets.tflite import TARGET; from targets.tflite.options import "
         "TfliteOptions; TARGET.lower(sys.argv[1], 'fp32', sys.argv[2], TfliteOptions())"
     )
     work.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.layout import to_model_layout
-from compressor.errors import DataError
+from foundation.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compressor.errors import DataError
+from foundation.errors import DataError
 
 
 @dataclass(frozen=True)

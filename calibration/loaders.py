@@ -13,9 +13,9 @@ from calibration.layout import DataLayout, split_arrays
 from calibration.npz_headers import check_npz_headers
 from calibration.preprocess import Preprocess, image_size, prepare_image
 from calibration.varied import VariedDataset, stack_samples
-from compressor.entry_points import import_entry_point
-from compressor.errors import DataError
-from compressor.limits import check_tensor_bytes
+from foundation.entry_points import import_entry_point
+from foundation.errors import DataError
+from foundation.resources import check_tensor_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm")
 LABEL_KEYS = ("labels", "label", "y")

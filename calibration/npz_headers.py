@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import DataError
+from foundation.errors import DataError
 
 _READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,

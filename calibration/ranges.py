@@ -18,7 +18,7 @@ from onnxruntime.quantization import CalibrationMethod
 from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
 from calibration.activations import TensorStats
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 QUANTIZED_BINS = 128  # int8: 127 levels each side of zero, as TensorRT's entropy calibration
 PERCENTILE = 99.999

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.dataset import Dataset
-from compressor.errors import DataError
+from foundation.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration.dataset import Dataset
-from compressor.errors import UsageError
 from compressor.loading import TORCH_SUFFIXES, load_model, resolve_input_specs
 from compressor.run_record import artifact_record, read_run
+from foundation.errors import UsageError
 from targets.base import Runner
 from targets.registry import get_target, is_artifact, target_for_artifact, torch_runner
 

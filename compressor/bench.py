@@ -15,12 +15,12 @@ from calibration.dataset import Dataset
 from compressor import __version__
 from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.dims import fix_dims
-from compressor.errors import UsageError
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
-from compressor.limits import check_threads
 from compressor.loading import given_shapes
 from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
+from foundation.errors import UsageError
+from foundation.resources import check_threads
 from targets.base import Runner, TensorSpec
 
 SEED = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import TensorSpec
 
 

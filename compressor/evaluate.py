@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.dataset import Dataset
-from compressor.errors import DataError
 from compressor.fidelity import output_fidelity
+from foundation.errors import DataError
 from targets.base import Runner
 
 DEFAULT_EVAL_BATCH = 32

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from calibration.digits import digits_splits, save_npz
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 MARKER = ".compress-example"
 OWNED = {"model.pt2", "calib.npz", "eval.npz", "out", MARKER}

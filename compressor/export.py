@@ -11,9 +11,9 @@ import onnx
 import torch
 
 from compressor.dims import is_dynamic
-from compressor.errors import ExportError
 from compressor.loading import LoadedModel
 from compressor.normalize import normalize_model
+from foundation.errors import ExportError
 from targets.base import TensorSpec
 
 OPSET = 18

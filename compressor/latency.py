@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from calibration.dataset import Dataset
-from compressor.limits import check_tensor_bytes
+from foundation.resources import check_tensor_bytes
 from targets.base import Runner, TensorSpec
 
 

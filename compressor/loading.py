@@ -12,10 +12,10 @@ import onnx
 import torch
 
 from compressor.dims import fix_dims
-from compressor.entry_points import import_entry_point
-from compressor.errors import ModelLoadError, UsageError
 from compressor.pt2_scan import read_safe_archive
 from compressor.signature import forward_inputs, included_optional
+from foundation.entry_points import import_entry_point
+from foundation.errors import ModelLoadError, UsageError
 from targets.base import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".bin")

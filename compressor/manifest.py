@@ -9,8 +9,8 @@ from pathlib import Path
 import onnx
 
 from compressor import __version__
-from compressor.errors import CompressError
 from compressor.run_record import load_run, sibling_report
+from foundation.errors import CompressError
 from targets import registry
 
 FORMAT = "edge-compressor-bundle"

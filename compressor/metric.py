@@ -15,8 +15,8 @@ import numpy as np
 
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
-from compressor.entry_points import import_entry_point
-from compressor.errors import UsageError
+from foundation.entry_points import import_entry_point
+from foundation.errors import UsageError
 
 
 class MetricError(UsageError):

@@ -15,9 +15,9 @@ from calibration.preprocess import Preprocess, parse_preprocess
 from calibration.varied import VariedDataset
 from compressor.artifacts import open_artifact
 from compressor.dims import check_batch_axes, static_shapes
-from compressor.errors import DataError, UsageError
 from compressor.loading import LoadedModel, given_shapes, model_inputs, resolve_input_specs
 from compressor.recipe import Recipe
+from foundation.errors import DataError, UsageError
 from targets.base import TensorSpec
 
 DEFAULT_CALIB_SAMPLES = 512

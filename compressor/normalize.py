@@ -13,9 +13,9 @@ import onnx
 import onnxruntime as ort
 from onnx import version_converter
 
-from compressor.errors import ModelLoadError
-from compressor.limits import check_tensor_bytes
 from compressor.loading import onnx_input_specs
+from foundation.errors import ModelLoadError
+from foundation.resources import check_tensor_bytes
 from targets.base import TensorSpec
 
 # Outputs of the upgraded graph must match the original's within float32 round-off.

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compressor.errors import UsageError
 from compressor.evaluate import EvalResult
 from compressor.fidelity import OutputFidelity, measure_fidelity
 from compressor.tasks import TASK_RULES, agreement, choose_rule
+from foundation.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compressor import strict_json
-from compressor.errors import UsageError
 from compressor.manifest import build_manifest
 from compressor.run_record import read_run
 from compressor.staging import staged_file
+from foundation.errors import UsageError
 from targets import registry
 
 MANIFEST = "manifest.json"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from calibration.layout import DataLayout
 from calibration.preprocess import parse_preprocess
+from compressor.assess import check_judging_data
 from compressor.dims import refuse_dynamic_dims, static_shapes
-from compressor.errors import UsageError
 from compressor.export import export_onnx
-from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields, check_threads
+from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields
 from compressor.loading import LoadedModel, load_model
 from compressor.metric import metric_data
 from compressor.model_data import RunData, data_shapes, first_sample, load_run_data
@@ -36,7 +36,8 @@ from compressor.run_record import RECIPE, REPORT
 from compressor.run_verdict import VerdictInputs, fp32_reference, judge_run, qdq_fidelity
 from compressor.staging import check_writable, previous_outputs, staged_output
 from compressor.tune import replay_recipe
-from compressor.verify import check_judging_data
+from foundation.errors import UsageError
+from foundation.resources import check_threads
 from targets.base import Artifact, Runner, Target
 from targets.registry import get_target
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.dataset import Dataset
-from compressor.errors import DataError, UsageError
 from compressor.fallback import mark_fp16
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.tune import auto_int8
+from foundation.errors import DataError, UsageError
 from targets.base import Target
 from targets.registry import reference_runner
 

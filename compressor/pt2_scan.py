@@ -16,7 +16,7 @@ import zipfile
 
 import torch
 
-from compressor.errors import ModelLoadError
+from foundation.errors import ModelLoadError
 
 # Members (below the archive's root folder) that hold no pickle: text, JSON, raw tensor bytes.
 _PLAIN_MEMBERS = ("archive_format", "archive_version", "byteorder", ".data/version")

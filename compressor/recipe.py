@@ -11,8 +11,8 @@ from pathlib import Path
 import tomli_w
 
 from compressor.budget import Budget
-from compressor.errors import UsageError
 from compressor.tasks import TASKS
+from foundation.errors import UsageError
 
 
 def _f(default: object, help: str, **kw: object) -> dataclasses.Field:

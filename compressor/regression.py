@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from compressor.budget import Budget, BudgetResult
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 
 @dataclass(frozen=True)

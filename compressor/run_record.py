@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compressor.errors import UsageError
 from compressor.report_model import Report
+from foundation.errors import UsageError
 from targets.base import Target
 
 REPORT = "report.json"

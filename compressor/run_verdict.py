@@ -13,8 +13,15 @@ import torch
 
 from calibration.dataset import Dataset
 from compressor import __version__
+from compressor.assess import (
+    REPORT_SCHEMA_VERSION,
+    AssessSettings,
+    Measured,
+    assess,
+    measure_runners,
+    run_eval,
+)
 from compressor.budget import budget_sources_of
-from compressor.errors import CompressError, UnsupportedOp
 from compressor.evaluate import EvalResult
 from compressor.loading import LoadedModel
 from compressor.model_data import RunData
@@ -22,14 +29,7 @@ from compressor.outputs import compare_outputs, worst_summary
 from compressor.recipe import Recipe
 from compressor.report_model import QdqReference, Report
 from compressor.run_notes import verdict_notes
-from compressor.verify import (
-    REPORT_SCHEMA_VERSION,
-    Measured,
-    VerifySettings,
-    assess,
-    measure_runners,
-    run_eval,
-)
+from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Artifact, Runner, Target
 from targets.registry import reference_runner, torch_runner
 
@@ -55,7 +55,7 @@ class VerdictInputs:
 def judge_run(run: VerdictInputs) -> Report:
     """Measure baseline, fp32 reference (when there is one) and artifact; judge; a Report."""
     recipe, measured = run.recipe, _measure(run)
-    settings = VerifySettings(
+    settings = AssessSettings(
         recipe.budget, budget_sources_of(run.budget_sources), dict(recipe.task), recipe.metric
     )
     student = _student_eval(run, measured)

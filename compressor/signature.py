@@ -12,7 +12,7 @@ import inspect
 
 import torch
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 # Annotations that mark a parameter as not a tensor input.
 NON_TENSOR = (bool, int, float, str, bytes, type(None))

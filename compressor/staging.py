@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from compressor.errors import OutputError
 from compressor.run_record import RECIPE, REPORT, is_plain_name, read_run
+from foundation.errors import OutputError
 
 STAGE_PREFIX = ".compress-stage-"
 

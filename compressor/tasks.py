@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 DETECT_SCORE = 0.25  # a reference anchor whose best class score reaches this is a detection
 BOX_CHANNELS = 4  # detection heads put x, y, w, h before the class scores

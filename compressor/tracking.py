@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from compressor.errors import UsageError
 from compressor.run_record import RECIPE, REPORT, load_run
+from foundation.errors import UsageError
 
 TRACKERS = ("mlflow", "none")
 EXPERIMENT = "compress"

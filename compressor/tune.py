@@ -26,7 +26,6 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method
 from compressor.budget import Budget
-from compressor.errors import UsageError
 from compressor.fallback import fallback_precision, mark_fp16
 from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
@@ -40,6 +39,7 @@ from compressor.tune_latency import (
     time_blocks,
 )
 from compressor.tune_runtime import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
+from foundation.errors import UsageError
 from targets.base import QuantScheme, Runner
 from targets.registry import get_target, reference_runner
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.dataset import Dataset
-from compressor.errors import CompressError, UnsupportedOp
+from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Runner, Target
 
 TIMED_RUNS = 30

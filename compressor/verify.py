@@ -1,163 +1,208 @@
-"""Verify an artifact against its baseline: accuracy or fidelity, latency and size, measured here."""
+"""`compress verify`: an artifact checked against budgets now, and against a stored report for
+regressions (the CI check). Measuring and judging themselves live in compressor/assess.py."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from calibration.dataset import Dataset
-from compressor.budget import Budget, BudgetResult, check_budgets
-from compressor.confidence import paired_drop_interval
-from compressor.errors import UsageError
-from compressor.evaluate import EvalResult, evaluate, top1_correct
-from compressor.floor import check_floor
-from compressor.latency import LatencyStats, measure_latency, timing_feeds
-from compressor.metric import load_metric, score
-from compressor.outputs import OutputRecord, compare_outputs, worst_summary
+from calibration.preprocess import parse_preprocess
+from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
+from compressor.assess import (
+    REPORT_SCHEMA_VERSION,
+    AssessSettings,
+    Measured,
+    assess,
+    check_judging_data,
+    run_eval,
+)
+from compressor.budget import Budget
+from compressor.latency import measure_latency, timing_feeds
+from compressor.manifest import artifact_precision, target_of
+from compressor.metric import metric_data
+from compressor.model_data import load_data_for
 from compressor.progress import progress_bar
-from compressor.report_model import Section
+from compressor.regression import Regression, check_regressions
+from compressor.report_model import Report, Section
+from compressor.run_record import load_stored_report, sibling_report
+from foundation.errors import DataError, UsageError
 from targets.base import Runner
-
-REPORT_SCHEMA_VERSION = 2  # 2: per-output records, default floor, budget sources, --metric
 
 
 @dataclass(frozen=True)
-class Measured:
-    """What was measured for one runner."""
+class VerifyRequest:
+    """What `compress verify` was asked to check."""
 
-    runtime: str
-    eval: EvalResult | None
-    latency: LatencyStats
-    size_bytes: int
-    proxy_for: str | None = None
-
-    def section(self, labelled: bool = True) -> Section:
-        """The report section for this runner (accuracy left out when the data has no labels)."""
-        return Section(
-            runtime=self.runtime,
-            proxy_for=self.proxy_for,
-            accuracy=None if self.eval is None or not labelled else self.eval.accuracy,
-            eval_samples=None if self.eval is None else self.eval.samples,
-            size_bytes=self.size_bytes,
-            latency=self.latency,
-        )
-
-
-def run_eval(runner: Runner, data: Dataset | None, label: str) -> EvalResult | None:
-    """Evaluate with a progress bar; None when there is no data."""
-    if data is None:
-        return None
-    with progress_bar(f"evaluate {label}", len(data)) as advance:
-        return evaluate(runner, data, advance)
+    artifact: Path
+    baseline: Path
+    eval: str | None = None
+    budget: Budget = Budget()
+    against: Path | None = None
+    regression: Regression = Regression()
+    threads: int = 1
+    warmup: int = 10
+    runs: int = 100
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    model_factory: str | None = None
+    trust_pickle: bool = False
+    tasks: dict[str, str] = field(default_factory=dict)
+    metric: str | None = None
+    preprocess: str | None = None
+    batch_axes: dict[str, int] = field(default_factory=dict)
 
 
-def measure_runners(
-    runners: list[Runner],
-    sizes: list[int],
-    data: Dataset | None,
-    labels: list[str],
-    threads: int,
-    warmup: int,
-    runs: int,
+def run_verify(req: VerifyRequest) -> Report:
+    """Run artifact and baseline in their runtimes, apply budgets and regressions; a report."""
+    req = dataclasses.replace(
+        req,
+        artifact=resolve_artifact(Path(req.artifact)),
+        baseline=resolve_artifact(Path(req.baseline)),
+    )
+    stored = load_stored_report(req.against) if req.against else None
+    _check_request(req, stored)
+    data = _load_eval(req, stored)
+    baseline = open_artifact(
+        req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
+    )
+    compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
+    sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
+    try:
+        measured = measure_pair([baseline, compressed], sizes, data, req)
+    finally:
+        baseline.close()
+        compressed.close()
+    settings = AssessSettings(req.budget, tasks=req.tasks, metric=req.metric)
+    extras = metric_data(req.metric, req.eval, compressed.inputs, data)
+    verdict = assess(measured[0], measured[1], settings, True, extras)
+    base = dataclasses.replace(verdict.baseline, size_of=req.baseline.name)
+    comp = verdict.compressed
+    comp = dataclasses.replace(comp, proxy_for=comp.proxy_for or _recorded_proxy(req.artifact))
+    budgets = list(verdict.budgets)
+    notes = [
+        f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
+        "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
+    ]
+    if comp.proxy_for:
+        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
+    target = target_of(req.artifact) or compressed.runtime
+    if stored is not None:
+        base_d, comp_d = base.to_json_dict(), comp.to_json_dict()
+        budgets += check_regressions(req.regression, req.budget, stored, base_d, comp_d)
+        notes += _stored_notes(stored, comp, req.threads) + _mismatch_notes(stored, target, comp)
+    return Report(
+        command="verify",
+        schema_version=REPORT_SCHEMA_VERSION,
+        passed=all(b.passed for b in budgets),
+        target=target,
+        precision=artifact_precision(req.artifact),
+        artifact=str(req.artifact),
+        model=str(req.baseline),
+        against=str(req.against) if req.against else None,
+        baseline=base,
+        compressed=comp,
+        budgets=tuple(budgets),
+        notes=tuple(notes),
+    )
+
+
+def _recorded_proxy(artifact: Path) -> str | None:
+    """The runtime this artifact ships for when its own report says it was verified by proxy."""
+    return (sibling_report(artifact).get("compressed") or {}).get("proxy_for")
+
+
+def measure_pair(
+    runners: list[Runner], sizes: list[int], data: Dataset | None, req: VerifyRequest
 ) -> list[Measured]:
-    """Evaluate each runner on data, then time them interleaved at batch 1."""
-    evals = [run_eval(r, data, name) for r, name in zip(runners, labels, strict=True)]
-    feeds = [timing_feeds(r, 1, data) for r in runners]
-    with progress_bar("latency (interleaved)", runs) as advance:
-        stats = measure_latency(runners, feeds, warmup, runs, threads, lambda: advance(1))
+    """Evaluate each runner on data bound to its own input names, then time them interleaved."""
+    labels = ["baseline", "artifact"]
+    bound = [data.bind(r.inputs) if data is not None else None for r in runners]
+    evals = [run_eval(r, d, n) for r, d, n in zip(runners, bound, labels, strict=True)]
+    feeds = [timing_feeds(r, 1, d) for r, d in zip(runners, bound, strict=True)]
+    with progress_bar("latency (interleaved)", req.runs) as advance:
+        stats = measure_latency(runners, feeds, req.warmup, req.runs, req.threads, advance)
     return [
         Measured(r.runtime, e, s, size, r.proxy_for)
         for r, e, s, size in zip(runners, evals, stats, sizes, strict=True)
     ]
 
 
-def check_judging_data(
-    budget: Budget, metric: str | None, eval_data: str | None, samples: str | None
-) -> None:
-    """Refuse, before any work, output budgets and metrics the given data cannot measure
-    (samples: the data outputs are compared on; the eval data, or for compress also --calib)."""
-    for name in ("min_fidelity", "min_sqnr"):
-        if getattr(budget, name) is not None and not samples:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} compares outputs on real samples: pass --eval DATA.")
-    if (metric or budget.max_metric_drop is not None) and not eval_data:
-        raise UsageError("--metric and --max-metric-drop score the eval data: pass --eval DATA.")
-    if budget.max_metric_drop is not None and not metric:
-        raise UsageError("--max-metric-drop needs --metric pkg.module:function to measure.")
-
-
-@dataclass(frozen=True)
-class VerifySettings:
-    """How an artifact is judged: budgets (and where each came from), task rules, the metric."""
-
-    budget: Budget = Budget()
-    sources: dict[str, str] = field(default_factory=dict)
-    tasks: dict[str, str] = field(default_factory=dict)
-    metric: str | None = None
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """The verdict on one artifact: report sections, per-output records and every budget row."""
-
-    baseline: Section
-    compressed: Section
-    outputs: tuple[OutputRecord, ...] | None
-    budgets: tuple[BudgetResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        """True only when every budget, given or default, was measured and met."""
-        return all(b.passed for b in self.budgets)
-
-
-def assess(
-    base: Measured,
-    comp: Measured,
-    settings: VerifySettings,
-    labelled: bool = True,
-    metric_data: dict | None = None,
-    student: EvalResult | None = None,
-) -> Assessment:
-    """The one measuring path of `compress` and `compress verify`: every output compared by its
-    rule, accuracy with its interval, the user's metric, then budgets and the default floor
-    (student: the fp32 outputs after torch passes, for the floor's signal checks)."""
-    base_s, comp_s = base.section(labelled), comp.section(labelled)
-    records = compare_outputs(base.eval, comp.eval, settings.tasks)
-    ci = _drop_interval(base.eval, comp.eval) if labelled else None
-    comp_s = dataclasses.replace(
-        comp_s, compared=True, outputs=records, fidelity=worst_summary(records), accuracy_drop_ci=ci
-    )
-    if settings.metric and base.eval is not None and metric_data is not None:
-        metric = load_metric(settings.metric)
-        base_s, comp_s = (
-            dataclasses.replace(
-                section,
-                metric=score(metric, settings.metric, measured.eval.outputs, metric_data),
-                metric_name=settings.metric,
-            )
-            for section, measured in ((base_s, base), (comp_s, comp))
+def _check_request(req: VerifyRequest, stored: dict | None = None) -> None:
+    if stored is not None and stored["compressed"].get("accuracy") is not None and not req.eval:
+        raise UsageError(
+            f"--against '{req.against}' recorded accuracy, so the regression check needs it "
+            "measured now: pass --eval DATA (labelled, like the stored run's)."
         )
-    budgets = check_budgets(
-        settings.budget, base_s.to_json_dict(), comp_s.to_json_dict(), settings.sources
-    )
-    student_records = compare_outputs(student, comp.eval, settings.tasks) if student else None
-    if student_records is not None:
-        comp_s = dataclasses.replace(comp_s, outputs_vs_student=student_records)
-    budgets += check_floor(records, settings.budget, settings.sources, student_records)
-    return Assessment(base_s, comp_s, records, tuple(_proxy_notes(budgets, comp_s)))
+    if req.threads < 1 or req.runs < 1 or req.warmup < 0:
+        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    if req.budget.max_accuracy_drop is not None and not req.eval:
+        raise UsageError("--max-accuracy-drop needs labelled evaluation data: pass --eval DATA.")
+    check_judging_data(req.budget, req.metric, req.eval, req.eval)
 
 
-def _proxy_notes(budgets: list[BudgetResult], comp: Section) -> list[BudgetResult]:
-    """A latency measured in a stand-in runtime says so on its row."""
-    if not comp.proxy_for:
-        return budgets
-    note = f"measured in {comp.runtime}, a proxy for {comp.proxy_for}"
-    return [dataclasses.replace(b, note=note) if b.name == "max_latency_ms" else b for b in budgets]
-
-
-def _drop_interval(base: EvalResult | None, comp: EvalResult | None) -> tuple[float, float] | None:
-    if base is None or comp is None or base.labels is None:
+def _load_eval(req: VerifyRequest, stored: dict | None = None) -> Dataset | None:
+    if not req.eval:
         return None
-    base_ok, comp_ok = top1_correct(base.first, base.labels), top1_correct(comp.first, comp.labels)
-    return tuple(paired_drop_interval(base_ok, comp_ok))
+    data = load_data_for(
+        req.eval,
+        req.baseline,
+        req.input_shapes,
+        req.model_factory,
+        req.trust_pickle,
+        parse_preprocess(req.preprocess),
+        req.batch_axes,
+    )
+    data.check_finite()
+    if (
+        stored is not None
+        and stored["compressed"].get("accuracy") is not None
+        and data.labels is None
+    ):
+        raise DataError(
+            f"{data.source} has no 'labels' array, but --against '{req.against}' recorded "
+            "accuracy: pass labelled --eval data so the accuracy regression can be checked."
+        )
+    if req.budget.max_accuracy_drop is not None and data.labels is None:
+        raise DataError(
+            f"{data.source} has no 'labels' array, so accuracy cannot be measured for "
+            "--max-accuracy-drop. Add labels or use --min-fidelity."
+        )
+    return data
+
+
+def _stored_notes(stored: dict, comp: Section, threads: int) -> list[str]:
+    """What differs between the stored run (JSON) and this one that a reader should weigh."""
+    notes = []
+    old = stored["compressed"]
+    if comp.outputs and not old.get("outputs"):
+        notes.append(
+            f"The stored report (schema {stored.get('schema_version', 1)}) has no per-output "
+            "records, so outputs were not compared with it; store a report from this version."
+        )
+    if old.get("eval_samples") and comp.eval_samples != old["eval_samples"]:
+        notes.append(
+            f"The stored report measured accuracy on {old['eval_samples']} samples, this run on "
+            f"{comp.eval_samples}: compare like with like."
+        )
+    old_threads = (old.get("latency_ms") or {}).get("threads")
+    if old_threads and old_threads != threads:
+        notes.append(f"The stored report timed {old_threads} thread(s), this run {threads}.")
+    return notes
+
+
+def _mismatch_notes(stored: dict, target: str, comp: Section) -> list[str]:
+    """Warn when --against compares artifacts of different targets or runtimes."""
+    notes = []
+    if stored.get("target") and stored["target"] != target:
+        notes.append(
+            f"WARNING: the stored report is for target {stored['target']}, this artifact for "
+            f"{target}: the regression check compares different targets."
+        )
+    old_runtime = stored["compressed"].get("runtime")
+    if old_runtime and old_runtime != comp.runtime:
+        notes.append(
+            f"WARNING: the stored report ran in {old_runtime}, this run in {comp.runtime}: "
+            "latency and accuracy are not like for like."
+        )
+    return notes

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import DataError, UsageError
+from foundation.errors import DataError, UsageError
 from targets.options import TargetOptions, coerce_option
 
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic")

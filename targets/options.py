@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 # Spellings a boolean option accepts (case-insensitive); anything else is a usage error.
 BOOL_WORDS = {

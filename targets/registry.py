@@ -11,7 +11,7 @@ import importlib.metadata
 from functools import cache
 from pathlib import Path
 
-from compressor.errors import TargetUnavailable, UsageError
+from foundation.errors import TargetUnavailable, UsageError
 from targets.base import Runner, Target, TensorSpec
 
 ENTRY_POINT_GROUP = "compress.targets"

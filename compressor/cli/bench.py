@@ -14,7 +14,7 @@ from compressor.cli.common import (
     parse_batch_axes,
     parse_input_shapes,
 )
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 
 @click.command("bench")

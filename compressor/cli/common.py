@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from compressor.errors import CompressError, UsageError
+from foundation.errors import CompressError, UsageError
 
 CONSOLE = Console()
 ERR = Console(stderr=True)

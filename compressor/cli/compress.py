@@ -11,9 +11,9 @@ import click
 from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, handle_errors
 from compressor.cli.flags import Flag, flags_of, given, options, ordered
-from compressor.errors import UsageError
 from compressor.recipe import NESTED, Recipe, load_recipe
 from compressor.tracking import log_tracked_run, open_tracker, track_option
+from foundation.errors import UsageError
 
 PRECISION_FLAGS = {
     "int8": "Static int8 (needs --calib).",

@@ -9,8 +9,8 @@ import click
 
 from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, ERR, handle_errors
-from compressor.errors import UsageError
 from compressor.recipe import Recipe
+from foundation.errors import UsageError
 
 
 @click.command("example")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 
 @click.command("package")

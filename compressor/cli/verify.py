@@ -12,10 +12,11 @@ from compressor import strict_json
 from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
 from compressor.cli.flags import BUDGET_FLAGS, REGRESSION_FLAGS, build, fields_of, flag, options
-from compressor.errors import UsageError
-from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields, check_threads
+from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields
 from compressor.recipe import Recipe
 from compressor.regression import Regression
+from foundation.errors import UsageError
+from foundation.resources import check_threads
 
 VERIFY_FLAGS = [
     flag(Recipe, "eval"),
@@ -59,14 +60,14 @@ def verify_command(
     artifact: Path, junit: Path | None, json_path: Path | None, **opts: object
 ) -> None:
     """CI check: run ARTIFACT in its runtime vs the baseline; exit 0 pass, 1 budget failed, 2 usage."""
-    from compressor.ci_check import run_ci_check
     from compressor.junit import write_junit
     from compressor.report import render_report
     from compressor.staging import staged_file
+    from compressor.verify import run_verify
 
     started = time.perf_counter()
     request = _check_request(artifact, junit, json_path, opts)
-    report = run_ci_check(request)
+    report = run_verify(request)
     render_report(report, CONSOLE)
     if not report.budgets:
         ERR.print("[yellow]warning[/]: no budgets given; this check only proves the artifact runs.")
@@ -79,8 +80,8 @@ def verify_command(
 
 
 def _check_request(artifact: Path, junit: Path | None, json_path: Path | None, opts: dict):
-    """The CheckRequest of the flags, after refusing outputs that would overwrite an input."""
-    from compressor.ci_check import CheckRequest
+    """The VerifyRequest of the flags, after refusing outputs that would overwrite an input."""
+    from compressor.verify import VerifyRequest
 
     inputs = _verify_inputs(artifact, opts)
     for option, out in (("--junit", junit), ("--json", json_path)):
@@ -94,7 +95,7 @@ def _check_request(artifact: Path, junit: Path | None, json_path: Path | None, o
     check_fields(regression, REGRESSION_RANGES)
     settings = fields_of(Recipe, RECIPE_FLAGS, opts)
     settings["tasks"] = settings.pop("task")
-    return CheckRequest(artifact, budget=budget, regression=regression, **settings, **opts)
+    return VerifyRequest(artifact, budget=budget, regression=regression, **settings, **opts)
 
 
 def _verify_inputs(artifact: Path, opts: dict) -> list[Path]:

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import onnxslim
 
-from compressor.errors import ExportError
+from foundation.errors import ExportError
 
 
 def cleanup_onnx(src: Path, dst: Path) -> dict:

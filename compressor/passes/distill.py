@@ -18,11 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from calibration.dataset import Dataset
-from compressor.errors import UsageError
 from compressor.passes.features import FeatureMatcher
 from compressor.passes.sparsity import Masks, apply_masks
 from compressor.progress import STDERR
 from compressor.recipe import DistillConfig
+from foundation.errors import UsageError
 
 VALIDATION_FRACTION = 0.1
 OPTIMIZERS = {

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 
 class FeatureMatcher(nn.Module):

@@ -14,8 +14,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compressor.errors import CompressError, UsageError
 from compressor.recipe import PruneConfig
+from foundation.errors import CompressError, UsageError
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),

@@ -20,7 +20,6 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method, write_ranges_cache
 from calibration.reader import DatasetReader
-from compressor.errors import DataError, UsageError
 from compressor.passes.bias_correction import correct_biases
 from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.int8_prepare import Prepared, prepare_for_int8
@@ -28,6 +27,7 @@ from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
 from compressor.passes.smooth import SMOOTH_MUL
 from compressor.recipe import Int8Config
+from foundation.errors import DataError, UsageError
 from targets.base import QuantScheme
 
 QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}

@@ -15,7 +15,6 @@ from torch import nn
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from calibration.preprocess import parse_preprocess
-from compressor.errors import DataError, UsageError
 from compressor.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
 from compressor.passes.prune import protected_layers, prune_channels
@@ -23,6 +22,7 @@ from compressor.passes.sparsity import MASK_BUILDERS, Masks, apply_sparsity
 from compressor.passes.trainable import clone_module, trainable_module
 from compressor.progress import STDERR
 from compressor.recipe import PRUNE_METHODS, Recipe
+from foundation.errors import DataError, UsageError
 from targets.base import TensorSpec
 
 

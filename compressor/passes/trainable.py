@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
-from compressor.errors import UsageError
 from compressor.loading import LoadedModel
+from foundation.errors import UsageError
 
 aten = torch.ops.aten
 

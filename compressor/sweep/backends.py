@@ -11,11 +11,11 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compressor.errors import UsageError
 from compressor.sweep.cores import CorePool, pinned
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files, pack_input, unpack_folder
 from compressor.sweep.worker import JobOutcome, crashed_outcome, run_job
+from foundation.errors import UsageError
 
 SWEEP_EXTRA = "pip install -e '.[sweep]' (Ray)"
 # Ray errors that mean the process or node running a job died: worth one more try.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compressor.errors import TargetUnavailable, UsageError
 from compressor.recipe import Recipe, recipe_from_dict
 from compressor.sweep.spec import JobEntry, SweepSpec, Variant
+from foundation.errors import TargetUnavailable, UsageError
 from targets.registry import describe_targets, get_target
 
 MERGED_TABLES = ("budget", "prune", "distill", "target_options", "input_shapes", "batch_axes")

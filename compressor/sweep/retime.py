@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from compressor.bench import BenchSettings, bench_artifacts
-from compressor.errors import CompressError
 from compressor.sweep.jobs import Job
 from compressor.sweep.worker import JobOutcome
+from foundation.errors import CompressError
 
 
 def retime_exclusive(jobs: list[Job], outcomes: list[JobOutcome]) -> dict[str, dict]:

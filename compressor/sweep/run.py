@@ -8,7 +8,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from compressor.errors import UsageError
 from compressor.staging import check_writable
 from compressor.sweep.backends import (
     SWEEP_EXTRA,
@@ -24,6 +23,7 @@ from compressor.sweep.retime import retime_exclusive
 from compressor.sweep.spec import TIMINGS, load_sweep
 from compressor.sweep.summary import build_summary, write_summary
 from compressor.tracking import open_tracker
+from foundation.errors import UsageError
 
 
 @dataclass(frozen=True)

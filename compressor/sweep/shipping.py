@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from compressor.errors import UsageError
 from compressor.recipe import Recipe
+from foundation.errors import UsageError
 
 INPUT_FIELDS = ("model", "calib", "eval", "train")
 # One input travels as one object; Ray keeps it in the head node's object store (30% of its

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SECTIONS = ("defaults", "models", "grid", "variants", "jobs")

@@ -11,8 +11,8 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, replace
 
-from compressor.errors import CompressError
 from compressor.recipe import Recipe
+from foundation.errors import CompressError
 
 INTERNAL_ERROR = 3
 LOG_TAIL = 20_000  # characters of a job's log kept in its outcome

@@ -8,8 +8,9 @@ from pathlib import Path
 import onnxruntime as ort
 
 from targets.base import Artifact, QuantScheme, Runner, Target, TargetOptions
+from targets.onnx.capabilities import CAPABILITIES, scheme_for
 from targets.onnx.io import describe_onnx_io
-from targets.onnx.rules import CAPABILITIES, OnnxOptions, scheme_for
+from targets.onnx.options import OnnxOptions
 from targets.onnx.runner import OnnxRuntimeRunner
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from compressor.errors import ModelLoadError
+from foundation.errors import ModelLoadError
 from targets.base import Runner, TensorSpec
 
 ORT_TYPES = {

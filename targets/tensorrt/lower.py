@@ -7,11 +7,12 @@ import shutil
 import time
 from pathlib import Path
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.registry import reference_runner
 from targets.tensorrt import build_engine
-from targets.tensorrt.rules import CAPABILITIES, TensorRTOptions
+from targets.tensorrt.capabilities import CAPABILITIES
+from targets.tensorrt.options import TensorRTOptions
 from targets.tensorrt.toolchain import Toolchain, build_check, find_toolchain
 
 BUILD_COMMAND = "python build_engine.py model.onnx model.engine"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import ModelLoadError, TargetUnavailable
+from foundation.errors import ModelLoadError, TargetUnavailable
 from targets.base import Runner, TensorSpec
 from targets.tensorrt.toolchain import find_toolchain
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
+from targets.tflite.capabilities import CAPABILITIES
 from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
@@ -25,7 +26,7 @@ from targets.tflite.graph import OnnxGraph, load_graph
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
-from targets.tflite.rules import CAPABILITIES, RULES, SHAPE_ARITHMETIC
+from targets.tflite.rules import RULES, SHAPE_ARITHMETIC
 from targets.tflite.trace import tensor_places, trace_tensors
 from targets.tflite.writer import IO_LAYOUT_KEY, TENSOR_TYPES
 

@@ -6,7 +6,7 @@ quantized reader a QUANTIZE after: a float island). Ints and bools pass through 
 
 from __future__ import annotations
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.tflite.elementwise import runtime_layout
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import ONNX_DTYPES, Node

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import NHWC, Layout

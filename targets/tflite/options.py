@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import TargetOptions
 
 RESOLVERS = ("default", "builtin")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.tflite.graph import Node, OnnxGraph
 from targets.tflite.writer import QuantParams
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.tflite.dense import fc_version
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node

@@ -1,8 +1,7 @@
-"""What the TFLite target declares and the op-lowering table (ONNX op_type → rule)."""
+"""The op-lowering table of the TFLite compiler: ONNX op_type → the rule that lowers it."""
 
 from __future__ import annotations
 
-from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
 from targets.tflite import (
     conv,
     deconv,
@@ -13,29 +12,6 @@ from targets.tflite import (
     normalize,
     recurrent,
     shape_ops,
-)
-from targets.tflite.options import TfliteOptions
-
-TFLITE_SCHEME = QuantScheme(
-    activation_type="int8",
-    weight_type="int8",
-    per_channel=True,
-    activation_symmetric=False,
-    weight_symmetric=True,
-    quantize_bias=True,
-    description="TFLite int8: asymmetric int8 activations, per-channel symmetric int8 weights, int32 bias",
-)
-
-CAPABILITIES = TargetCapabilities(
-    precisions=("fp32", "fp16", "int8", "dynamic"),
-    quant_scheme=TFLITE_SCHEME,
-    runtime="litert",
-    artifact=ArtifactLayout(".tflite"),
-    runtime_package="ai-edge-litert",
-    lowers_from_fp32=("fp16", "dynamic"),
-    notes=(
-        "fp16 and dynamic-range int8 weights are made inside the lowering from the fp32 graph.",
-    ),
 )
 
 # Index arithmetic on the dynamic batch that folds away once the batch is fixed.
@@ -52,7 +28,7 @@ SHAPE_ARITHMETIC = {
 }
 
 
-__all__ = ["CAPABILITIES", "RULES", "SHAPE_ARITHMETIC", "TFLITE_SCHEME", "TfliteOptions"]
+__all__ = ["RULES", "SHAPE_ARITHMETIC"]
 
 RULES = {
     "Conv": conv.lower_conv,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import ModelLoadError, UsageError
+from foundation.errors import ModelLoadError, UsageError
 from targets.base import Runner, TensorSpec
 
 try:

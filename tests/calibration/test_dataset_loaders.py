@@ -11,7 +11,7 @@ from PIL import Image
 from calibration.dataset import Dataset
 from calibration.digits import digits_splits
 from calibration.loaders import load_dataset
-from compressor.errors import DataError
+from foundation.errors import DataError
 from targets.base import TensorSpec
 
 SPEC = [TensorSpec("x", ("batch", 1, 8, 8))]

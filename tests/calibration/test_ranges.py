@@ -7,7 +7,7 @@ import pytest
 
 from calibration.activations import TensorStats
 from calibration.ranges import RANGE_METHODS, tensor_range
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 
 def _stats(values: np.ndarray) -> TensorStats:

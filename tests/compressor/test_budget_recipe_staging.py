@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from compressor.budget import Budget, check_budgets
-from compressor.errors import UsageError
 from compressor.evaluate import top1_accuracy
 from compressor.fidelity import measure_fidelity
 from compressor.recipe import Recipe, load_recipe
 from compressor.staging import staged_output
+from foundation.errors import UsageError
 
 BASE = {"accuracy": 0.95, "size_bytes": 4_000_000, "latency_ms": {"p50": 2.0}}
 COMP = {

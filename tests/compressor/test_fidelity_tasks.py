@@ -7,12 +7,12 @@ import pytest
 
 from compressor.budget import Budget
 from compressor.confidence import paired_drop_interval
-from compressor.errors import UsageError
 from compressor.evaluate import EvalResult
 from compressor.fidelity import SQNR_CAP_DB, measure_fidelity
 from compressor.floor import DEFAULT_FLOOR, check_floor
 from compressor.outputs import compare_outputs
 from compressor.tasks import agreement, choose_rule, infer_rule, parse_task_option
+from foundation.errors import UsageError
 
 RNG = np.random.default_rng(0)
 

@@ -7,10 +7,10 @@ import onnx
 import pytest
 import torch
 
-from compressor.errors import ModelLoadError, UsageError
 from compressor.export import export_onnx
 from compressor.loading import complete_input_specs, load_model
 from compressor.passes.cleanup import cleanup_onnx
+from foundation.errors import ModelLoadError, UsageError
 from targets.onnx.runner import OnnxRuntimeRunner
 from targets.torch import TorchRunner
 

@@ -1,4 +1,4 @@
-"""The typed Report: run_pipeline and run_ci_check return it, and its JSON keeps schema 2's form."""
+"""The typed Report: run_pipeline and run_verify return it, and its JSON keeps schema 2's form."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from compressor import strict_json
-from compressor.ci_check import CheckRequest, run_ci_check
 from compressor.report_model import Report, Section
+from compressor.verify import VerifyRequest, run_verify
 from tests.cli_runner import invoke_cli
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "report_keys.json").read_text())
@@ -64,14 +64,14 @@ def test_verify_json_keeps_the_schema_2_structure(
     assert typed.command == "verify" and typed.to_json_dict() == stored
 
 
-def test_run_ci_check_returns_a_typed_report(
+def test_run_verify_returns_a_typed_report(
     tflite_int8_run: tuple, example: dict[str, Path]
 ) -> None:
     _, out = tflite_int8_run
-    request = CheckRequest(
+    request = VerifyRequest(
         out / "model.tflite", baseline=example["model"], eval=str(example["eval"]), runs=5
     )
-    report = run_ci_check(request)
+    report = run_verify(request)
     assert report.command == "verify" and report.against is None
     assert report.baseline.size_of == Path(example["model"]).name
     assert report.compressed.outputs and report.compressed.latency.runs == 5

@@ -10,7 +10,6 @@ import pytest
 
 from compressor import strict_json
 from compressor.artifacts import resolve_artifact
-from compressor.errors import UsageError
 from compressor.package import find_model_file
 from compressor.report_model import Report
 from compressor.run_record import (
@@ -20,6 +19,7 @@ from compressor.run_record import (
     read_run,
     sibling_report,
 )
+from foundation.errors import UsageError
 from targets.registry import get_target
 
 

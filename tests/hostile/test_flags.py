@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from compressor.limits import max_threads
 from compressor.strict_json import dumps
+from foundation.resources import max_threads
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 BAD_COMPRESS_FLAGS = [

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compressor.errors import OutputError
 from compressor.staging import replace_outputs
+from foundation.errors import OutputError
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 EVIL_NAMES = ["..", ".", "", "/etc/passwd", "../sibling.txt", ".hidden", "a/../..", 7, None]

@@ -9,11 +9,11 @@ import tarfile
 import numpy as np
 import pytest
 
-from compressor.errors import DataError, TargetUnavailable, UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.package import check_bundle, write_bundle
 from compressor.passes.cleanup import cleanup_onnx
+from foundation.errors import DataError, TargetUnavailable, UnsupportedOp, UsageError
 from targets.base import PRECISIONS, Target, TargetOptions
 from targets.registry import (
     describe_targets,

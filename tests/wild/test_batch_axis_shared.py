@@ -10,7 +10,7 @@ import pytest
 
 from calibration.layout import DataLayout
 from calibration.loaders import load_npz
-from compressor.errors import DataError
+from foundation.errors import DataError
 from targets.base import TensorSpec
 
 RNG = np.random.default_rng(5)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from compressor.dims import fix_dims
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 from targets.base import TensorSpec
 
 RNG = np.random.default_rng(3)

@@ -9,8 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from compressor.errors import ModelLoadError
 from compressor.normalize import normalize_model
+from foundation.errors import ModelLoadError
 
 RNG = np.random.default_rng(7)
 

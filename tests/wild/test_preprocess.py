@@ -13,7 +13,7 @@ from PIL import Image
 
 from calibration.loaders import load_image_folder
 from calibration.preprocess import Preprocess, parse_preprocess
-from compressor.errors import UsageError
+from foundation.errors import UsageError
 
 IMAGENET = "mean=0.485,0.456,0.406,std=0.229,0.224,0.225"
 

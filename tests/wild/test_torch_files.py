@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from compressor.errors import ModelLoadError, UsageError
 from compressor.example import DigitsCNN
 from compressor.loading import build_from_factory as load_model_factory
 from compressor.loading import load_model, resolve_input_specs
+from foundation.errors import ModelLoadError, UsageError
 
 RNG = np.random.default_rng(11)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressor.errors import OutputError
 from compressor.junit import failure_message, junit_tree
 from compressor.staging import staged_file
+from foundation.errors import OutputError
 from tests.cli_runner import invoke_cli
 
 FAST = ["--runs", "10", "--warmup", "2"]

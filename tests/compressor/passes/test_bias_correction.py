@@ -16,7 +16,7 @@ from compressor.passes.bias_correction import (
 )
 from compressor.passes.quantize import quantize_int8_static
 from targets.base import TensorSpec
-from targets.tensorrt.rules import TENSORRT_SCHEME
+from targets.tensorrt.capabilities import TENSORRT_SCHEME
 from tests.compressor.passes.int8_models import export_module
 
 
@@ -46,7 +46,7 @@ def test_correction_is_kept_only_when_held_back_sqnr_rises(cnn_files, tmp_path):
     from compressor.export import export_onnx
     from compressor.loading import load_model
     from compressor.passes.cleanup import cleanup_onnx
-    from targets.onnx.rules import ORT_CPU_SCHEME
+    from targets.onnx.capabilities import ORT_CPU_SCHEME
 
     model = load_model(cnn_files["model.pt2"])
     fp32 = cleanup_onnx(

@@ -8,12 +8,12 @@ import torch
 
 from calibration.dataset import Dataset
 from calibration.ranges import RANGE_METHODS
-from compressor.errors import UsageError
 from compressor.passes.calibration_choice import choose_range_method
 from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config, recipe_from_dict
+from foundation.errors import UsageError
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from tests.compressor.passes.int8_models import export_module
 from tests.compressor.passes.test_equalize import badly_scaled_dw
 

@@ -85,8 +85,8 @@ def test_pruning_an_onnx_model_says_it_needs_torch(tmp_path, cli):
 
 
 def test_pass_configs_round_trip_through_toml(tmp_path):
-    from compressor.errors import UsageError
     from compressor.recipe import DistillConfig, Recipe
+    from foundation.errors import UsageError
 
     recipe = Recipe(
         model="m.pt2",

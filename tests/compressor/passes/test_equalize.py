@@ -17,7 +17,7 @@ from compressor.passes.held_back import float_error, output_sqnr
 from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from tests.compressor.passes.int8_models import export_module
 
 

@@ -20,8 +20,8 @@ from calibration.dataset import Dataset
 from calibration.reader import DatasetReader
 from compressor.passes.quantize import quantize_int8_static
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
-from targets.tensorrt.rules import TENSORRT_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
+from targets.tensorrt.capabilities import TENSORRT_SCHEME
 from tests.compressor.passes.int8_models import (
     BoxesAndScores,
     MaskedEncoder,

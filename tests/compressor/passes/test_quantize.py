@@ -8,15 +8,15 @@ import pytest
 from onnx import numpy_helper
 
 from calibration.loaders import load_npz
-from compressor.errors import DataError, UsageError
 from compressor.evaluate import evaluate
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.recipe import Int8Config
+from foundation.errors import DataError, UsageError
 from targets.base import QuantScheme
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from targets.onnx.runner import OnnxRuntimeRunner
 
 

@@ -13,7 +13,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.passes.smooth import SMOOTH_MUL, smooth_inputs, smoothable_inputs
 from compressor.recipe import Int8Config
 from targets.base import TensorSpec
-from targets.onnx.rules import ORT_CPU_SCHEME
+from targets.onnx.capabilities import ORT_CPU_SCHEME
 from tests.compressor.passes.int8_models import export_module
 
 SMOOTH_ONLY = Int8Config(equalize=False, bias_correction=False, smooth_mul=True)

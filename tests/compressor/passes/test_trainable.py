@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.errors import UsageError
 from compressor.loading import LoadedModel
 from compressor.passes.trainable import trainable_module
+from foundation.errors import UsageError
 
 
 def test_rebuild_matches_the_program_and_has_real_layers(cnn_program, cnn_module, digits):

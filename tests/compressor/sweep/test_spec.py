@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from compressor.errors import UsageError
 from compressor.sweep.jobs import expand_jobs
 from compressor.sweep.spec import load_sweep
+from foundation.errors import UsageError
 
 MODEL = '[[models]]\nname = "m"\nmodel = "m.pt2"\ncalib = "data/c.npz"\n'
 

@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from compressor.errors import UnsupportedOp
+from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
-from tests.targets.fake_target.rules import CAPABILITIES, FakeOptions
+from tests.targets.fake_target.capabilities import CAPABILITIES
+from tests.targets.fake_target.options import FakeOptions
 
 SIDECAR = "meta.json"
 

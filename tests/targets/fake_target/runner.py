@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from compressor.errors import ModelLoadError
+from foundation.errors import ModelLoadError
 from targets.base import Runner, TensorSpec
 
 DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(uint8)": "uint8"}

@@ -9,7 +9,7 @@ import pytest
 
 from targets.registry import get_target
 from targets.tensorrt.build_engine import build_serialized
-from targets.tensorrt.rules import TensorRTOptions
+from targets.tensorrt.options import TensorRTOptions
 from targets.tensorrt.toolchain import find_toolchain
 
 needs_proxy_mode = pytest.mark.skipif(

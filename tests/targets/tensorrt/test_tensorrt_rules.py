@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from compressor.errors import UsageError
 from compressor.pipeline import validate_recipe
 from compressor.recipe import Recipe
+from foundation.errors import UsageError
 from targets.registry import get_target, target_for_artifact
-from targets.tensorrt.rules import TENSORRT_SCHEME, TensorRTOptions
+from targets.tensorrt.capabilities import TENSORRT_SCHEME
+from targets.tensorrt.options import TensorRTOptions
 from targets.tensorrt.toolchain import find_toolchain
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from benchmarks.zoo import zoo_data
-from compressor.errors import TargetUnavailable
 from compressor.evaluate import evaluate, output_fidelity
 from compressor.latency import measure_latency
+from foundation.errors import TargetUnavailable
 from targets.onnx.runner import OnnxRuntimeRunner
 from targets.registry import get_target
 from targets.tensorrt.toolchain import find_toolchain

@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from calibration.dataset import Dataset
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
-from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
+from targets.tflite.capabilities import TFLITE_SCHEME
+from targets.tflite.options import TfliteOptions
 
 RESOLVERS = ["default", "builtin"]
 RNG = np.random.default_rng(0)

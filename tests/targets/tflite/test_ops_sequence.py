@@ -15,7 +15,8 @@ from onnx import TensorProto, helper
 from calibration.dataset import Dataset
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
-from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
+from targets.tflite.capabilities import TFLITE_SCHEME
+from targets.tflite.options import TfliteOptions
 from tests.targets.tflite.test_ops import RESOLVERS, GraphBuilder, _inputs, _reference
 
 RNG = np.random.default_rng(5)

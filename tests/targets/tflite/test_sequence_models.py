@@ -22,7 +22,8 @@ from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
-from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
+from targets.tflite.capabilities import TFLITE_SCHEME
+from targets.tflite.options import TfliteOptions
 
 RESOLVERS = ["default", "builtin"]
 SEQ, VOCAB, MARKER = 12, 16, 7

@@ -10,13 +10,13 @@ import pytest
 from ai_edge_litert import interpreter as litert
 from onnx import TensorProto, helper
 
-from compressor.errors import UnsupportedOp, UsageError
 from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
+from foundation.errors import UnsupportedOp, UsageError
 from targets.registry import get_target, target_for_artifact
 from targets.tflite import TARGET
-from targets.tflite.rules import TfliteOptions
+from targets.tflite.options import TfliteOptions
 from tests.cli_runner import invoke_cli
 
 
@@ -215,7 +215,7 @@ def test_cli_rejects_bad_tflite_options_with_exit_2(example, tmp_path, flags, me
 def test_int8_edges_default_and_with_nhwc_int8_io(example, example_onnx, tmp_path):
     from calibration.loaders import load_dataset
     from compressor.passes.quantize import quantize_int8_static
-    from targets.tflite.rules import TFLITE_SCHEME
+    from targets.tflite.capabilities import TFLITE_SCHEME
 
     calib = load_dataset(str(example["calib"]), {})
     calib = type(calib)({"x": next(iter(calib.inputs.values()))[:128]})

@@ -13,7 +13,8 @@ from calibration.dataset import Dataset
 from compressor.debug_artifact import NOT_IN_ARTIFACT, compare_tensor, layer_stages
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
-from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
+from targets.tflite.capabilities import TFLITE_SCHEME
+from targets.tflite.options import TfliteOptions
 from tests.targets.tflite.test_ops import GraphBuilder, _inputs
 
 

@@ -17,7 +17,8 @@ from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
-from targets.tflite.rules import TFLITE_SCHEME, TfliteOptions
+from targets.tflite.capabilities import TFLITE_SCHEME
+from targets.tflite.options import TfliteOptions
 
 CNNS = ["lenet", "resnet", "mobilenet"]
 MODES = ["fp32", "fp16", "dynamic", "int8"]

@@ -1,10 +1,9 @@
-"""What the ONNX Runtime CPU target declares: precisions, options and its int8 scheme."""
+"""What the ONNX Runtime CPU target declares: precisions, artifact and its int8 scheme."""
 
 import dataclasses
-from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
-from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
+from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
+from targets.onnx.options import OnnxOptions
 
 # uint8 activations with int8 weights (U8S8) ran a real MobileNetV2 1.86x faster than fp32 on
 # this x86 CPU (VNNI) where int8 activations (S8S8) gave only 1.1x: see shared/notes/stack.md.
@@ -29,26 +28,6 @@ CAPABILITIES = TargetCapabilities(
     runtime_package="onnxruntime",
     dynamic_dims=True,
 )
-
-
-@dataclass(frozen=True)
-class OnnxOptions(TargetOptions):
-    """Settings of the ONNX Runtime target (`-O KEY=VALUE`)."""
-
-    activation_type: str = field(
-        default="uint8",
-        metadata={
-            "help": "int8 activation type: uint8 (U8S8, fastest on x86) or int8 (S8S8, "
-            "for ARM and other runtimes that prefer signed activations)."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.activation_type not in ("uint8", "int8"):
-            raise UsageError(
-                f"activation_type must be uint8 or int8, not '{self.activation_type}'."
-            )
 
 
 def scheme_for(options: OnnxOptions | None) -> QuantScheme:

@@ -1,21 +1,11 @@
-"""What the fake target declares: a folder-shaped artifact, two precisions, its options."""
+"""Settings of the fake target (-O KEY=VALUE)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compressor.errors import UsageError
-from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities, TargetOptions
-
-CAPABILITIES = TargetCapabilities(
-    precisions=("fp32", "int8"),
-    quant_scheme=QuantScheme(description="fake: onnxruntime's default Q/DQ (U8S8)"),
-    runtime="fake-ort",
-    artifact=ArtifactLayout(".fakepkg", folder=True),
-    runtime_package="onnxruntime",
-    dynamic_dims=True,
-    notes=("Test-only: a folder artifact run by onnxruntime.",),
-)
+from foundation.errors import UsageError
+from targets.base import TargetOptions
 
 
 @dataclass(frozen=True)

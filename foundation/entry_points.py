@@ -6,7 +6,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from compressor.errors import CompressError
+from foundation.errors import CompressError
 
 
 def import_entry_point(spec: str, error: type[CompressError], what: str) -> Callable:
