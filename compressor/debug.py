@@ -37,6 +37,10 @@ from targets.registry import get_target, reference_runner, torch_runner
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 OUTLIER_RATIO = 8.0  # a channel whose |max| is this many times the median channel's
 STAGE_SAMPLES = 64
+OUTPUT_SAMPLES = 32  # samples the whole-model stages are compared on
+ONNX_IS_ARTIFACT = (
+    "onnx: the artifact is the Q/DQ ONNX itself; its per-layer figures are the q/dq columns."
+)
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,16 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
 
-OUTPUT_SAMPLES = 32  # samples the whole-model stages are compared on
-ONNX_IS_ARTIFACT = (
-    "onnx: the artifact is the Q/DQ ONNX itself; its per-layer figures are the q/dq columns."
-)
+@dataclass(frozen=True)
+class _Graphs:
+    """The exported, cleaned and quantized graphs of one debug run."""
+
+    raw: Path
+    fp32: Path
+    qdq: Path
+    fixed_batch: int | None
+    batch: int
+    kept_float: list
 
 
 def run_debug(recipe: Recipe, work: Path) -> dict:
@@ -222,39 +232,64 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     options = target.parse_options(recipe.target_options)
     model = load_model(recipe.model, recipe.model_factory, recipe.trust_pickle)
     calib, _, specs = load_run_data(recipe, model)
-    raw = export_onnx(model, specs, work / "raw.onnx")
-    fp32, qdq = work / "fp32.onnx", work / "int8.onnx"
-    cleanup_onnx(raw, fp32)
-    fixed = reference_runner(fp32).fixed_batch
-    batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = target.quant_scheme(options)
-    # layers are compared by tensor name with fp32: no step may rescale those tensors here
-    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
-    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
-    kept = {k["tensor"]: k["why"] for k in info["kept_float"] if "tensor" in k}
-    runners = {"onnx fp32": reference_runner(fp32), "onnx q/dq": reference_runner(qdq)}
-    if model.is_torch:
-        runners = {"torch": torch_runner(model.module, specs), **runners}
-    artifact, note = None, ONNX_IS_ARTIFACT
-    if target.name != "onnx":
-        artifact = target.lower(qdq, "int8", work, options)
-        runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
+    graphs = _quantize(recipe, scheme, model, specs, calib, work)
+    kept = {k["tensor"]: k["why"] for k in graphs.kept_float if "tensor" in k}
+    runners, artifact = _stage_runners(target, options, model, specs, graphs, work)
     trace = partial(target.trace_layers, artifact) if artifact else None
-    rows = layer_rows(fp32, onnx.load(str(raw)), qdq, calib, kept, batch, trace)
+    raw = onnx.load(str(graphs.raw))
+    rows = layer_rows(graphs.fp32, raw, graphs.qdq, calib, kept, graphs.batch, trace)
+    note = ONNX_IS_ARTIFACT
     if artifact is not None:
         traced = any(row.stages.get("artifact") for row in rows)
         proxy = runners[f"{target.name} artifact"].proxy_for
         note = artifact_note(target, traced, proxy, artifact)
     sample = calib.take(min(len(calib), OUTPUT_SAMPLES))
-    stages = {name: _outputs(r.run, sample, fixed or 1) for name, r in runners.items()}
+    batch = graphs.fixed_batch or 1
+    stages = {name: _outputs(r.run, sample, batch) for name, r in runners.items()}
+    return _result(recipe, target.name, scheme.description, stages, rows, graphs, note)
+
+
+def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) -> _Graphs:
+    """Export, clean up and quantize with the target's scheme, as `compress --int8` does."""
+    raw = export_onnx(model, specs, work / "raw.onnx")
+    fp32, qdq = work / "fp32.onnx", work / "int8.onnx"
+    cleanup_onnx(raw, fp32)
+    fixed = reference_runner(fp32).fixed_batch
+    batch = calibration_batch(recipe.calibration, len(calib), fixed)
+    # layers are compared by tensor name with fp32: no step may rescale those tensors here
+    plain = dataclasses.replace(recipe.int8, equalize=False, smooth=False)
+    info = quantize_int8_static(fp32, qdq, calib, scheme, recipe.calibration, batch, config=plain)
+    return _Graphs(raw, fp32, qdq, fixed, batch, info["kept_float"])
+
+
+def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -> tuple:
+    """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX, the target's artifact) and the artifact."""
+    runners = {
+        "onnx fp32": reference_runner(graphs.fp32),
+        "onnx q/dq": reference_runner(graphs.qdq),
+    }
+    if model.is_torch:
+        runners = {"torch": torch_runner(model.module, specs), **runners}
+    artifact = None
+    if target.name != "onnx":
+        artifact = target.lower(graphs.qdq, "int8", work, options)
+        runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
+    return runners, artifact
+
+
+def _result(
+    recipe: Recipe, target: str, scheme: str, stages: dict, rows: list, graphs: _Graphs, note: str
+) -> dict:
+    """The JSON-able result that `render` and `html_page` show."""
     return {
         "model": str(recipe.model),
-        "target": target.name,
-        "scheme": scheme.description,
+        "target": target,
+        "scheme": scheme,
         "calibration": recipe.calibration,
         "stages": stage_table(stages),
         "layers": [r.to_dict() for r in rows],
-        "kept_float": info["kept_float"],
+        "kept_float": graphs.kept_float,
         "notes": [
             "Layers: each quantized tensor as the Q/DQ graph's readers get it (dequantized) "
             "and as the target's artifact holds it, against fp32 ONNX on the same samples; "
