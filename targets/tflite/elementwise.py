@@ -8,6 +8,8 @@ from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import PLAIN, Layout
+from targets.tflite.math_ops import lower_clip_runtime
+from targets.tflite.operands import operands, runtime_layout
 from targets.tflite.weights import const_operand
 
 BINARY_OPS = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Div": "DIV"}
@@ -28,16 +30,6 @@ UNARY_OPS = {
     "HardSwish": "HARD_SWISH",
     "LeakyRelu": "LEAKY_RELU",
 }
-
-
-def runtime_layout(ctx: Lowering, names: list[str]) -> tuple[Layout, Value]:
-    """The layout of the highest-rank runtime input; others follow it."""
-    runtime = [ctx.values[n] for n in names if not ctx.graph.is_const(n)]
-    best = max(runtime, key=lambda v: len(v.shape))
-    if any(len(v.shape) != len(best.shape) for v in runtime):
-        return PLAIN, best
-    best_name = next(n for n in names if ctx.values.get(n) is best)
-    return ctx.preferred_layout(best_name), best
 
 
 def lower_binary(ctx: Lowering, node: Node) -> None:
@@ -72,8 +64,6 @@ def lower_binary(ctx: Lowering, node: Node) -> None:
 
 def _constant_first(ctx: Lowering, node: Node, op: str) -> None:
     """c − x or c / x with a constant c: float, the constant as first operand."""
-    from targets.tflite.math_ops import operands
-
     layout, inputs = operands(ctx, node, node.inputs)
     out = ctx.output(node.outputs[0], layout, False)
     ctx.emit(op, inputs, [out])
@@ -118,8 +108,6 @@ def lower_clip(ctx: Lowering, node: Node) -> None:
     """Clip → RELU6 / RELU_N1_TO_1 / RELU when the bounds match, else MAXIMUM + MINIMUM."""
     bounds = legalize.clip_bounds(node, ctx.graph)
     if bounds is None:
-        from targets.tflite.math_ops import lower_clip_runtime
-
         lower_clip_runtime(ctx, node)
         return
     named = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, np.inf): "RELU"}

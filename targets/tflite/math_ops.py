@@ -7,10 +7,10 @@ quantized reader a QUANTIZE after: a float island). Ints and bools pass through 
 from __future__ import annotations
 
 from foundation.errors import UnsupportedOp
-from targets.tflite.elementwise import runtime_layout
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import ONNX_DTYPES, Node
-from targets.tflite.layout import PLAIN, Layout
+from targets.tflite.layout import Layout
+from targets.tflite.operands import operands
 from targets.tflite.writer import TENSOR_TYPES
 
 UNARY = {
@@ -48,27 +48,6 @@ POW_SHORTCUTS = {2.0: "SQUARE", 0.5: "SQRT", -0.5: "RSQRT", 1.0: None}
 # Abramowitz & Stegun 7.1.26: |erf error| <= 1.5e-7.
 ERF_P = 0.3275911
 ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-
-
-def operands(ctx: Lowering, node: Node, names: list[str]) -> tuple[Layout, list[int]]:
-    """Runtime inputs in one common layout, constants laid out to match (own dtype kept)."""
-    runtime = [n for n in names if not ctx.graph.is_const(n)]
-    layout = runtime_layout(ctx, runtime)[0] if runtime else PLAIN
-    rank = len(ctx.shape(node.outputs[0]))
-    tensors = []
-    for index, name in enumerate(names):
-        if ctx.graph.is_const(name):
-            tensors.append(_const(ctx, f"{node.name}/in{index}", name, layout, rank))
-        else:
-            tensors.append(ctx.get(name, layout, "float32").tensor)
-    return layout, tensors
-
-
-def _const(ctx: Lowering, tag: str, name: str, layout: Layout, rank: int) -> int:
-    array = ctx.graph.float_const(name)
-    dtype = "float32" if array.dtype.kind == "f" else str(array.dtype)
-    array = array.reshape((1,) * (rank - array.ndim) + array.shape)
-    return ctx.const(tag, layout.apply(array).astype(dtype), dtype)
 
 
 def _emit_as(ctx: Lowering, node: Node, op: str, inputs: list[int], layout: Layout) -> Value:
