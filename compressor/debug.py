@@ -272,7 +272,7 @@ def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -
     if model.is_torch:
         runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact = None
-    if target.name != "onnx":
+    if not target.capabilities.runs_qdq_graph:
         artifact = target.lower(graphs.qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     return runners, artifact

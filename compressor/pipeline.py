@@ -253,7 +253,7 @@ def _complete_report(run: PreparedRun, made: Converted, report: Report, started:
     recipe, target, artifact = run.recipe, run.target, made.artifact
     report = replace(report, passes=made.passes)
     qdq = None
-    if recipe.precision == "int8" and target.name != "onnx":
+    if recipe.precision == "int8" and not target.capabilities.runs_qdq_graph:
         qdq = qdq_fidelity(made.compressed_onnx, target, artifact, run.data.judging, recipe)
     notes = [*run.model.notes, *made.exported.pass_notes, *report.notes, *size_note(report)]
     notes += qdq_note(target.name, qdq)

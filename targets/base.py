@@ -96,6 +96,9 @@ class TargetCapabilities:
     # Whether inputs may keep dynamic dims beyond the batch (e.g. height and width); targets
     # that cannot take them refuse such inputs before any work, naming the --input-shape.
     dynamic_dims: bool = False
+    # Whether the int8 artifact is the Q/DQ ONNX graph itself (run as is): then there is no
+    # lowering to check against that graph and no separate per-layer artifact stage.
+    runs_qdq_graph: bool = False
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 

@@ -27,6 +27,7 @@ CAPABILITIES = TargetCapabilities(
     artifact=ArtifactLayout(".onnx"),
     runtime_package="onnxruntime",
     dynamic_dims=True,
+    runs_qdq_graph=True,
 )
 
 

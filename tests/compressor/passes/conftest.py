@@ -1,92 +1,10 @@
-"""Small models trained for a few steps on the digits data, shared by the torch-pass tests."""
+"""Pass tests train and quantize on one intra-op thread (the shared fixtures live one level up)."""
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import pytest
-import torch
-
-from calibration.digits import digits_splits, save_npz
-from compressor.example import DigitsCNN, train_classifier
-from compressor.loading import LoadedModel
-from compressor.passes.trainable import trainable_module
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Train on one intra-op thread: on a loaded 2-core machine, 2 threads ran 25x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def digits() -> dict:
-    """train/calib/eval splits of sklearn digits, inputs [N, 1, 8, 8]."""
-    return digits_splits(0)
-
-
-@pytest.fixture(scope="session")
-def cnn(digits: dict) -> torch.nn.Module:
-    """DigitsCNN trained for 3 epochs (about 97% top-1)."""
-    torch.set_num_threads(1)
-    train = digits["train"]
-    torch.manual_seed(0)
-    return train_classifier(DigitsCNN(), train.inputs["input"], train.labels, epochs=3)
-
-
-@pytest.fixture(scope="session")
-def cnn_program(cnn: torch.nn.Module, digits: dict) -> torch.export.ExportedProgram:
-    """The trained CNN through torch.export with a dynamic batch."""
-    example = torch.from_numpy(digits["calib"].inputs["input"][:2])
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    return torch.export.export(cnn, (example,), dynamic_shapes=({0: batch},))
-
-
-@pytest.fixture()
-def cnn_module(cnn_program: torch.export.ExportedProgram) -> torch.fx.GraphModule:
-    """A fresh trainable rebuild of the exported CNN for each test."""
-    model = LoadedModel(Path("cnn.pt2"), "exported", cnn_program.module(), cnn_program, [])
-    return trainable_module(model)
-
-
-@pytest.fixture(scope="session")
-def cnn_files(cnn: torch.nn.Module, cnn_program, digits: dict, tmp_path_factory) -> dict:
-    """model.pt2, model.ts (TorchScript), state.pt, train/calib/eval .npz on disk."""
-    folder = tmp_path_factory.mktemp("cnn")
-    torch.export.save(cnn_program, str(folder / "model.pt2"))
-    torch.jit.script(copy.deepcopy(cnn)).save(str(folder / "model.ts"))
-    torch.save(cnn.state_dict(), folder / "state.pt")
-    for split in ("train", "calib", "eval"):
-        save_npz(digits[split], str(folder / f"{split}.npz"), "x")
-    names = ("model.pt2", "model.ts", "state.pt", "train.npz", "calib.npz", "eval.npz")
-    return {name: folder / name for name in names}
-
-
-def accuracy(module: torch.nn.Module, data) -> float:
-    """Top-1 of module on a Dataset, in eval mode."""
-    module.eval()
-    with torch.no_grad():
-        logits = module(torch.from_numpy(data.inputs["input"]))
-    return float((logits.argmax(-1).numpy() == data.labels).mean())
-
-
-@pytest.fixture(scope="session")
-def scaled_cnn(cnn: torch.nn.Module, digits: dict, tmp_path_factory) -> Path:
-    """The trained CNN with conv1(+BN) output channel 0 scaled x1000 and undone in conv2, as
-    model.pt2: the same function in float, one channel 1000x wider than the rest for int8."""
-    from tests.compressor.passes.int8_models import scale_channel
-
-    model = scale_channel(copy.deepcopy(cnn).eval(), "features.1", "features.3")
-    example = torch.from_numpy(digits["calib"].inputs["input"][:2])
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    folder = tmp_path_factory.mktemp("x1000")
-    torch.export.save(program, str(folder / "model.pt2"))
-    with torch.no_grad():  # same predictions as the trained CNN in float
-        x = torch.from_numpy(digits["eval"].inputs["input"])
-        assert torch.equal(model(x).argmax(1), cnn.eval()(x).argmax(1))
-    return folder / "model.pt2"
+def _one_thread(one_thread: None) -> None:
+    """Every pass test module runs with one_thread (tests/compressor/conftest.py)."""

@@ -11,8 +11,7 @@ from compressor.passes.distill import distill, kd_loss
 from compressor.passes.prune import prune_channels
 from compressor.passes.sparsity import apply_sparsity
 from compressor.recipe import DistillConfig, PruneConfig
-
-from .conftest import accuracy
+from tests.compressor.conftest import accuracy
 
 
 def _pruned(teacher: torch.nn.Module, ratio: float = 0.6) -> torch.nn.Module:

@@ -33,6 +33,7 @@ def test_capabilities_declare_every_precision_and_a_single_onnx_file():
     assert set(CAPABILITIES.precisions) == {"fp32", "fp16", "int8", "dynamic"}
     assert CAPABILITIES.artifact.suffixes == (".onnx",) and not CAPABILITIES.artifact.folder
     assert CAPABILITIES.runtime_package == "onnxruntime" and CAPABILITIES.dynamic_dims
+    assert CAPABILITIES.runs_qdq_graph  # the int8 artifact is the Q/DQ graph: no lowering check
     ok, why = TARGET.availability()
     assert ok and "CPUExecutionProvider" in why
 

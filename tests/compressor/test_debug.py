@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # train on one thread
+
 
 def test_debug_names_conv1_channel_0_at_every_stage(scaled_cnn, cnn_files, tmp_path, cli):
     args = ["debug", scaled_cnn, "--calib", cnn_files["calib.npz"], "--calib-samples", "128"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from compressor.budget import Budget
 from compressor.recipe import load_recipe
 from compressor.tune import meets_budget, pareto_front
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # train on one thread
 
 PLAIN = ["--no-equalize", "--calibration", "minmax"]
 

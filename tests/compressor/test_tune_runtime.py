@@ -24,6 +24,8 @@ from targets.base import TensorSpec
 from targets.registry import get_target
 from tests.compressor.passes.int8_models import export_module
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # train on one thread
+
 pytest.importorskip("ai_edge_litert")
 
 
