@@ -63,30 +63,15 @@ def run_verify(req: VerifyRequest) -> Report:
     stored = load_stored_report(req.against) if req.against else None
     _check_request(req, stored)
     data = _load_eval(req, stored)
-    baseline = open_artifact(
-        req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
-    )
-    compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
-    sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
-    try:
-        measured = measure_pair([baseline, compressed], sizes, data, req)
-    finally:
-        baseline.close()
-        compressed.close()
+    measured, inputs, runtime = _measure(req, data)
     settings = AssessSettings(req.budget, tasks=req.tasks, metric=req.metric)
-    extras = metric_data(req.metric, req.eval, compressed.inputs, data)
+    extras = metric_data(req.metric, req.eval, inputs, data)
     verdict = assess(measured[0], measured[1], settings, True, extras)
     base = dataclasses.replace(verdict.baseline, size_of=req.baseline.name)
     comp = verdict.compressed
     comp = dataclasses.replace(comp, proxy_for=comp.proxy_for or _recorded_proxy(req.artifact))
-    budgets = list(verdict.budgets)
-    notes = [
-        f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
-        "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
-    ]
-    if comp.proxy_for:
-        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
-    target = target_of(req.artifact) or compressed.runtime
+    budgets, notes = list(verdict.budgets), _size_and_proxy_notes(req, comp)
+    target = target_of(req.artifact) or runtime
     if stored is not None:
         base_d, comp_d = base.to_json_dict(), comp.to_json_dict()
         budgets += check_regressions(req.regression, req.budget, stored, base_d, comp_d)
@@ -105,6 +90,32 @@ def run_verify(req: VerifyRequest) -> Report:
         budgets=tuple(budgets),
         notes=tuple(notes),
     )
+
+
+def _measure(req: VerifyRequest, data: Dataset | None) -> tuple[list, list, str]:
+    """Baseline and artifact measured in turn; the artifact's input specs and runtime."""
+    baseline = open_artifact(
+        req.baseline, req.threads, data, req.input_shapes, req.model_factory, req.trust_pickle
+    )
+    compressed = open_artifact(req.artifact, req.threads, data, req.input_shapes)
+    sizes = [artifact_size(req.baseline), artifact_size(req.artifact)]
+    try:
+        measured = measure_pair([baseline, compressed], sizes, data, req)
+    finally:
+        baseline.close()
+        compressed.close()
+    return measured, compressed.inputs, compressed.runtime
+
+
+def _size_and_proxy_notes(req: VerifyRequest, comp: Section) -> list[str]:
+    """Why the baseline size differs from compress's, and a proxy runtime said plainly."""
+    notes = [
+        f"Baseline size is of {req.baseline.name} (the baseline file itself); `compress` "
+        "reports the fp32 ONNX export's size instead, so size ratios differ between the two."
+    ]
+    if comp.proxy_for:
+        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
+    return notes
 
 
 def _recorded_proxy(artifact: Path) -> str | None:
