@@ -47,6 +47,7 @@ REGRESSION_RANGES = {
     "max_sqnr_regression_db": Range(0, None, unit="dB"),
 }
 DISTILL_RANGES = {
+    "patience": Range(1, None),
     "lr": Range(0, 10, low_open=True),
     "temperature": Range(0, 1000, low_open=True),
     "alpha": Range(0, 1),

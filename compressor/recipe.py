@@ -14,6 +14,12 @@ from compressor.budget import Budget
 from compressor.tasks import TASKS
 from foundation.errors import UsageError
 
+# The values of the recipe's choice fields (the CLI's choices and the recipe check read these).
+CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
+TUNE_OBJECTIVES = ("accuracy", "latency")
+# Counts a recipe or sweep file sets: the least each may be (the CLI checks the same).
+MINIMUMS = {"threads": 1, "runs": 1, "warmup": 0, "calib_samples": 1, "tune_trials": 1}
+
 
 def _f(default: object, help: str, **kw: object) -> dataclasses.Field:
     return field(default=default, metadata={"help": help}, **kw)
@@ -275,6 +281,17 @@ def _check_tables(data: dict, where: str) -> None:
     for name, kind in (data.get("task") or {}).items():
         if kind not in TASKS:
             raise UsageError(f"{where}: task.{name} is {kind!r}; choose one of {', '.join(TASKS)}.")
+    _check_choices(data, where)
+
+
+def _check_choices(data: dict, where: str) -> None:
+    """Choice fields and counts a file sets: refused before any job runs, not mid-run."""
+    for key, choices in (("calibration", CALIBRATION_METHODS), ("tune_objective", TUNE_OBJECTIVES)):
+        if key in data and data[key] not in choices:
+            raise UsageError(f"{where}: {key} is {data[key]!r}; choose one of {list(choices)}.")
+    for key, least in MINIMUMS.items():
+        if _is_int(data.get(key)) and data[key] < least:
+            raise UsageError(f"{where}: {key} is {data[key]}; give at least {least}.")
 
 
 TOML_TYPES: dict[str, tuple[type, ...]] = {

@@ -63,7 +63,9 @@ class RunRecord:
         saved = self.recipe or {}
         if saved.get("target") == target.name and isinstance(saved.get("target_options"), dict):
             return dict(saved["target_options"])
-        info = self.report.get("artifact_info") or {}
+        info = self.report.get("artifact_info")
+        if not isinstance(info, dict):  # an edited or foreign report: use the defaults
+            return {}
         fields = {f.name for f in dataclasses.fields(target.options_type)}
         scalar = (str, bool, int, float)
         return {k: v for k, v in info.items() if k in fields and isinstance(v, scalar)}
@@ -104,9 +106,23 @@ def load_run(folder: Path) -> RunRecord:
         report = _parse(folder / REPORT, json.loads, "JSON")
         if not isinstance(report, dict):
             raise UsageError(f"'{folder / REPORT}' is not a compress report; re-run compress.")
+        _check_text_fields(report, folder / REPORT)
     if (folder / RECIPE).exists():
         recipe = _parse(folder / RECIPE, tomllib.loads, "TOML")
     return RunRecord(folder, report, recipe)
+
+
+# Fields a manifest copies from the report as text: an edited report must not smuggle in others.
+TEXT_FIELDS = ("target", "precision", "artifact")
+
+
+def _check_text_fields(report: dict, path: Path) -> None:
+    for key in TEXT_FIELDS:
+        if key in report and not isinstance(report[key], str | None):
+            raise UsageError(
+                f"'{path}' has {key} = {report[key]!r}, not text: it was edited or is not a "
+                "compress report. Re-run compress."
+            )
 
 
 def artifact_record(path: Path) -> RunRecord | None:

@@ -29,7 +29,7 @@ from compressor.budget import Budget
 from compressor.fallback import fallback_precision, mark_fp16
 from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
-from compressor.recipe import Int8Config, Recipe
+from compressor.recipe import TUNE_OBJECTIVES, Int8Config, Recipe
 from compressor.sensitivity import block_sensitivity
 from compressor.tune_choice import choose_trial, meets_budget, pareto_front
 from compressor.tune_latency import (
@@ -43,7 +43,7 @@ from foundation.errors import UsageError
 from targets.base import QuantScheme, Runner
 from targets.registry import get_target, reference_runner
 
-OBJECTIVES = ("accuracy", "latency")
+OBJECTIVES = TUNE_OBJECTIVES
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ CLEANUP_SIGNALS = tuple(
 OUTPUT_KINDS: dict[str, tuple[tuple[str, ...], bytes]] = {
     "--junit": ((".xml",), b""),
     "--json": ((".json",), b""),
+    "--html": ((".html", ".htm"), b""),
     "--output": ((".tar.gz", ".tgz"), b"\x1f\x8b"),
 }
 

@@ -8,15 +8,22 @@ from pathlib import Path
 
 import click
 
-from compressor.cli.common import CONSOLE, handle_errors
-from compressor.cli.flags import CALIBRATION_METHODS, fields_of, flag, options
-from compressor.recipe import Recipe
+from compressor.cli.common import CONSOLE, check_output, handle_errors
+from compressor.cli.flags import fields_of, flag, options
+from compressor.recipe import CALIBRATION_METHODS, Recipe
+from foundation.errors import UsageError
 
 DEBUG_FLAGS = [
     flag(Recipe, "target"),
     flag(Recipe, "calib", required=True),
     flag(Recipe, "calib_samples"),
-    click.option("--calibration", type=click.Choice(CALIBRATION_METHODS[1:]), default="minmax"),
+    click.option(
+        "--calibration",
+        type=click.Choice(CALIBRATION_METHODS[1:]),
+        default="minmax",
+        show_default=True,
+        help="Range method of the Q/DQ graph that is debugged.",
+    ),
 ]
 TARGET_OPTIONS = flag(Recipe, "target_options")
 
@@ -33,7 +40,13 @@ TARGET_OPTIONS = flag(Recipe, "target_options")
     ],
     field_default=True,
 )
-@click.option("--top", type=int, default=15, help="Rows of the layer table on the terminal.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Rows of the layer table on the terminal.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write all rows here.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML page.")
 @handle_errors
@@ -43,6 +56,11 @@ def debug_command(model: str, **flags: object) -> None:
     from compressor.debug_report import html_page, render
 
     settings = fields_of(Recipe, [*DEBUG_FLAGS, TARGET_OPTIONS], flags)
+    inputs = [Path(model), Path(settings["calib"])]
+    check_output(flags["json_path"], "--json", inputs)  # before any work, never an input
+    check_output(flags["html_path"], "--html", inputs)
+    if settings.get("calib_samples") is not None and settings["calib_samples"] < 1:
+        raise UsageError(f"--calib-samples {settings['calib_samples']}: give at least 1.")
     recipe = Recipe(
         model=str(Path(model).absolute()),
         precision="int8",

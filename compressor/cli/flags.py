@@ -17,9 +17,11 @@ import click
 from compressor.budget import Budget
 from compressor.cli.common import parse_batch_axes, parse_input_shapes, parse_key_values
 from compressor.recipe import (
+    CALIBRATION_METHODS,
     NESTED,
     OPTIMIZERS,
     PRUNE_METHODS,
+    TUNE_OBJECTIVES,
     DistillConfig,
     Int8Config,
     PruneConfig,
@@ -28,8 +30,6 @@ from compressor.recipe import (
 from compressor.regression import Regression
 from compressor.tasks import parse_task_option
 
-CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
-TUNE_OBJECTIVES = ("accuracy", "latency")  # compressor.tune.OBJECTIVES, without its imports
 TASK_HELP = (
     "Task rule for every output, or OUTPUT=KIND for one (repeatable): classify, embed, detect, "
     "segment, sequence or regression [default: inferred from shape, values and labels]."

@@ -112,7 +112,9 @@ def prepare_for_int8(
     score = HeldBackScore(src, *split, batch, quantize, work, histograms)
     trial = FALLBACK if method == AUTO else method
     steps: dict = {
-        name: _try_rewrite(name, score, trial, config) if name in wanted else {"applied": False}
+        name: _try_rewrite(name, score, trial, config)
+        if name in wanted
+        else {"applied": False, "why": "turned off"}
         for name in REWRITES
     }
     steps["held_back_samples"] = len(score.held)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,18 @@ def test_debug_on_tensorrt_says_what_its_artifact_stage_holds(cnn_files, tmp_pat
         assert "per-layer tensors of this artifact are not traced" in note
     else:
         assert "only as a proxy" in note and "No TensorRT engine was built here" in note
+
+
+def test_debug_refuses_outputs_that_would_overwrite_its_inputs_before_any_work(
+    cnn_files, tmp_path, cli
+):
+    model = tmp_path / "m.pt2"
+    model.write_bytes(Path(cnn_files["model.pt2"]).read_bytes())
+    before = model.read_bytes()
+    base = ["debug", model, "--calib", cnn_files["calib.npz"]]
+    for extra in (["--json", model], ["--html", cnn_files["calib.npz"]], ["--json", tmp_path]):
+        result = cli(base + extra)
+        assert result.exit_code == 2, result.output
+    assert model.read_bytes() == before
+    for bad in (["--top", "0"], ["--calib-samples", "0"]):
+        assert cli(base + bad).exit_code == 2

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from compressor.budget import Budget
-from compressor.recipe import Recipe, load_recipe
+from compressor.limits import DISTILL_RANGES, check_fields
+from compressor.recipe import DistillConfig, Recipe, load_recipe, recipe_from_dict
 from foundation.errors import UsageError
 
 
@@ -50,3 +51,25 @@ def test_recipes_are_type_checked_and_paths_are_relative_to_the_recipe(example, 
     assert good.exit_code == 0, good.output
     folder_as_recipe = cli(["--recipe", folder, "-o", tmp_path / "o2"])
     assert folder_as_recipe.exit_code == 2 and "could not be read" in folder_as_recipe.output
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("calibration", "foo", "choose one of ['auto', 'minmax', 'entropy', 'percentile']"),
+        ("tune_objective", "speed", "choose one of ['accuracy', 'latency']"),
+        ("threads", 0, "give at least 1"),
+        ("runs", -1, "give at least 1"),
+        ("calib_samples", 0, "give at least 1"),
+    ],
+)
+def test_a_file_with_a_bad_choice_or_count_is_refused_before_any_work(key, value, says):
+    with pytest.raises(UsageError, match=r"Recipe 'r.toml': " + key) as caught:
+        recipe_from_dict({"model": "m.pt2", key: value}, "Recipe 'r.toml'")
+    assert says in str(caught.value)
+
+
+def test_distill_patience_below_one_is_refused():
+    with pytest.raises(UsageError, match="--patience"):
+        check_fields(DistillConfig(patience=0), DISTILL_RANGES)
+    check_fields(DistillConfig(patience=1), DISTILL_RANGES)

@@ -110,6 +110,9 @@ def test_target_options_come_from_the_recipe_else_the_artifact_info(tmp_path: Pa
     assert read_run(folder).target_options(tflite) == {"resolver": "default"}
     (folder / "recipe.toml").write_text('target = "onnx"\n')
     assert read_run(folder).target_options(tflite) == {"resolver": "builtin"}
+    # an edited report whose artifact_info is not a table: the target's defaults, no crash
+    edited = _folder(tmp_path / "edited", {"artifact": "m.tflite", "artifact_info": [1]}, "x = [")
+    assert read_run(edited).target_options(tflite) == {}
 
 
 def test_report_json_reads_back_typed(tflite_int8_run: tuple) -> None:
@@ -126,3 +129,10 @@ def test_report_json_reads_back_typed(tflite_int8_run: tuple) -> None:
     assert typed.qdq_reference.outputs and typed.budgets == report.budgets
     edited = _folder(out.parent / "edited", {**stored, "compressed": {"runtime": "x"}})
     assert read_run(edited).typed_report() is None
+
+
+def test_a_strict_read_refuses_non_text_target_precision_or_artifact(tmp_path: Path) -> None:
+    for key in ("target", "precision", "artifact"):
+        folder = _folder(tmp_path / key, {"artifact": "m.onnx", "target": "onnx", key: 5}, None)
+        with pytest.raises(UsageError, match=f"{key} = 5, not text"):
+            load_run(folder)
