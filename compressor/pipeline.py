@@ -28,7 +28,7 @@ from compressor.passes.torch_passes import (
 )
 from compressor.precision import apply_precision
 from compressor.progress import STDERR
-from compressor.recipe import Recipe
+from compressor.recipe import MINIMUMS, Recipe, check_counts
 from compressor.report import write_report
 from compressor.report_model import Report
 from compressor.run_notes import qdq_note, size_note
@@ -69,8 +69,8 @@ def _check_int8_request(recipe: Recipe) -> None:
         )
     if (recipe.auto or recipe.int8_plan) and recipe.precision != "int8":
         raise UsageError("--auto (and an int8_plan) tune static int8: add --int8 and --calib.")
-    if recipe.tune_trials < 1 or not recipe.tune_time > 0:
-        raise UsageError("--tune-trials must be at least 1 and --tune-time above 0 seconds.")
+    if not recipe.tune_time > 0:
+        raise UsageError("--tune-time must be above 0 seconds.")
 
 
 def _check_judging_data(recipe: Recipe) -> None:
@@ -81,12 +81,9 @@ def _check_judging_data(recipe: Recipe) -> None:
 
 
 def _check_run_settings(recipe: Recipe) -> None:
-    """Threads, timed runs, warm-up and calibration samples within their ranges."""
-    if recipe.threads < 1 or recipe.runs < 1 or recipe.warmup < 0:
-        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0.")
+    """Threads, timed runs, warm-up, calibration samples and trials within their ranges."""
+    check_counts({key: getattr(recipe, key) for key in MINIMUMS})
     check_threads(recipe.threads)
-    if recipe.calib_samples is not None and recipe.calib_samples < 1:
-        raise UsageError("--calib-samples must be at least 1.")
 
 
 def _check_inputs_outside_output(recipe: Recipe) -> None:

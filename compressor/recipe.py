@@ -289,9 +289,17 @@ def _check_choices(data: dict, where: str) -> None:
     for key, choices in (("calibration", CALIBRATION_METHODS), ("tune_objective", TUNE_OBJECTIVES)):
         if key in data and data[key] not in choices:
             raise UsageError(f"{where}: {key} is {data[key]!r}; choose one of {list(choices)}.")
+    check_counts(data, where)
+
+
+def check_counts(values: dict, where: str = "") -> None:
+    """Counts at least their MINIMUMS (None: not given). Errors name the file's key when
+    `where` names a file, else the flag (--calib-samples 0)."""
     for key, least in MINIMUMS.items():
-        if _is_int(data.get(key)) and data[key] < least:
-            raise UsageError(f"{where}: {key} is {data[key]}; give at least {least}.")
+        value = values.get(key)
+        if _is_int(value) and value < least:
+            given = f"{where}: {key} is {value}" if where else f"--{key.replace('_', '-')} {value}"
+            raise UsageError(f"{given}; give at least {least}.")
 
 
 TOML_TYPES: dict[str, tuple[type, ...]] = {

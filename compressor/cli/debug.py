@@ -10,8 +10,7 @@ import click
 
 from compressor.cli.common import CONSOLE, check_output, handle_errors
 from compressor.cli.flags import fields_of, flag, options
-from compressor.recipe import CALIBRATION_METHODS, Recipe
-from foundation.errors import UsageError
+from compressor.recipe import CALIBRATION_METHODS, Recipe, check_counts
 
 DEBUG_FLAGS = [
     flag(Recipe, "target"),
@@ -59,8 +58,7 @@ def debug_command(model: str, **flags: object) -> None:
     inputs = [Path(model), Path(settings["calib"])]
     check_output(flags["json_path"], "--json", inputs)  # before any work, never an input
     check_output(flags["html_path"], "--html", inputs)
-    if settings.get("calib_samples") is not None and settings["calib_samples"] < 1:
-        raise UsageError(f"--calib-samples {settings['calib_samples']}: give at least 1.")
+    check_counts(settings)
     recipe = Recipe(
         model=str(Path(model).absolute()),
         precision="int8",

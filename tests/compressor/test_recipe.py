@@ -8,7 +8,7 @@ import pytest
 
 from compressor.budget import Budget
 from compressor.limits import DISTILL_RANGES, check_fields
-from compressor.recipe import DistillConfig, Recipe, load_recipe, recipe_from_dict
+from compressor.recipe import DistillConfig, Recipe, check_counts, load_recipe, recipe_from_dict
 from foundation.errors import UsageError
 
 
@@ -73,3 +73,11 @@ def test_distill_patience_below_one_is_refused():
     with pytest.raises(UsageError, match="--patience"):
         check_fields(DistillConfig(patience=0), DISTILL_RANGES)
     check_fields(DistillConfig(patience=1), DISTILL_RANGES)
+
+
+def test_counts_from_flags_are_named_as_flags():
+    with pytest.raises(UsageError, match=r"^--calib-samples 0; give at least 1\.$"):
+        check_counts({"threads": 2, "calib_samples": 0})
+    with pytest.raises(UsageError, match=r"^--warmup -1; give at least 0\.$"):
+        check_counts({"warmup": -1})
+    check_counts({"threads": 1, "runs": 1, "warmup": 0, "calib_samples": None, "tune_trials": 1})
