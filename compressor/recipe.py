@@ -17,6 +17,7 @@ from foundation.errors import UsageError
 # The values of the recipe's choice fields (the CLI's choices and the recipe check read these).
 CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 TUNE_OBJECTIVES = ("accuracy", "latency")
+CHOICES = {"calibration": CALIBRATION_METHODS, "tune_objective": TUNE_OBJECTIVES}
 # Counts a recipe or sweep file sets: the least each may be (the CLI checks the same).
 MINIMUMS = {"threads": 1, "runs": 1, "warmup": 0, "calib_samples": 1, "tune_trials": 1}
 
@@ -281,15 +282,16 @@ def _check_tables(data: dict, where: str) -> None:
     for name, kind in (data.get("task") or {}).items():
         if kind not in TASKS:
             raise UsageError(f"{where}: task.{name} is {kind!r}; choose one of {', '.join(TASKS)}.")
-    _check_choices(data, where)
-
-
-def _check_choices(data: dict, where: str) -> None:
-    """Choice fields and counts a file sets: refused before any job runs, not mid-run."""
-    for key, choices in (("calibration", CALIBRATION_METHODS), ("tune_objective", TUNE_OBJECTIVES)):
-        if key in data and data[key] not in choices:
-            raise UsageError(f"{where}: {key} is {data[key]!r}; choose one of {list(choices)}.")
+    check_choices(data, where)  # a file's choices and counts: refused before any job runs
     check_counts(data, where)
+
+
+def check_choices(values: dict, where: str = "") -> None:
+    """Choice fields within CHOICES; errors name the file's key, or the flag without `where`."""
+    for key, choices in CHOICES.items():
+        if key in values and values[key] not in choices:
+            given = f"{where}: {key} is" if where else f"--{key.replace('_', '-')}"
+            raise UsageError(f"{given} {values[key]!r}; choose one of {list(choices)}.")
 
 
 def check_counts(values: dict, where: str = "") -> None:

@@ -29,7 +29,7 @@ from compressor.budget import Budget
 from compressor.fallback import fallback_precision, mark_fp16
 from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
-from compressor.recipe import TUNE_OBJECTIVES, Int8Config, Recipe
+from compressor.recipe import Int8Config, Recipe
 from compressor.sensitivity import block_sensitivity
 from compressor.tune_choice import choose_trial, meets_budget, pareto_front
 from compressor.tune_latency import (
@@ -39,11 +39,8 @@ from compressor.tune_latency import (
     time_blocks,
 )
 from compressor.tune_runtime import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
-from foundation.errors import UsageError
 from targets.base import QuantScheme, Runner
 from targets.registry import get_target, reference_runner
-
-OBJECTIVES = TUNE_OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -288,10 +285,6 @@ def auto_int8(
 ) -> dict:
     """The pipeline's --auto step: tune in the target's runtime, then describe the chosen
     model as quantize does."""
-    if recipe.tune_objective not in OBJECTIVES:
-        raise UsageError(
-            f"--tune-objective '{recipe.tune_objective}' is not one of {list(OBJECTIVES)}."
-        )
     target = get_target(recipe.target)
     runtime = TargetRuntime(
         target, target.parse_options(recipe.target_options), recipe.threads, dst.parent / "tuning"

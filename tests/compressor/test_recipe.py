@@ -8,7 +8,14 @@ import pytest
 
 from compressor.budget import Budget
 from compressor.limits import DISTILL_RANGES, check_fields
-from compressor.recipe import DistillConfig, Recipe, check_counts, load_recipe, recipe_from_dict
+from compressor.recipe import (
+    DistillConfig,
+    Recipe,
+    check_choices,
+    check_counts,
+    load_recipe,
+    recipe_from_dict,
+)
 from foundation.errors import UsageError
 
 
@@ -81,3 +88,14 @@ def test_counts_from_flags_are_named_as_flags():
     with pytest.raises(UsageError, match=r"^--warmup -1; give at least 0\.$"):
         check_counts({"warmup": -1})
     check_counts({"threads": 1, "runs": 1, "warmup": 0, "calib_samples": None, "tune_trials": 1})
+
+
+def test_choices_of_a_recipe_built_in_code_are_checked_before_any_work(example, tmp_path):
+    from compressor.pipeline import validate_recipe
+
+    with pytest.raises(UsageError, match=r"^--tune-objective 'speed'; choose one of"):
+        check_choices({"tune_objective": "speed"})
+    recipe = Recipe(model=str(example["model"]), output=str(tmp_path / "o"), calibration="x")
+    with pytest.raises(UsageError, match=r"--calibration 'x'; choose one of \['auto'"):
+        validate_recipe(recipe)
+    assert not (tmp_path / "o").exists()
