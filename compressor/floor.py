@@ -2,7 +2,7 @@
 
 Each check takes the worst output, names it, and becomes one budget row whose source is
 `default`; --min-fidelity and --min-sqnr replace their default limit (source `flag` or
-`recipe`), --no-default-floor drops the defaults. The numbers are documented in README.md.
+`recipe`), --no-default-floor drops the defaults. The numbers are documented in docs/verification.md.
 """
 
 from __future__ import annotations
