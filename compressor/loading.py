@@ -12,6 +12,7 @@ import onnx
 import torch
 
 from compressor.dims import fix_dims
+from compressor.external_data import external_data_files
 from compressor.pt2_scan import read_safe_archive
 from compressor.signature import forward_inputs, included_optional
 from foundation.entry_points import import_entry_point
@@ -132,16 +133,8 @@ def _load_onnx(path: Path) -> LoadedModel:
 
 
 def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Name the missing file when weights live beside the model (`.onnx.data`) and are gone."""
-    for tensor in model.graph.initializer:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        if not (path.parent / location).is_file():
-            raise ModelLoadError(
-                f"'{path}' keeps its weights in the external data file '{location}', which is "
-                "missing. Keep that file beside the model."
-            )
+    """External data files present, inside the model's folder (the check every reader uses)."""
+    external_data_files(model, path)
 
 
 def onnx_input_specs(model: onnx.ModelProto) -> list[TensorSpec]:

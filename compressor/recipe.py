@@ -245,6 +245,11 @@ def recipe_from_dict(data: dict, where: str) -> Recipe:
             "runs code from the model file. Remove the key and pass --trust-pickle on the command "
             "line (compress or compress sweep) if you trust the model."
         )
+    if "allow_code" in data:
+        raise UsageError(
+            f"{where} sets allow_code, but a file cannot grant itself the right to run code. "
+            "Remove the key and pass --allow-code on the command line if you trust the file."
+        )
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -302,6 +307,36 @@ def check_counts(values: dict, where: str = "") -> None:
         if _is_int(value) and value < least:
             given = f"{where}: {key} is {value}" if where else f"--{key.replace('_', '-')} {value}"
             raise UsageError(f"{given}; give at least {least}.")
+
+
+# Fields that may name Python code to import and run (pkg.module:function; for data, a value
+# that is not an existing path). Given as flags they run by design; set by a recipe, sweep or
+# stored recipe.toml file, only with --allow-code on the command line (as --trust-pickle).
+CODE_FIELDS = ("model_factory", "metric", "calib", "eval", "train")
+DATA_FIELDS = ("calib", "eval", "train")
+
+
+def code_fields(recipe: Recipe) -> dict[str, str]:
+    """The recipe's fields that import code, with their values (as the loaders decide)."""
+    found = {}
+    for name in CODE_FIELDS:
+        value = getattr(recipe, name)
+        if value and (name not in DATA_FIELDS or (":" in value and not Path(value).exists())):
+            found[name] = value
+    return found
+
+
+def check_file_code(recipe: Recipe, where: str, allowed: bool, names: tuple = CODE_FIELDS) -> None:
+    """Refuse a file's entry points (of `names`) unless --allow-code was given: importing the
+    module runs its code, and a file cannot grant itself that."""
+    found = {k: v for k, v in code_fields(recipe).items() if k in names}
+    if found and not allowed:
+        name, value = next(iter(found.items()))
+        raise UsageError(
+            f"{where} sets {name} = {value!r}, which imports and runs Python code; a file cannot "
+            "grant itself that. Pass --allow-code on the command line if you trust the file and "
+            f"its code, or give it as a flag (--{name.replace('_', '-')}) instead."
+        )
 
 
 TOML_TYPES: dict[str, tuple[type, ...]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,46 @@ def is_plain_name(name: object) -> bool:
         and not any(c in name for c in "/\\\0")
         and Path(name).name == name
     )
+
+
+def load_logged_run(folder: Path) -> tuple[RunRecord, list[Path]]:
+    """The record in folder and its files to copy elsewhere (MLflow): report.json, recipe.toml
+    and the outputs the report names. A UsageError, before anything is read, when one is or
+    holds a symbolic link (whose target may be anyone's file, e.g. a planted secret); and when a
+    name is not plain."""
+    _refuse_links(folder, [folder / REPORT, folder / RECIPE])
+    record = load_run(folder)
+    names = record.output_names() or []
+    for name in names:
+        if not is_plain_name(name):
+            raise UsageError(
+                f"'{folder / REPORT}' names the output {name!r}, which is not a plain file name "
+                "inside its folder (the report was edited); nothing was logged."
+            )
+    outputs = [folder / n for n in names]
+    _refuse_links(folder, outputs)
+    return record, [p for p in (folder / REPORT, folder / RECIPE, *outputs) if p.exists()]
+
+
+def _refuse_links(folder: Path, paths: list[Path]) -> None:
+    for path in paths:
+        link = path if path.is_symlink() else first_link(path)
+        if link is not None:
+            raise UsageError(
+                f"'{link}' is a symbolic link in the run folder '{folder}'; a run's files are "
+                "read back and logged only when they are real files in it. Nothing was logged."
+            )
+
+
+def first_link(root: Path) -> Path | None:
+    """The first symbolic link below a folder (root itself aside), without following any."""
+    if not root.is_dir():
+        return None
+    for folder, dirs, files in os.walk(root):  # os.walk does not descend into linked folders
+        for name in sorted(dirs + files):
+            if (Path(folder) / name).is_symlink():
+                return Path(folder) / name
+    return None
 
 
 def read_run(folder: Path) -> RunRecord:

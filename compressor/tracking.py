@@ -7,24 +7,36 @@ Used with --track mlflow or when MLFLOW_TRACKING_URI is set; the store defaults 
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from compressor.run_record import RECIPE, REPORT, load_run
+from compressor.run_record import RunRecord, load_logged_run
 from foundation.errors import UsageError
 
 TRACKERS = ("mlflow", "none")
 EXPERIMENT = "compress"
 DEFAULT_DB = "mlflow.db"
 TRACK_EXTRA = "pip install -e '.[track]' (mlflow-skinny, sqlalchemy, alembic)"
+FIRST_CONTACT_S = 10.0  # --track-timeout: MLflow alone retries an unreachable server for minutes
+LOCAL_STORES = ("sqlite:", "file:", "/")  # no server to wait for
 
 
 def track_option(func: object) -> object:
-    """The --track flag shared by `compress run` and `compress sweep`."""
+    """The --track and --track-timeout flags shared by `compress run` and `compress sweep`."""
+    func = click.option(
+        "--track-timeout",
+        type=click.FloatRange(min=1, max=3600),
+        default=FIRST_CONTACT_S,
+        show_default=True,
+        help="Seconds to wait for the tracking server to answer first, before any work.",
+    )(func)
     return click.option(
         "--track",
         type=click.Choice(TRACKERS),
@@ -44,7 +56,7 @@ def tracking_uri(track: str | None) -> str | None:
 class Tracker:
     """One MLflow client and experiment; runs are created, filled and closed through it."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, timeout: float = FIRST_CONTACT_S) -> None:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
@@ -53,10 +65,21 @@ class Tracker:
                 f"{TRACK_EXTRA}; or pass --track none."
             ) from None
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        if not uri.startswith(LOCAL_STORES):
+            click.echo(f"Waiting up to {timeout:g} s for the MLflow server at {uri} ...", err=True)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
-        found = self.client.get_experiment_by_name(name)
-        self.experiment_id = found.experiment_id if found else self._create(name)
+        try:
+            with _bounded_requests(timeout):
+                self.client = MlflowClient(tracking_uri=uri)
+                found = self.client.get_experiment_by_name(name)
+                self.experiment_id = found.experiment_id if found else self._create(name)
+        except Exception as exc:  # the store or server the user named refused or did not answer
+            raise UsageError(
+                f"Cannot track to {uri} (--track mlflow or MLFLOW_TRACKING_URI): "
+                f"{type(exc).__name__}: {str(exc).strip()[:400]} Fix the URI (the default is "
+                "sqlite:///mlflow.db here), start the server, raise --track-timeout, or pass "
+                "--track none. Nothing was run."
+            ) from None
 
     def _create(self, name: str) -> str:
         """Artifacts beside a local SQLite store, not in whatever folder we run from."""
@@ -92,20 +115,44 @@ class Tracker:
 
 def log_output_folder(tracker: Tracker, folder: Path, name: str, parent: str | None = None) -> str:
     """Log a finished compress output folder (report.json + recipe.toml + artifact) as a run."""
-    record = load_run(folder)
+    return log_record(tracker, load_logged_run(folder), name, parent)
+
+
+def log_record(
+    tracker: Tracker, run: tuple[RunRecord, list[Path]], name: str, parent: str | None = None
+) -> str:
+    """Log an output folder read by load_logged_run (links refused) as a run; the run id."""
+    record, files = run
     report = record.report
     tags = {"target": report.get("target", ""), "precision": report.get("precision", "")}
     run_id = tracker.start(name, parent, tags)
-    files = [folder / REPORT, folder / RECIPE, *record.output_files()]
     tracker.log(run_id, flatten(record.recipe or {}), report_metrics(report), files)
     tracker.finish(run_id, bool(report.get("passed")))
     return run_id
 
 
-def open_tracker(track: str | None) -> Tracker | None:
-    """The tracker when tracking is on (checked before any work: MLflow missing is exit 2)."""
+def open_tracker(track: str | None, timeout: float = FIRST_CONTACT_S) -> Tracker | None:
+    """The tracker when tracking is on (checked before any work: MLflow missing, a store it
+    refuses or a server that does not answer within `timeout` seconds are exit 2)."""
     uri = tracking_uri(track)
-    return Tracker(uri) if uri else None
+    return Tracker(uri, timeout) if uri else None
+
+
+@contextlib.contextmanager
+def _bounded_requests(timeout: float) -> Iterator[None]:
+    """MLflow's HTTP settings (read per request) for the first contact: one try, `timeout` s."""
+    bounded = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(math.ceil(timeout))}
+    bounded["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    saved = {key: os.environ.get(key) for key in bounded}
+    os.environ.update(bounded)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def log_tracked_run(tracker: Tracker | None, output: str) -> str | None:

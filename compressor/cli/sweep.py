@@ -68,6 +68,12 @@ from compressor.tracking import track_option
     ],
     field_default=True,
 )
+@click.option(
+    "--allow-code",
+    is_flag=True,
+    help="Let the sweep file's jobs name Python code to import and run (model_factory, metric, "
+    "pkg.module:function data); a sweep file cannot grant this itself.",
+)
 @track_option
 def sweep_command(sweep_file: Path, output: Path, **flags: object) -> None:
     """Run every job of SWEEP_FILE as an ordinary compress run; exit 0 when all passed."""

@@ -73,16 +73,10 @@ class RayBackend:
         self._ship = settings.address is not None
         if self._ship:
             check_reachable(settings.address)
-            ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING)
-        else:
-            ray.init(
-                address="local",  # a new instance, never a cluster left running on this machine
-                num_cpus=settings.workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                _node_ip_address="127.0.0.1",
-            )
+        try:
+            _start_ray(ray, settings)
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:  # e.g. no token
+            raise UsageError(_join_failure(settings.address, exc)) from None
         self._task = ray.remote(_cluster_task if self._ship else _local_task)
         self._cores = CorePool(settings.workers if not self._ship else 0)
         self._cpus = int(ray.cluster_resources().get("CPU", settings.workers))
@@ -145,6 +139,34 @@ class RayBackend:
             self._ray.cancel(ref, force=True)
         self._running.clear()
         self._ray.shutdown()
+
+
+def _start_ray(ray: object, settings: RaySettings) -> None:
+    """Join the cluster at settings.address, or start an embedded one with `workers` CPUs."""
+    if settings.address is not None:
+        ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    ray.init(
+        address="local",  # a new instance, never a cluster left running on this machine
+        num_cpus=settings.workers,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        _node_ip_address="127.0.0.1",
+    )
+
+
+def _join_failure(address: str | None, exc: Exception) -> str:
+    """One paragraph on why Ray did not start or let us in, and what to check."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    why = f"{type(exc).__name__}: {' '.join(lines)[:400] or 'no reason given'}"
+    if address is None:
+        return f"Could not start an embedded Ray for the sweep ({why}). Run with --workers 1."
+    return (
+        f"Could not join the Ray cluster at {address} ({why}). If the cluster uses token "
+        "authentication (RAY_AUTH_MODE=token), give this driver its token in RAY_AUTH_TOKEN or "
+        "~/.ray/auth_token; check that the address, Ray and Python versions match the head's."
+    )
 
 
 def _ray_failure(job_id: str, exc: Exception, attempt: int) -> JobOutcome:

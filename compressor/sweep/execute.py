@@ -35,9 +35,11 @@ def execute_jobs(
     progress: SweepProgress,
     resume: bool = False,
     retries: int = 1,
+    prints: dict[str, dict] | None = None,
 ) -> list[JobOutcome]:
-    """Every job's final outcome, in the order of `jobs`."""
-    prints = {job.id: fingerprint(job) for job in jobs}
+    """Every job's final outcome, in the order of `jobs`; `prints` are their fingerprints when
+    already taken (taking them checks every input, so the sweep does it before anything else)."""
+    prints = prints or {job.id: fingerprint(job) for job in jobs}
     outcomes = _resumed(jobs, out_dir, prints, progress) if resume else {}
     todo = deque(job for job in jobs if job.id not in outcomes)
     earlier: dict[str, list[str]] = {job.id: [] for job in jobs}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from compressor.precision import PRECISION_STEPS
 from compressor.recipe import Recipe, recipe_from_dict
+from compressor.sweep.folder import job_folder
 from compressor.sweep.spec import JobEntry, SweepSpec, Variant
 from foundation.errors import TargetUnavailable, UsageError
-from targets.registry import describe_targets, get_target
+from targets.registry import describe_targets, get_target, target_names
 
 MERGED_TABLES = ("budget", "prune", "distill", "target_options", "input_shapes", "batch_axes")
 AVAILABLE = "available"  # grid word: every target whose runtime works on this machine
@@ -33,8 +35,8 @@ def expand_jobs(spec: SweepSpec, out_dir: Path) -> tuple[list[Job], list[str]]:
     entries += list(spec.jobs)
     variants = {v.name: v for v in spec.variants}
     jobs = [_make_job(spec, entry, variants, out_dir) for entry in entries]
-    ids = [job.id for job in jobs]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    ids = [job.id.lower() for job in jobs]  # case-blind: DIR may be on such a filesystem
+    dupes = sorted({job.id for job in jobs if ids.count(job.id.lower()) > 1})
     if dupes:
         raise UsageError(
             f"Sweep file '{spec.path}' makes the same job twice: {dupes}. Give explicit jobs "
@@ -83,6 +85,7 @@ def _precisions(target: str) -> list[str] | None:
 def _make_job(spec: SweepSpec, entry: JobEntry, variants: dict, out_dir: Path) -> Job:
     model = next(m for m in spec.models if m.name == entry.model)
     variant = variants[entry.variant] if entry.variant else None
+    _check_names(spec, entry)  # they become the job's id, so its folder and file names
     job_id = entry.id or "-".join(
         p for p in (entry.model, entry.target, entry.precision, entry.variant) if p
     )
@@ -93,8 +96,21 @@ def _make_job(spec: SweepSpec, entry: JobEntry, variants: dict, out_dir: Path) -
         )
     merged = merge_settings(layers) | {"target": entry.target, "precision": entry.precision}
     recipe = recipe_from_dict(merged, f"Sweep file '{spec.path}', job '{job_id}'")
-    recipe = replace(recipe.with_absolute_paths(spec.base), output=str(out_dir / job_id))
+    recipe = replace(recipe.with_absolute_paths(spec.base), output=str(job_folder(out_dir, job_id)))
     return Job(job_id, entry.model, entry.target, entry.precision, entry.variant, recipe)
+
+
+def _check_names(spec: SweepSpec, entry: JobEntry) -> None:
+    """A job's target and precision are registry names, not paths a file chose."""
+    if entry.target not in target_names():
+        raise UsageError(
+            f"Sweep file '{spec.path}': target {entry.target!r} is not one of {target_names()}."
+        )
+    if entry.precision not in PRECISION_STEPS:
+        raise UsageError(
+            f"Sweep file '{spec.path}': precision {entry.precision!r} is not one of "
+            f"{list(PRECISION_STEPS)}."
+        )
 
 
 def merge_settings(layers: list[dict]) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from compressor.staging import check_writable
+from compressor.recipe import check_file_code
 from compressor.sweep.backends import (
     SWEEP_EXTRA,
     InProcessBackend,
@@ -17,8 +17,10 @@ from compressor.sweep.backends import (
     ray_installed,
 )
 from compressor.sweep.execute import execute_jobs
-from compressor.sweep.jobs import expand_jobs
+from compressor.sweep.folder import check_sweep_folder
+from compressor.sweep.jobs import Job, expand_jobs
 from compressor.sweep.progress import SweepProgress
+from compressor.sweep.resume import fingerprint
 from compressor.sweep.retime import retime_exclusive
 from compressor.sweep.spec import TIMINGS, load_sweep
 from compressor.sweep.summary import build_summary, write_summary
@@ -38,8 +40,10 @@ class SweepSettings:
     retries: int = 1
     timing: str = "shared"
     track: str | None = None
+    track_timeout: float = 10.0  # seconds the tracking server has to answer first
     cores: int = 1
     trust_pickle: bool = False  # given on the command line only; a sweep file cannot set it
+    allow_code: bool = False  # likewise: may the file's jobs import code (metric, factory, data)
 
     def check(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -65,26 +69,37 @@ def make_backend(settings: SweepSettings, console: Console) -> object:
     return InProcessBackend() if workers == 1 else RayBackend(RaySettings(workers=workers))
 
 
+def plan_jobs(settings: SweepSettings, out_dir: Path) -> tuple[list[Job], list[str]]:
+    """The sweep file's jobs (and the grid cells skipped), checked before any work: code a
+    file names runs only with --allow-code, unpickling only with --trust-pickle."""
+    jobs, skipped = expand_jobs(load_sweep(settings.sweep_file), out_dir)
+    if not jobs:
+        reasons = "; ".join(skipped) or "it lists no models or jobs"
+        raise UsageError(f"Sweep file '{settings.sweep_file}' makes no job to run ({reasons}).")
+    for job in jobs:
+        where = f"Sweep file '{settings.sweep_file}', job '{job.id}',"
+        check_file_code(job.recipe, where, settings.allow_code)
+    if settings.trust_pickle:
+        jobs = [replace(j, recipe=replace(j.recipe, trust_pickle=True)) for j in jobs]
+    return jobs, skipped
+
+
 def run_sweep(settings: SweepSettings, console: Console) -> dict:
     """Run every job; the summary (also written to DIR/summary.json and summary.md)."""
     settings.check()
     started = time.perf_counter()
-    spec = load_sweep(settings.sweep_file)
     out_dir = settings.output.absolute()
-    jobs, skipped = expand_jobs(spec, out_dir)
-    if not jobs:
-        reasons = "; ".join(skipped) or "it lists no models or jobs"
-        raise UsageError(f"Sweep file '{settings.sweep_file}' makes no job to run ({reasons}).")
-    if settings.trust_pickle:
-        jobs = [replace(j, recipe=replace(j.recipe, trust_pickle=True)) for j in jobs]
-    check_writable(out_dir)
-    tracker = open_tracker(settings.track)  # fails before the work when MLflow is missing
+    jobs, skipped = plan_jobs(settings, out_dir)
+    prints = {job.id: fingerprint(job) for job in jobs}  # checks every input before it is read
+    check_sweep_folder(out_dir)
+    # before the work: MLflow missing, a store it refuses or a silent server are exit 2
+    tracker = open_tracker(settings.track, settings.track_timeout)
     backend = make_backend(settings, console)
     console.print(f"sweep: {len(jobs)} jobs on {backend.description} → {out_dir}/")
     try:
         with SweepProgress([j.id for j in jobs], console) as progress:
             outcomes = execute_jobs(
-                jobs, out_dir, backend, progress, settings.resume, settings.retries
+                jobs, out_dir, backend, progress, settings.resume, settings.retries, prints
             )
     finally:
         backend.close()

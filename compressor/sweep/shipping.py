@@ -10,7 +10,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from compressor.external_data import external_data_files
 from compressor.recipe import Recipe
+from compressor.run_record import first_link
 from foundation.errors import UsageError
 
 INPUT_FIELDS = ("model", "calib", "eval", "train")
@@ -29,13 +31,26 @@ def input_files(recipe: Recipe) -> dict[str, list[Path]]:
         if path is None or not path.exists():
             continue
         if path.is_dir():
-            found[name] = sorted(p for p in path.rglob("*") if p.is_file())
+            found[name] = _folder_files(path, name)
         else:
             found[name] = [path, *_onnx_external_files(path)]
     return found
 
 
+def _folder_files(folder: Path, field: str) -> list[Path]:
+    """A folder input's files; a link in it could lead anywhere, so it is refused."""
+    link = first_link(folder)
+    if link is not None:
+        raise UsageError(
+            f"{field} folder '{folder}' holds the symbolic link '{link}'; a sweep reads, hashes "
+            "and ships only real files inside an input folder. Copy the file in instead."
+        )
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
 def _onnx_external_files(path: Path) -> list[Path]:
+    """The external data files of an ONNX model, through the loader's own check (nothing
+    outside the model's folder is hashed or shipped)."""
     if path.suffix.lower() != ".onnx":
         return []
     import onnx
@@ -44,13 +59,7 @@ def _onnx_external_files(path: Path) -> list[Path]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:  # not loadable: the job reports why; ship the file as it is
         return []
-    names = {
-        entry.value
-        for tensor in model.graph.initializer  # where exporters put external weights
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
-    return sorted(path.parent / n for n in names if (path.parent / n).is_file())
+    return external_data_files(model, path)
 
 
 def pack_input(recipe: Recipe, field: str) -> tuple[str, bytes]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from foundation.errors import UsageError
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use fullmatch: `$` lets a final newline in
 SECTIONS = ("defaults", "models", "grid", "variants", "jobs")
 TIMINGS = ("shared", "exclusive")  # --timing: as the jobs timed, or re-timed one at a time
 
@@ -110,7 +110,7 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 
 
 def _name(value: object, where: str) -> str:
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise UsageError(
             f"{where}: name {value!r} must be letters, digits, '.', '_' or '-' (it becomes "
             "part of a folder name)."

@@ -72,7 +72,10 @@ def test_a_new_config_field_becomes_a_typed_flag_with_its_default_in_help() -> N
     assert runner.invoke(toy, ["--rounds", "many"]).exit_code == 2
 
 
-def test_given_flags_override_a_recipe_file_and_the_rest_of_it_is_kept(tmp_path: Path) -> None:
+def test_given_flags_override_a_recipe_file_and_the_rest_of_it_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # without -o, a recipe's outputs must stay in the current folder
     recipe_file = tmp_path / "recipe.toml"
     base = Recipe(model="m.pt2", calib="c.npz", prune=PruneConfig(ratio=0.3, method="l2"))
     recipe_file.write_text(dataclasses.replace(base, budget=Budget(max_size_mb=2.0)).to_toml())
