@@ -76,7 +76,7 @@ class Tracker:
         except Exception as exc:  # the store or server the user named refused or did not answer
             raise UsageError(
                 f"Cannot track to {uri} (--track mlflow or MLFLOW_TRACKING_URI): "
-                f"{type(exc).__name__}: {str(exc).strip()[:400]} Fix the URI (the default is "
+                f"{type(exc).__name__}: {str(exc).strip()[:800]} Fix the URI (the default is "
                 "sqlite:///mlflow.db here), start the server, raise --track-timeout, or pass "
                 "--track none. Nothing was run."
             ) from None

@@ -176,3 +176,26 @@ def test_a_link_in_an_input_folder_is_not_followed(digits, tmp_path, secret):
     before = snapshot(tmp_path)
     assert_clean_refusal(sweep(path, tmp_path / "out"), 2, "symbolic link")
     assert snapshot(tmp_path) == before
+
+
+def test_external_data_in_a_constant_of_a_subgraph_is_checked_too(tmp_path):
+    """Not only initializers: onnxruntime loads external data for any tensor, nested or not."""
+    from compressor.external_data import external_data_files
+
+    value = helper.make_tensor("c", TensorProto.FLOAT, [1], [0.0])
+    value.ClearField("float_data")
+    value.data_location = TensorProto.EXTERNAL
+    value.external_data.add(key="location", value="../secret")
+    const = helper.make_node("Constant", [], ["c"], value=value)
+    body = helper.make_graph(
+        [const], "body", [], [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])]
+    )
+    branch = helper.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=body)
+    graph = helper.make_graph(
+        [branch],
+        "g",
+        [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    with pytest.raises(ModelLoadError, match="not inside the model's folder"):
+        external_data_files(helper.make_model(graph), tmp_path / "model.onnx")
