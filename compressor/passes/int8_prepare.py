@@ -19,7 +19,7 @@ from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
 from calibration.ranges import range_method
 from compressor.passes.calibration_choice import AUTO, FALLBACK, choose_range_method
-from compressor.passes.equalize import equalize_convs
+from compressor.passes.equalize import equalize_convs, find_pairs
 from compressor.passes.held_back import (
     FLOAT_RTOL,
     MIN_GAIN_DB,
@@ -43,8 +43,22 @@ class Prepared:
     steps: dict
 
 
+def _channel_ranges(score: HeldBackScore, names: list[str]) -> dict:
+    """Per-channel (min, max) of the named NCHW tensors over the fit samples."""
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for values, _ in iterate_activations(score.current, score.fit, score.batch, names):
+        for name, value in values.items():
+            flat = np.moveaxis(value, 1, 0).reshape(value.shape[1], -1).astype(np.float64)
+            low, high = flat.min(1), flat.max(1)
+            if name in ranges:
+                low, high = np.minimum(ranges[name][0], low), np.maximum(ranges[name][1], high)
+            ranges[name] = (low, high)
+    return ranges
+
+
 def _equalize(model: onnx.ModelProto, score: HeldBackScore, config: Int8Config) -> dict:
-    info = equalize_convs(model)
+    clips = sorted({p.clip.tensor for p in find_pairs(model) if p.clip is not None})
+    info = equalize_convs(model, _channel_ranges(score, clips) if clips else None)
     return info if info["pairs"] else {}
 
 
