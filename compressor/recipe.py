@@ -74,8 +74,8 @@ class Int8Config:
 
     equalize: bool = _f(
         True,
-        "Cross-layer equalization of Conv pairs joined by nothing or Relu/LeakyRelu/PRelu "
-        "(ReLU6/Clip pairs are left alone); kept only if held-back int8 SQNR rises.",
+        "Cross-layer equalization of Conv pairs joined by nothing, Relu/LeakyRelu/PRelu or a "
+        "ReLU6/Clip (within the clip); kept only if held-back int8 SQNR rises.",
     )
     smooth: bool = _f(
         True,
@@ -91,10 +91,27 @@ class Int8Config:
     bias_correction: bool = _f(
         True, "Correct int8 Conv/Gemm biases for weight rounding; kept only if SQNR rises."
     )
+    learned_rounding: bool = _f(
+        False,
+        "AdaRound: learn each int8 weight's rounding (up/down) to reconstruct every layer's "
+        "fp32 output from calibration data; kept only if held-back SQNR rises (costs minutes).",
+    )
+    rounding_time: float = _f(
+        120.0, "Seconds learned rounding may spend in all (iterations per layer sized to fit)."
+    )
+    weight_bits: int = _f(
+        8,
+        "Weight bits: 8, or 4 (W4A8: 4-bit values stored in int8, run on int8 kernels by every "
+        "target); best with --learned-rounding.",
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smooth_alpha <= 1.0:
             raise UsageError(f"smooth_alpha is {self.smooth_alpha}; give a value in [0, 1].")
+        if self.weight_bits not in (8, 4):
+            raise UsageError(f"weight_bits is {self.weight_bits}; give 8 or 4.")
+        if not self.rounding_time > 0:
+            raise UsageError(f"rounding_time is {self.rounding_time}; give seconds above 0.")
 
 
 NESTED = {

@@ -41,7 +41,7 @@ HAND_WRITTEN = {
 # --help order; a config field not named here is listed after these.
 HELP_ORDER = (
     "recipe_path allow_code target int8 fp16 dynamic calib eval calib_samples calibration "
-    "int8__equalize int8__smooth int8__smooth_alpha int8__smooth_mul int8__bias_correction auto tune_trials "
+    "int8__equalize int8__smooth int8__smooth_alpha int8__smooth_mul int8__bias_correction int8__learned_rounding int8__rounding_time int8__weight_bits auto tune_trials "
     "tune_time tune_objective threads warmup runs model_factory trust_pickle input_shapes preprocess batch_axes "
     + " ".join(f"budget__{f.name}" for f in dataclasses.fields(Budget))
     + " metric task target_options prune__ratio prune__method prune__global_ranking "

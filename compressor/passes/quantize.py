@@ -20,12 +20,14 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method, write_ranges_cache
 from calibration.reader import DatasetReader
+from compressor.passes.adaround import learn_rounding
 from compressor.passes.bias_correction import correct_biases
 from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.int8_prepare import Prepared, prepare_for_int8
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
 from compressor.passes.smooth import SMOOTH_MUL
+from compressor.passes.weight_bits import narrow_weights
 from compressor.recipe import Int8Config
 from foundation.errors import DataError, UsageError
 from targets.base import QuantScheme
@@ -63,6 +65,13 @@ def quantize_int8_static(
     if stats is None:
         stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
     kept, fused, floated = _place_qdq(graph, dst, data, scheme, method, stats, plan)
+    steps = dict(prepared.steps)
+    if config.weight_bits != 8:
+        steps["weight_bits"] = narrow_weights(graph, dst, config.weight_bits)
+    if config.learned_rounding:  # before bias correction, which then corrects what is left
+        steps["learned_rounding"] = learn_rounding(
+            graph, dst, data, batch_size, config.rounding_time
+        )
     corrected = (
         correct_biases(graph, dst, data, batch_size)
         if config.bias_correction
@@ -81,7 +90,7 @@ def quantize_int8_static(
         "method": method,
         "scheme": scheme.description,
         "kept_float": [k.to_dict() for k in kept if k.kind == "node" or k.tensor in floated],
-        **({"steps": prepared.steps} if prepared.steps else {}),
+        **({"steps": steps} if steps else {}),
         "bias_correction": corrected,
         **({"plan": list(plan)} if plan else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
