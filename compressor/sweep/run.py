@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from compressor.loading import check_model_file
 from compressor.staging import check_writable
 from compressor.sweep.backends import (
     SWEEP_EXTRA,
@@ -77,6 +78,9 @@ def run_sweep(settings: SweepSettings, console: Console) -> dict:
         raise UsageError(f"Sweep file '{settings.sweep_file}' makes no job to run ({reasons}).")
     if settings.trust_pickle:
         jobs = [replace(j, recipe=replace(j.recipe, trust_pickle=True)) for j in jobs]
+    else:  # a hostile .pt2 fails the sweep (exit 2) before any job, not job by job
+        for model in sorted({j.recipe.model for j in jobs}):
+            check_model_file(model)
     check_writable(out_dir)
     tracker = open_tracker(settings.track)  # fails before the work when MLflow is missing
     backend = make_backend(settings, console)
