@@ -207,11 +207,78 @@ def _symbol(name: str) -> bool:
 
 
 def _check_guards(value: object, where: str) -> None:
-    if value not in ([], None):
-        raise SchemaRefusal(
-            f"'{where}' is not empty: torch compiles it with exec() into a guard run on every "
-            "call, and torch.export.save of a model writes none"
+    """guards_code: torch exec()s each line into a guard run on every call (a derived dim such
+    as `x.size(0) == y.size(0) + 1` writes one), so each must be a plain size comparison."""
+    if value is None:
+        return
+    if not isinstance(value, list) or len(value) > 1000:
+        raise SchemaRefusal(f"'{where}' is not a list of guards")
+    for i, guard in enumerate(value):
+        try:
+            tree = ast.parse(guard, mode="eval") if isinstance(guard, str) else None
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if len(str(guard)) > _MAX_EXPR_CHARS or tree is None or not _guard_node(tree.body):
+            raise SchemaRefusal(
+                f"'{where}[{i}]' is not a comparison of input sizes (L['x'].size()[0], "
+                "integers, + - * // %, min/max, and/or/not): torch compiles it with exec()"
+            )
+
+
+_GUARD_COMPARE = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_GUARD_ARITH = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+_GUARD_CALLS = frozenset({"Max", "Min", "max", "min", "abs"})
+_SIZE_METHODS = frozenset({"size", "stride", "storage_offset", "dim", "numel"})
+_INPUT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+
+
+def _guard_node(node: ast.AST) -> bool:
+    """A guard's expression, node by node (recursive: its depth is bounded by the text)."""
+    if isinstance(node, ast.Compare):
+        ops_ok = all(isinstance(op, _GUARD_COMPARE) for op in node.ops)
+        return ops_ok and all(_guard_node(n) for n in [node.left, *node.comparators])
+    if isinstance(node, ast.BoolOp):
+        return all(_guard_node(n) for n in node.values)
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, (ast.Not, ast.USub, ast.UAdd)) and _guard_node(node.operand)
+    if isinstance(node, ast.BinOp):
+        return (
+            isinstance(node.op, _GUARD_ARITH) and _guard_node(node.left) and _guard_node(node.right)
         )
+    if isinstance(node, ast.Constant):
+        return type(node.value) in (int, bool) and abs(node.value) < 2**63
+    if isinstance(node, ast.Subscript):  # L['x'].size()[0]
+        index = isinstance(node.slice, ast.Constant) and type(node.slice.value) is int
+        return index and _size_call(node.value)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        named = node.func.id in _GUARD_CALLS and not node.keywords
+        return named and all(_guard_node(a) for a in node.args)
+    return _size_call(node) or (isinstance(node, ast.Name) and node.id == "inf")
+
+
+def _size_call(node: ast.AST) -> bool:
+    """`L['x'].size()` (or stride, storage_offset, dim, numel) of a named input."""
+    if not (isinstance(node, ast.Call) and not node.args and not node.keywords):
+        return False
+    method = node.func
+    return (
+        isinstance(method, ast.Attribute)
+        and method.attr in _SIZE_METHODS
+        and _input_path(method.value)
+    )
+
+
+def _input_path(node: ast.AST) -> bool:
+    """L['x'], L['args'][0]: plain names and indices only (torch pastes them into code)."""
+    if isinstance(node, ast.Name):
+        return node.id == "L"
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Constant):
+        return False
+    key = node.slice.value
+    plain = (type(key) is int and 0 <= key < 10**6) or (
+        isinstance(key, str) and _INPUT_KEY.fullmatch(key) is not None
+    )
+    return plain and _input_path(node.value)
 
 
 def _check_operator(value: object, where: str) -> None:

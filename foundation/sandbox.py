@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -142,6 +141,8 @@ def lock_down(work: Path, limits: Limits, read_paths: list[str]) -> list[str]:
 
 
 def _set_limits(limits: Limits) -> list[str]:
+    import resource  # POSIX only; imported here so that this module imports everywhere
+
     table = {
         resource.RLIMIT_AS: limits.memory_bytes,
         resource.RLIMIT_CPU: limits.seconds,
@@ -163,11 +164,12 @@ def _libc() -> ctypes.CDLL:
 
 def _new_network() -> str | None:
     """A network namespace of its own: no route anywhere, loopback down."""
-    libc = _libc()
-    for flags, name in ((_CLONE_NEWNET, "network namespace"),):
-        if libc.unshare(flags) == 0:
-            return name
-    if os.geteuid() != 0 and libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
+    unshare = getattr(_libc(), "unshare", None)  # Linux only
+    if unshare is None:
+        return None
+    if unshare(_CLONE_NEWNET) == 0:
+        return "network namespace"
+    if os.geteuid() != 0 and unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
         return "network namespace (user namespace)"
     return None
 

@@ -103,6 +103,7 @@ def test_the_crafts_are_real_threats_that_torch_runs(digits, tmp_path, craft):
             "in_spec",
         ),
         (lambda p: p["graph_module"]["metadata"].update(evil="1"), "metadata"),
+        (lambda p: p.update(guards_code=["L['x\"'].size()[0] == 1"]), "guards_code"),
     ],
 )
 def test_unknown_fields_and_evaluated_names_are_refused(digits, tmp_path, edit, field):
@@ -125,3 +126,26 @@ def test_any_member_outside_a_plain_save_is_refused_whatever_its_name(digits, tm
     evil = extra_member(digits["model"], tmp_path / "evil.pt2", member, b"{}")
     result = run_cli("bench", evil, "--runs", "2", "--warmup", "1")
     assert_clean_refusal(result, 2, member)
+
+
+def test_a_derived_dim_export_with_guards_still_loads(tmp_path):
+    """torch writes guards_code for derived dims (y = x + 1): plain size comparisons pass."""
+    import torch
+
+    class Shifted(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return x[1:] * 2 + y
+
+    dim = torch.export.Dim("n", min=2, max=64)
+    args = (torch.randn(5, 3), torch.randn(4, 3))
+    program = torch.export.export(
+        Shifted(), args, dynamic_shapes=({0: dim + 1}, {0: dim}), strict=False
+    )
+    assert program._guards_code  # the case this test is about
+    model = tmp_path / "shifted.pt2"
+    torch.export.save(program, str(model))
+    from compressor.loading import load_model
+
+    loaded = load_model(model)  # checked, loaded in the sandbox, then here
+    assert [s.name for s in loaded.inputs] == ["x", "y"]
+    assert any("sandboxed process" in note for note in loaded.notes)
