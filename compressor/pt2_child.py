@@ -8,6 +8,7 @@ input specs and the sandbox layers applied. The parent loads the same bytes only
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from foundation.errors import ModelLoadError, UnsafeModelError
 from foundation.sandbox import REPLY, REQUEST, Limits, SandboxFailure, lock_down, run_isolated
 
 ARCHIVE = "model.pt2"
+_LOADED: dict[str, dict] = {}  # SHA-256 of archives that loaded cleanly in a sandbox
 # Audit events a torch.export load never raises: a payload starting a process, opening a
 # socket or loading a native library. Prefix match (os.exec covers os.execve, ...).
 _FORBIDDEN_EVENTS = (
@@ -41,9 +43,19 @@ _FORBIDDEN_EVENTS = (
 
 
 def load_checked(path: Path, data: bytes, limits: Limits | None = None) -> dict:
-    """Load `data` (a checked .pt2) in the sandbox; returns {'inputs': [...], 'layers': [...]}."""
+    """Load `data` (a checked .pt2) in the sandbox; returns {'inputs': [...], 'layers': [...]}.
+
+    Bytes that already loaded cleanly in this process are not loaded again (kept in memory
+    only, by SHA-256: a later call with the same bytes would get the same answer)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _LOADED:
+        _LOADED[digest] = _load_isolated(path, data, limits or Limits())
+    return _LOADED[digest]
+
+
+def _load_isolated(path: Path, data: bytes, limits: Limits) -> dict:
     try:
-        reply = run_isolated(__name__, {ARCHIVE: data}, {}, limits or Limits())
+        reply = run_isolated(__name__, {ARCHIVE: data}, {}, limits)
     except SandboxFailure as exc:
         if exc.refused:
             raise UnsafeModelError(

@@ -82,9 +82,10 @@ def test_a_payload_past_the_scan_is_stopped_in_the_child(digits, tmp_path):
 
 
 def test_a_real_export_loads_in_the_child_and_hands_back_plain_specs(digits):
-    from compressor.pt2_child import load_checked
+    from compressor.pt2_child import _load_isolated
 
-    found = load_checked(Path(digits["model"]), Path(digits["model"]).read_bytes())
+    found = _load_isolated(Path(digits["model"]), Path(digits["model"]).read_bytes(), Limits())
+    assert "network namespace" in " ".join(found["layers"]) or "landlock" in found["layers"][-1]
     assert [name for name, _, _ in found["inputs"]] == ["x"]
     name, shape, dtype = found["inputs"][0]
     assert len(shape) == 4 and isinstance(shape[0], str) and dtype == "torch.float32"
