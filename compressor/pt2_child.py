@@ -49,8 +49,16 @@ def load_checked(path: Path, data: bytes, limits: Limits | None = None) -> dict:
     only, by SHA-256: a later call with the same bytes would get the same answer)."""
     digest = hashlib.sha256(data).hexdigest()
     if digest not in _LOADED:
-        _LOADED[digest] = _load_isolated(path, data, limits or Limits())
+        _LOADED[digest] = _load_isolated(path, data, limits or limits_for(len(data)))
     return _LOADED[digest]
+
+
+def limits_for(size: int) -> Limits:
+    """The defaults, raised for big archives: torch holds about two copies of the weights, and
+    reads them at no less than 10 MB/s."""
+    base = Limits()
+    memory = max(base.memory_bytes, 4 * size + (4 << 30))
+    return Limits(seconds=base.seconds + size // 10_000_000, memory_bytes=memory)
 
 
 def _load_isolated(path: Path, data: bytes, limits: Limits) -> dict:
