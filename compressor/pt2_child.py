@@ -75,7 +75,36 @@ def _load_isolated(path: Path, data: bytes, limits: Limits) -> dict:
             "or larger than the sandbox allows; if you trust it, --trust-pickle loads it "
             "in this process."
         ) from None
-    return reply["result"]
+    result = reply["result"]
+    if not _plain_result(result):
+        raise UnsafeModelError(
+            f"Refusing to load '{path}': the sandboxed loader answered with something other "
+            "than input specs, so code from the file may have run there. If you trust the "
+            "file, pass --trust-pickle (it lets the file run code)."
+        )
+    return result
+
+
+def _plain_result(result: object) -> bool:
+    """The child's answer is untrusted too: short strings, ints and lists of them only."""
+    if not isinstance(result, dict) or set(result) != {"inputs", "layers"}:
+        return False
+    layers, inputs = result["layers"], result["inputs"]
+    if not isinstance(layers, list) or len(layers) > 10 or not all(map(_short, layers)):
+        return False
+    return isinstance(inputs, list) and all(
+        isinstance(i, list)
+        and len(i) == 3
+        and _short(i[0])
+        and _short(i[2])
+        and isinstance(i[1], list)
+        and all(_short(d) or type(d) is int for d in i[1])
+        for i in inputs
+    )
+
+
+def _short(text: object) -> bool:
+    return isinstance(text, str) and len(text) <= 200 and text.isprintable()
 
 
 def _main(work: Path) -> int:
@@ -117,9 +146,11 @@ def _watch(work: Path, event: str) -> None:
 
 
 def _read_paths() -> list[str]:
-    """What the child may read: the Python installation, this project and system libraries."""
+    """What the child may read: the Python installation, this project, system libraries and its
+    own /proc entry (not other processes': the parent's environment stays unread)."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *filter(None, sys.path)}
-    system = ["/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/proc", "/sys"]
+    system = ["/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/sys"]
+    system += [f"/proc/{os.getpid()}", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat"]
     return sorted(r for r in roots if Path(r).exists()) + system + ["/dev/urandom"]
 
 

@@ -39,6 +39,7 @@ def main(work: Path) -> None:
         "read_secret": _attempt(lambda: Path(request["secret"]).read_text()),
         "connect": _attempt(lambda: _connect(request["port"])),
         "signal_parent": _attempt(lambda: os.kill(request["parent"], 0)),
+        "parent_environ": _attempt(lambda: Path(f"/proc/{request['parent']}/environ").read_bytes()),
         "write_inside": _attempt(lambda: (work / "scratch").write_text("fine")),
     }
     (work / REPLY).write_text(json.dumps({"result": result}))

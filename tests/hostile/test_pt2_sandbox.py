@@ -52,6 +52,7 @@ def test_the_child_writes_reads_and_connects_only_where_allowed(tmp_path, listen
     assert found["connect"] != "ok" and not _connected(listener)
     if "landlock" in layers:
         assert "Permission" in found["write_outside"] and "Permission" in found["read_secret"]
+        assert "Permission" in found["parent_environ"]
     if "no signals out" in layers:
         assert found["signal_parent"] != "ok"
     assert not (tmp_path / "escaped.txt").exists()
@@ -89,3 +90,21 @@ def test_a_real_export_loads_in_the_child_and_hands_back_plain_specs(digits):
     assert [name for name, _, _ in found["inputs"]] == ["x"]
     name, shape, dtype = found["inputs"][0]
     assert len(shape) == 4 and isinstance(shape[0], str) and dtype == "torch.float32"
+
+
+@pytest.mark.parametrize(
+    ("result", "plain"),
+    [
+        ({"inputs": [["x", ["s77", 1, 8, 8], "torch.float32"]], "layers": ["limits"]}, True),
+        ({"inputs": [["x", ["s" * 300], "f"]], "layers": []}, False),
+        ({"inputs": [], "layers": ["secret\nline"]}, False),
+        ({"inputs": [], "layers": ["x"] * 11}, False),
+        ({"inputs": [["x", [1.5], "f"]], "layers": []}, False),
+        ({"inputs": [], "layers": [], "extra": 1}, False),
+    ],
+)
+def test_the_childs_answer_is_checked_as_untrusted(result, plain):
+    """A payload that ran in the child could write reply.json: only short plain data passes."""
+    from compressor.pt2_child import _plain_result
+
+    assert _plain_result(result) is plain
