@@ -131,7 +131,11 @@ def lock_down(work: Path, limits: Limits, read_paths: list[str]) -> list[str]:
     return the names of those applied. Raises when none of the isolating layers applies."""
     applied = ["scrubbed environment"]
     applied += _set_limits(limits)
-    for layer in (_new_network, lambda: _landlock(work, read_paths), lambda: _drop_user(work)):
+    for layer in (
+        _new_network,
+        lambda: _landlock(work, read_paths),
+        lambda: _drop_user(work, read_paths),
+    ):
         name = layer()
         if name:
             applied.append(name)
@@ -179,9 +183,10 @@ def network_reachable() -> bool:
     return any(name != "lo" for _, name in socket.if_nameindex())
 
 
-def _drop_user(work: Path) -> str | None:
-    """setuid(nobody) when root and the Python installation is readable by others."""
-    if os.geteuid() != 0 or not _world_readable(Path(sys.prefix)):
+def _drop_user(work: Path, read_paths: list[str]) -> str | None:
+    """setuid(nobody) when root and everything the child reads is readable by others."""
+    needed = [Path(p) for p in read_paths if Path(p).exists()]
+    if os.geteuid() != 0 or not all(_world_readable(p) for p in needed):
         return None
     os.chown(work, _NOBODY, _NOBODY)
     for path in work.iterdir():
@@ -193,7 +198,9 @@ def _drop_user(work: Path) -> str | None:
 
 
 def _world_readable(path: Path) -> bool:
-    return all(p.stat().st_mode & 0o005 == 0o005 for p in [path, *path.parents])
+    """Readable (files) or enterable (folders) by others, up to the root."""
+    own = 0o005 if path.is_dir() else 0o004
+    return path.stat().st_mode & own == own and all(p.stat().st_mode & 0o001 for p in path.parents)
 
 
 def _landlock(work: Path, read_paths: list[str]) -> str | None:
