@@ -77,7 +77,13 @@ def _start(module: str, work: Path, limits: Limits) -> subprocess.CompletedProce
     command = [sys.executable, "-s", "-m", module, str(work)]
     try:
         return subprocess.run(
-            command, env=env, cwd=work, capture_output=True, timeout=limits.seconds, check=False
+            command,
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=limits.seconds,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise SandboxFailure(
