@@ -78,6 +78,8 @@ def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
             f"'{path}' is not a valid torch.export archive (not a zip file): it may be "
             "truncated or corrupt. Re-save it with torch.export.save."
         )
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  registers PT2E-quantized ops
+
     for name in ("torch.export", "torch._export"):  # they log tracebacks (and misformat them)
         logging.getLogger(name).setLevel(logging.ERROR)
     source, notes = str(path), []

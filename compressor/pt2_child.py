@@ -113,6 +113,7 @@ def _main(work: Path) -> int:
     limits = Limits(**request["limits"])
     layers = lock_down(work, limits, _read_paths())
     import torch  # after the lock-down: nothing of the file is read before it
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  torch's PT2E ops, by name
 
     data = (work / ARCHIVE).read_bytes()
     sys.addaudithook(lambda event, args: _watch(work, event))

@@ -48,7 +48,11 @@ _SYM_TARGETS = frozenset(
     + ["math.trunc"]
     + [f"torch.sym_{n}" for n in "not int float ite max min sqrt".split()]
 )
-_OPERATOR = re.compile(r"torch\.ops\.(aten|prims)\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*")
+# torch's own operator namespaces (quantized_decomposed: PT2E-quantized exports).
+_NAMESPACES = "aten|prims|quantized_decomposed"
+_OPERATOR = re.compile(
+    rf"torch\.ops\.({_NAMESPACES})\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*"
+)
 _NODE_METADATA = frozenset(
     {"stack_trace", "nn_module_stack", "source_fn_stack", "torch_fn", "custom", "from_node"}
 )
@@ -285,7 +289,8 @@ def _check_operator(value: object, where: str) -> None:
     if not isinstance(value, str) or not (_OPERATOR.fullmatch(value) or value in _SYM_TARGETS):
         raise SchemaRefusal(
             f"'{where}' names {str(value)[:80]!r}: torch resolves it by name and calls it on "
-            "every forward; only aten/prims operators and symbolic-size operators are allowed"
+            "every forward; only torch's aten/prims/quantized_decomposed operators and "
+            "symbolic-size operators are allowed"
         )
 
 

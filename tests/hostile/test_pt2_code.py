@@ -149,3 +149,24 @@ def test_a_derived_dim_export_with_guards_still_loads(tmp_path):
     loaded = load_model(model)  # checked, loaded in the sandbox, then here
     assert [s.name for s in loaded.inputs] == ["x", "y"]
     assert any("sandboxed process" in note for note in loaded.notes)
+
+
+def test_a_pt2e_quantized_export_still_loads(tmp_path):
+    """torch's quantized_decomposed operators (PT2E int8 exports) pass the operator check."""
+    import torch
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the operators
+
+    from compressor.loading import load_model
+
+    ops = torch.ops.quantized_decomposed
+
+    class FakeQuant(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = ops.quantize_per_tensor.default(x, 0.1, 0, -128, 127, torch.int8)
+            return ops.dequantize_per_tensor.default(q, 0.1, 0, -128, 127, torch.int8)
+
+    dynamic = ({0: torch.export.Dim.DYNAMIC},)
+    program = torch.export.export(FakeQuant(), (torch.randn(2, 4),), dynamic_shapes=dynamic)
+    model = tmp_path / "fq.pt2"
+    torch.export.save(program, str(model))
+    assert load_model(model).inputs[0].shape == ("batch", 4)
