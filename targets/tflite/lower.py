@@ -18,6 +18,7 @@ import onnx
 from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
+from targets.tflite.branches import fold_branches, has_control_flow
 from targets.tflite.capabilities import CAPABILITIES
 from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions
@@ -101,7 +102,12 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
 
 
 def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
-    """Decode, fold Q/DQ and fuse; resolve index arithmetic on the dynamic batch (batch.py)."""
+    """Decode, fold Q/DQ and fuse; inline decidable Ifs (branches.py); resolve index
+    arithmetic on the dynamic batch (batch.py)."""
+    if has_control_flow(model):
+        model, branch_notes = fold_branches(model)
+        graph, notes = _prepare(model)
+        return graph, branch_notes + notes
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
     if not unsupported and _needs_static_batch(graph):
