@@ -31,6 +31,8 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
         ctx.emit("GATHER", [data.tensor, ctx.get(node.inputs[1]).tensor], [out], options)
         return
     indices = ctx.graph.consts[node.inputs[1]].astype(np.int64)
+    if in_shape[axis] is not None:  # GATHER reads negative indices as out of bounds
+        indices = indices % in_shape[axis]
     if rank == 1 and np.array_equal(indices.reshape(-1), np.arange(in_shape[0] or -1)):
         _reshape(ctx, node, PLAIN, PLAIN)
         return
@@ -96,8 +98,9 @@ def _select(ctx: Lowering, node: Node, axis: int, index: int) -> None:
 def lower_reduce(ctx: Lowering, node: Node) -> None:
     """ReduceSum/ReduceMin/ReduceProd → SUM/REDUCE_MIN/REDUCE_PROD; ReduceL2 → sqrt(sum(x²))."""
     rank = len(ctx.shape(node.inputs[0]))
+    refuse_bool_reduce(ctx, node)
     axes = _axes(ctx, node, rank)
-    if axes is None:
+    if not axes:
         if node.attrs.get("noop_with_empty_axes", 0):
             ctx.values[node.outputs[0]] = ctx.get(node.inputs[0], None, "float32")
             return
@@ -120,6 +123,12 @@ def lower_reduce(ctx: Lowering, node: Node) -> None:
         return
     out = ctx.output(node.outputs[0], out_layout, False)
     ctx.emit(op, [source, axis_tensor], [out], options)
+
+
+def refuse_bool_reduce(ctx: Lowering, node: Node) -> None:
+    """TFLite's reductions have no bool kernels (ONNX's ReduceMax/Min on bool is any/all)."""
+    if ctx.plain_dtype(node.inputs[0]) == "bool":
+        raise UnsupportedOp(f"{node.op_type} '{node.name}' reduces bools; tflite cannot.")
 
 
 def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
@@ -154,13 +163,18 @@ def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
 def lower_topk(ctx: Lowering, node: Node) -> None:
     """TopK (largest, sorted, last axis) → TOPK_V2; indices cast to ONNX's int64."""
     rank = len(ctx.shape(node.inputs[0]))
-    if int(node.attrs.get("axis", -1)) % rank != rank - 1 or not node.attrs.get("largest", 1):
-        raise UnsupportedOp(
-            f"TopK '{node.name}': tflite's TOPK_V2 takes the largest over the last axis."
-        )
+    if int(node.attrs.get("axis", -1)) % rank != rank - 1:
+        raise UnsupportedOp(f"TopK '{node.name}': tflite's TOPK_V2 works over the last axis.")
+    if not ctx.graph.is_const(node.inputs[1]):
+        raise UnsupportedOp(f"TopK '{node.name}' has a runtime k; tflite needs a constant.")
     k = int(ctx.graph.consts[node.inputs[1]].reshape(-1)[0])
     x = ctx.get(node.inputs[0], PLAIN, "float32")
-    values = ctx.output(node.outputs[0], PLAIN, False)
+    smallest = not node.attrs.get("largest", 1)
+    if smallest:  # the k largest of −x, negated back
+        x = ctx.step("NEG", [x.tensor], f"{node.name}/negated", x, dtype=x.dtype)
+        name = f"{node.name}/negated_values"
+        ctx.graph.shapes[name] = ctx.shape(node.outputs[0])
+    values = ctx.output(name if smallest else node.outputs[0], PLAIN, False)
     index_shape = ctx.shape(node.outputs[1])
     index32 = ctx.new_value(f"{node.name}/indices32", index_shape, PLAIN, "int32", None)
     ctx.emit(
@@ -168,6 +182,8 @@ def lower_topk(ctx: Lowering, node: Node) -> None:
         [x.tensor, ctx.const(f"{node.name}/k", np.array(k, np.int32), "int32")],
         [values, index32],
     )
+    if smallest:
+        ctx.emit("NEG", [values.tensor], [ctx.output(node.outputs[0], PLAIN, False)])
     out = ctx.output(node.outputs[1], PLAIN, False)
     options = ctx.options_of(
         "CastOptions", inDataType=TENSOR_TYPES["int32"], outDataType=TENSOR_TYPES["int64"]

@@ -21,9 +21,10 @@ from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_g
 from targets.tflite.branches import fold_branches, has_control_flow
 from targets.tflite.capabilities import CAPABILITIES
 from targets.tflite.conv1d import rewrite_1d
-from targets.tflite.emit import Lowering, LoweringOptions
+from targets.tflite.emit import Lowering, LoweringOptions, Value
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
 from targets.tflite.graph import OnnxGraph, load_graph
+from targets.tflite.guards import check_graph, check_io, upgrade_opset
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
@@ -61,6 +62,9 @@ class TfliteTarget(Target):
         elapsed = time.perf_counter() - started
         dst = work / "model.tflite"
         dst.write_bytes(data)
+        from targets.tflite.runner import check_opens
+
+        check_opens(dst)
         info = _info(ctx, elapsed, options)
         return Artifact(dst, self.name, precision, info=info, lowering=tensor_places(ctx))
 
@@ -80,7 +84,11 @@ class TfliteTarget(Target):
 
 def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:
     """Lower an ONNX model in memory; raises UnsupportedOp before anything is written."""
+    model, upgrade_notes = upgrade_opset(model)
+    check_io(model)
     graph, notes = _prepare(model)
+    check_graph(graph)
+    notes = upgrade_notes + notes
     ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
     ctx.notes.extend(notes)
     if graph.unquantizable:
@@ -188,14 +196,24 @@ def _lower_outputs(ctx: Lowering) -> None:
         layout = layout_for_rank(rank) if ctx.options.nhwc_io else PLAIN
         keep_int8 = ctx.options.int8_io and value.dtype == "int8"
         value = ctx.get(internal, layout, "int8" if keep_int8 else "float32")
-        if value.tensor in used:
-            raise UnsupportedOp(
-                f"Output '{public}' is an input or another output; tflite needs distinct tensors."
-            )
+        if value.tensor in used:  # an input or another output: a copy of its own
+            value = _copy(ctx, public, value)
         used.add(value.tensor)
         ctx.builder.tensors[value.tensor].name = public
         ctx.builder.outputs.append((public, value.tensor))
         ctx.public_layouts[value.tensor] = value.layout
+
+
+def _copy(ctx: Lowering, name: str, value: Value) -> Value:
+    """A RESHAPE to the same shape: a distinct tensor holding value (TFLite's graph outputs
+    must differ from its inputs and from each other)."""
+    dims = [-1 if d is None else int(d) for d in value.layout.shape(value.shape)]
+    copy = ctx.new_value(f"{name}/copy", value.shape, value.layout, value.dtype, value.quant)
+    options = ctx.options_of("ReshapeOptions", newShape=dims)
+    ctx.emit(
+        "RESHAPE", [value.tensor, ctx.shape_const(f"{name}/copy_shape", dims)], [copy], options
+    )
+    return copy
 
 
 def _record_io_layout(ctx: Lowering) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foundation.errors import ModelLoadError, UsageError
+from foundation.errors import ModelLoadError, UnsupportedOp, UsageError
 from targets.base import Runner, TensorSpec
 
 try:
@@ -130,6 +130,21 @@ class LiteRtRunner(Runner):
     def delegated_ops(self) -> int:
         """How many nodes run as a delegate (XNNPACK) partition."""
         return sum(op["op_name"] == "DELEGATE" for op in self._interp._get_ops_details())
+
+
+def check_opens(path: Path) -> None:
+    """Open the file on both resolvers (XNNPACK and builtin kernels): a lowering is done only
+    when each accepts it; a refusal (a kernel's prepare check) is raised as UnsupportedOp."""
+    for resolver, kind in RESOLVERS.items():
+        try:
+            interpreter = _litert.Interpreter(
+                model_path=str(path), experimental_op_resolver_type=kind
+            )
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UnsupportedOp(
+                f"LiteRT ({resolver} resolver) refuses the lowered file: {str(exc).strip()[:400]}"
+            ) from exc
 
 
 def read_io_layout(path: Path) -> dict[str, tuple[int, ...]]:
