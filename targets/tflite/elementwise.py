@@ -141,7 +141,11 @@ def _clamp(ctx: Lowering, node: Node, x: Value, bounds: tuple[float, float]) -> 
 
 
 def lower_prelu(ctx: Lowering, node: Node) -> None:
-    """PRelu → PRELU with the slope laid out like the input."""
+    """PRelu → PRELU with the slope laid out like the input (a runtime slope: in float)."""
+    if not ctx.graph.is_const(node.inputs[1]):
+        layout, inputs = operands(ctx, node, node.inputs[:2])
+        ctx.emit("PRELU", inputs, [ctx.output(node.outputs[0], layout, False)])
+        return
     quantized = ctx.quantized(node)
     x = ctx.get(
         node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8" if quantized else "float32"

@@ -38,6 +38,7 @@ class LoweringOptions:
     precision: str = "fp32"
     nhwc_io: bool = False
     int8_io: bool = False
+    lstm: str = "auto"
 
 
 @dataclass

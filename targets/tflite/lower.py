@@ -89,7 +89,9 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     graph, notes = _prepare(model)
     check_graph(graph)
     notes = upgrade_notes + notes
-    ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
+    ctx = Lowering(
+        graph, LoweringOptions(precision, options.nhwc_io, options.int8_io, options.lstm)
+    )
     ctx.notes.extend(notes)
     if graph.unquantizable:
         ctx.notes.append(

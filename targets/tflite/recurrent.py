@@ -196,7 +196,8 @@ def _const_state(ctx: Lowering, tag: str, array: np.ndarray) -> Value:
 def _builtin_fits(ctx: Lowering, node: Node, attrs: dict) -> bool:
     """UNIDIRECTIONAL_SEQUENCE_LSTM computes this LSTM: zero state, Y_c unread, plain gates."""
     return (
-        _zero_state(ctx, _input(node, INITIAL_H))
+        ctx.options.lstm == "auto"
+        and _zero_state(ctx, _input(node, INITIAL_H))
         and _zero_state(ctx, _input(node, INITIAL_C))
         and not _read(ctx, node, 2)
         and "clip" not in attrs

@@ -108,7 +108,8 @@ def test_state_carried_over_chunks_matches_onnxruntime(case, resolver, tmp_path)
             np.testing.assert_allclose(have[name], expect[name], atol=2e-5, rtol=0)
 
 
-def test_zero_state_lstm_keeps_the_builtin_op(tmp_path):
+@pytest.mark.parametrize(("form", "builtin_ops"), [("auto", 1), ("unrolled", 0)])
+def test_zero_state_lstm_form_follows_the_lstm_option(form, builtin_ops, tmp_path):
     model = _recurrent_model("LSTM")
     for init in model.graph.input[1:]:
         model.graph.initializer.append(
@@ -120,8 +121,13 @@ def test_zero_state_lstm_keeps_the_builtin_op(tmp_path):
     del model.graph.output[2:]  # Y_c unread
     path = tmp_path / "zero.onnx"
     onnx.save(model, path)
-    artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
-    assert artifact.info["op_counts"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
+    artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions(lstm=form))
+    assert artifact.info["op_counts"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) == builtin_ops
+    x = np.random.default_rng(2).standard_normal((SEQ, BATCH, FEATURES)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = TARGET.open_runner(artifact.path, 1, TfliteOptions()).run({"x": x})
+    for name, expect in zip(("y", "yh"), want, strict=True):
+        np.testing.assert_allclose(got[name], expect, atol=2e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
