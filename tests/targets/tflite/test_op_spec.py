@@ -10,9 +10,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from calibration.dataset import Dataset
+from compressor.passes.quantize import quantize_int8_static
 from foundation.errors import UnsupportedOp
 from targets.tflite import TARGET
+from targets.tflite.capabilities import TFLITE_SCHEME
 from targets.tflite.options import TfliteOptions
+from tests.targets.tflite.test_ops import GraphBuilder, _inputs, _reference
 
 RNG = np.random.default_rng(11)
 F = TensorProto.FLOAT
@@ -260,3 +264,34 @@ def _antialias_model() -> onnx.ModelProto:
     )
     model.graph.node[0].attribute.extend([helper.make_attribute("antialias", 1)])
     return model
+
+
+def _int8_case(kind: str) -> onnx.ModelProto:
+    """conv → the op under test → conv, so the op sits between quantized tensors."""
+    g = GraphBuilder((1, 4, 6, 6))
+    y = g.conv("x", 4, 4, k=1)
+    if kind in ("edge", "wrap"):
+        y = g.op("Pad", [y, g.const(_i64(0, 0, 1, 2, 0, 0, 2, 1))], mode=kind)
+    elif kind in ("Sum", "Max", "Mean"):
+        y = g.op(kind, [y, g.conv("x", 4, 4, k=1), "x"])
+    else:
+        y = g.op(kind, [y], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER")
+    return g.model(g.conv(y, 4, 4, k=1))
+
+
+@pytest.mark.parametrize("resolver", ["default", "builtin"])
+@pytest.mark.parametrize("kind", ["edge", "wrap", "Sum", "Max", "Mean", "MaxPool", "AveragePool"])
+def test_int8_case_matches_onnxruntime_qdq(kind, resolver, tmp_path):
+    model = _int8_case(kind)
+    fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
+    onnx.save(model, fp32)
+    quantize_int8_static(
+        fp32, qdq, Dataset({"x": _inputs(model, 64, 2)}), TFLITE_SCHEME, "minmax", 16
+    )
+    x = _inputs(model, 8, 3)
+    artifact = TARGET.lower(qdq, "int8", tmp_path, TfliteOptions())
+    assert artifact.info["op_counts"].get("QUANTIZE", 0) >= 1
+    got = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver)).run({"x": x})
+    want = _reference(qdq, x, optimize=False)[0]
+    have = next(iter(got.values()))
+    assert np.abs(have - want).max() <= 0.04 * max(float(np.ptp(want)), 1e-6)
