@@ -27,8 +27,9 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
     options = ctx.options_of("GatherOptions", axis=axis)
     if not ctx.graph.is_const(node.inputs[1]):
         data = _gather_data(ctx, node)
+        ids = _wrapped_ids(ctx, node, data.shape[axis])
         out = ctx.output(node.outputs[0], PLAIN, data.quant is not None, data.quant)
-        ctx.emit("GATHER", [data.tensor, ctx.get(node.inputs[1]).tensor], [out], options)
+        ctx.emit("GATHER", [data.tensor, ids], [out], options)
         return
     indices = ctx.graph.consts[node.inputs[1]].astype(np.int64)
     if in_shape[axis] is not None:  # GATHER reads negative indices as out of bounds
@@ -43,6 +44,18 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
     out = ctx.output(node.outputs[0], PLAIN, x.quant is not None, x.quant)
     index = ctx.const(f"{node.name}/indices", indices.astype(np.int32), "int32")
     ctx.emit("GATHER", [x.tensor, index], [out], options)
+
+
+def _wrapped_ids(ctx: Lowering, node: Node, size: int | None) -> int:
+    """Runtime ids with ONNX's negative indices wrapped (FLOOR_MOD by the axis length):
+    TFLite's GATHER fails on a negative index."""
+    ids = ctx.get(node.inputs[1])
+    if size is None:
+        return ids.tensor
+    length = ctx.const(f"{node.name}/length", np.array([size], ids.dtype), ids.dtype)
+    return ctx.step(
+        "FLOOR_MOD", [ids.tensor, length], f"{node.name}/ids", ids, dtype=ids.dtype
+    ).tensor
 
 
 def lower_gather_nd(ctx: Lowering, node: Node) -> None:
@@ -132,32 +145,33 @@ def refuse_bool_reduce(ctx: Lowering, node: Node) -> None:
 
 
 def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
-    """ArgMax/ArgMin → ARG_MAX/ARG_MIN (int64 indices; keepdims via a RESHAPE)."""
-    if node.attrs.get("select_last_index", 0):
-        raise UnsupportedOp(
-            f"{node.op_type} '{node.name}' selects the last index; tflite picks the first."
-        )
+    """ArgMax/ArgMin → ARG_MAX/ARG_MIN (int64 indices; keepdims via a RESHAPE). ONNX's
+    select_last_index: the same op over the axis reversed (REVERSE_V2), index n − 1 − i."""
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", 0)) % rank
     x = ctx.get(node.inputs[0], PLAIN, "float32")
-    op = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
-    name = node.outputs[0]
-    reduced = tuple(d for i, d in enumerate(x.shape) if i != axis)
+    last = bool(node.attrs.get("select_last_index", 0))
+    if last and x.shape[axis] is None:
+        raise UnsupportedOp(f"{node.op_type} '{node.name}': select_last_index on a dynamic axis.")
     axis_tensor = ctx.const(f"{node.name}/axis", np.array([axis], np.int32), "int32")
+    if last:
+        x = ctx.step(
+            "REVERSE_V2", [x.tensor, axis_tensor], f"{node.name}/reversed", x, dtype=x.dtype
+        )
+    op = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
     kind = "ArgMaxOptions" if op == "ARG_MAX" else "ArgMinOptions"
     options = ctx.options_of(kind, outputType=TENSOR_TYPES["int64"])
-    if not node.attrs.get("keepdims", 1):
-        out = ctx.output(name, PLAIN, False)
-        ctx.emit(op, [x.tensor, axis_tensor], [out], options)
-        return
+    reduced = tuple(d for i, d in enumerate(x.shape) if i != axis)
     like = Value(x.tensor, PLAIN, "int64", None, reduced)
     flat = ctx.step(op, [x.tensor, axis_tensor], f"{node.name}/flat", like, options, "int64")
-    out = ctx.output(name, PLAIN, False)
-    dims = [-1 if d is None else int(d) for d in ctx.shape(name)]
+    if last:
+        top = ctx.const(f"{node.name}/top", np.array([x.shape[axis] - 1], np.int64), "int64")
+        flat = ctx.step("SUB", [top, flat.tensor], f"{node.name}/from_end", flat, dtype="int64")
+    out = ctx.output(node.outputs[0], PLAIN, False)
+    dims = [-1 if d is None else int(d) for d in ctx.shape(node.outputs[0])]
+    options = ctx.options_of("ReshapeOptions", newShape=dims)
     shape = ctx.shape_const(f"{node.name}/shape", dims)
-    ctx.emit(
-        "RESHAPE", [flat.tensor, shape], [out], ctx.options_of("ReshapeOptions", newShape=dims)
-    )
+    ctx.emit("RESHAPE", [flat.tensor, shape], [out], options)
 
 
 def lower_topk(ctx: Lowering, node: Node) -> None:

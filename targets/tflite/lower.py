@@ -23,7 +23,7 @@ from targets.tflite.capabilities import CAPABILITIES
 from targets.tflite.conv1d import rewrite_1d
 from targets.tflite.emit import Lowering, LoweringOptions, Value
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
-from targets.tflite.graph import OnnxGraph, load_graph
+from targets.tflite.graph import Node, OnnxGraph, load_graph
 from targets.tflite.guards import check_graph, check_io, upgrade_opset
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions
@@ -103,12 +103,27 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     _lower_inputs(ctx)
     for node in graph.nodes:
         if node.name not in ctx.fused:
-            RULES[node.op_type](ctx, node)
+            _apply_rule(ctx, node)
             for name in node.outputs:
                 ctx.settle(name, node.op_type in FIXED_OUTPUT_OPS)
     _lower_outputs(ctx)
     _record_io_layout(ctx)
     return ctx
+
+
+def _apply_rule(ctx: Lowering, node: Node) -> None:
+    """Run the node's rule; a rule reading a runtime input as a constant (weights, pads,
+    axes, scales fed as graph inputs) refuses the node by name instead of crashing."""
+    try:
+        RULES[node.op_type](ctx, node)
+    except KeyError as exc:
+        name = exc.args[0] if exc.args else None
+        if name not in node.inputs or ctx.graph.is_const(name):
+            raise
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' needs input '{name}' as a constant; it is computed "
+            "at run time. Fold it into the model (e.g. make it an initializer)."
+        ) from exc
 
 
 def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:

@@ -19,7 +19,8 @@ import numpy as np
 from foundation.errors import UnsupportedOp
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import PLAIN
+from targets.tflite.layout import PLAIN, Layout
+from targets.tflite.recurrent_builtin import builtin_run
 from targets.tflite.recurrent_cells import (
     GruCell,
     LstmCell,
@@ -27,14 +28,7 @@ from targets.tflite.recurrent_cells import (
     run_cell,
     unpack_steps,
 )
-from targets.tflite.weights import quantize_symmetric, weight_tensor
 
-# ONNX LSTM gate blocks are i, o, f, c; TFLite's inputs go i, f, c, o.
-LSTM_GATES = (0, 2, 3, 1)
-# ONNX peephole P is (i, o, f); TFLite's cell_to_* inputs go i, f, o.
-PEEPHOLES = (0, 2, 1)
-LSTM_INPUTS = 24
-HYBRID_LSTM_VERSION = 2
 DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh")}
 INITIAL_H, INITIAL_C, SEQUENCE_LENS = 5, 6, 4
 
@@ -78,10 +72,9 @@ def _attrs(node: Node) -> dict:
 def _check(ctx: Lowering, node: Node) -> None:
     """Refuse what the lowering does not map: batch-major layout, ragged sequence lengths,
     runtime weights, a dynamic batch or sequence."""
-    seq = ctx.shape(node.inputs[0])[0]
+    seq = ctx.shape(node.inputs[0])[1 if _batch_major(node) else 0]
     lens = _input(node, SEQUENCE_LENS)
     problems = {
-        "layout=1 (batch-major; re-export time-major)": node.attrs.get("layout", 0),
         "sequence_lens that are not all the full length": lens
         and not (ctx.graph.is_const(lens) and np.all(ctx.graph.consts[lens] == seq)),
         "runtime weights": not all(ctx.graph.is_const(n) for n in node.inputs[1:3]),
@@ -93,6 +86,21 @@ def _check(ctx: Lowering, node: Node) -> None:
         raise UnsupportedOp(
             f"{node.op_type} '{node.name}' has {', '.join(found)}; tflite cannot lower it."
         )
+
+
+def _batch_major(node: Node) -> bool:
+    """layout=1: X [batch, seq, in], states [batch, dirs, hidden], Y [batch, seq, dirs, hidden]."""
+    return bool(node.attrs.get("layout", 0))
+
+
+def _time_major(ctx: Lowering, node: Node, name: str) -> Value:
+    """Input `name` (X or a state) with its first two axes in ONNX's time-major order: as it
+    is for layout=0, through one TRANSPOSE for layout=1."""
+    if not _batch_major(node):
+        return ctx.get(name, PLAIN, "float32")
+    value = ctx.get(name, Layout((1, 0, 2)), "float32")
+    shape = (value.shape[1], value.shape[0], value.shape[2])
+    return Value(value.tensor, PLAIN, value.dtype, value.quant, shape)
 
 
 def _directions(node: Node) -> list[bool]:
@@ -109,38 +117,20 @@ def _reshape(ctx: Lowering, tag: str, value: Value, shape: tuple) -> Value:
     return ctx.step("RESHAPE", inputs, tag, value, options, shape=tuple(shape))
 
 
-def _reverse(ctx: Lowering, tag: str, value: Value) -> Value:
-    axis = ctx.const(f"{tag}/axis", np.array([0], np.int32), "int32")
-    return ctx.step("REVERSE_V2", [value.tensor, axis], tag, value)
-
-
-def _finish(ctx: Lowering, name: str, parts: list[Value], axis: int) -> None:
-    """Register ONNX output `name` as the concatenation of parts (or the only part)."""
+def _finish(ctx: Lowering, name: str, parts: list[Value], axis: int, layout: Layout) -> None:
+    """Register ONNX output `name` as the concatenation of parts (or the only part), laid out
+    time-major (`layout` maps a batch-major ONNX output onto it; readers absorb it)."""
     if not name:
         return
-    out = ctx.output(name, PLAIN, False)
+    out = ctx.output(name, layout, False)
     if len(parts) == 1:
-        shape = ctx.shape_const(f"{name}/shape", list(out.shape))
-        options = ctx.options_of("ReshapeOptions", newShape=list(out.shape))
+        dims = [int(d) for d in layout.shape(out.shape)]
+        shape = ctx.shape_const(f"{name}/shape", dims)
+        options = ctx.options_of("ReshapeOptions", newShape=dims)
         ctx.emit("RESHAPE", [parts[0].tensor, shape], [out], options)
         return
     options = ctx.options_of("ConcatenationOptions", axis=axis)
     ctx.emit("CONCATENATION", [p.tensor for p in parts], [out], options)
-
-
-def _last_step(ctx: Lowering, tag: str, sequence: Value) -> Value:
-    """sequence[-1] of a [seq, batch, hidden] tensor, as [batch, hidden]."""
-    seq, batch, hidden = sequence.shape
-    inputs = [sequence.tensor] + [
-        ctx.shape_const(f"{tag}/{k}", v)
-        for k, v in (
-            ("begin", [seq - 1, 0, 0]),
-            ("end", [seq, batch, hidden]),
-            ("strides", [1, 1, 1]),
-        )
-    ]
-    options = ctx.options_of("StridedSliceOptions", shrinkAxisMask=1)
-    return ctx.step("STRIDED_SLICE", inputs, tag, sequence, options, shape=(batch, hidden))
 
 
 def _outputs(ctx: Lowering, node: Node, runs: list[Run]) -> None:
@@ -154,10 +144,12 @@ def _outputs(ctx: Lowering, node: Node, runs: list[Run]) -> None:
         if run.c is not None:
             cs.append(_reshape(ctx, f"{tag}/yc", run.c, (1, batch, hidden)))
     names = [node.outputs[i] if len(node.outputs) > i else "" for i in range(3)]
-    _finish(ctx, names[0], ys, 1)
-    _finish(ctx, names[1], hs, 0)
+    major = _batch_major(node)
+    y_layout, state_layout = (Layout((1, 2, 0, 3)), Layout((1, 0, 2))) if major else (PLAIN, PLAIN)
+    _finish(ctx, names[0], ys, 1, y_layout)
+    _finish(ctx, names[1], hs, 0, state_layout)
     if _read(ctx, node, 2):
-        _finish(ctx, names[2], cs, 0)
+        _finish(ctx, names[2], cs, 0, state_layout)
 
 
 def _weights(
@@ -182,8 +174,9 @@ def _initial_states(ctx: Lowering, node: Node, index: int, dirs: int) -> list[Va
         return [None] * dirs
     if ctx.graph.is_const(name):
         array = ctx.graph.float_const(name)
+        array = array.transpose(1, 0, 2) if _batch_major(node) else array
         return [_const_state(ctx, f"{node.name}/state{index}/{d}", array[d]) for d in range(dirs)]
-    return unpack_steps(ctx, f"{node.name}/state{index}", ctx.get(name, PLAIN, "float32"))
+    return unpack_steps(ctx, f"{node.name}/state{index}", _time_major(ctx, node, name))
 
 
 def _const_state(ctx: Lowering, tag: str, array: np.ndarray) -> Value:
@@ -197,6 +190,7 @@ def _builtin_fits(ctx: Lowering, node: Node, attrs: dict) -> bool:
     """UNIDIRECTIONAL_SEQUENCE_LSTM computes this LSTM: zero state, Y_c unread, plain gates."""
     return (
         ctx.options.lstm == "auto"
+        and not _batch_major(node)
         and _zero_state(ctx, _input(node, INITIAL_H))
         and _zero_state(ctx, _input(node, INITIAL_C))
         and not _read(ctx, node, 2)
@@ -212,13 +206,14 @@ def lower_lstm(ctx: Lowering, node: Node) -> None:
     attrs = _attrs(node)
     hidden, w, r, bias = _weights(ctx, node, gates=4)
     peep = ctx.graph.float_const(node.inputs[7]) if _input(node, 7) else None
-    x = ctx.get(node.inputs[0], PLAIN, "float32")
+    x = _time_major(ctx, node, node.inputs[0])
     directions = _directions(node)
     if _builtin_fits(ctx, node, attrs):
         runs = []
         for index, reversed_ in enumerate(directions):
             parts = (w[index], r[index], bias[index], None if peep is None else peep[index])
-            runs.append(_builtin_run(ctx, f"{node.name}/dir{index}", x, hidden, parts, reversed_))
+            y, h = builtin_run(ctx, f"{node.name}/dir{index}", x, hidden, parts, reversed_)
+            runs.append(Run(y, h, None))
         _outputs(ctx, node, runs)
         return
     hs = _initial_states(ctx, node, INITIAL_H, len(directions))
@@ -232,61 +227,13 @@ def lower_lstm(ctx: Lowering, node: Node) -> None:
     _outputs(ctx, node, runs)
 
 
-def _builtin_run(
-    ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple, reversed_: bool
-) -> Run:
-    source = _reverse(ctx, f"{tag}/reversed", x) if reversed_ else x
-    run = _lstm_op(ctx, tag, source, hidden, parts)
-    last = _last_step(ctx, f"{tag}/last", run)
-    return Run(_reverse(ctx, f"{tag}/unreversed", run) if reversed_ else run, last, None)
-
-
-def _lstm_weight(ctx: Lowering, tag: str, array: np.ndarray) -> int:
-    """A gate matrix: int8 per tensor (hybrid kernel) in dynamic/int8 modes, else as weights go."""
-    if ctx.options.precision in ("dynamic", "int8"):
-        q, params = quantize_symmetric(array, None)
-        return ctx.const(tag, q, "int8", params)
-    return weight_tensor(ctx, tag, np.ascontiguousarray(array), 0)[0]
-
-
-def _lstm_op(ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple) -> Value:
-    w, r, b, peep = parts
-    seq, batch, _ = x.shape
-    gate = lambda a, g: a[g * hidden : (g + 1) * hidden]  # noqa: E731
-    inputs = [-1] * LSTM_INPUTS
-    inputs[0] = x.tensor
-    for slot, g in enumerate(LSTM_GATES):
-        inputs[1 + slot] = _lstm_weight(ctx, f"{tag}/w{slot}", gate(w, g))
-        inputs[5 + slot] = _lstm_weight(ctx, f"{tag}/r{slot}", gate(r, g))
-        total = gate(b[: 4 * hidden], g) + gate(b[4 * hidden :], g)
-        inputs[12 + slot] = ctx.const(f"{tag}/b{slot}", total.astype(np.float32), "float32")
-    if peep is not None:
-        for slot, g in enumerate(PEEPHOLES):
-            # The hybrid kernel wants the peepholes int8 like the gate matrices.
-            inputs[9 + slot] = _lstm_weight(ctx, f"{tag}/p{slot}", gate(peep, g))
-    state = (batch, hidden)
-    inputs[18] = ctx.builder.add_tensor(f"{tag}/h", state, "float32", variable=True)
-    inputs[19] = ctx.builder.add_tensor(f"{tag}/c", state, "float32", variable=True)
-    out = ctx.new_value(f"{tag}/out", (seq, batch, hidden), PLAIN, "float32", None)
-    options = ctx.options_of(
-        "UnidirectionalSequenceLSTMOptions",
-        fusedActivationFunction=4,
-        timeMajor=True,  # TANH
-    )
-    hybrid = ctx.options.precision in ("dynamic", "int8")
-    ctx.emit(
-        "UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out], options, HYBRID_LSTM_VERSION if hybrid else 1
-    )
-    return out
-
-
 def lower_gru(ctx: Lowering, node: Node) -> None:
     """GRU unrolled over its (static) time steps, per direction: one FULLY_CONNECTED projects
     every step's input for all three gates, one (or two) per step the hidden state."""
     _check(ctx, node)
     attrs = _attrs(node)
     hidden, w, r, bias = _weights(ctx, node, gates=3)
-    x = ctx.get(node.inputs[0], PLAIN, "float32")
+    x = _time_major(ctx, node, node.inputs[0])
     directions = _directions(node)
     hs = _initial_states(ctx, node, INITIAL_H, len(directions))
     runs = []

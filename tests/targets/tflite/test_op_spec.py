@@ -131,6 +131,12 @@ LOWERED = {
     ),
     "reduce_mean_empty_axes": one_node("ReduceMean", {"x": [2, 3]}, {"a": np.zeros(0, np.int64)}),
     "identity_of_input": one_node("Identity", {"x": [2, 3]}),
+    "argmax_select_last_index": one_node(
+        "ArgMax", {"x": [3, 4]}, axis=1, select_last_index=1, out_types=[TensorProto.INT64]
+    ),
+    "argmin_select_last_keepdims_0": one_node(
+        "ArgMin", {"x": [3, 4]}, keepdims=0, select_last_index=1, out_types=[TensorProto.INT64]
+    ),
 }
 
 REFUSED = {
@@ -172,10 +178,6 @@ REFUSED = {
     "pad_reflect_too_far": (
         one_node("Pad", X4, {"p": _i64(0, 0, 7, 0, 0, 0, 0, 0)}, mode="reflect"),
         "reflects",
-    ),
-    "argmax_select_last_index": (
-        one_node("ArgMax", {"x": [3, 4]}, select_last_index=1),
-        "last index",
     ),
     "dropout_training": (
         one_node("Dropout", {"x": [3, 4]}, {"r": np.float32(0.5), "t": np.array(True)}, outputs=1),

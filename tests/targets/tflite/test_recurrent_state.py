@@ -34,9 +34,14 @@ def _recurrent_model(op_type: str, direction: str = "forward", **attrs: object) 
         )
     ]
     inits.append(numpy_helper.from_array(np.full(BATCH, SEQ, np.int32), "lens"))
-    state = [dirs, BATCH, HIDDEN]
+    major = bool(attrs.get("layout", 0))  # batch-major X, states and Y
+    state = [BATCH, dirs, HIDDEN] if major else [dirs, BATCH, HIDDEN]
     names = ["x", "h0"] + (["c0"] if lstm else [])
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [SEQ, BATCH, FEATURES])]
+    inputs = [
+        helper.make_tensor_value_info(
+            "x", TensorProto.FLOAT, [BATCH, SEQ, FEATURES] if major else [SEQ, BATCH, FEATURES]
+        )
+    ]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, state) for n in names[1:]]
     node_inputs = ["x", "W", "R", "B", "lens", "h0"] + (
         ["c0", "P" if peephole else ""] if lstm else []
@@ -63,7 +68,9 @@ CASES = {
     "lstm_reverse_clip": ("LSTM", {"direction": "reverse", "clip": 0.7}),
     "lstm_input_forget": ("LSTM", {"input_forget": 1}),
     "lstm_relu_activations": ("LSTM", {"activations": ["Sigmoid", "Relu", "Tanh"]}),
+    "lstm_batch_major_bidirectional": ("LSTM", {"layout": 1, "direction": "bidirectional"}),
     "gru_forward": ("GRU", {}),
+    "gru_batch_major": ("GRU", {"layout": 1}),
     "gru_linear_before_reset": ("GRU", {"linear_before_reset": 1}),
     "gru_bidirectional_clip": ("GRU", {"direction": "bidirectional", "clip": 0.5}),
 }
@@ -81,11 +88,31 @@ def _carry(run, model: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
     }
     results = []
     for _ in range(CHUNKS):
-        x = rng.standard_normal((SEQ, BATCH, FEATURES)).astype(np.float32)
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        x = rng.standard_normal([d.dim_value for d in dims]).astype(np.float32)
         out = run({"x": x, **state})
         results.append(out)
         state = {"h0": out["yh"], **({"c0": out["yc"]} if "c0" in state else {})}
     return results
+
+
+def _reference(op_type: str, attrs: dict, tmp_path):
+    """onnxruntime on the model; batch-major (layout=1, which onnxruntime's CPU kernels do
+    not run) on its time-major twin with the same weights, data transposed around it."""
+    major = attrs.pop("layout", 0)
+    path = tmp_path / "reference.onnx"
+    onnx.save(_recurrent_model(op_type, **attrs), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    swap = {"x": (1, 0, 2), "h0": (1, 0, 2), "c0": (1, 0, 2), "y": (1, 2, 0, 3)}
+    swap |= {"yh": (1, 0, 2), "yc": (1, 0, 2)}
+
+    def run(feeds: dict) -> dict:
+        feeds = {k: v.transpose(swap[k]) if major else v for k, v in feeds.items()}
+        outs = dict(zip(names, session.run(None, feeds), strict=True))
+        return {k: v.transpose(np.argsort(swap[k])) if major else v for k, v in outs.items()}
+
+    return run
 
 
 @pytest.mark.parametrize("resolver", RESOLVERS)
@@ -95,9 +122,8 @@ def test_state_carried_over_chunks_matches_onnxruntime(case, resolver, tmp_path)
     model = _recurrent_model(op_type, **dict(attrs))
     path = tmp_path / "rnn.onnx"
     onnx.save(model, path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    want = _carry(lambda feeds: dict(zip(names, session.run(None, feeds), strict=True)), model)
+    want = _carry(_reference(op_type, dict(attrs), tmp_path), model)
+    names = [o.name for o in model.graph.output]
     artifact = TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in artifact.info["op_counts"]
     runner = TARGET.open_runner(artifact.path, 1, TfliteOptions(resolver=resolver))
@@ -133,12 +159,12 @@ def test_zero_state_lstm_form_follows_the_lstm_option(form, builtin_ops, tmp_pat
 @pytest.mark.parametrize(
     ("attrs", "message"),
     [
-        ({"activations": ["HardSigmoid", "Tanh", "Tanh"]}, "HardSigmoid"),
-        ({"layout": 1}, "layout=1"),
+        ({"activations": ["HardSigmoid", "Tanh", "Tanh"] * 2}, "HardSigmoid"),
+        ({"activations": ["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Relu", "Tanh"]}, "per direction"),
     ],
 )
 def test_unmapped_lstm_attributes_are_refused_by_name(attrs, message, tmp_path):
-    model = _recurrent_model("LSTM")
+    model = _recurrent_model("LSTM", direction="bidirectional")
     node = model.graph.node[0]
     node.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
     path = tmp_path / "bad.onnx"
