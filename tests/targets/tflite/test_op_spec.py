@@ -16,6 +16,8 @@ from foundation.errors import UnsupportedOp
 from targets.tflite import TARGET
 from targets.tflite.capabilities import TFLITE_SCHEME
 from targets.tflite.options import TfliteOptions
+from targets.tflite.runner import check_opens
+from targets.tflite.writer import FlatModelBuilder
 from tests.targets.tflite.test_ops import GraphBuilder, _inputs, _reference
 
 RNG = np.random.default_rng(11)
@@ -297,3 +299,19 @@ def test_int8_case_matches_onnxruntime_qdq(kind, resolver, tmp_path):
     want = _reference(qdq, x, optimize=False)[0]
     have = next(iter(got.values()))
     assert np.abs(have - want).max() <= 0.04 * max(float(np.ptp(want)), 1e-6)
+
+
+def test_a_file_litert_refuses_is_refused_before_it_counts_as_lowered(tmp_path):
+    """check_opens opens each written file on both resolvers: here a POW with mixed operand
+    types (what the lowering wrote before Pow's exponent was cast) must be refused."""
+    builder = FlatModelBuilder()
+    x = builder.add_tensor("x", (2,), "float32")
+    e = builder.add_tensor("e", (2,), "int64")
+    y = builder.add_tensor("y", (2,), "float32")
+    builder.add_op("POW", [x, e], [y])
+    builder.inputs += [("x", x), ("e", e)]
+    builder.outputs.append(("y", y))
+    path = tmp_path / "mixed_pow.tflite"
+    path.write_bytes(builder.to_bytes())
+    with pytest.raises(UnsupportedOp, match="refuses the lowered file"):
+        check_opens(path)
