@@ -1,10 +1,12 @@
 """What the tflite lowering refuses before any work, as tables: graph I/O types it cannot
 exchange, zero-sized tensors, and node attributes (or attribute values) no rule maps.
 
-Every ONNX attribute a rule does not read would otherwise be dropped silently, so each op
-lists the attributes its rule handles; any other attribute set to a non-default value is
-refused with its name (`ATTRIBUTE_LIMITS`). Legacy attributes of old opsets (broadcast/axis
-on arithmetic, Pad's paddings, Clip's min/max) are first upgraded away by `upgrade_opset`.
+The rules read every attribute of the current ONNX definition of their op except those in
+`ATTRIBUTE_LIMITS`: for the ops listed there, an attribute missing from the op's entry, or a
+value its predicate rejects (training modes, antialias, CRD space-to-depth), is refused with
+its name instead of being dropped. Legacy attributes of old opsets (broadcast/axis on
+arithmetic, Pad's paddings, Clip's min/max, Softmax's 2-D coercion) are first upgraded away
+by `upgrade_opset`. Audited against onnx's node test cases: benchmarks/tflite_node_audit.py.
 """
 
 from __future__ import annotations

@@ -133,6 +133,9 @@ LOWERED = {
     ),
     "reduce_mean_empty_axes": one_node("ReduceMean", {"x": [2, 3]}, {"a": np.zeros(0, np.int64)}),
     "identity_of_input": one_node("Identity", {"x": [2, 3]}),
+    # opset 11 Softmax coerces to 2-D from axis (upgraded to opset 13 before lowering)
+    "softmax_opset11_axis1": one_node("Softmax", X4, opset=11, axis=1),
+    "clip_opset6_attributes": one_node("Clip", {"x": [3, 4]}, opset=6, min=-0.2, max=0.3),
     "argmax_select_last_index": one_node(
         "ArgMax", {"x": [3, 4]}, axis=1, select_last_index=1, out_types=[TensorProto.INT64]
     ),
