@@ -181,3 +181,18 @@ def test_ragged_sequence_lengths_are_refused(tmp_path):
     onnx.save(model, path)
     with pytest.raises(UnsupportedOp, match="sequence_lens"):
         TARGET.lower(path, "fp32", tmp_path, TfliteOptions())
+
+
+@pytest.mark.parametrize("precision", ["fp16", "dynamic"])
+@pytest.mark.parametrize("op_type", ["LSTM", "GRU"])
+def test_state_inputs_in_fp16_and_dynamic_modes(op_type, precision, tmp_path):
+    model = _recurrent_model(op_type)
+    path = tmp_path / "rnn.onnx"
+    onnx.save(model, path)
+    want = _carry(_reference(op_type, {}, tmp_path), model)
+    artifact = TARGET.lower(path, precision, tmp_path, TfliteOptions())
+    got = _carry(TARGET.open_runner(artifact.path, 1, TfliteOptions()).run, model)
+    for expect, have in zip(want, got, strict=True):
+        for name, value in expect.items():
+            # fp16 weights / int8 gate matrices (hybrid FULLY_CONNECTED) with float state
+            np.testing.assert_allclose(have[name], value, atol=0.02)
