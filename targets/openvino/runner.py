@@ -69,11 +69,13 @@ class OpenVinoRunner(Runner):
         self.config = cpu_config(threads, inference_precision)
         self._compiled = compile_ir(model, self.config, folder)
         self._request = self._compiled.create_infer_request()
-        self._inputs = [_spec(port) for port in self._compiled.inputs]
-        self._outputs = [_spec(port) for port in self._compiled.outputs]
+        # Names from the IR: compiling merges a tensor's names (an ONNX Identity's input and
+        # output), after which a compiled port may answer to the name of an inner tensor.
+        self._inputs = [_spec(port) for port in model.inputs]
+        self._outputs = [_spec(port) for port in model.outputs]
 
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._request.infer({spec.name: feeds[spec.name] for spec in self._inputs})
+        results = self._request.infer([feeds[spec.name] for spec in self._inputs])
         ports = self._compiled.outputs
         return {
             spec.name: np.array(results[port])

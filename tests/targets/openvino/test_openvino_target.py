@@ -180,3 +180,29 @@ def test_without_the_extra_the_target_says_how_to_install_it(example, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "pip install -e '.[openvino]'" in result.stdout + result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_outputs_keep_their_onnx_names_where_compiling_merges_names(tmp_path):
+    """An ONNX output made by Identity shares its tensor with an inner name once compiled."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Identity", ["r"], ["y"]),
+        helper.make_node("Neg", ["r"], ["z"]),
+    ]
+    spec = [1, 4]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, spec)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, spec) for n in ("y", "z")],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx"
+    )
+    artifact = TARGET.lower(tmp_path / "m.onnx", "fp32", tmp_path / "out")
+    x = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
+    with TARGET.open_runner(artifact.path) as runner:
+        assert [s.name for s in runner.outputs] == ["y", "z"]
+        got = runner.run({"x": x})
+    np.testing.assert_array_equal(got["y"], np.maximum(x, 0))
+    np.testing.assert_array_equal(got["z"], -np.maximum(x, 0))
