@@ -42,6 +42,5 @@ CAPABILITIES = TargetCapabilities(
     notes=(
         "IR folder model.openvino/ (model.xml + model.bin); fp16 stores compressed fp16 "
         "weights; runs on OpenVINO's CPU plugin in f32 arithmetic.",
-        "Install: pip install -e '.[openvino]'.",
     ),
 )
