@@ -132,15 +132,27 @@ def test_options_are_checked():
         TARGET.check_request("dynamic")
 
 
-def test_compress_bench_verify_package_and_debug_run_in_openvino(example, tmp_path, cli):
+def test_compress_auto_bench_verify_package_and_debug_run_in_openvino(example, tmp_path, cli):
     out = tmp_path / "out"
-    args = [example["model"], "--target", "openvino", "--int8", "--calib", example["calib"]]
+    args = [
+        example["model"],
+        "--target",
+        "openvino",
+        "--int8",
+        "--auto",
+        "--calib",
+        example["calib"],
+    ]
     result = cli([*args, "--eval", example["eval"], "--runs", "5", "--warmup", "1", "-o", out])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["compressed"]["runtime"] == "openvino" and report["artifact"] == "model.openvino"
     assert set(report["artifact_info"]["layer_precisions"]) == {"u8"}
     assert report["qdq_reference"]["top1_agreement"] >= 0.99
+    tuning = report["passes"]["int8"]["tuning"]  # --auto trials ran and were timed in OpenVINO
+    assert tuning["runtime"] == "openvino" and not tuning["proxy"]
+    assert tuning["latency_runtime"].startswith("openvino")
+    assert all(t["size_bytes"] > 10_000 for t in tuning["trials"])  # the folder's files, summed
     bench = cli(["bench", out / "model.openvino", "--runs", "3", "--json"])
     assert bench.exit_code == 0 and "openvino" in bench.output
     verify = [out / "model.openvino", "--baseline", example["model"], "--eval", example["eval"]]
