@@ -30,7 +30,7 @@ from benchmarks.imagenet_photos import (
     to_model_input,
 )
 from benchmarks.int8_auto import int8_kernels
-from targets.registry import loaded_targets
+from targets.registry import loaded_targets, reference_runner
 
 FIDELITY_COUNT, CALIBRATION_COUNT = 200, 128
 PLAIN_LABEL = "plain onnxruntime quantize_static (QDQ U8S8 per-channel minmax)"
@@ -242,13 +242,9 @@ def interleaved_speed(model: Path, artifact: Path, fidelity: Path, threads: int 
     """fp32 p50 / artifact p50 in onnxruntime at batch 1, the two timed in turn run by run."""
     from compressor.tune import interleaved_ms
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    sessions = [
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for path in (model, artifact)
-    ]
-    fp32_ms, int8_ms = interleaved_ms(sessions, {"x": np.load(fidelity)["x"][:1]}, TIMED_RUNS)
+    # Runners, not raw sessions: interleaved_ms calls runner.run(feeds).
+    runners = [reference_runner(path, threads) for path in (model, artifact)]
+    fp32_ms, int8_ms = interleaved_ms(runners, {"x": np.load(fidelity)["x"][:1]}, TIMED_RUNS)
     return round(fp32_ms / int8_ms, 2)
 
 

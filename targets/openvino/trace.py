@@ -97,7 +97,8 @@ def trace_tensors(
         results = request.infer({k: v[start : start + step] for k, v in feeds.items()})
         values = [np.array(results[out]) for out in compiled.outputs]
         for name, (port, _) in ports.items():
-            parts[name].append(values[index[_key(port)]])
+            # atleast_1d: a 0-d tensor then differs in shape from ONNX and is reported so.
+            parts[name].append(np.atleast_1d(values[index[_key(port)]]))
     return {
         name: (np.concatenate(parts[name]), places.get(origin, "input"))
         for name, (_, origin) in ports.items()
