@@ -83,7 +83,9 @@ def test_runner_pins_threads_latency_and_f32_arithmetic(graphs, tmp_path):
     with TARGET.open_runner(artifact.path, 2, artifact.options) as runner:
         settings = runner.settings()
         assert settings["INFERENCE_NUM_THREADS"] == "2" and settings["NUM_STREAMS"] == "1"
-        assert settings["PERFORMANCE_HINT"] == "LATENCY"
+        assert (
+            settings["PERFORMANCE_HINT"] == "LATENCY" and settings["ENABLE_CPU_PINNING"] == "False"
+        )
         assert settings["INFERENCE_PRECISION_HINT"] == "f32"
         assert runner.inputs[0].shape[0] is None  # the batch stays dynamic
         got = next(iter(runner.run({runner.inputs[0].name: graphs["x"][:3]}).values()))
