@@ -3,11 +3,12 @@
 `python -m benchmarks.int8_auto [--out DIR] [--epochs N]` writes int8_auto.md and .json.
 Zoo rows: top-1 drop (points) and output cosine vs fp32 on the eval split, latency as a
 multiple of fp32's (below 1 = faster) in the target's runtime (batch 1, 1 thread, medians of
-runs interleaved with the fp32 artifact: onnxruntime for onnx, LiteRT for tflite, and for
-tensorrt without a GPU its Q/DQ graph in onnxruntime, a labelled proxy), size of the target's
-artifact, trials spent, and with --objective latency the blocks measured slower in int8. The 224x224 ResNet-18 and
-MobileNetV2 carry random weights (no package with pretrained ImageNet weights is used):
-latency rows only, with how many convs run as int8 kernels.
+runs interleaved with the fp32 artifact: onnxruntime for onnx, LiteRT for tflite, OpenVINO for
+openvino where its extra is installed, and for tensorrt without a GPU its Q/DQ graph in
+onnxruntime, a labelled proxy), size of the target's artifact, trials spent, and with --objective
+latency the blocks measured slower in int8. The 224x224 ResNet-18 and MobileNetV2 carry random
+weights (no package with pretrained ImageNet weights is used): latency rows only, per runtime
+(onnxruntime, OpenVINO), with how many convs run as int8 kernels.
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.tune import TuneConfig, tune_int8
 from compressor.tune_runtime import TargetRuntime, interleaved_ms
 from targets.base import TensorSpec
-from targets.onnx.capabilities import ORT_CPU_SCHEME
-from targets.onnx.runner import OnnxRuntimeRunner
-from targets.registry import get_target
+from targets.registry import get_target, loaded_targets
 
-TARGETS = ("onnx", "tensorrt", "tflite")
+TARGETS = ("onnx", "tensorrt", "tflite", "openvino")
+# 224x224 latency rows: runtimes that run int8 kernels on this CPU (openvino where installed).
+IMAGENET_TARGETS = ("onnx", "openvino")
+
+
+def available_targets(names: tuple[str, ...]) -> list[str]:
+    """The names whose target loads here (a target's optional extra may be missing)."""
+    loaded = {t.name for t in loaded_targets()}
+    return [name for name in names if name in loaded]
 
 
 class Net(nn.Module):
@@ -65,7 +72,7 @@ def zoo_rows(name: str, epochs: int | None, work: Path, objective: str) -> list[
     fp32 = export(trained_model(name, epochs), TensorSpec("x", shape), work)
     calib, held = data["calib"].take(256), data["eval"]
     rows = []
-    for target_name in TARGETS:
+    for target_name in available_targets(TARGETS):
         target = get_target(target_name)
         runtime = TargetRuntime(target, target.parse_options({}), 1, work / f"{target_name}-tune")
         config = TuneConfig(
@@ -162,7 +169,8 @@ def mobilenet_v2() -> nn.Module:
 
 
 def imagenet_rows(work: Path) -> list[dict]:
-    """Latency only: random weights, random calibration images, int8 kernels counted."""
+    """Latency only: random weights, random calibration images, int8 kernels counted; fp32 and
+    int8 timed interleaved in each target's own runtime."""
     rng = np.random.default_rng(0)
     calib = Dataset({"x": rng.standard_normal((16, 3, 224, 224)).astype(np.float32)})
     rows = []
@@ -171,21 +179,39 @@ def imagenet_rows(work: Path) -> list[dict]:
         folder = work / name
         folder.mkdir()
         fp32 = export(Net(build()), TensorSpec("x", ("batch", 3, 224, 224)), folder)
-        quantize_int8_static(fp32, folder / "int8.onnx", calib, ORT_CPU_SCHEME, "minmax", 4)
-        runners = [OnnxRuntimeRunner(fp32, 1), OnnxRuntimeRunner(folder / "int8.onnx", 1)]
-        fp32_ms, latency = interleaved_ms(runners, calib.feeds(slice(0, 1)), 30)
-        rows.append(
-            {
-                "model": name,
-                "target": "onnx",
-                "fp32_ms": round(fp32_ms, 3),
-                "int8_ms": round(latency, 3),
-                "speedup": round(fp32_ms / latency, 2),
-                "int8_kernels": int8_kernels(folder / "int8.onnx", folder / "opt.onnx"),
-                "size_ratio": round((folder / "int8.onnx").stat().st_size / fp32.stat().st_size, 3),
-            }
-        )
+        for target_name in available_targets(IMAGENET_TARGETS):
+            rows.append(imagenet_row(name, target_name, fp32, calib, folder / target_name))
     return rows
+
+
+def imagenet_row(name: str, target_name: str, fp32: Path, calib: Dataset, folder: Path) -> dict:
+    """One 224x224 row: the target's fp32 and int8 artifacts, timed interleaved in its runtime."""
+    target = get_target(target_name)
+    int8 = folder / "int8.onnx"
+    folder.mkdir()
+    quantize_int8_static(fp32, int8, calib, target.quant_scheme(None), "minmax", 4)
+    artifacts = [target.lower(fp32, "fp32", folder / "fp32"), target.lower(int8, "int8", folder)]
+    runners = [target.open_runner(a.path, 1, a.options) for a in artifacts]
+    fp32_ms, latency = interleaved_ms(runners, calib.feeds(slice(0, 1)), 30)
+    return {
+        "model": name,
+        "target": target_name,
+        "runtime": runners[1].runtime,
+        "fp32_ms": round(fp32_ms, 3),
+        "int8_ms": round(latency, 3),
+        "speedup": round(fp32_ms / latency, 2),
+        "int8_kernels": _int8_kernels(target_name, artifacts[1], folder / "opt.onnx"),
+        "size_ratio": round(artifacts[1].size_bytes / artifacts[0].size_bytes, 3),
+    }
+
+
+def _int8_kernels(target_name: str, artifact, optimized: Path) -> str:
+    """'int8 weighted layers / all' as the target's runtime compiled them."""
+    if target_name == "onnx":
+        return int8_kernels(artifact.path, optimized)
+    layers = artifact.info["weighted_layers"]
+    integer = sum(layer["precision"] in ("u8", "i8") for layer in layers)
+    return f"{integer}/{len(layers)}"
 
 
 def int8_kernels(path: Path, optimized: Path) -> str:
@@ -215,13 +241,14 @@ def to_markdown(zoo: list[dict], imagenet: list[dict]) -> str:
         )
     lines += [
         "",
-        "| model (random weights, latency only) | fp32 ms | int8 ms | speed-up | "
-        "int8 convs in ORT | size vs fp32 |",
-        "|---|---|---|---|---|---|",
+        "| model (random weights, latency only) | runtime | fp32 ms | int8 ms | speed-up | "
+        "int8 convs | size vs fp32 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in imagenet:
         lines.append(
-            f"| {r['model']} | {r['fp32_ms']} | {r['int8_ms']} | {r['speedup']}x | "
+            f"| {r['model']} | {r.get('runtime', r['target'])} | {r['fp32_ms']} | "
+            f"{r['int8_ms']} | {r['speedup']}x | "
             f"{r['int8_kernels']} | {r['size_ratio']} |"
         )
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import torch
 
 from compressor.dims import fix_dims
 from compressor.external_data import external_data_files
+from compressor.pt2_child import load_checked
 from compressor.pt2_scan import read_safe_archive
 from compressor.signature import forward_inputs, included_optional
 from foundation.entry_points import import_entry_point
@@ -65,15 +66,31 @@ def load_model(
     )
 
 
+def check_model_file(path: str | Path) -> None:
+    """Refuse an unsafe .pt2 before any work (pt2_scan.py); other files are checked on load."""
+    path = Path(path)
+    if path.suffix.lower() == ".pt2" and path.is_file() and zipfile.is_zipfile(path):
+        read_safe_archive(str(path), _read_bytes(path))
+
+
 def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(
             f"'{path}' is not a valid torch.export archive (not a zip file): it may be "
             "truncated or corrupt. Re-save it with torch.export.save."
         )
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  registers PT2E-quantized ops
+
     for name in ("torch.export", "torch._export"):  # they log tracebacks (and misformat them)
         logging.getLogger(name).setLevel(logging.ERROR)
-    source = str(path) if trust_pickle else read_safe_archive(str(path), _read_bytes(path))
+    source, notes = str(path), []
+    if not trust_pickle:  # checked, then loaded in a sandbox, and only then here
+        data = _read_bytes(path)
+        source = read_safe_archive(str(path), data)
+        layers = load_checked(path, data)["layers"]
+        notes.append(
+            f"'{path.name}' was first loaded in a sandboxed process ({'; '.join(layers)})."
+        )
     try:
         exported = torch.export.load(source)
     except Exception as exc:  # torch raises many types for truncated or foreign zips
@@ -81,7 +98,8 @@ def _load_exported(path: Path, trust_pickle: bool = False) -> LoadedModel:
             f"Could not read '{path}' as a torch.export program ({type(exc).__name__}: {exc}). "
             "The file may be truncated or not made by torch.export.save."
         ) from exc
-    return LoadedModel(path, "exported", exported.module(), exported, _exported_specs(exported))
+    specs = _exported_specs(exported)
+    return LoadedModel(path, "exported", exported.module(), exported, specs, notes)
 
 
 def _exported_specs(exported: torch.export.ExportedProgram) -> list[TensorSpec]:

@@ -10,7 +10,7 @@ import onnx
 
 from compressor import __version__
 from compressor.run_record import load_run, sibling_report
-from foundation.errors import CompressError
+from foundation.errors import CompressError, UnsafeModelError
 from targets import registry
 
 FORMAT = "edge-compressor-bundle"
@@ -108,6 +108,8 @@ def describe_io(path: Path) -> dict:
     reader = _torch_io if path.suffix.lower() in TORCH_FILE_SUFFIXES else _target_io
     try:
         return reader(path)
+    except UnsafeModelError:
+        raise  # a file that would run code is refused, not described as unreadable
     except (CompressError, ImportError, RuntimeError, ValueError) as exc:
         return {"inputs": [], "outputs": [], "note": f"I/O not readable on this machine: {exc}"}
 

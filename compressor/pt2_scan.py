@@ -1,29 +1,45 @@
-"""Inspect a torch.export `.pt2` archive before torch unpickles anything in it.
+"""Inspect a torch.export `.pt2` archive before torch reads anything in it.
 
-`torch.export.load` (torch 2.13) runs `torch.load(weights_only=False)` on weights and constants
-whose config says `use_pickle`, `pickle.loads` on opaque constants, falls back to
-`weights_only=False` for sample inputs that fail a safe load, and loads AOTInductor shared
-libraries: each is code execution from the file. This scan allows only the members a plain
-`torch.export.save` writes, each in a form that loads without running code; torch has no such
-check of its own, hence this module.
+`torch.export.load` (torch 2.13) loads every `models/*.json` as a program, unpickles legacy
+`data/weights|constants/<name>.pt` files and config entries flagged `use_pickle`, falls back to
+`weights_only=False` for sample inputs that fail a safe load, loads AOTInductor libraries, and
+evaluates strings in the program JSON (pt2_schema.py). The scan accepts exactly the members a
+plain `torch.export.save` of one model writes, each checked in the form torch will read it;
+any other member is refused, whatever its name. torch has no such check, hence this module.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import re
 import zipfile
 
 import torch
 
-from foundation.errors import ModelLoadError
+from compressor.pt2_schema import SchemaRefusal, check_payload_config, check_program
+from foundation.errors import ModelLoadError, UnsafeModelError
 
-# Members (below the archive's root folder) that hold no pickle: text, JSON, raw tensor bytes.
+# Members (below the archive's root folder) that torch reads as text, or not at all.
 _PLAIN_MEMBERS = ("archive_format", "archive_version", "byteorder", ".data/version")
-_PLAIN_PREFIXES = (".data/serialization_id", "models/", "extra/")
-_CONFIGS = {"data/weights/": "weight_", "data/constants/": "tensor_"}
-_SAMPLE_INPUTS = "data/sample_inputs/"
-_MAX_SAMPLE_BYTES = 256 << 20
+_PLAIN_MEMBERS += (".data/serialization_id",)
+_PROGRAM = "models/model.json"
+_SAMPLE_INPUTS = "data/sample_inputs/model.pt"
+# Payload configs and the raw tensor files their entries may name.
+_CONFIGS = {
+    "data/weights/model_weights_config.json": re.compile(r"weight_[0-9]{1,9}"),
+    "data/constants/model_constants_config.json": re.compile(r"tensor_[0-9]{1,9}"),
+}
+_MAX_MEMBER_BYTES = 256 << 20
+# What torch.export.load would do with a member outside the plain set: for the message only,
+# the decision is the plain set above.
+_ROUTES = (
+    ("models/", "torch loads every models/*.json as one more program"),
+    ("data/aotinductor/", "torch loads it as a compiled AOTInductor library"),
+    ("data/weights/", "torch reads it as weights; a <name>.pt is unpickled as legacy weights"),
+    ("data/constants/", "torch reads it as constants; a <name>.pt or object is unpickled"),
+    ("data/sample_inputs/", "torch loads it as sample inputs of another program"),
+    ("", "torch.export.save never writes it, so what torch does with it is not known"),
+)
 _TRUST_HINT = "If you trust the file, pass --trust-pickle (it lets the file run code)."
 
 
@@ -37,10 +53,56 @@ def read_safe_archive(path: str, data: bytes) -> io.BytesIO:
         names = archive.namelist()
     except (zipfile.BadZipFile, ValueError) as exc:
         raise ModelLoadError(f"'{path}' is not a readable zip archive ({exc}).") from None
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise _refuse(
+            path, dup, "it appears twice; torch and this check could read different copies"
+        )
     root = _common_root(path, names)
-    for name in names:
-        _check_member(path, archive, name, name[len(root) :])
+    members = {name[len(root) :]: name for name in names}
+    for rel, name in members.items():
+        if ".." in rel.split("/") or rel.startswith("/") or "\\" in rel:
+            raise _refuse(path, name, "its name leaves the archive folder")
+        if archive.getinfo(name).file_size > _MAX_MEMBER_BYTES:
+            raise _refuse(path, name, "it is larger than 256 MiB")
+    allowed = {*_PLAIN_MEMBERS, _PROGRAM, _SAMPLE_INPUTS, *_CONFIGS}
+    allowed |= _check_json_members(path, archive, members)
+    if _SAMPLE_INPUTS in members:
+        _check_weights_only(path, members[_SAMPLE_INPUTS], archive.read(members[_SAMPLE_INPUTS]))
+    for rel, name in members.items():
+        if not (rel in allowed or rel.endswith("/") or rel.startswith("extra/")):
+            raise _refuse(path, name, next(why for lead, why in _ROUTES if rel.startswith(lead)))
     return io.BytesIO(data)
+
+
+def _check_json_members(path: str, archive: zipfile.ZipFile, members: dict[str, str]) -> set[str]:
+    """The program JSON and the payload configs; returns the raw tensor files they name."""
+    payloads = set()
+    try:
+        if _PROGRAM in members:
+            check_program(archive.read(members[_PROGRAM]))
+    except SchemaRefusal as exc:
+        raise _refuse(path, members[_PROGRAM], str(exc)) from None
+    for config, pattern in _CONFIGS.items():
+        if config in members:
+            folder = config.rsplit("/", 1)[0]
+            names = _check_config(path, members[config], archive.read(members[config]), pattern)
+            payloads |= {f"{folder}/{n}" for n in names}
+    return payloads
+
+
+def _check_config(path: str, member: str, data: bytes, pattern: re.Pattern) -> set[str]:
+    """Every entry a raw tensor (no pickle, no custom object); returns the files they name."""
+    try:
+        entries = check_payload_config(data)
+    except SchemaRefusal as exc:
+        raise _refuse(path, member, f"it is not a valid payload config: {exc}") from None
+    for fqn, meta in entries.items():
+        if meta.get("use_pickle") is not False:
+            raise _refuse(path, member, f"entry '{fqn}' is stored as a pickle")
+        if not pattern.fullmatch(str(meta.get("path_name"))) or meta.get("tensor_meta") is None:
+            raise _refuse(path, member, f"entry '{fqn}' is not a plain tensor")
+    return {meta["path_name"] for meta in entries.values()}
 
 
 def _common_root(path: str, names: list[str]) -> str:
@@ -51,44 +113,6 @@ def _common_root(path: str, names: list[str]) -> str:
             "folder. Re-save it with torch.export.save."
         )
     return roots.pop() + "/"
-
-
-def _check_member(path: str, archive: zipfile.ZipFile, name: str, rel: str) -> None:
-    if ".." in rel.split("/") or rel.startswith("/") or "\\" in rel:
-        raise _refuse(path, name, "its name leaves the archive folder")
-    if rel.endswith("/") or rel in _PLAIN_MEMBERS or rel.startswith(_PLAIN_PREFIXES):
-        return
-    for folder, prefix in _CONFIGS.items():
-        if rel.startswith(folder):
-            return _check_payload(path, archive, name, rel[len(folder) :], prefix)
-    if rel.startswith(_SAMPLE_INPUTS) and rel.endswith(".pt"):
-        if archive.getinfo(name).file_size > _MAX_SAMPLE_BYTES:
-            raise _refuse(path, name, "its sample inputs are larger than 256 MiB")
-        return _check_weights_only(path, name, archive.read(name))
-    raise _refuse(
-        path,
-        name,
-        "torch.export.save never writes it, and torch may execute it (AOTInductor "
-        "libraries, pickled objects, legacy weight files)",
-    )
-
-
-def _check_payload(path: str, archive: zipfile.ZipFile, name: str, file: str, prefix: str) -> None:
-    """A weights/constants config must list only raw tensors; raw tensor files are bytes."""
-    if file.startswith(prefix) and "/" not in file:
-        return
-    if not file.endswith("_config.json") or "/" in file:
-        raise _refuse(path, name, "it is not a raw tensor or a payload config")
-    try:
-        entries = json.loads(archive.read(name))["config"]
-        items = list(entries.items())
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise _refuse(path, name, "it is not a valid payload config") from None
-    for fqn, meta in items:
-        if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
-            raise _refuse(path, name, f"entry '{fqn}' is stored as a pickle")
-        if not str(meta.get("path_name", "")).startswith(prefix):
-            raise _refuse(path, name, f"entry '{fqn}' is not a plain tensor")
 
 
 def _check_weights_only(path: str, name: str, payload: bytes) -> None:
@@ -102,7 +126,7 @@ def _check_weights_only(path: str, name: str, payload: bytes) -> None:
 
 
 def _refuse(path: str, member: str, why: str) -> ModelLoadError:
-    return ModelLoadError(
+    return UnsafeModelError(
         f"Refusing to load '{path}': archive member '{member}' is unsafe ({why}). Loading it "
         f"could run code from the file. Re-save the model with torch.export.save. {_TRUST_HINT}"
     )

@@ -44,7 +44,7 @@ class TargetRuntime:
         artifact = self._lower(onnx_path, precision, folder)
         runner = self.target.open_runner(artifact.path, self.threads)
         self.proxy = runner.proxy_for is not None
-        return runner, artifact.path.stat().st_size
+        return runner, artifact.size_bytes
 
     def _lower(self, onnx_path: Path, precision: str, folder: Path):
         """With the run's target options; fp32 retries with defaults (e.g. an int8-only option)."""

@@ -15,6 +15,10 @@ class ModelLoadError(CompressError):
     """The model file is missing, truncated, corrupt or of an unsupported kind."""
 
 
+class UnsafeModelError(ModelLoadError):
+    """A model file that could run code when loaded: refused unless --trust-pickle is given."""
+
+
 class DataError(CompressError):
     """Calibration, evaluation or training data is missing, empty, malformed or non-finite."""
 

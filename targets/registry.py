@@ -20,6 +20,7 @@ TARGET_MODULES: dict[str, str] = {
     "onnx": "targets.onnx",
     "tflite": "targets.tflite",
     "tensorrt": "targets.tensorrt",
+    "openvino": "targets.openvino",
 }
 
 

@@ -11,6 +11,8 @@ import onnxslim
 
 from foundation.errors import ExportError
 
+CONTROL_FLOW = ("If", "Loop", "Scan")
+
 
 def cleanup_onnx(src: Path, dst: Path) -> dict:
     """Fold and simplify src into dst; return node counts before and after.
@@ -23,6 +25,7 @@ def cleanup_onnx(src: Path, dst: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folded = Path(tmp) / "folded.onnx"
         try:
+            src = _fold_branches_first(src, Path(tmp) / "branches.onnx")
             _ort_basic_optimize(src, folded)
             slim = onnxslim.slim(onnx.load(str(folded)))
         except Exception as exc:
@@ -36,6 +39,19 @@ def cleanup_onnx(src: Path, dst: Path) -> dict:
         "nodes_after": len(slim.graph.node),
         "batchnorm_left": counts.get("BatchNormalization", 0),
     }
+
+
+def _fold_branches_first(src: Path, dst: Path) -> Path:
+    """A graph with If/Loop/Scan is slimmed before onnxruntime's optimizer sees it.
+
+    onnxruntime 1.32's basic level crashed the process (SIGSEGV) inlining the constant-condition
+    Ifs of Silero VAD's shipped graph; onnxslim folds those branches in Python first.
+    """
+    model = onnx.load(str(src))
+    if not any(n.op_type in CONTROL_FLOW for n in model.graph.node):
+        return src
+    onnx.save(onnxslim.slim(model), str(dst))
+    return dst
 
 
 def _ort_basic_optimize(src: Path, dst: Path) -> None:

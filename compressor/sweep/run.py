@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from compressor.loading import check_model_file
 from compressor.recipe import check_file_code
 from compressor.sweep.backends import (
     SWEEP_EXTRA,
@@ -81,6 +82,9 @@ def plan_jobs(settings: SweepSettings, out_dir: Path) -> tuple[list[Job], list[s
         check_file_code(job.recipe, where, settings.allow_code)
     if settings.trust_pickle:
         jobs = [replace(j, recipe=replace(j.recipe, trust_pickle=True)) for j in jobs]
+    else:  # a hostile .pt2 fails the sweep (exit 2) before any job, not job by job
+        for model in sorted({j.recipe.model for j in jobs}):
+            check_model_file(model)
     return jobs, skipped
 
 

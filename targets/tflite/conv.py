@@ -9,21 +9,32 @@ from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import NHWC, Layout
-from targets.tflite.padding import pool_divisor, resolve_padding
+from targets.tflite.padding import auto_pads, pool_divisor, resolve_padding
 from targets.tflite.weights import bias_tensor, const_operand, float_source, weight_tensor
 from targets.tflite.writer import QuantParams
 
 CHANNELS_LAST = Layout(NHWC)
 
 
-def _spatial(node: Node, kernel: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
+def _spatial(
+    ctx: Lowering, node: Node, kernel: tuple[int, int]
+) -> tuple[list[int], list[int], list[int]]:
+    """strides, dilations and explicit [top, left, bottom, right] pads (auto_pad resolved)."""
     strides = list(node.attrs.get("strides", [1, 1]))
     dilations = list(node.attrs.get("dilations", [1, 1]))
     pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
-    if node.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
-        raise UnsupportedOp(
-            f"{node.op_type} '{node.name}': auto_pad SAME_* is not lowered to tflite; re-export with explicit pads."
-        )
+    auto_pad = node.attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        size = ctx.shape(node.inputs[0])[2:]
+        if None in size:
+            raise UnsupportedOp(
+                f"{node.op_type} '{node.name}': auto_pad {auto_pad} over a dynamic spatial size; "
+                "fix it with --input-shape."
+            )
+        pads = auto_pads(size, kernel, strides, dilations, auto_pad == "SAME_LOWER")
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
     return strides, dilations, pads
 
 
@@ -63,7 +74,7 @@ def lower_conv(ctx: Lowering, node: Node) -> None:
     weight = ctx.graph.float_const(node.inputs[1])
     out_ch, in_per_group, kh, kw = weight.shape
     group = int(node.attrs.get("group", 1))
-    strides, dilations, pads = _spatial(node, (kh, kw))
+    strides, dilations, pads = _spatial(ctx, node, (kh, kw))
     quantized = ctx.quantized(node)
     act, out_name = ctx.fuse_activation(node)
     x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
@@ -139,10 +150,15 @@ def lower_pool(ctx: Lowering, node: Node) -> None:
     """MaxPool/AveragePool → MAX_POOL_2D/AVERAGE_POOL_2D (pads, ceil_mode, count_include_pad)."""
     _check_4d(ctx, node)
     kernel = tuple(node.attrs["kernel_shape"])
-    strides, dilations, pads = _spatial(node, kernel)
+    strides, dilations, pads = _spatial(ctx, node, kernel)
     if dilations != [1, 1]:
         raise UnsupportedOp(
             f"{node.op_type} '{node.name}': dilated pooling is not lowered to tflite."
+        )
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise UnsupportedOp(
+            f"MaxPool '{node.name}': the Indices output (argmax, storage_order) is not lowered "
+            "to tflite."
         )
     is_max = node.op_type == "MaxPool"
     quantized = ctx.quantized(node)

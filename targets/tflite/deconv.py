@@ -24,7 +24,7 @@ def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
     _check_4d(ctx, node)
     group = int(node.attrs.get("group", 1))
     weight = _dilated(ctx.graph.float_const(node.inputs[1]), node)  # [C_in, C_out/g, kh, kw]
-    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+    pads = _pads(ctx, node, weight.shape[2:])
     quantized = ctx.quantized(node)
     x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
     out_shape = ctx.shape(node.outputs[0])
@@ -46,6 +46,29 @@ def lower_conv_transpose(ctx: Lowering, node: Node) -> None:
     result = outs[0] if group == 1 else _concat(ctx, raw, outs, quantized)
     if any(pads):
         _crop(ctx, node, result, pads)
+
+
+def _pads(ctx: Lowering, node: Node, kernel: tuple) -> list[int]:
+    """[top, left, bottom, right] crop of the full output: the pads attribute, or with
+    auto_pad SAME_* / output_shape the total the inferred output leaves, split as ONNX says
+    (SAME_UPPER: the odd one at the end)."""
+    auto_pad = node.attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad == "VALID":
+        return [0, 0, 0, 0]
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER") and "output_shape" not in node.attrs:
+        return list(node.attrs.get("pads", [0, 0, 0, 0]))
+    size, out = ctx.shape(node.inputs[0])[2:], ctx.shape(node.outputs[0])[2:]
+    strides = list(node.attrs.get("strides", [1, 1]))
+    extra = list(node.attrs.get("output_padding", [0, 0]))
+    begin, end = [], []
+    for axis in range(2):
+        full = strides[axis] * (size[axis] - 1) + extra[axis] + kernel[axis]
+        total = max(full - out[axis], 0)  # a larger output_shape grows like output_padding
+        small, large = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else large)
+        end.append(large if auto_pad == "SAME_UPPER" else small)
+    return begin + end
 
 
 def _dilated(weight: np.ndarray, node: Node) -> np.ndarray:

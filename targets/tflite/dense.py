@@ -16,25 +16,45 @@ from targets.tflite.writer import QuantParams
 def lower_gemm(ctx: Lowering, node: Node) -> None:
     """Gemm(A, B, C) with constant B → FULLY_CONNECTED (alpha/beta folded into the constants)."""
     if node.attrs.get("transA", 0):
-        raise UnsupportedOp(f"Gemm '{node.name}' has transA=1; the tflite target needs transA=0.")
+        node = _transposed_a(ctx, node)
     weight = _constant(ctx, node, 1) * float(node.attrs.get("alpha", 1.0))
     weight = weight if node.attrs.get("transB", 0) else weight.T
     bias = None
     if len(node.inputs) > 2 and node.inputs[2]:
-        bias = (_constant(ctx, node, 2) * float(node.attrs.get("beta", 1.0))).reshape(-1)
-        bias = np.broadcast_to(bias, (weight.shape[0],))
+        bias = _constant(ctx, node, 2) * float(node.attrs.get("beta", 1.0))
+        if bias.size not in (1, weight.shape[0]):
+            raise UnsupportedOp(
+                f"Gemm '{node.name}' adds a bias matrix {list(bias.shape)}, not a row; "
+                "FULLY_CONNECTED takes one bias per output."
+            )
+        bias = np.broadcast_to(bias.reshape(-1), (weight.shape[0],))
     _fully_connected(ctx, node, weight, bias)
+
+
+def _transposed_a(ctx: Lowering, node: Node) -> Node:
+    """Gemm with transA=1: A goes through one TRANSPOSE; the node reads that instead."""
+    source = ctx.get(node.inputs[0], PLAIN)
+    name = f"{node.name}/a_transposed"
+    ctx.graph.shapes[name] = tuple(reversed(source.shape))
+    out = ctx.new_value(name, ctx.graph.shapes[name], PLAIN, source.dtype, source.quant)
+    ctx.emit("TRANSPOSE", [source.tensor, ctx.shape_const(f"{name}/perm", [1, 0])], [out])
+    ctx.values[name] = out
+    attrs = {k: v for k, v in node.attrs.items() if k != "transA"}
+    return Node(node.op_type, node.name, [name, *node.inputs[1:]], node.outputs, attrs)
 
 
 def lower_matmul(ctx: Lowering, node: Node) -> None:
     """MatMul(A, B): constant 2-D B → FULLY_CONNECTED (keep_num_dims for rank > 2), else
     BATCH_MATMUL, with a transpose of the last two axes folded into adj_x / adj_y."""
-    if ctx.graph.is_const(node.inputs[1]) and ctx.graph.consts[node.inputs[1]].ndim == 2:
-        _fully_connected(ctx, node, _constant(ctx, node, 1).T, None)
-        return
-    ranks = [len(ctx.shape(n)) for n in node.inputs]
+    ranks = [
+        ctx.graph.consts[n].ndim if ctx.graph.is_const(n) else len(ctx.shape(n))
+        for n in node.inputs
+    ]
     if min(ranks) < 2:
         raise UnsupportedOp(f"MatMul '{node.name}' has a 1-D operand; tflite needs rank >= 2.")
+    if ctx.graph.is_const(node.inputs[1]) and ranks[1] == 2:
+        _fully_connected(ctx, node, _constant(ctx, node, 1).T, None)
+        return
     quantized = ctx.quantized(node) and not any(ctx.graph.is_const(n) for n in node.inputs)
     dtype = "int8" if quantized else "float32"
     operands, adjoint = [], []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from foundation.errors import UnsupportedOp
 from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
@@ -107,6 +108,9 @@ def _float_island(ctx: Lowering, node: Node, op: str) -> None:
 def lower_clip(ctx: Lowering, node: Node) -> None:
     """Clip → RELU6 / RELU_N1_TO_1 / RELU when the bounds match, else MAXIMUM + MINIMUM."""
     bounds = legalize.clip_bounds(node, ctx.graph)
+    if bounds == (-np.inf, np.inf):  # no bounds: the input itself
+        lower_identity(ctx, node)
+        return
     if bounds is None:
         lower_clip_runtime(ctx, node)
         return
@@ -137,7 +141,11 @@ def _clamp(ctx: Lowering, node: Node, x: Value, bounds: tuple[float, float]) -> 
 
 
 def lower_prelu(ctx: Lowering, node: Node) -> None:
-    """PRelu → PRELU with the slope laid out like the input."""
+    """PRelu → PRELU with the slope laid out like the input (a runtime slope: in float)."""
+    if not ctx.graph.is_const(node.inputs[1]):
+        layout, inputs = operands(ctx, node, node.inputs[:2])
+        ctx.emit("PRELU", inputs, [ctx.output(node.outputs[0], layout, False)])
+        return
     quantized = ctx.quantized(node)
     x = ctx.get(
         node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8" if quantized else "float32"
@@ -197,5 +205,18 @@ def lower_requantize(ctx: Lowering, node: Node) -> None:
 
 
 def lower_identity(ctx: Lowering, node: Node) -> None:
-    """Identity/Dropout: the output is the input's TFLite tensor."""
+    """Identity: the output is the input's TFLite tensor."""
     ctx.values[node.outputs[0]] = ctx.values[node.inputs[0]]
+
+
+def lower_dropout(ctx: Lowering, node: Node) -> None:
+    """Dropout at inference is the identity; training mode and the mask output are refused."""
+    training = node.inputs[2] if len(node.inputs) > 2 else ""
+    if training and (not ctx.graph.is_const(training) or ctx.graph.consts[training].any()):
+        raise UnsupportedOp(
+            f"Dropout '{node.name}' may run in training mode (training_mode input "
+            f"'{training}'); tflite lowers inference Dropout only."
+        )
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise UnsupportedOp(f"Dropout '{node.name}': the mask output is not lowered to tflite.")
+    lower_identity(ctx, node)

@@ -17,7 +17,7 @@ from targets.tflite.layout import NHWC, PLAIN, Layout, transpose_perm
 from targets.tflite.writer import FlatModelBuilder, QuantParams, make_options
 
 # Tensor dtypes that are data, not quantized values: ops read them as they are.
-NON_FLOAT = {"int32", "int64", "bool"}
+NON_FLOAT = {"int32", "int64", "bool", "uint8"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class LoweringOptions:
     precision: str = "fp32"
     nhwc_io: bool = False
     int8_io: bool = False
+    lstm: str = "auto"
 
 
 @dataclass

@@ -27,10 +27,13 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
     options = ctx.options_of("GatherOptions", axis=axis)
     if not ctx.graph.is_const(node.inputs[1]):
         data = _gather_data(ctx, node)
+        ids = _wrapped_ids(ctx, node, data.shape[axis])
         out = ctx.output(node.outputs[0], PLAIN, data.quant is not None, data.quant)
-        ctx.emit("GATHER", [data.tensor, ctx.get(node.inputs[1]).tensor], [out], options)
+        ctx.emit("GATHER", [data.tensor, ids], [out], options)
         return
     indices = ctx.graph.consts[node.inputs[1]].astype(np.int64)
+    if in_shape[axis] is not None:  # GATHER reads negative indices as out of bounds
+        indices = indices % in_shape[axis]
     if rank == 1 and np.array_equal(indices.reshape(-1), np.arange(in_shape[0] or -1)):
         _reshape(ctx, node, PLAIN, PLAIN)
         return
@@ -41,6 +44,18 @@ def lower_gather(ctx: Lowering, node: Node) -> None:
     out = ctx.output(node.outputs[0], PLAIN, x.quant is not None, x.quant)
     index = ctx.const(f"{node.name}/indices", indices.astype(np.int32), "int32")
     ctx.emit("GATHER", [x.tensor, index], [out], options)
+
+
+def _wrapped_ids(ctx: Lowering, node: Node, size: int | None) -> int:
+    """Runtime ids with ONNX's negative indices wrapped (FLOOR_MOD by the axis length):
+    TFLite's GATHER fails on a negative index."""
+    ids = ctx.get(node.inputs[1])
+    if size is None:
+        return ids.tensor
+    length = ctx.const(f"{node.name}/length", np.array([size], ids.dtype), ids.dtype)
+    return ctx.step(
+        "FLOOR_MOD", [ids.tensor, length], f"{node.name}/ids", ids, dtype=ids.dtype
+    ).tensor
 
 
 def lower_gather_nd(ctx: Lowering, node: Node) -> None:
@@ -96,8 +111,9 @@ def _select(ctx: Lowering, node: Node, axis: int, index: int) -> None:
 def lower_reduce(ctx: Lowering, node: Node) -> None:
     """ReduceSum/ReduceMin/ReduceProd → SUM/REDUCE_MIN/REDUCE_PROD; ReduceL2 → sqrt(sum(x²))."""
     rank = len(ctx.shape(node.inputs[0]))
+    refuse_bool_reduce(ctx, node)
     axes = _axes(ctx, node, rank)
-    if axes is None:
+    if not axes:
         if node.attrs.get("noop_with_empty_axes", 0):
             ctx.values[node.outputs[0]] = ctx.get(node.inputs[0], None, "float32")
             return
@@ -122,45 +138,57 @@ def lower_reduce(ctx: Lowering, node: Node) -> None:
     ctx.emit(op, [source, axis_tensor], [out], options)
 
 
+def refuse_bool_reduce(ctx: Lowering, node: Node) -> None:
+    """TFLite's reductions have no bool kernels (ONNX's ReduceMax/Min on bool is any/all)."""
+    if ctx.plain_dtype(node.inputs[0]) == "bool":
+        raise UnsupportedOp(f"{node.op_type} '{node.name}' reduces bools; tflite cannot.")
+
+
 def lower_arg_extreme(ctx: Lowering, node: Node) -> None:
-    """ArgMax/ArgMin → ARG_MAX/ARG_MIN (int64 indices; keepdims via a RESHAPE)."""
-    if node.attrs.get("select_last_index", 0):
-        raise UnsupportedOp(
-            f"{node.op_type} '{node.name}' selects the last index; tflite picks the first."
-        )
+    """ArgMax/ArgMin → ARG_MAX/ARG_MIN (int64 indices; keepdims via a RESHAPE). ONNX's
+    select_last_index: the same op over the axis reversed (REVERSE_V2), index n − 1 − i."""
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", 0)) % rank
     x = ctx.get(node.inputs[0], PLAIN, "float32")
-    op = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
-    name = node.outputs[0]
-    reduced = tuple(d for i, d in enumerate(x.shape) if i != axis)
+    last = bool(node.attrs.get("select_last_index", 0))
+    if last and x.shape[axis] is None:
+        raise UnsupportedOp(f"{node.op_type} '{node.name}': select_last_index on a dynamic axis.")
     axis_tensor = ctx.const(f"{node.name}/axis", np.array([axis], np.int32), "int32")
+    if last:
+        x = ctx.step(
+            "REVERSE_V2", [x.tensor, axis_tensor], f"{node.name}/reversed", x, dtype=x.dtype
+        )
+    op = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
     kind = "ArgMaxOptions" if op == "ARG_MAX" else "ArgMinOptions"
     options = ctx.options_of(kind, outputType=TENSOR_TYPES["int64"])
-    if not node.attrs.get("keepdims", 1):
-        out = ctx.output(name, PLAIN, False)
-        ctx.emit(op, [x.tensor, axis_tensor], [out], options)
-        return
+    reduced = tuple(d for i, d in enumerate(x.shape) if i != axis)
     like = Value(x.tensor, PLAIN, "int64", None, reduced)
     flat = ctx.step(op, [x.tensor, axis_tensor], f"{node.name}/flat", like, options, "int64")
-    out = ctx.output(name, PLAIN, False)
-    dims = [-1 if d is None else int(d) for d in ctx.shape(name)]
+    if last:
+        top = ctx.const(f"{node.name}/top", np.array([x.shape[axis] - 1], np.int64), "int64")
+        flat = ctx.step("SUB", [top, flat.tensor], f"{node.name}/from_end", flat, dtype="int64")
+    out = ctx.output(node.outputs[0], PLAIN, False)
+    dims = [-1 if d is None else int(d) for d in ctx.shape(node.outputs[0])]
+    options = ctx.options_of("ReshapeOptions", newShape=dims)
     shape = ctx.shape_const(f"{node.name}/shape", dims)
-    ctx.emit(
-        "RESHAPE", [flat.tensor, shape], [out], ctx.options_of("ReshapeOptions", newShape=dims)
-    )
+    ctx.emit("RESHAPE", [flat.tensor, shape], [out], options)
 
 
 def lower_topk(ctx: Lowering, node: Node) -> None:
     """TopK (largest, sorted, last axis) → TOPK_V2; indices cast to ONNX's int64."""
     rank = len(ctx.shape(node.inputs[0]))
-    if int(node.attrs.get("axis", -1)) % rank != rank - 1 or not node.attrs.get("largest", 1):
-        raise UnsupportedOp(
-            f"TopK '{node.name}': tflite's TOPK_V2 takes the largest over the last axis."
-        )
+    if int(node.attrs.get("axis", -1)) % rank != rank - 1:
+        raise UnsupportedOp(f"TopK '{node.name}': tflite's TOPK_V2 works over the last axis.")
+    if not ctx.graph.is_const(node.inputs[1]):
+        raise UnsupportedOp(f"TopK '{node.name}' has a runtime k; tflite needs a constant.")
     k = int(ctx.graph.consts[node.inputs[1]].reshape(-1)[0])
     x = ctx.get(node.inputs[0], PLAIN, "float32")
-    values = ctx.output(node.outputs[0], PLAIN, False)
+    smallest = not node.attrs.get("largest", 1)
+    if smallest:  # the k largest of −x, negated back
+        x = ctx.step("NEG", [x.tensor], f"{node.name}/negated", x, dtype=x.dtype)
+        name = f"{node.name}/negated_values"
+        ctx.graph.shapes[name] = ctx.shape(node.outputs[0])
+    values = ctx.output(name if smallest else node.outputs[0], PLAIN, False)
     index_shape = ctx.shape(node.outputs[1])
     index32 = ctx.new_value(f"{node.name}/indices32", index_shape, PLAIN, "int32", None)
     ctx.emit(
@@ -168,6 +196,8 @@ def lower_topk(ctx: Lowering, node: Node) -> None:
         [x.tensor, ctx.const(f"{node.name}/k", np.array(k, np.int32), "int32")],
         [values, index32],
     )
+    if smallest:
+        ctx.emit("NEG", [values.tensor], [ctx.output(node.outputs[0], PLAIN, False)])
     out = ctx.output(node.outputs[1], PLAIN, False)
     options = ctx.options_of(
         "CastOptions", inDataType=TENSOR_TYPES["int32"], outDataType=TENSOR_TYPES["int64"]

@@ -18,11 +18,13 @@ import onnx
 from foundation.errors import UnsupportedOp
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.tflite.batch import fix_batch, identity_gathers, rewrite_identity_gathers
+from targets.tflite.branches import fold_branches, has_control_flow
 from targets.tflite.capabilities import CAPABILITIES
 from targets.tflite.conv1d import rewrite_1d
-from targets.tflite.emit import Lowering, LoweringOptions
+from targets.tflite.emit import Lowering, LoweringOptions, Value
 from targets.tflite.fuse import fuse_gelu, fuse_hard_swish
-from targets.tflite.graph import OnnxGraph, load_graph
+from targets.tflite.graph import Node, OnnxGraph, load_graph
+from targets.tflite.guards import check_graph, check_io, upgrade_opset
 from targets.tflite.layout import PLAIN, layout_for_rank
 from targets.tflite.options import TfliteOptions
 from targets.tflite.qdq import QDQ_OPS, fold_qdq
@@ -60,6 +62,9 @@ class TfliteTarget(Target):
         elapsed = time.perf_counter() - started
         dst = work / "model.tflite"
         dst.write_bytes(data)
+        from targets.tflite.runner import check_opens
+
+        check_opens(dst)
         info = _info(ctx, elapsed, options)
         return Artifact(dst, self.name, precision, info=info, lowering=tensor_places(ctx))
 
@@ -79,8 +84,14 @@ class TfliteTarget(Target):
 
 def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -> Lowering:
     """Lower an ONNX model in memory; raises UnsupportedOp before anything is written."""
+    model, upgrade_notes = upgrade_opset(model)
+    check_io(model)
     graph, notes = _prepare(model)
-    ctx = Lowering(graph, LoweringOptions(precision, options.nhwc_io, options.int8_io))
+    check_graph(graph)
+    notes = upgrade_notes + notes
+    ctx = Lowering(
+        graph, LoweringOptions(precision, options.nhwc_io, options.int8_io, options.lstm)
+    )
     ctx.notes.extend(notes)
     if graph.unquantizable:
         ctx.notes.append(
@@ -92,7 +103,7 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     _lower_inputs(ctx)
     for node in graph.nodes:
         if node.name not in ctx.fused:
-            RULES[node.op_type](ctx, node)
+            _apply_rule(ctx, node)
             for name in node.outputs:
                 ctx.settle(name, node.op_type in FIXED_OUTPUT_OPS)
     _lower_outputs(ctx)
@@ -100,8 +111,28 @@ def lower_onnx(model: onnx.ModelProto, precision: str, options: TfliteOptions) -
     return ctx
 
 
+def _apply_rule(ctx: Lowering, node: Node) -> None:
+    """Run the node's rule; a rule reading a runtime input as a constant (weights, pads,
+    axes, scales fed as graph inputs) refuses the node by name instead of crashing."""
+    try:
+        RULES[node.op_type](ctx, node)
+    except KeyError as exc:
+        name = exc.args[0] if exc.args else None
+        if name not in node.inputs or ctx.graph.is_const(name):
+            raise
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' needs input '{name}' as a constant; it is computed "
+            "at run time. Fold it into the model (e.g. make it an initializer)."
+        ) from exc
+
+
 def _prepare(model: onnx.ModelProto) -> tuple[OnnxGraph, list[str]]:
-    """Decode, fold Q/DQ and fuse; resolve index arithmetic on the dynamic batch (batch.py)."""
+    """Decode, fold Q/DQ and fuse; inline decidable Ifs (branches.py); resolve index
+    arithmetic on the dynamic batch (batch.py)."""
+    if has_control_flow(model):
+        model, branch_notes = fold_branches(model)
+        graph, notes = _prepare(model)
+        return graph, branch_notes + notes
     graph = _folded(model)
     unsupported = {n.op_type for n in graph.nodes if n.op_type not in RULES}
     if not unsupported and _needs_static_batch(graph):
@@ -182,14 +213,24 @@ def _lower_outputs(ctx: Lowering) -> None:
         layout = layout_for_rank(rank) if ctx.options.nhwc_io else PLAIN
         keep_int8 = ctx.options.int8_io and value.dtype == "int8"
         value = ctx.get(internal, layout, "int8" if keep_int8 else "float32")
-        if value.tensor in used:
-            raise UnsupportedOp(
-                f"Output '{public}' is an input or another output; tflite needs distinct tensors."
-            )
+        if value.tensor in used:  # an input or another output: a copy of its own
+            value = _copy(ctx, public, value)
         used.add(value.tensor)
         ctx.builder.tensors[value.tensor].name = public
         ctx.builder.outputs.append((public, value.tensor))
         ctx.public_layouts[value.tensor] = value.layout
+
+
+def _copy(ctx: Lowering, name: str, value: Value) -> Value:
+    """A RESHAPE to the same shape: a distinct tensor holding value (TFLite's graph outputs
+    must differ from its inputs and from each other)."""
+    dims = [-1 if d is None else int(d) for d in value.layout.shape(value.shape)]
+    copy = ctx.new_value(f"{name}/copy", value.shape, value.layout, value.dtype, value.quant)
+    options = ctx.options_of("ReshapeOptions", newShape=dims)
+    ctx.emit(
+        "RESHAPE", [value.tensor, ctx.shape_const(f"{name}/copy_shape", dims)], [copy], options
+    )
+    return copy
 
 
 def _record_io_layout(ctx: Lowering) -> None:

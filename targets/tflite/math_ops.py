@@ -50,9 +50,15 @@ ERF_P = 0.3275911
 ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
+def _gelu_options(ctx: Lowering, node: Node) -> tuple[int, object]:
+    """GELU exact or with ONNX's approximate='tanh' (TFLite's approximate flag)."""
+    approximate = node.attrs.get("approximate", b"none") in (b"tanh", "tanh")
+    return ctx.options_of("GeluOptions", approximate=approximate)
+
+
 def _emit_as(ctx: Lowering, node: Node, op: str, inputs: list[int], layout: Layout) -> Value:
     out = ctx.output(node.outputs[0], layout, False)
-    options = ctx.options_of("GeluOptions", approximate=False) if op == "GELU" else None
+    options = _gelu_options(ctx, node) if op == "GELU" else None
     ctx.emit(op, inputs, [out], options)
     return out
 
@@ -62,8 +68,6 @@ def lower_unary_math(ctx: Lowering, node: Node) -> None:
     if node.op_type == "Elu" and float(node.attrs.get("alpha", 1.0)) != 1.0:
         _scaled_elu(ctx, node, float(node.attrs["alpha"]), 1.0)
         return
-    if node.op_type == "Gelu" and node.attrs.get("approximate", b"none") in (b"tanh", "tanh"):
-        raise UnsupportedOp(f"Gelu '{node.name}' uses the tanh approximation; export exact GELU.")
     if node.op_type in INT8_UNARY and ctx.quantized(node):
         _int8_unary(ctx, node)
         return
@@ -75,7 +79,7 @@ def _int8_unary(ctx: Lowering, node: Node) -> None:
     """An op with an int8 kernel that takes any output params (GELU): stays integer."""
     x = ctx.get(node.inputs[0], ctx.preferred_layout(node.inputs[0]), "int8")
     out = ctx.output(node.outputs[0], x.layout, True)
-    options = ctx.options_of("GeluOptions", approximate=False) if node.op_type == "Gelu" else None
+    options = _gelu_options(ctx, node) if node.op_type == "Gelu" else None
     ctx.emit(UNARY[node.op_type], [x.tensor], [out], options)
 
 
@@ -90,8 +94,43 @@ def lower_binary_math(ctx: Lowering, node: Node) -> None:
         if exponent.size == 1 and float(exponent[0]) in POW_SHORTCUTS:
             _pow_shortcut(ctx, node, POW_SHORTCUTS[float(exponent[0])])
             return
+    if node.op_type == "Pow":
+        _lower_pow(ctx, node)
+        return
     layout, inputs = operands(ctx, node, node.inputs)
     _emit_as(ctx, node, BINARY[node.op_type], inputs, layout)
+
+
+def _lower_pow(ctx: Lowering, node: Node) -> None:
+    """POW needs both operands of the base's type (float32 or int32): a constant exponent is
+    converted, a runtime one goes through CAST."""
+    base, exponent = node.inputs
+    dtype = ctx.plain_dtype(base) if not ctx.graph.is_const(base) else "float32"
+    if dtype not in ("float32", "int32"):
+        raise UnsupportedOp(f"Pow '{node.name}' on {dtype}; tflite's POW takes float32 or int32.")
+    layout, inputs = operands(ctx, node, [base])
+    if ctx.graph.is_const(exponent):
+        array = ctx.graph.float_const(exponent).astype(dtype)
+        rank = len(ctx.shape(node.outputs[0]))
+        array = array.reshape((1,) * (rank - array.ndim) + array.shape)
+        inputs.append(ctx.const(f"{node.name}/exponent", layout.apply(array), dtype))
+    else:
+        value = ctx.get(
+            exponent,
+            layout if len(ctx.shape(exponent)) == len(ctx.shape(base)) else None,
+            "float32",
+        )
+        if value.dtype != dtype:
+            cast = ctx.new_value(f"{node.name}/exponent", value.shape, value.layout, dtype, None)
+            options = ctx.options_of(
+                "CastOptions",
+                inDataType=TENSOR_TYPES[value.dtype],
+                outDataType=TENSOR_TYPES[dtype],
+            )
+            ctx.emit("CAST", [value.tensor], [cast], options)
+            value = cast
+        inputs.append(value.tensor)
+    _emit_as(ctx, node, "POW", inputs, layout)
 
 
 def _pow_shortcut(ctx: Lowering, node: Node, op: str | None) -> None:

@@ -43,6 +43,9 @@ def _normalized(
     var = ctx.step("MEAN", [square.tensor, *reduce], f"{tag}/var", x, keep, shape=mean_shape)
     var = ctx.step("ADD", [var.tensor, ctx.scalar(f"{tag}/eps", epsilon)], f"{tag}/vareps", var)
     inv = ctx.step("RSQRT", [var.tensor], f"{tag}/rsqrt", var)
+    for index, value in ((1, mean), (2, inv)):  # LayerNormalization's Mean and InvStdDev
+        if len(node.outputs) > index and node.outputs[index]:
+            ctx.values[node.outputs[index]] = value
     return x, ctx.step("MUL", [centered.tensor, inv.tensor], f"{tag}/normed", x)
 
 
@@ -60,10 +63,6 @@ def _affine(ctx: Lowering, node: Node, normed: Value, scale: int, bias: int | No
 
 def lower_layer_norm(ctx: Lowering, node: Node) -> None:
     """LayerNormalization over axes [axis, rank) in the input's layout."""
-    if len(node.outputs) > 1 and any(node.outputs[1:]):
-        raise UnsupportedOp(
-            f"LayerNormalization '{node.name}': mean/inv-std outputs are not lowered."
-        )
     rank = len(ctx.shape(node.inputs[0]))
     axis = int(node.attrs.get("axis", -1)) % rank
     layout = ctx.preferred_layout(node.inputs[0])

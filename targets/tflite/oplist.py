@@ -29,6 +29,9 @@ GROUPS = {
     "recurrent": "recurrent",
     "index_ops": "index, reduction and rearrangement",
     "shape_ops": "shape and data movement",
+    "pad_ops": "shape and data movement",
+    "resize": "shape and data movement",
+    "variadic": "math, comparison and logic",
 }
 INTERNAL = {"Requantize"}
 

@@ -28,6 +28,22 @@ def same_pads(
     return begin + end
 
 
+def auto_pads(
+    size: tuple, kernel: tuple, strides: list[int], dilations: list[int], lower: bool
+) -> list[int]:
+    """ONNX auto_pad SAME_UPPER (odd pad at the end) / SAME_LOWER (at the start) as explicit
+    [top, left, bottom, right] pads: the output is ceil(size / stride)."""
+    begin, end = [], []
+    for axis in range(2):
+        effective = (kernel[axis] - 1) * dilations[axis] + 1
+        out = -(-size[axis] // strides[axis])
+        total = max((out - 1) * strides[axis] + effective - size[axis], 0)
+        small, large = total // 2, total - total // 2
+        begin.append(large if lower else small)
+        end.append(small if lower else large)
+    return begin + end
+
+
 def resolve_padding(
     size: tuple,
     kernel: tuple,

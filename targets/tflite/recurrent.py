@@ -1,56 +1,106 @@
-"""Recurrent layers: LSTM → UNIDIRECTIONAL_SEQUENCE_LSTM, GRU → unrolled FULLY_CONNECTED steps.
+"""Recurrent layers: LSTM → UNIDIRECTIONAL_SEQUENCE_LSTM or unrolled steps, GRU → unrolled steps.
 
-LSTM: ONNX's gate blocks (i, o, f, c) are remapped to TFLite's (i, f, c, o), biases are Wb + Rb,
-h and c are variable tensors (zero at start; the runner resets them before every run), and a
-bidirectional layer is two ops, the backward one on the time-reversed input. In `dynamic` and
-`int8` modes the LSTM weights are int8 (per tensor) with float activations: LiteRT's hybrid
-kernel. GRU has no TFLite builtin: each time step is FULLY_CONNECTED + LOGISTIC/TANH + MUL/ADD.
+LSTM with a zero (or absent) initial state whose final cell state Y_c is not read: ONNX's gate
+blocks (i, o, f, c) are remapped to TFLite's (i, f, c, o), biases are Wb + Rb, h and c are
+variable tensors (zero at start; the runner resets them before every run), and a bidirectional
+layer is two ops, the backward one on the time-reversed input. In `dynamic` and `int8` modes
+the LSTM weights are int8 (per tensor) with float activations: LiteRT's hybrid kernel.
+Everything else — an initial state that is a graph input (streaming models carry it from run
+to run), a read Y_c, clip, input_forget, Relu activations — and every GRU (no TFLite builtin)
+is unrolled over its static time steps (recurrent_cells.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from foundation.errors import UnsupportedOp
-from targets.tflite.dense import fc_version
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
-from targets.tflite.layout import PLAIN
-from targets.tflite.weights import bias_tensor, quantize_symmetric, weight_tensor
+from targets.tflite.layout import PLAIN, Layout
+from targets.tflite.recurrent_builtin import builtin_run
+from targets.tflite.recurrent_cells import (
+    GruCell,
+    LstmCell,
+    activation_ops,
+    run_cell,
+    unpack_steps,
+)
 
-# ONNX LSTM gate blocks are i, o, f, c; TFLite's inputs go i, f, c, o.
-LSTM_GATES = (0, 2, 3, 1)
-# ONNX peephole P is (i, o, f); TFLite's cell_to_* inputs go i, f, o.
-PEEPHOLES = (0, 2, 1)
-LSTM_INPUTS = 24
-HYBRID_LSTM_VERSION = 2
+DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh")}
+INITIAL_H, INITIAL_C, SEQUENCE_LENS = 5, 6, 4
 
 
-def _check(ctx: Lowering, node: Node, defaults: tuple[str, ...]) -> None:
-    """Refuse what the lowering does not map: batch-major layout, sequence lengths, clip,
-    non-default activations, runtime weights or a non-zero initial state, a dynamic batch."""
-    acts = tuple(
-        a.decode() if isinstance(a, bytes) else a for a in node.attrs.get("activations", defaults)
-    )
+@dataclass(frozen=True)
+class Run:
+    """One direction's result: Y [seq, batch, hidden] in time order, final h and c."""
+
+    y: Value
+    h: Value
+    c: Value | None
+
+
+def _input(node: Node, index: int) -> str:
+    return node.inputs[index] if len(node.inputs) > index else ""
+
+
+def _read(ctx: Lowering, node: Node, index: int) -> bool:
+    """True when output `index` exists and something reads it (a node or the graph)."""
+    name = node.outputs[index] if len(node.outputs) > index else ""
+    return bool(name) and (bool(ctx.consumers.get(name)) or name in ctx.graph_outputs)
+
+
+def _attrs(node: Node) -> dict:
+    """Attributes with decoded activations; per-direction lists of an ONNX bidirectional
+    layer (forward then reverse functions) must repeat the same functions."""
+    attrs = dict(node.attrs)
+    names = tuple(a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", ()))
+    per_direction = len(DEFAULT_ACTIVATIONS[node.op_type])
+    names = names or DEFAULT_ACTIVATIONS[node.op_type]
+    if len(names) > per_direction and names[per_direction:] != names[:per_direction]:
+        raise UnsupportedOp(
+            f"{node.op_type} '{node.name}' uses different activations per direction {names}; "
+            "tflite lowers one set for both."
+        )
+    attrs["activation_names"] = names[:per_direction]
+    attrs["activations"] = activation_ops(node.name, names[:per_direction])
+    return attrs
+
+
+def _check(ctx: Lowering, node: Node) -> None:
+    """Refuse what the lowering does not map: batch-major layout, ragged sequence lengths,
+    runtime weights, a dynamic batch or sequence."""
+    seq = ctx.shape(node.inputs[0])[1 if _batch_major(node) else 0]
+    lens = _input(node, SEQUENCE_LENS)
     problems = {
-        "layout=1": node.attrs.get("layout", 0),
-        "sequence_lens": len(node.inputs) > 4 and node.inputs[4],
-        "clip": "clip" in node.attrs,
-        "input_forget": node.attrs.get("input_forget", 0),
-        f"activations {acts}": acts != defaults,
+        "sequence_lens that are not all the full length": lens
+        and not (ctx.graph.is_const(lens) and np.all(ctx.graph.consts[lens] == seq)),
         "runtime weights": not all(ctx.graph.is_const(n) for n in node.inputs[1:3]),
         "a dynamic batch or sequence (fix it with --input-shape)": None
         in ctx.shape(node.inputs[0]),
     }
-    for index in (5, 6):
-        name = node.inputs[index] if len(node.inputs) > index else ""
-        if name and (not ctx.graph.is_const(name) or np.any(ctx.graph.float_const(name))):
-            problems["a non-zero initial state"] = True
     found = [what for what, bad in problems.items() if bad]
     if found:
         raise UnsupportedOp(
             f"{node.op_type} '{node.name}' has {', '.join(found)}; tflite cannot lower it."
         )
+
+
+def _batch_major(node: Node) -> bool:
+    """layout=1: X [batch, seq, in], states [batch, dirs, hidden], Y [batch, seq, dirs, hidden]."""
+    return bool(node.attrs.get("layout", 0))
+
+
+def _time_major(ctx: Lowering, node: Node, name: str) -> Value:
+    """Input `name` (X or a state) with its first two axes in ONNX's time-major order: as it
+    is for layout=0, through one TRANSPOSE for layout=1."""
+    if not _batch_major(node):
+        return ctx.get(name, PLAIN, "float32")
+    value = ctx.get(name, Layout((1, 0, 2)), "float32")
+    shape = (value.shape[1], value.shape[0], value.shape[2])
+    return Value(value.tensor, PLAIN, value.dtype, value.quant, shape)
 
 
 def _directions(node: Node) -> list[bool]:
@@ -67,69 +117,39 @@ def _reshape(ctx: Lowering, tag: str, value: Value, shape: tuple) -> Value:
     return ctx.step("RESHAPE", inputs, tag, value, options, shape=tuple(shape))
 
 
-def _reverse(ctx: Lowering, tag: str, value: Value) -> Value:
-    axis = ctx.const(f"{tag}/axis", np.array([0], np.int32), "int32")
-    return ctx.step("REVERSE_V2", [value.tensor, axis], tag, value)
-
-
-def _finish(ctx: Lowering, name: str, parts: list[Value], axis: int) -> None:
-    """Register ONNX output `name` as the concatenation of parts (or the only part)."""
+def _finish(ctx: Lowering, name: str, parts: list[Value], axis: int, layout: Layout) -> None:
+    """Register ONNX output `name` as the concatenation of parts (or the only part), laid out
+    time-major (`layout` maps a batch-major ONNX output onto it; readers absorb it)."""
     if not name:
         return
-    out = ctx.output(name, PLAIN, False)
+    out = ctx.output(name, layout, False)
     if len(parts) == 1:
-        shape = ctx.shape_const(f"{name}/shape", list(out.shape))
-        options = ctx.options_of("ReshapeOptions", newShape=list(out.shape))
+        dims = [int(d) for d in layout.shape(out.shape)]
+        shape = ctx.shape_const(f"{name}/shape", dims)
+        options = ctx.options_of("ReshapeOptions", newShape=dims)
         ctx.emit("RESHAPE", [parts[0].tensor, shape], [out], options)
         return
     options = ctx.options_of("ConcatenationOptions", axis=axis)
     ctx.emit("CONCATENATION", [p.tensor for p in parts], [out], options)
 
 
-def _last_step(ctx: Lowering, tag: str, sequence: Value) -> Value:
-    """sequence[-1:] of a [seq, batch, hidden] tensor."""
-    seq, batch, hidden = sequence.shape
-    inputs = [sequence.tensor] + [
-        ctx.shape_const(f"{tag}/{k}", v)
-        for k, v in (
-            ("begin", [seq - 1, 0, 0]),
-            ("end", [seq, batch, hidden]),
-            ("strides", [1, 1, 1]),
-        )
-    ]
-    return ctx.step(
-        "STRIDED_SLICE",
-        inputs,
-        tag,
-        sequence,
-        ctx.options_of("StridedSliceOptions"),
-        shape=(1, batch, hidden),
-    )
-
-
-def _outputs(ctx: Lowering, node: Node, runs: list[tuple[Value, bool]]) -> None:
-    """Y [seq, dirs, batch, hidden] and Y_h [dirs, batch, hidden] from each direction's run."""
-    ys, last = [], []
-    for index, (run, reversed_) in enumerate(runs):
+def _outputs(ctx: Lowering, node: Node, runs: list[Run]) -> None:
+    """Y [seq, dirs, batch, hidden], Y_h and Y_c [dirs, batch, hidden] from each direction."""
+    ys, hs, cs = [], [], []
+    for index, run in enumerate(runs):
         tag = f"{node.name}/dir{index}"
-        last.append(_last_step(ctx, f"{tag}/last", run))
-        ordered = _reverse(ctx, f"{tag}/unreversed", run) if reversed_ else run
-        seq, batch, hidden = run.shape
-        ys.append(_reshape(ctx, f"{tag}/y", ordered, (seq, 1, batch, hidden)))
-    _finish(ctx, node.outputs[0] if node.outputs else "", ys, 1)
-    _finish(ctx, node.outputs[1] if len(node.outputs) > 1 else "", last, 0)
-    if len(node.outputs) > 2 and node.outputs[2] and ctx.consumers.get(node.outputs[2]):
-        raise UnsupportedOp(
-            f"{node.op_type} '{node.name}': the final cell state Y_c is not lowered."
-        )
-
-
-def _lstm_weight(ctx: Lowering, tag: str, array: np.ndarray) -> int:
-    """A gate matrix: int8 per tensor (hybrid kernel) in dynamic/int8 modes, else as weights go."""
-    if ctx.options.precision in ("dynamic", "int8"):
-        q, params = quantize_symmetric(array, None)
-        return ctx.const(tag, q, "int8", params)
-    return weight_tensor(ctx, tag, np.ascontiguousarray(array), 0)[0]
+        seq, batch, hidden = run.y.shape
+        ys.append(_reshape(ctx, f"{tag}/y", run.y, (seq, 1, batch, hidden)))
+        hs.append(_reshape(ctx, f"{tag}/yh", run.h, (1, batch, hidden)))
+        if run.c is not None:
+            cs.append(_reshape(ctx, f"{tag}/yc", run.c, (1, batch, hidden)))
+    names = [node.outputs[i] if len(node.outputs) > i else "" for i in range(3)]
+    major = _batch_major(node)
+    y_layout, state_layout = (Layout((1, 2, 0, 3)), Layout((1, 0, 2))) if major else (PLAIN, PLAIN)
+    _finish(ctx, names[0], ys, 1, y_layout)
+    _finish(ctx, names[1], hs, 0, state_layout)
+    if _read(ctx, node, 2):
+        _finish(ctx, names[2], cs, 0, state_layout)
 
 
 def _weights(
@@ -138,169 +158,89 @@ def _weights(
     """Hidden size, W, R and bias (zeros when absent) of an ONNX LSTM (4 gates) or GRU (3)."""
     hidden = int(node.attrs["hidden_size"])
     w, r = ctx.graph.float_const(node.inputs[1]), ctx.graph.float_const(node.inputs[2])
-    if len(node.inputs) > 3 and node.inputs[3]:
+    if _input(node, 3):
         return hidden, w, r, ctx.graph.float_const(node.inputs[3])
     return hidden, w, r, np.zeros((w.shape[0], 2 * gates * hidden), np.float32)
 
 
+def _zero_state(ctx: Lowering, name: str) -> bool:
+    return not name or (ctx.graph.is_const(name) and not np.any(ctx.graph.float_const(name)))
+
+
+def _initial_states(ctx: Lowering, node: Node, index: int, dirs: int) -> list[Value | None]:
+    """Per direction, the initial state input `index` as [batch, hidden] (None when zero)."""
+    name = _input(node, index)
+    if _zero_state(ctx, name):
+        return [None] * dirs
+    if ctx.graph.is_const(name):
+        array = ctx.graph.float_const(name)
+        array = array.transpose(1, 0, 2) if _batch_major(node) else array
+        return [_const_state(ctx, f"{node.name}/state{index}/{d}", array[d]) for d in range(dirs)]
+    return unpack_steps(ctx, f"{node.name}/state{index}", _time_major(ctx, node, name))
+
+
+def _const_state(ctx: Lowering, tag: str, array: np.ndarray) -> Value:
+    """A constant [batch, hidden] state as a Value (a RESHAPE of the constant)."""
+    index = ctx.const(f"{tag}/data", array.astype(np.float32), "float32")
+    holder = Value(index, PLAIN, "float32", None, array.shape)
+    return _reshape(ctx, tag, holder, array.shape)
+
+
+def _builtin_fits(ctx: Lowering, node: Node, attrs: dict) -> bool:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM computes this LSTM: zero state, Y_c unread, plain gates."""
+    return (
+        ctx.options.lstm == "auto"
+        and not _batch_major(node)
+        and _zero_state(ctx, _input(node, INITIAL_H))
+        and _zero_state(ctx, _input(node, INITIAL_C))
+        and not _read(ctx, node, 2)
+        and "clip" not in attrs
+        and not attrs.get("input_forget", 0)
+        and attrs["activation_names"] == DEFAULT_ACTIVATIONS["LSTM"]
+    )
+
+
 def lower_lstm(ctx: Lowering, node: Node) -> None:
-    """LSTM → one UNIDIRECTIONAL_SEQUENCE_LSTM per direction (time-major, zero initial state)."""
-    _check(ctx, node, ("Sigmoid", "Tanh", "Tanh"))
+    """LSTM → one UNIDIRECTIONAL_SEQUENCE_LSTM per direction, or unrolled steps."""
+    _check(ctx, node)
+    attrs = _attrs(node)
     hidden, w, r, bias = _weights(ctx, node, gates=4)
-    peep = (
-        ctx.graph.float_const(node.inputs[7]) if len(node.inputs) > 7 and node.inputs[7] else None
-    )
-    x = ctx.get(node.inputs[0], PLAIN, "float32")
+    peep = ctx.graph.float_const(node.inputs[7]) if _input(node, 7) else None
+    x = _time_major(ctx, node, node.inputs[0])
+    directions = _directions(node)
+    if _builtin_fits(ctx, node, attrs):
+        runs = []
+        for index, reversed_ in enumerate(directions):
+            parts = (w[index], r[index], bias[index], None if peep is None else peep[index])
+            y, h = builtin_run(ctx, f"{node.name}/dir{index}", x, hidden, parts, reversed_)
+            runs.append(Run(y, h, None))
+        _outputs(ctx, node, runs)
+        return
+    hs = _initial_states(ctx, node, INITIAL_H, len(directions))
+    cs = _initial_states(ctx, node, INITIAL_C, len(directions))
     runs = []
-    for index, reversed_ in enumerate(_directions(node)):
-        tag = f"{node.name}/dir{index}"
-        source = _reverse(ctx, f"{tag}/reversed", x) if reversed_ else x
+    for index, reversed_ in enumerate(directions):
         parts = (w[index], r[index], bias[index], None if peep is None else peep[index])
-        runs.append((_lstm_op(ctx, tag, source, hidden, parts), reversed_))
+        cell = LstmCell(ctx, f"{node.name}/dir{index}", hidden, parts, attrs)
+        y, (h, c) = run_cell(cell, x, (hs[index], cs[index]), reversed_)
+        runs.append(Run(y, h, c))
     _outputs(ctx, node, runs)
-
-
-def _lstm_op(ctx: Lowering, tag: str, x: Value, hidden: int, parts: tuple) -> Value:
-    w, r, b, peep = parts
-    seq, batch, _ = x.shape
-    gate = lambda a, g: a[g * hidden : (g + 1) * hidden]  # noqa: E731
-    inputs = [-1] * LSTM_INPUTS
-    inputs[0] = x.tensor
-    for slot, g in enumerate(LSTM_GATES):
-        inputs[1 + slot] = _lstm_weight(ctx, f"{tag}/w{slot}", gate(w, g))
-        inputs[5 + slot] = _lstm_weight(ctx, f"{tag}/r{slot}", gate(r, g))
-        total = gate(b[: 4 * hidden], g) + gate(b[4 * hidden :], g)
-        inputs[12 + slot] = ctx.const(f"{tag}/b{slot}", total.astype(np.float32), "float32")
-    if peep is not None:
-        for slot, g in enumerate(PEEPHOLES):
-            # The hybrid kernel wants the peepholes int8 like the gate matrices.
-            inputs[9 + slot] = _lstm_weight(ctx, f"{tag}/p{slot}", gate(peep, g))
-    state = (batch, hidden)
-    inputs[18] = ctx.builder.add_tensor(f"{tag}/h", state, "float32", variable=True)
-    inputs[19] = ctx.builder.add_tensor(f"{tag}/c", state, "float32", variable=True)
-    out = ctx.new_value(f"{tag}/out", (seq, batch, hidden), PLAIN, "float32", None)
-    options = ctx.options_of(
-        "UnidirectionalSequenceLSTMOptions",
-        fusedActivationFunction=4,
-        timeMajor=True,  # TANH
-    )
-    hybrid = ctx.options.precision in ("dynamic", "int8")
-    ctx.emit(
-        "UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out], options, HYBRID_LSTM_VERSION if hybrid else 1
-    )
-    return out
 
 
 def lower_gru(ctx: Lowering, node: Node) -> None:
     """GRU unrolled over its (static) time steps, per direction: one FULLY_CONNECTED projects
     every step's input for all three gates, one (or two) per step the hidden state."""
-    _check(ctx, node, ("Sigmoid", "Tanh"))
+    _check(ctx, node)
+    attrs = _attrs(node)
     hidden, w, r, bias = _weights(ctx, node, gates=3)
-    x = ctx.get(node.inputs[0], PLAIN, "float32")
-    seq, batch, _ = x.shape
-    before_reset = bool(node.attrs.get("linear_before_reset", 0))
+    x = _time_major(ctx, node, node.inputs[0])
+    directions = _directions(node)
+    hs = _initial_states(ctx, node, INITIAL_H, len(directions))
     runs = []
-    for index, reversed_ in enumerate(_directions(node)):
-        cell = _GruCell(ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]))
-        steps = _unpack(ctx, f"{cell.tag}/steps", cell.project(x))
-        h = None
-        outs = []
-        for t, step in enumerate(reversed(steps) if reversed_ else steps):
-            h = cell.step(step, h, t, before_reset)
-            outs.append(h)
-        packed = ctx.new_value(f"{cell.tag}/seq", (seq, batch, hidden), PLAIN, "float32", None)
-        options = ctx.options_of("PackOptions", valuesCount=seq, axis=0)
-        ctx.emit("PACK", [o.tensor for o in outs], [packed], options)
-        runs.append((packed, reversed_))
+    for index, reversed_ in enumerate(directions):
+        cell = GruCell(
+            ctx, f"{node.name}/dir{index}", hidden, (w[index], r[index], bias[index]), attrs
+        )
+        y, (h, _) = run_cell(cell, x, (hs[index], None), reversed_)
+        runs.append(Run(y, h, None))
     _outputs(ctx, node, runs)
-
-
-def _unpack(ctx: Lowering, tag: str, x: Value) -> list[Value]:
-    seq, batch, size = x.shape
-    outs = [ctx.new_value(f"{tag}/{t}", (batch, size), PLAIN, "float32", None) for t in range(seq)]
-    ctx.emit("UNPACK", [x.tensor], outs, ctx.options_of("UnpackOptions", num=seq, axis=0))
-    return outs
-
-
-class _GruCell:
-    """One GRU direction: gate weights (z, r, n) as FULLY_CONNECTED constants."""
-
-    def __init__(self, ctx: Lowering, tag: str, hidden: int, parts: tuple) -> None:
-        w, r, b = parts
-        self.ctx, self.tag, self.hidden = ctx, tag, hidden
-        wb, rb = b[: 3 * hidden], b[3 * hidden :]
-        zeros = np.zeros(hidden, np.float32)
-        # z and r add both biases; n's recurrent bias stays with its recurrent term.
-        self.x_bias = wb + np.concatenate([rb[: 2 * hidden], zeros])
-        self.w, self.r, self.rb_n = w, r, rb[2 * hidden :]
-
-    def fc(self, tag: str, x: Value, weight: np.ndarray, bias: np.ndarray) -> Value:
-        """x · weightᵀ + bias (keep_num_dims for a [seq, batch, in] input)."""
-        ctx, keep = self.ctx, len(x.shape) > 2
-        w_index, w_quant = weight_tensor(ctx, f"{tag}/w", np.ascontiguousarray(weight), 0)
-        b_index = bias_tensor(ctx, f"{tag}/b", bias, None, None)
-        shape = (*x.shape[:-1], weight.shape[0])
-        out = ctx.new_value(tag, shape, PLAIN, "float32", None)
-        options = ctx.options_of("FullyConnectedOptions", keepNumDims=keep)
-        version = fc_version(x, w_quant, keep)
-        ctx.emit("FULLY_CONNECTED", [x.tensor, w_index, b_index], [out], options, version)
-        return out
-
-    def project(self, x: Value) -> Value:
-        """Every time step's input projection for the three gates: [seq, batch, 3·hidden]."""
-        return self.fc(f"{self.tag}/xproj", x, self.w, self.x_bias)
-
-    def split(self, tag: str, value: Value, parts: int) -> list[Value]:
-        """value [batch, parts·hidden] → parts tensors [batch, hidden]."""
-        shape = (value.shape[0], self.hidden)
-        outs = [
-            self.ctx.new_value(f"{tag}/{i}", shape, PLAIN, "float32", None) for i in range(parts)
-        ]
-        axis = self.ctx.const(f"{tag}/axis", np.array(1, np.int32), "int32")
-        options = self.ctx.options_of("SplitOptions", numSplits=parts)
-        self.ctx.emit("SPLIT", [axis, value.tensor], outs, options)
-        return outs
-
-    def step(self, xs: Value, h: Value | None, t: int, before_reset: bool) -> Value:
-        """h' = n + z·(h − n); z, r = σ(x + h terms); n = tanh(xn + recurrent n term)."""
-        ctx, tag = self.ctx, f"{self.tag}/t{t}"
-        xz, xr, xn = self.split(f"{tag}/xsplit", xs, 3)
-        if h is None:  # zero initial state: the recurrent terms are their biases
-            z, r, rec = self._first_gates(tag, xz, xr, xn, before_reset)
-        else:
-            z, r, rec = self._gates(tag, (xz, xr, xn), h, before_reset)
-        n = ctx.step("ADD", [xn.tensor, rec], f"{tag}/npre", xn)
-        n = ctx.step("TANH", [n.tensor], f"{tag}/n", xn)
-        if h is None:  # h' = n − z·n
-            gated = ctx.step("MUL", [z.tensor, n.tensor], f"{tag}/zn", xn)
-            return ctx.step("SUB", [n.tensor, gated.tensor], f"{tag}/h", xn)
-        diff = ctx.step("SUB", [h.tensor, n.tensor], f"{tag}/diff", h)
-        gated = ctx.step("MUL", [z.tensor, diff.tensor], f"{tag}/zdiff", h)
-        return ctx.step("ADD", [n.tensor, gated.tensor], f"{tag}/h", h)
-
-    def _first_gates(self, tag: str, xz: Value, xr: Value, xn: Value, before_reset: bool) -> tuple:
-        """z, r and n's recurrent term (a tensor index) at h = 0."""
-        ctx = self.ctx
-        z = ctx.step("LOGISTIC", [xz.tensor], f"{tag}/z", xz)
-        r = ctx.step("LOGISTIC", [xr.tensor], f"{tag}/r", xr)
-        rb_n = ctx.const(f"{tag}/rbn", self.rb_n.astype(np.float32), "float32")
-        if not before_reset:  # (r·0)·Rnᵀ + Rbn
-            return z, r, rb_n
-        return z, r, ctx.step("MUL", [r.tensor, rb_n], f"{tag}/rec", xn).tensor
-
-    def _gates(self, tag: str, xs: tuple, h: Value, before_reset: bool) -> tuple:
-        """z, r and n's recurrent term (a tensor index) from the previous hidden state."""
-        ctx, hidden = self.ctx, self.hidden
-        rows = 3 if before_reset else 2
-        bias = np.concatenate([np.zeros(2 * hidden, np.float32), self.rb_n])[: rows * hidden]
-        projected = self.fc(f"{tag}/hproj", h, self.r[: rows * hidden], bias)
-        hz, hr, *hn = self.split(f"{tag}/hsplit", projected, rows)
-        gates = []
-        for name, x_part, h_part in (("z", xs[0], hz), ("r", xs[1], hr)):
-            pre = ctx.step("ADD", [x_part.tensor, h_part.tensor], f"{tag}/{name}pre", h)
-            gates.append(ctx.step("LOGISTIC", [pre.tensor], f"{tag}/{name}", h))
-        z, r = gates
-        if before_reset:
-            return z, r, ctx.step("MUL", [r.tensor, hn[0].tensor], f"{tag}/rec", h).tensor
-        reset = ctx.step("MUL", [r.tensor, h.tensor], f"{tag}/rh", h)
-        return z, r, self.fc(f"{tag}/hn", reset, self.r[2 * hidden :], self.rb_n).tensor

@@ -10,8 +10,11 @@ from targets.tflite import (
     index_ops,
     math_ops,
     normalize,
+    pad_ops,
     recurrent,
+    resize,
     shape_ops,
+    variadic,
 )
 
 # Index arithmetic on the dynamic batch that folds away once the batch is fixed.
@@ -53,7 +56,7 @@ RULES = {
     "HardSigmoid": elementwise.lower_hard_sigmoid,
     "Softmax": elementwise.lower_softmax,
     "Identity": elementwise.lower_identity,
-    "Dropout": elementwise.lower_identity,
+    "Dropout": elementwise.lower_dropout,
     "Requantize": elementwise.lower_requantize,
     "Reshape": shape_ops.lower_reshape,
     "Flatten": shape_ops.lower_reshape,
@@ -63,10 +66,10 @@ RULES = {
     "Concat": shape_ops.lower_concat,
     "Split": shape_ops.lower_split,
     "Slice": shape_ops.lower_slice,
-    "Pad": shape_ops.lower_pad,
+    "Pad": pad_ops.lower_pad,
     "ReduceMean": shape_ops.lower_reduce_mean,
     "ReduceMax": shape_ops.lower_reduce_mean,
-    "Resize": shape_ops.lower_resize,
+    "Resize": resize.lower_resize,
     "Gather": index_ops.lower_gather,
     "GatherND": index_ops.lower_gather_nd,
     "ReduceSum": index_ops.lower_reduce,
@@ -98,6 +101,7 @@ RULES = {
     "Softplus": math_ops.lower_softplus,
     "Softsign": math_ops.lower_softsign,
     "Mish": math_ops.lower_mish,
+    **dict.fromkeys(variadic.CHAINS, variadic.lower_variadic),
     "LSTM": recurrent.lower_lstm,
     "GRU": recurrent.lower_gru,
 }

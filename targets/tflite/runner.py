@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foundation.errors import ModelLoadError, UsageError
+from foundation.errors import ModelLoadError, UnsupportedOp, UsageError
 from targets.base import Runner, TensorSpec
 
 try:
@@ -130,6 +130,37 @@ class LiteRtRunner(Runner):
     def delegated_ops(self) -> int:
         """How many nodes run as a delegate (XNNPACK) partition."""
         return sum(op["op_name"] == "DELEGATE" for op in self._interp._get_ops_details())
+
+
+def check_opens(path: Path) -> None:
+    """Open the file on both resolvers (XNNPACK and builtin kernels), and again with a dynamic
+    batch at 2: a lowering is done only when each accepts it; a refusal (a kernel's prepare
+    check) is raised as UnsupportedOp."""
+    for resolver, kind in RESOLVERS.items():
+        try:
+            interpreter = _litert.Interpreter(
+                model_path=str(path), experimental_op_resolver_type=kind
+            )
+            interpreter.allocate_tensors()
+            _resize_dynamic(interpreter)
+        except (ValueError, RuntimeError) as exc:
+            raise UnsupportedOp(
+                f"LiteRT ({resolver} resolver) refuses the lowered file: {str(exc).strip()[:400]}"
+            ) from exc
+
+
+def _resize_dynamic(interpreter: object) -> None:
+    """Resize every input's dynamic batch (axis 0) to 2 and allocate: the runner resizes it
+    at run time, where a kernel could still refuse. Other dynamic dims are left alone (2 may
+    be too small for a kernel window)."""
+    inputs = interpreter.get_input_details()
+    dynamic = [d for d in inputs if len(d["shape_signature"]) and d["shape_signature"][0] < 0]
+    for detail in dynamic:
+        shape = [int(s) for s in detail["shape"]]
+        shape[0] = 2
+        interpreter.resize_tensor_input(detail["index"], shape)
+    if dynamic:
+        interpreter.allocate_tensors()
 
 
 def read_io_layout(path: Path) -> dict[str, tuple[int, ...]]:

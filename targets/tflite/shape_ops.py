@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from foundation.errors import UnsupportedOp
-from targets.tflite import legalize
 from targets.tflite.emit import Lowering, Value
 from targets.tflite.graph import Node
 from targets.tflite.layout import (
@@ -199,41 +198,16 @@ def _clamp(index: int, size: int | None, step: int) -> int:
     return int(np.clip(index, -1 if step < 0 else 0, size))
 
 
-def lower_pad(ctx: Lowering, node: Node) -> None:
-    """Pad (constant/reflect) → PAD, PADV2 (non-zero value) or MIRROR_PAD in the input's layout."""
-    mode = node.attrs.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    rank = len(ctx.shape(node.inputs[0]))
-    pads = ctx.graph.consts[node.inputs[1]].reshape(-1).astype(np.int64)
-    layout = ctx.preferred_layout(node.inputs[0])
-    fill = (
-        float(ctx.graph.float_const(node.inputs[2]).reshape(-1)[0])
-        if len(node.inputs) > 2 and node.inputs[2]
-        else 0.0
-    )
-    if mode not in ("constant", "reflect"):
-        raise UnsupportedOp(
-            f"Pad '{node.name}' uses mode '{mode}'; the tflite target lowers constant and reflect."
-        )
-    quantized = ctx.quantized(node) and fill == 0.0
-    x = ctx.get(node.inputs[0], layout, "int8" if quantized else "float32")
-    onnx_pairs = np.stack([pads[:rank], pads[rank:]], axis=1)
-    pairs = onnx_pairs if layout.perm is None else onnx_pairs[list(layout.perm)]
-    out = ctx.output(node.outputs[0], layout, quantized, x.quant)
-    inputs = [x.tensor, ctx.const(f"{node.name}/paddings", pairs.astype(np.int32), "int32")]
-    if mode == "reflect":
-        ctx.emit("MIRROR_PAD", inputs, [out], ctx.options_of("MirrorPadOptions", mode=0))
-    elif fill != 0.0:
-        inputs.append(ctx.const(f"{node.name}/value", np.array(fill, np.float32), "float32"))
-        ctx.emit("PADV2", inputs, [out])
-    else:
-        ctx.emit("PAD", inputs, [out])
-
-
 def lower_reduce_mean(ctx: Lowering, node: Node) -> None:
     """ReduceMean/ReduceMax over remapped axes → MEAN/REDUCE_MAX (kept dims keep the layout)."""
     rank = len(ctx.shape(node.inputs[0]))
-    axes = _axes(ctx, node, rank) or tuple(range(rank))
+    if ctx.plain_dtype(node.inputs[0]) == "bool":
+        raise UnsupportedOp(f"{node.op_type} '{node.name}' reduces bools; tflite cannot.")
+    axes = _axes(ctx, node, rank)
+    if not axes and node.attrs.get("noop_with_empty_axes", 0):
+        ctx.values[node.outputs[0]] = ctx.get(node.inputs[0], None, _dtype(ctx, node))
+        return
+    axes = axes or tuple(range(rank))
     keep = bool(node.attrs.get("keepdims", 1))
     layout = ctx.preferred_layout(node.inputs[0])
     quantized = ctx.quantized(node)
@@ -243,47 +217,3 @@ def lower_reduce_mean(ctx: Lowering, node: Node) -> None:
     axis_tensor = ctx.shape_const(f"{node.name}/axes", sorted(layout.axis(a, rank) for a in axes))
     op = {"ReduceMean": "MEAN", "ReduceMax": "REDUCE_MAX"}[node.op_type]
     ctx.emit(op, [x.tensor, axis_tensor], [out], ctx.options_of("ReducerOptions", keepDims=keep))
-
-
-def lower_resize(ctx: Lowering, node: Node) -> None:
-    """Resize (nearest asymmetric/floor, linear half_pixel/align_corners/asymmetric) on NHWC."""
-    mode = _text(node.attrs.get("mode", b"nearest"))
-    coords = _text(node.attrs.get("coordinate_transformation_mode", b"half_pixel"))
-    nearest = _text(node.attrs.get("nearest_mode", b"round_prefer_floor"))
-    key = (mode, coords, nearest if mode == "nearest" else None)
-    table = {
-        ("nearest", "asymmetric", "floor"): ("RESIZE_NEAREST_NEIGHBOR", False, False),
-        ("nearest", "half_pixel", "round_prefer_ceil"): ("RESIZE_NEAREST_NEIGHBOR", False, True),
-        ("nearest", "align_corners", "round_prefer_ceil"): ("RESIZE_NEAREST_NEIGHBOR", True, False),
-        ("linear", "half_pixel", None): ("RESIZE_BILINEAR", False, True),
-        ("linear", "pytorch_half_pixel", None): ("RESIZE_BILINEAR", False, True),
-        ("linear", "align_corners", None): ("RESIZE_BILINEAR", True, False),
-        ("linear", "asymmetric", None): ("RESIZE_BILINEAR", False, False),
-    }
-    if key not in table or len(ctx.shape(node.inputs[0])) != 4:
-        raise UnsupportedOp(
-            f"Resize '{node.name}' ({mode}, {coords}, {nearest}) has no tflite equivalent; supported: {sorted(str(k) for k in table)}."
-        )
-    op, align, half = table[key]
-    from targets.tflite.conv import CHANNELS_LAST
-
-    quantized = ctx.quantized(node)
-    x = ctx.get(node.inputs[0], CHANNELS_LAST, "int8" if quantized else "float32")
-    quant = (
-        legalize.output_quant(op, x.quant, ctx.graph.act_quant.get(node.outputs[0]))
-        if quantized
-        else None
-    )
-    out = ctx.output(node.outputs[0], CHANNELS_LAST, quantized, quant)
-    size = ctx.shape_const(f"{node.name}/size", list(ctx.shape(node.outputs[0])[2:]))
-    name = (
-        "ResizeNearestNeighborOptions"
-        if op == "RESIZE_NEAREST_NEIGHBOR"
-        else "ResizeBilinearOptions"
-    )
-    options = ctx.options_of(name, alignCorners=align, halfPixelCenters=half)
-    ctx.emit(op, [x.tensor, size], [out], options, 3 if (align or half) else None)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

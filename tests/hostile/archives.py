@@ -73,3 +73,64 @@ def extra_member(src: Path, dst: Path, member: str, payload: bytes) -> Path:
         root = zout.namelist()[0].split("/", 1)[0]
         zout.writestr(f"{root}/{member}", payload)
     return dst
+
+
+def _edit_program(src: Path, dst: Path, edit) -> Path:
+    """Rewrite models/model.json through `edit(program_dict)`."""
+
+    def change(rel: str, data: bytes) -> bytes | None:
+        if rel == "models/model.json":
+            program = json.loads(data)
+            edit(program)
+            return json.dumps(program).encode()
+        return None
+
+    return rewrite(src, dst, change)
+
+
+def shell(marker: Path) -> str:
+    """Python that runs `touch MARKER`, as a string torch will evaluate."""
+    return f"__import__('os').system('touch {marker}')"
+
+
+def symbolic_size_payload(src: Path, dst: Path, marker: Path) -> Path:
+    """Every symbolic size's expr_str (torch sympifies it, an eval) with the payload added."""
+
+    def edit(program: dict) -> None:
+        text = json.dumps(program)
+        start = text.index('"expr_str": "') + len('"expr_str": "')
+        expr = text[start : text.index('"', start)]
+        text = text.replace(f'"expr_str": "{expr}"', f'"expr_str": "{expr} + 0*{shell(marker)}"')
+        program.clear()
+        program.update(json.loads(text))
+
+    return _edit_program(src, dst, edit)
+
+
+def guards_payload(src: Path, dst: Path, marker: Path) -> Path:
+    """guards_code that torch exec()s into a guard function run on every forward."""
+
+    def edit(program: dict) -> None:
+        program["guards_code"] = [f"{shell(marker)} or True"]
+
+    return _edit_program(src, dst, edit)
+
+
+def second_program(src: Path, dst: Path, marker: Path, folder: str = "constants") -> Path:
+    """A second models/evil.json (a copy of model.json) with its sample inputs and payload
+    config copied, and data/<folder>/evil.pt a pickle torch loads as a legacy file."""
+    other = "weights" if folder == "constants" else "constants"
+    copies = {
+        "models/model.json": "models/evil.json",
+        "data/sample_inputs/model.pt": "data/sample_inputs/evil.pt",
+        f"data/{other}/model_{other}_config.json": f"data/{other}/evil_{other}_config.json",
+    }
+    rewrite(src, dst, lambda rel, data: None)
+    with zipfile.ZipFile(dst) as zin:
+        root = zin.namelist()[0].split("/", 1)[0]
+        added = {new: zin.read(f"{root}/{old}") for old, new in copies.items()}
+    added[f"data/{folder}/evil.pt"] = pickled(Payload(marker))
+    with zipfile.ZipFile(dst, "a") as zout:
+        for rel, data in added.items():
+            zout.writestr(f"{root}/{rel}", data)
+    return dst
