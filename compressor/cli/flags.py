@@ -70,6 +70,7 @@ FLAG_SPECS: dict[tuple[type, str], dict] = {
     (Recipe, "calibration"): {"choices": CALIBRATION_METHODS},
     (Recipe, "tune_objective"): {"choices": TUNE_OBJECTIVES},
     (Int8Config, "smooth_mul"): {"negatable": True},
+    (Int8Config, "learned_rounding"): {"negatable": True},
     (Recipe, "input_shapes"): {
         "name": "--input-shape",
         "help": "NAME:1x3x224x224: shapes for models without them, or fixing dynamic dims.",
