@@ -305,9 +305,13 @@ def _round_layers(
     records: list[dict] = []
     with progress_bar("learned rounding", len(layers)) as advance:
         for stage in np.array_split(np.arange(len(layers)), min(STAGES, len(layers))):
+            if time.perf_counter() >= deadline:  # out of budget: the rest keep nearest
+                break
             cached = _stage_data(model, fp32_path, qdq, [layers[i] for i in stage], fit, batch)
             for index in stage:
                 share = (deadline - time.perf_counter()) / (len(layers) - index)
+                if share <= 0:
+                    break
                 problem = _problem(model, fp32, layers[index], cached)
                 learned, steps = optimise(problem, share, seed=int(index))
                 before, after = _full_loss(problem, problem.nearest), _full_loss(problem, learned)
@@ -335,7 +339,10 @@ def learn_rounding(fp32: Path, qdq: Path, data: Dataset, batch: int, seconds: fl
     finally:
         torch.set_num_threads(threads)
     if not records:
-        return {"applied": False, "why": "no int8-weighted Conv/Gemm/MatMul with a quantized input"}
+        return {
+            "applied": False,
+            "why": "no int8-weighted Conv/Gemm/MatMul with a quantized input, or no time",
+        }
     candidate = qdq.with_name(qdq.stem + ".rounded.onnx")
     onnx.save(model, str(candidate))
     before, after = output_sqnr(fp32, qdq, held, batch), output_sqnr(fp32, candidate, held, batch)
@@ -347,6 +354,7 @@ def learn_rounding(fp32: Path, qdq: Path, data: Dataset, batch: int, seconds: fl
     return {
         "applied": keep,
         "layers": sum(r["kept"] for r in records),
+        "layers_tried": len(records),  # the budget may end before the last layers
         "seconds": round(time.perf_counter() - start, 1),
         "budget_s": seconds,
         "held_back_samples": len(held),
