@@ -8,14 +8,13 @@ compares is checked to be a number.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from compressor.report_model import Report
+from compressor.strict_read import load_json, load_toml
 from foundation.errors import UsageError
 from targets.base import Target
 
@@ -134,7 +133,7 @@ def read_run(folder: Path) -> RunRecord:
     """The record in folder; a missing or unreadable report.json reads as {}, recipe as None."""
     report = _read_report(folder / REPORT)
     try:
-        recipe = tomllib.loads((folder / RECIPE).read_text())
+        recipe = load_toml(folder / RECIPE, f"'{folder / RECIPE}'")
     except (OSError, ValueError):  # absent, unreadable or not TOML
         recipe = None
     return RunRecord(folder, report, recipe)
@@ -144,12 +143,12 @@ def load_run(folder: Path) -> RunRecord:
     """The record in folder; report.json and recipe.toml that exist must parse (UsageError)."""
     report, recipe = {}, None
     if (folder / REPORT).exists():
-        report = _parse(folder / REPORT, json.loads, "JSON")
+        report = _parse(folder / REPORT, _load_any_json, "JSON")
         if not isinstance(report, dict):
             raise UsageError(f"'{folder / REPORT}' is not a compress report; re-run compress.")
         _check_text_fields(report, folder / REPORT)
     if (folder / RECIPE).exists():
-        recipe = _parse(folder / RECIPE, tomllib.loads, "TOML")
+        recipe = _parse(folder / RECIPE, load_toml, "TOML")
     return RunRecord(folder, report, recipe)
 
 
@@ -180,15 +179,19 @@ def sibling_report(path: Path) -> dict:
 
 def _read_report(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):  # absent, unreadable or not JSON
+        data = _load_any_json(path, f"'{path}'")
+    except (OSError, ValueError):  # absent, unreadable or not JSON (too deep or big: UsageError)
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _parse(path: Path, loads: Callable[[str], object], kind: str) -> object:
+def _load_any_json(path: Path, what: str) -> object:
+    return load_json(path, what, expect=None)
+
+
+def _parse(path: Path, load: Callable[[Path, str], object], kind: str) -> object:
     try:
-        return loads(path.read_text())
+        return load(path, f"'{path}'")
     except (OSError, ValueError) as exc:  # unreadable, not text, bad JSON or TOML
         raise UsageError(f"'{path}' is not valid {kind} ({exc}); re-run compress.") from exc
 
@@ -197,12 +200,12 @@ def load_stored_report(path: Path) -> dict:
     """A report.json given to verify --against (compress's, or verify --json's), its figures
     checked to be numbers; as JSON, since older schemas and verify reports lack sections."""
     try:
-        stored = json.loads(Path(path).read_text())
+        stored = load_json(path, f"--against '{path}'")
     except FileNotFoundError:
         raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
-    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
+    except (OSError, ValueError) as exc:  # a folder, unreadable, not JSON, or not text at all
         raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(stored, dict) or "compressed" not in stored:
+    if "compressed" not in stored:
         raise UsageError(
             f"--against '{path}' is not a compress report (no 'compressed' section); "
             "pass the report.json a compress run wrote."

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compressor.run_record import read_run
 from compressor.staging import staged_file
+from compressor.strict_read import load_json
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files
 from compressor.sweep.worker import JobOutcome
@@ -58,7 +59,7 @@ def save_state(out_dir: Path, outcome: JobOutcome, print_: dict) -> None:
 def completed_outcome(out_dir: Path, job: Job, print_: dict) -> JobOutcome | None:
     """The recorded outcome when the job's outputs are complete and still match; else None."""
     try:
-        data = json.loads(state_path(out_dir, job.id).read_text())
+        data = load_json(state_path(out_dir, job.id), f"--resume state record of job '{job.id}'")
         outcome = JobOutcome.from_dict(data["outcome"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
