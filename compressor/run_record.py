@@ -8,6 +8,7 @@ compares is checked to be a number.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ def load_stored_report(path: Path) -> dict:
         raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
     except (OSError, ValueError) as exc:  # a folder, unreadable, not JSON, or not text at all
         raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
-    if "compressed" not in stored:
+    if not isinstance(stored.get("compressed"), dict):
         raise UsageError(
             f"--against '{path}' is not a compress report (no 'compressed' section); "
             "pass the report.json a compress run wrote."
@@ -214,24 +215,75 @@ def load_stored_report(path: Path) -> dict:
     return stored
 
 
-STORED_FIGURES = (
-    ("compressed", "accuracy", None),
-    ("compressed", "size_bytes", None),
-    ("compressed", "latency_ms", "p50"),
-    ("baseline", "latency_ms", "p50"),
-)
+def _number(low: float) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return math.isfinite(value) and value >= low
+
+    return check
+
+
+def _of(*types: type) -> Callable[[object], bool]:
+    return lambda value: (
+        isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    )
+
+
+# What a regression check reads from a stored report, by key path: each value null/absent or of
+# this form. A p50 must not be negative (a stored -1 made any slowdown pass as a speed-up; 0
+# reads as unusable).
+STORED_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    ("compressed",): (_of(dict), "a table"),
+    ("compressed", "accuracy"): (_number(-math.inf), "a number"),
+    ("compressed", "size_bytes"): (_number(0), "a number >= 0"),
+    ("compressed", "eval_samples"): (_number(0), "a number >= 0"),
+    ("compressed", "runtime"): (_of(str), "text"),
+    ("compressed", "outputs"): (_of(list), "a list"),
+    ("compressed", "latency_ms"): (_of(dict), "a table"),
+    ("compressed", "latency_ms", "p50"): (_number(0), "a number >= 0"),
+    ("compressed", "latency_ms", "threads"): (_number(1), "a number >= 1"),
+    ("baseline",): (_of(dict), "a table"),
+    ("baseline", "runtime"): (_of(str), "text"),
+    ("baseline", "latency_ms"): (_of(dict), "a table"),
+    ("baseline", "latency_ms", "p50"): (_number(0), "a number >= 0"),
+    ("target",): (_of(str), "text"),
+    ("schema_version",): (_of(int), "an integer"),
+}
+# Each of compressed.outputs: a table whose name is text; the rest null/absent or of this form.
+OUTPUT_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    ("shape",): (_of(list), "a list"),
+    ("fidelity",): (_of(dict), "a table"),
+    ("fidelity", "sqnr_mean_db"): (_number(-math.inf), "a number"),
+    ("headline",): (_of(str), "text"),
+    ("headline_value",): (_number(-math.inf), "a number"),
+    ("higher_is_better",): (_of(bool), "true or false"),
+}
 
 
 def check_stored_figures(stored: dict, source: str) -> None:
-    """The figures a regression check reads must be numbers or null, not text or tables."""
-    for section, key, sub in STORED_FIGURES:
-        value = stored.get(section) or {}
-        value = value.get(key) if isinstance(value, dict) else value
-        if sub and isinstance(value, dict):
-            value = value.get(sub)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            where = ".".join(p for p in (section, key, sub) if p)
-            raise UsageError(
-                f"--against '{source}': '{where}' is {value!r}, not a number; the file was edited "
-                "or is not a compress report. Pass the report.json a compress run wrote."
-            )
+    """Every value a regression check reads is of the form it needs (numbers in range, tables,
+    lists, text) or null, so a hand-edited report is refused, never half-compared."""
+    _check_shape(stored, STORED_SHAPE, "", source)
+    for index, output in enumerate((stored.get("compressed") or {}).get("outputs") or []):
+        where = f"compressed.outputs[{index}]"
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            _refuse(source, where, output, "a table with a text 'name'")
+        _check_shape(output, OUTPUT_SHAPE, where + ".", source)
+
+
+def _check_shape(data: dict, shape: dict, prefix: str, source: str) -> None:
+    for path, (allowed, form) in shape.items():  # parents come before their children
+        value = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not allowed(value):
+            _refuse(source, prefix + ".".join(path), value, form)
+
+
+def _refuse(source: str, where: str, value: object, form: str) -> None:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise UsageError(
+        f"--against '{source}': '{where}' is {shown}, not {form}; the file was edited or is not "
+        "a compress report. Pass the report.json a compress run (or verify --json) wrote."
+    )
