@@ -368,7 +368,10 @@ def _check_types(cls: type, values: dict, where: str) -> None:
         names = [part.strip().split("[")[0] for part in annotations[key].split("|")]
         allowed = tuple(t for name in names for t in TOML_TYPES.get(name, (object,)))
         bad_bool = isinstance(value, bool) and bool not in allowed
-        if bad_bool or not isinstance(value, allowed):
+        # tuple[str, ...]: every item text too (int8_plan = [1, 2] is not a list of node names)
+        bad_items = "tuple[str" in annotations[key] and isinstance(value, list | tuple)
+        bad_items = bad_items and not all(isinstance(item, str) for item in value)
+        if bad_bool or bad_items or not isinstance(value, allowed):
             raise UsageError(
                 f"{where}: '{key}' is {value!r} ({type(value).__name__}) but must be "
                 f"{annotations[key]}."
