@@ -90,13 +90,22 @@ def _checked(parse: Callable[[], object], what: str, expect: type | None) -> obj
         )
     if expect is not None and not isinstance(data, expect):
         raise UsageError(
-            f"{what} holds a {type(data).__name__} at the top, not a {_NAMES[expect]}; it was "
+            f"{what} holds {_NAMES.get(type(data), 'a value')} at the top, not "
+            f"{_NAMES[expect]}; it was "
             "edited or is not the right file. Pass the right one."
         )
     return data
 
 
-_NAMES = {dict: "table/object", list: "list"}
+_NAMES = {
+    dict: "a table (JSON object)",
+    list: "a list",
+    str: "text",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    type(None): "null",
+}
 
 
 def depth_over(value: object, limit: int) -> bool:
