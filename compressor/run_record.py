@@ -148,8 +148,10 @@ def load_run(folder: Path) -> RunRecord:
         if not isinstance(report, dict):
             raise UsageError(f"'{folder / REPORT}' is not a compress report; re-run compress.")
         _check_text_fields(report, folder / REPORT)
+        _check_shape(report, RUN_SHAPE, "", f"'{folder / REPORT}'", "Re-run compress.")
     if (folder / RECIPE).exists():
         recipe = _parse(folder / RECIPE, load_toml, "TOML")
+        _check_shape(recipe, RECIPE_SHAPE, "", f"'{folder / RECIPE}'", "Re-run compress.")
     return RunRecord(folder, report, recipe)
 
 
@@ -264,26 +266,42 @@ OUTPUT_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
 def check_stored_figures(stored: dict, source: str) -> None:
     """Every value a regression check reads is of the form it needs (numbers in range, tables,
     lists, text) or null, so a hand-edited report is refused, never half-compared."""
-    _check_shape(stored, STORED_SHAPE, "", source)
+    label, fix = f"--against '{source}'", AGAINST_FIX
+    _check_shape(stored, STORED_SHAPE, "", label, fix)
     for index, output in enumerate((stored.get("compressed") or {}).get("outputs") or []):
         where = f"compressed.outputs[{index}]"
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
-            _refuse(source, where, output, "a table with a text 'name'")
-        _check_shape(output, OUTPUT_SHAPE, where + ".", source)
+            _refuse(label, where, output, "a table with a text 'name'", fix)
+        _check_shape(output, OUTPUT_SHAPE, where + ".", label, fix)
 
 
-def _check_shape(data: dict, shape: dict, prefix: str, source: str) -> None:
+AGAINST_FIX = "Pass the report.json a compress run (or verify --json) wrote."
+_TABLE, _LIST, _TEXT = (_of(dict), "a table"), (_of(list), "a list"), (_of(str), "text")
+# What `compress package` (the manifest) and tracking read from a run folder's report.json.
+RUN_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    **{(section,): _TABLE for section in ("baseline", "compressed", "fp32_reference")},
+    **{(section,): _TABLE for section in ("environment", "artifact_info", "passes")},
+    **{(key,): _LIST for key in ("budgets", "notes", "extra_files")},
+    ("compressed", "runtime"): _TEXT,
+    ("compressed", "proxy_for"): _TEXT,
+    ("passed",): (_of(bool), "true or false"),
+}
+# What the manifest reads from a run folder's recipe.toml.
+RECIPE_SHAPE = {("target",): _TEXT, ("preprocess",): _TEXT, ("target_options",): _TABLE}
+
+
+def _check_shape(data: dict, shape: dict, prefix: str, label: str, fix: str) -> None:
     for path, (allowed, form) in shape.items():  # parents come before their children
         value = data
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None and not allowed(value):
-            _refuse(source, prefix + ".".join(path), value, form)
+            _refuse(label, prefix + ".".join(path), value, form, fix)
 
 
-def _refuse(source: str, where: str, value: object, form: str) -> None:
+def _refuse(label: str, where: str, value: object, form: str, fix: str) -> None:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     raise UsageError(
-        f"--against '{source}': '{where}' is {shown}, not {form}; the file was edited or is not "
-        "a compress report. Pass the report.json a compress run (or verify --json) wrote."
+        f"{label}: '{where}' is {shown}, not {form}; the file was edited or is not a compress "
+        f"report. {fix}"
     )
