@@ -113,3 +113,29 @@ def test_a_stored_p50_below_zero_is_refused(compressed, digits, tmp_path, sectio
         "verify", compressed / "model.onnx", "--baseline", digits["model"], "--against", stored
     )
     assert_clean_refusal(result, 2, f"{section}.latency_ms.p50")
+
+
+AGAINST_FIELDS = ["compressed.size_bytes", "compressed.accuracy", "compressed.latency_ms.p50",
+                  "baseline.latency_ms.p50", "compressed.outputs", "compressed.latency_ms"]  # fmt: skip
+RIGHT_FORM = {("compressed.outputs", "[]"), ("compressed.latency_ms", "{}")}
+
+
+@pytest.mark.parametrize(
+    "where, value",
+    [(w, v) for w in AGAINST_FIELDS for v in ('"x"', "{}", "[]", "true", "deep")
+     if (w, v) not in RIGHT_FORM],
+)  # fmt: skip
+def test_against_values_of_the_wrong_form_exit_2(compressed, digits, tmp_path, where, value):
+    report = json.loads((compressed / "report.json").read_text())
+    *parents, last = where.split(".")
+    node = report
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = "__VALUE__"
+    text = "[" * 1000 + "1" + "]" * 1000 if value == "deep" else value
+    stored = tmp_path / "stored.json"
+    stored.write_text(json.dumps(report).replace('"__VALUE__"', text))
+    result = run_cli(
+        "verify", compressed / "model.onnx", "--baseline", digits["model"], "--against", stored
+    )
+    assert_clean_refusal(result, 2, "levels deep" if value == "deep" else where)
