@@ -161,3 +161,16 @@ def test_a_pt2_padded_with_a_huge_extra_member_is_refused_before_it_is_read(digi
     result = run_cli(padded, "-o", tmp_path / "out")
     assert_clean_refusal(result, 2, "padding.json", "declares")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("key", ["epochs", "batch_size"])
+def test_a_recipe_with_absurd_distill_counts_is_refused(digits, tmp_path, key):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        f'model = "{digits["model"]}"\ntrain = "{digits["calib"]}"\n'
+        f"[distill]\nenabled = true\n{key} = {HUGE}\n"
+    )
+    before = snapshot(tmp_path)
+    result = run_cli("--recipe", recipe, "-o", tmp_path / "out")
+    assert_clean_refusal(result, 2, key.replace("_", "-"), "out of range")
+    assert snapshot(tmp_path) == before
