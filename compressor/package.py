@@ -223,6 +223,13 @@ def check_bundle(path: Path) -> BundleCheck:
         return BundleCheck({}, [f"'{path}' has no manifest.json listing its files."], 0)
     manifest = read_manifest(content, path)
     listed = manifest["files"]
+    problems += _compare(listed, digests)
+    return BundleCheck(manifest, problems, len(set(listed) & set(digests)))
+
+
+def _compare(listed: dict[str, dict], digests: dict[str, dict]) -> list[str]:
+    """Every file missing, unlisted or changed, in plain words."""
+    problems = []
     for name in sorted(set(listed) - set(digests)):
         problems.append(f"{name}: listed in manifest.json but missing from the bundle")
     for name in sorted(set(digests) - set(listed)):
@@ -235,7 +242,7 @@ def check_bundle(path: Path) -> BundleCheck:
                 f"manifest's {str(want.get('sha256'))[:16]}… ({want.get('size')} bytes): "
                 "the file was changed or corrupted"
             )
-    return BundleCheck(manifest, problems, len(set(listed) & set(digests)))
+    return problems
 
 
 def _hash_members(tar: tarfile.TarFile, path: Path) -> tuple[dict[str, dict], list[str]]:
