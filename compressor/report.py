@@ -116,6 +116,9 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 def render_report(report: Report, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
     console.print(_metrics_table(report))
+    line = arithmetic_line(report.int8_arithmetic)
+    if line:
+        console.print(line)
     outputs = report.compressed.outputs or ()
     if outputs:
         console.print(_outputs_table(outputs))
@@ -186,3 +189,21 @@ def _count(value: int | None) -> str:
 
 def _kb(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 1024:.1f}"
+
+
+def arithmetic_line(record: dict | None) -> str | None:
+    """The terminal table's one short line on the int8 arithmetic, or None without one."""
+    if not record:
+        return None
+    host = record.get("host") or {}
+    where = f"host {host.get('arch')} {'+'.join(host.get('int8_features') or []) or 'no int8 ISA'}"
+    if not record.get("profile"):
+        return f"int8 arithmetic: {record.get('runtime_arithmetic')}; {where}"
+    figures = ", ".join(
+        f"{row['arithmetic']} ({row['measured_on']}) {row.get('sqnr_db', float('nan')):.1f} dB"
+        for row in record.get("measured", [])
+    )
+    return (
+        f"int8 CPU profile {record['profile']}: judged on {record['judged_on']}; "
+        f"{figures}; {where}"
+    )

@@ -4,6 +4,8 @@ tflite candidates become .tflite files run in LiteRT, onnx candidates run in onn
 target that cannot run here (TensorRT without a GPU) hands back its proxy runner (the Q/DQ ONNX
 in onnxruntime), which the tuning record then labels as a proxy. Latency is always timed
 interleaved with the fp32 model lowered for the same target, so ratios hold on a loaded machine.
+Quality is judged in the target scheme's int8 arithmetic (judging_runner), not on whatever
+this CPU's onnxruntime kernels compute.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 from calibration.dataset import Dataset
 from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Runner, Target
+from targets.registry import reference_runner
+
+HOST = Runner.arithmetic  # "host": a runner on this CPU's own int8 kernels
 
 TIMED_RUNS = 30
 
@@ -45,6 +50,15 @@ class TargetRuntime:
         runner = self.target.open_runner(artifact.path, self.threads)
         self.proxy = runner.proxy_for is not None
         return runner, artifact.path.stat().st_size
+
+    def judging_runner(self, qdq: Path, runner: Runner, arithmetic: str) -> Runner:
+        """What a candidate's quality is measured on: its own runner when the runtime's int8
+        arithmetic does not depend on the CPU (LiteRT, TensorRT and its exact proxy), else its
+        Q/DQ graph in the scheme's arithmetic, so a trial chosen here holds on every CPU."""
+        fixed = self.target.capabilities.int8_arithmetic or runner.arithmetic != HOST
+        if fixed or not self.target.capabilities.runs_qdq_graph:
+            return runner
+        return reference_runner(qdq, self.threads, arithmetic=arithmetic)
 
     def _lower(self, onnx_path: Path, precision: str, folder: Path):
         """With the run's target options; fp32 retries with defaults (e.g. an int8-only option)."""

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from targets.arithmetic import CpuProfile, Int8Arithmetic
 from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
 from targets.onnx.options import OnnxOptions
 
@@ -32,11 +33,29 @@ CAPABILITIES = TargetCapabilities(
 
 
 def scheme_for(options: OnnxOptions | None) -> QuantScheme:
-    """The ONNX Runtime scheme with the activation type the options ask for."""
-    if options is None or options.activation_type == "uint8":
-        return ORT_CPU_SCHEME
+    """The ONNX Runtime scheme for the options' activation type and CPU profile: profiles with
+    a saturating arithmetic get saturation-safe weights, and passes measure in that arithmetic."""
+    options = options or OnnxOptions()
+    scheme = ORT_CPU_SCHEME
+    if options.activation_type == "int8":
+        scheme = dataclasses.replace(
+            scheme,
+            activation_type="int8",
+            description="Q/DQ S8S8: asymmetric int8 activations, per-channel symmetric int8 "
+            "weights",
+        )
+    profile = options.profile
+    hardest = demanding_arithmetic(profile)
     return dataclasses.replace(
-        ORT_CPU_SCHEME,
-        activation_type="int8",
-        description="Q/DQ S8S8: asymmetric int8 activations, per-channel symmetric int8 weights",
+        scheme,
+        saturation_safe_weights=profile.pair_saturation,
+        arithmetic=hardest.name,
+        description=f"{scheme.description}; CPU profile {profile.name}"
+        + (", saturation-safe weights" if profile.pair_saturation else ""),
     )
+
+
+def demanding_arithmetic(profile: CpuProfile) -> Int8Arithmetic:
+    """The arithmetic of the profile that loses most (a saturating one when there is one):
+    passes and the tuner measure in it alone, the verdict in all of the profile's."""
+    return next((a for a in profile.arithmetics if a.pair_saturation), profile.arithmetics[0])
