@@ -57,6 +57,9 @@ class QuantScheme:
     residual_ops: tuple[str, ...] = ()
     # Ops with no int8 kernel on this target: left out of quantization (a float island).
     float_ops: tuple[str, ...] = ()
+    # Whether artifacts may run on kernels that sum u8×s8 pairs in a saturating int16 (x86
+    # without VNNI): then quantize makes every such pair's sum fit (targets.arithmetic).
+    saturation_safe_weights: bool = False
     description: str = ""
 
 

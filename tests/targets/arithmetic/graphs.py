@@ -1,0 +1,90 @@
+"""Tiny Q/DQ graphs with adversarial int8 weights, for comparing arithmetics."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _qdq_input(name: str, scale: float, zero: int, signed: bool) -> tuple[list, list]:
+    dtype = np.int8 if signed else np.uint8
+    inits = [
+        numpy_helper.from_array(np.float32(scale), f"{name}_s"),
+        numpy_helper.from_array(dtype(zero), f"{name}_z"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", [name, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+        helper.make_node(
+            "DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"]
+        ),
+    ]
+    return nodes, inits
+
+
+def adversarial_weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """int8 weights with many large same-sign neighbours (pairs that saturate int16)."""
+    w = rng.integers(-128, 128, size=shape)
+    big = rng.random(shape) < 0.5
+    w[big] = np.sign(w[big] + 0.5) * rng.integers(90, 128, size=int(big.sum()))
+    return w.astype(np.int8)
+
+
+def weighted_model(
+    op: str,
+    x_shape: tuple[int, ...],
+    weight: np.ndarray,
+    attrs: dict | None = None,
+    x_range: tuple[float, float] = (-1.0, 3.0),
+    signed: bool = False,
+    bias: bool = True,
+    quantize_output: bool = True,
+) -> onnx.ModelProto:
+    """x → Q/DQ → op(DQ(int8 weight), int32 bias) → Q/DQ → y, as quantize_static lays it out."""
+    attrs = attrs or {}
+    lo, hi = x_range
+    levels = 255.0
+    x_scale = (hi - lo) / levels
+    zero = int(round(-lo / x_scale)) + (-128 if signed else 0)
+    nodes, inits = _qdq_input("x", x_scale, zero, signed)
+    out_axis = 1 if op == "Gemm" and attrs.get("transB") else (0 if op != "MatMul" else 1)
+    if op == "Gemm" and not attrs.get("transB"):
+        out_axis = 1
+    out_ch = weight.shape[out_axis]
+    w_scale = np.linspace(0.01, 0.03, out_ch).astype(np.float32)
+    inits += [
+        numpy_helper.from_array(weight, "w_q"),
+        numpy_helper.from_array(w_scale, "w_s"),
+        numpy_helper.from_array(np.zeros(out_ch, np.int8), "w_z"),
+    ]
+    nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=out_axis))
+    inputs = ["x_dq", "w"]
+    if bias:
+        b = np.linspace(-300, 300, out_ch).astype(np.int32)
+        inits += [
+            numpy_helper.from_array(b, "b_q"),
+            numpy_helper.from_array((w_scale * np.float32(x_scale)).astype(np.float32), "b_s"),
+            numpy_helper.from_array(np.zeros(out_ch, np.int32), "b_z"),
+        ]
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_s", "b_z"], ["b"], axis=0))
+        inputs.append("b")
+    nodes.append(helper.make_node(op, inputs, ["y_f" if quantize_output else "y"], **attrs))
+    if quantize_output:
+        inits += [
+            numpy_helper.from_array(np.float32(0.5), "y_s"),
+            numpy_helper.from_array(np.uint8(128), "y_z"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["y_f", "y_s", "y_z"], ["y_q"]),
+            helper.make_node("DequantizeLinear", ["y_q", "y_s", "y_z"], ["y"]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        op,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
