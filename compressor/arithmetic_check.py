@@ -110,3 +110,18 @@ def _badness(row: dict) -> tuple[float, float]:
     """Sort key: lower SQNR, then lower cosine, is worse (missing figures sort last)."""
     return (row.get("sqnr_db", float("inf")), row.get("cosine", float("inf")))
 
+
+def arithmetic_notes(record: dict | None) -> list[str]:
+    """Plain words when an arithmetic of the profile loses more than 1 dB against exact."""
+    if not record or not record.get("profile"):
+        return []
+    rows = record["measured"]
+    exact = rows[0].get("sqnr_db")
+    worse = [r for r in rows[1:] if exact is not None and r.get("sqnr_db", exact) < exact - 1]
+    return [
+        f"int8 in {r['arithmetic']} ({r['measured_on']}) reaches {r['sqnr_db']:.1f} dB SQNR, "
+        f"{exact - r['sqnr_db']:.1f} dB below the exact Q/DQ reference: CPUs that sum int8 "
+        "this way get the worse figure. The verdict is judged on the worst arithmetic of CPU "
+        f"profile {record['profile']}; see docs/cpu-profiles.md."
+        for r in worse
+    ]

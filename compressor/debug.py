@@ -32,7 +32,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.precision import calibration_batch
 from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
-from targets.registry import get_target, reference_runner, torch_runner
+from targets.registry import EXACT_ARITHMETIC, get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 OUTLIER_RATIO = 8.0  # a channel whose |max| is this many times the median channel's
@@ -266,9 +266,10 @@ def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) 
 def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path, scheme) -> tuple:
     """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX in the scheme's int8 arithmetic, the
     target's artifact) and the artifact."""
+    arithmetic = getattr(scheme, "arithmetic", EXACT_ARITHMETIC)
     runners = {
         "onnx fp32": reference_runner(graphs.fp32),
-        "onnx q/dq": reference_runner(graphs.qdq, arithmetic=scheme.arithmetic),
+        "onnx q/dq": reference_runner(graphs.qdq, arithmetic=arithmetic),
     }
     if model.is_torch:
         runners = {"torch": torch_runner(model.module, specs), **runners}
@@ -287,7 +288,7 @@ def _result(
         "model": str(recipe.model),
         "target": target,
         "scheme": scheme.description,
-        "arithmetic": scheme.arithmetic,
+        "arithmetic": getattr(scheme, "arithmetic", EXACT_ARITHMETIC),
         "calibration": recipe.calibration,
         "stages": stage_table(stages),
         "layers": [r.to_dict() for r in rows],
@@ -296,7 +297,7 @@ def _result(
             "Layers: each quantized tensor as the Q/DQ graph's readers get it (dequantized) "
             "and as the target's artifact holds it, against fp32 ONNX on the same samples; "
             "torch is compared on the model outputs (the export is checked there).",
-            f"The Q/DQ graph's outputs are computed in the {scheme.arithmetic} int8 arithmetic "
+            "The Q/DQ graph's outputs are computed in the scheme's int8 arithmetic "
             "(the target scheme's most demanding), not on this CPU's own kernels.",
             note,
         ],

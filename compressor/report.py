@@ -192,18 +192,21 @@ def _kb(value: int | None) -> str:
 
 
 def arithmetic_line(record: dict | None) -> str | None:
-    """The terminal table's one short line on the int8 arithmetic, or None without one."""
+    """The terminal's one short line on the int8 arithmetic, or None without one."""
     if not record:
         return None
     host = record.get("host") or {}
-    where = f"host {host.get('arch')} {'+'.join(host.get('int8_features') or []) or 'no int8 ISA'}"
+    where = (
+        f"host {host.get('arch')} {'+'.join(host.get('int8_features') or []) or '(no int8 ISA)'}"
+    )
     if not record.get("profile"):
         return f"int8 arithmetic: {record.get('runtime_arithmetic')}; {where}"
-    figures = ", ".join(
-        f"{row['arithmetic']} ({row['measured_on']}) {row.get('sqnr_db', float('nan')):.1f} dB"
+    figures = "; ".join(
+        f"{SHORT_HOW.get(row['measured_on'], row['arithmetic'])} {row.get('sqnr_db', 0):.1f} dB"
         for row in record.get("measured", [])
     )
-    return (
-        f"int8 CPU profile {record['profile']}: judged on {record['judged_on']}; "
-        f"{figures}; {where}"
-    )
+    return f"int8 CPU profile {record['profile']} ({figures}), judged on the worst; {where}"
+
+
+# How each arithmetic's figure was measured, in the terminal line's words.
+SHORT_HOW = {"exact Q/DQ": "exact", "this host's kernels": "host kernels"}

@@ -13,7 +13,7 @@ import torch
 
 from calibration.dataset import Dataset
 from compressor import __version__
-from compressor.arithmetic_check import check_arithmetics
+from compressor.arithmetic_check import arithmetic_notes, check_arithmetics
 from compressor.assess import (
     REPORT_SCHEMA_VERSION,
     AssessSettings,
@@ -85,7 +85,8 @@ def judge_run(run: VerdictInputs) -> Report:
         passes=run.passes,
         int8_arithmetic=None if arithmetic is None else arithmetic.record,
     )
-    return replace(report, notes=tuple(verdict_notes(report, not has_eval)))
+    notes = verdict_notes(report, not has_eval) + arithmetic_notes(report.int8_arithmetic)
+    return replace(report, notes=tuple(notes))
 
 
 def _measure(run: VerdictInputs) -> list[Measured]:

@@ -40,7 +40,9 @@ def split_held_back(data: Dataset, batch: int, min_held: int = 1) -> tuple[Datas
     return data.take(split), Dataset(rest, None, data.source, data.shared, data.batch_axes)
 
 
-def run_outputs(path: Path, data: Dataset, batch: int, arithmetic: str = "host") -> list[np.ndarray]:
+def run_outputs(
+    path: Path, data: Dataset, batch: int, arithmetic: str = "host"
+) -> list[np.ndarray]:
     """Every output of the model at path on data, concatenated over batches, computed in the
     int8 arithmetic named (float graphs: "host", onnxruntime as shipped)."""
     runner = reference_runner(path, arithmetic=arithmetic)

@@ -63,7 +63,8 @@ def _open_session(path: Path, threads: int, arithmetic: str) -> ort.InferenceSes
         return exact_session(path, threads)
     if arithmetic != HOST:
         model = onnx.load(str(path))
-        return exact_session(emulation_model(model, ARITHMETICS[arithmetic]), threads)
+        emulated = emulation_model(model, ARITHMETICS[arithmetic])
+        return exact_session(emulated.SerializeToString(), threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
