@@ -1,0 +1,115 @@
+"""On the device: this host's int8 arithmetic against the CPU profile an artifact was verified
+for (read from its run record), said plainly by `compress verify` and `compress bench`, with
+verify's re-measurement of the artifact on this host's kernels beside the exact reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calibration.dataset import Dataset
+from compressor.arithmetic_check import EXACT_HOW, measure_figures
+from compressor.assess import Measured
+from compressor.evaluate import EvalResult
+from compressor.run_record import recorded_int8_arithmetic
+from targets.registry import host_int8
+
+
+def host_notes(
+    record: dict | None, host: dict, done: str = "Measured again on this host's kernels."
+) -> list[str]:
+    """What a reader must know when this host computes int8 otherwise than the host that
+    verified the artifact, or in an arithmetic its CPU profile does not cover."""
+    if not record or not record.get("profile"):
+        return []
+    profile, covered = record["profile"], record.get("profile_arithmetics") or []
+    here = host.get("arithmetic", "unknown")
+    verified = (record.get("host") or {}).get("arithmetic")
+    what = f"This host ({_describe(host)}) computes int8 in {here}"
+    if here not in covered:
+        return [
+            f"WARNING: {what}, but the artifact was verified for CPU profile {profile} "
+            f"({', '.join(covered)}) only: its int8 figures do not hold here. {done} "
+            "Recompress with -O cpu=portable (or -O cpu=host here)."
+        ]
+    if here != verified:
+        return [
+            f"{what}; the artifact was verified on {_describe(record.get('host') or {})} "
+            f"({verified}) for CPU profile {profile}, which covers {here} (verified there by "
+            f"emulation). {done}"
+        ]
+    return []
+
+
+def remeasure(
+    artifact: Path,
+    host_measured: Measured,
+    base: EvalResult | None,
+    data: Dataset | None,
+    tasks: dict[str, str],
+    threads: int,
+) -> tuple[dict | None, list[str]]:
+    """verify's `int8_arithmetic` section and notes: the recorded profile and host, this host,
+    and (with eval data) the artifact on this host's kernels beside the exact Q/DQ reference,
+    with their difference and the figure stored for the arithmetic this host computes in."""
+    record = recorded_int8_arithmetic(artifact)
+    if not record or not record.get("profile"):
+        return None, []
+    host = host_int8()
+    section = {
+        "verified_profile": record["profile"],
+        "verified_arithmetics": record.get("profile_arithmetics"),
+        "verified_host": record.get("host"),
+        "host": host,
+    }
+    notes = host_notes(record, host)
+    if data is None or base is None:
+        return section, notes
+    figures = measure_figures(artifact, (), host["arithmetic"], host_measured, data, threads)
+    rows = [f.summary(base, tasks) for f in figures]
+    exact, here = rows[0].get("sqnr_db"), rows[1].get("sqnr_db")
+    section["measured"] = rows
+    if exact is not None and here is not None:
+        section["host_minus_exact_db"] = round(here - exact, 3)
+        stored = _stored_sqnr(record, host["arithmetic"])
+        section["stored_sqnr_db"] = stored
+        notes.append(
+            f"int8 on this host's kernels: {here:.1f} dB SQNR, exact Q/DQ {exact:.1f} dB "
+            f"({here - exact:+.1f} dB)"
+            + (
+                ""
+                if stored is None
+                else f"; the run recorded {stored:.1f} dB for {host['arithmetic']}"
+            )
+            + "."
+        )
+    return section, notes
+
+
+def _stored_sqnr(record: dict, arithmetic: str) -> float | None:
+    """The SQNR the verifying run measured for this arithmetic (exact: the Q/DQ reference)."""
+    rows = [r for r in record.get("measured") or [] if isinstance(r, dict)]
+    exact_first = sorted(rows, key=lambda r: r.get("measured_on") != EXACT_HOW)
+    for row in exact_first:
+        value = row.get("sqnr_db")
+        if row.get("arithmetic") == arithmetic and isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _describe(host: dict) -> str:
+    features = host.get("int8_features")
+    listed = "+".join(str(f) for f in features) if isinstance(features, list) else ""
+    return f"{host.get('arch', 'unknown')} {listed or 'without int8 features'}".strip()
+
+
+def bench_notes(paths: list[Path]) -> list[str]:
+    """bench: for each artifact verified for a CPU profile, how this host compares with it
+    (bench times only: `compress verify --eval` re-measures the figures here)."""
+    host = host_int8()
+    notes = []
+    for path in paths:
+        done = "Timed here; `compress verify --eval DATA` re-measures its figures here."
+        notes += [
+            f"{path.name}: {n}" for n in host_notes(recorded_int8_arithmetic(path), host, done)
+        ]
+    return notes
