@@ -1,14 +1,18 @@
 """Run a Q/DQ model in a chosen int8 arithmetic with onnxruntime, on any CPU.
 
 The exact arithmetic is the Q/DQ graph run unoptimized (DequantizeLinear then a float op).
-The AVX2 pair arithmetic is that graph plus, per int8 layer, a correction over only the weight
-pairs whose int16 sum can saturate: a small Conv/MatMul reads the two u8 taps of each such pair,
-Clip to int16 gives the saturated sum, and the difference, scaled by s_x*s_w, is added to the
-layer's output. Written by hand: no library models MLAS's VPMADDUBSW pair sums.
+The AVX2 pair arithmetic is that graph plus, per int8 layer that onnxruntime fuses, a
+correction over only the weight pairs whose int16 sum can saturate: the pair's two u8 input
+taps are gathered (im2col by Slice for a Conv, padded with the zero point as MLAS pads),
+a1*w1 + a2*w2 is clipped to int16, and the difference, summed per output channel and scaled
+by s_x*s_w, is added to the layer's float output. Written by hand: no library models MLAS's
+VPMADDUBSW pair sums. Pairing and fusion rules were measured under qemu -cpu Haswell
+(docs/int8-arithmetic.md).
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +27,11 @@ from targets.arithmetic.layers import (
     find_qlayers,
     kernel_pairs,
     pairs_at_risk,
+    runs_int8,
 )
 from targets.arithmetic.profiles import Int8Arithmetic
+
+INT64_MAX = np.iinfo(np.int64).max
 
 
 def exact_session(model: bytes | str | Path, threads: int = 1) -> ort.InferenceSession:
@@ -45,133 +52,185 @@ def emulation_model(qdq: onnx.ModelProto, arithmetic: Int8Arithmetic) -> onnx.Mo
     model.CopyFrom(qdq)
     after: dict[str, list[onnx.NodeProto]] = {}
     for index, layer in enumerate(find_qlayers(model)):
-        pairs = kernel_pairs(layer)
-        risk = pairs_at_risk(layer, pairs)
-        if risk.any():
-            exact, nodes = _add_correction(model, layer, pairs, np.argwhere(risk), f"sat{index}")
+        if not runs_int8(model, layer):
+            continue
+        table = risky_pair_table(layer)
+        if table is not None:
+            exact, nodes = _add_correction(model, layer, table, f"sat{index}")
             after[exact] = nodes
     _insert_after(model, after)
     return model
 
 
+def risky_pair_table(layer: QLayer) -> dict[str, np.ndarray] | None:
+    """[output channel, slot] tables of the pairs that can saturate (row indices, weights),
+    padded per channel to the longest list with a zero-weight pair; None when none can."""
+    pairs = kernel_pairs(layer)
+    risk = pairs_at_risk(layer, pairs)
+    if not risk.any():
+        return None
+    rows = np.concatenate([layer.rows, np.zeros((layer.rows.shape[0], 1), np.int32)], axis=1)
+    slots = int(risk.sum(1).max())
+    index = np.full((rows.shape[0], slots, 2), -1, np.int64)
+    for channel in np.flatnonzero(risk.any(1)):
+        chosen = pairs[risk[channel]]
+        index[channel, : len(chosen)] = chosen
+    weight = np.take_along_axis(rows[:, None, :], index.reshape(rows.shape[0], 1, -1), axis=2)
+    return {"index": np.maximum(index, 0), "weight": weight.reshape(index.shape)}
+
+
 def _add_correction(
-    model: onnx.ModelProto, layer: QLayer, pairs: np.ndarray, risky: np.ndarray, tag: str
+    model: onnx.ModelProto, layer: QLayer, table: dict, tag: str
 ) -> tuple[str, list[onnx.NodeProto]]:
-    """Add (saturated - exact) pair sums of the risky [channel, pair]s to the layer's output."""
-    rows = layer.rows
-    channels = risky[:, 0]
-    taps = pairs[risky[:, 1]]  # [P, 2] row indices, -1 for padding
-    values = np.where(taps >= 0, rows[channels[:, None], np.maximum(taps, 0)], 0)
+    """Nodes adding (saturated - exact) risky pair sums to the layer's output, renamed aside."""
     out = layer.node.output[0]
     exact = f"{out}_{tag}_exact"
     layer.node.output[0] = exact
     name = f"{tag}_{layer.node.name or layer.node.op_type}"
+    builder = _BUILDERS[layer.node.op_type]
     nodes, inits = _unsigned_input(layer, name)
-    gather = _GATHERS[layer.node.op_type]
-    sums, more_nodes, more_inits = gather(layer, f"{name}_a", channels, taps, values, name)
-    nodes += more_nodes
-    inits += more_inits
-    scale = (layer.x_scale * layer.w_scale[channels]).astype(np.float32)
-    if layer.node.op_type == "Gemm":
-        scale = scale * np.float32(
-            next((a.f for a in layer.node.attribute if a.name == "alpha"), 1.0)
-        )
-    spread = np.zeros((len(channels), rows.shape[0]), np.float32)
-    spread[np.arange(len(channels)), channels] = scale
+    more_nodes, more_inits = builder(layer, f"{name}_a", table, name, exact, out)
+    model.graph.initializer.extend(inits + more_inits)
+    return exact, nodes + more_nodes
+
+
+def _unsigned_input(layer: QLayer, name: str) -> tuple[list, list]:
+    """Nodes making `{name}_a`: the 8-bit input as the unsigned values the kernel reads."""
+    cast = helper.make_node("Cast", [layer.activation], [f"{name}_a0"], to=onnx.TensorProto.FLOAT)
+    if not layer.x_signed:
+        return [cast, helper.make_node("Identity", [f"{name}_a0"], [f"{name}_a"])], []
+    shift = _init(f"{name}_shift", np.float32(128))
+    return [cast, helper.make_node("Add", [f"{name}_a0", shift.name], [f"{name}_a"])], [shift]
+
+
+def _pair_delta(cols: str, axis: int, table: dict, name: str, shape: tuple) -> tuple[list, list]:
+    """Nodes making `{name}_delta` = clip16(a1*w1 + a2*w2) - (a1*w1 + a2*w2) per slot."""
+    index, weight = table["index"], table["weight"].astype(np.float32)
+    nodes, inits = [], []
+    for side in range(2):
+        inits += [
+            _init(f"{name}_i{side}", index[..., side].reshape(-1)),
+            _init(f"{name}_w{side}", weight[..., side].reshape(shape)),
+        ]
+        nodes += [
+            helper.make_node("Gather", [cols, f"{name}_i{side}"], [f"{name}_g{side}"], axis=axis),
+            helper.make_node("Mul", [f"{name}_g{side}", f"{name}_w{side}"], [f"{name}_p{side}"]),
+        ]
     inits += [
         _init(f"{name}_lo", np.float32(INT16_MIN)),
         _init(f"{name}_hi", np.float32(INT16_MAX)),
     ]
     nodes += [
-        helper.make_node("Clip", [sums, f"{name}_lo", f"{name}_hi"], [f"{name}_sat"]),
-        helper.make_node("Sub", [f"{name}_sat", sums], [f"{name}_delta"]),
+        helper.make_node("Add", [f"{name}_p0", f"{name}_p1"], [f"{name}_t"]),
+        helper.make_node("Clip", [f"{name}_t", f"{name}_lo", f"{name}_hi"], [f"{name}_sat"]),
+        helper.make_node("Sub", [f"{name}_sat", f"{name}_t"], [f"{name}_delta"]),
     ]
-    scatter = _SCATTERS[layer.node.op_type]
-    fix, scatter_nodes, scatter_inits = scatter(layer, f"{name}_delta", spread, name)
-    nodes += scatter_nodes + [helper.make_node("Add", [exact, fix], [out], name=f"{name}_add")]
-    inits += scatter_inits
-    model.graph.initializer.extend(inits)
-    return exact, nodes
+    return nodes, inits
 
 
-def _unsigned_input(layer: QLayer, name: str) -> tuple[list, list]:
-    """Nodes making `{name}_a`: the layer's 8-bit input as the unsigned values the kernel reads."""
-    nodes = [
-        helper.make_node("Cast", [layer.activation], [f"{name}_a0"], to=onnx.TensorProto.FLOAT)
-    ]
-    if not layer.x_signed:
-        return nodes + [helper.make_node("Identity", [f"{name}_a0"], [f"{name}_a"])], []
-    shift = _init(f"{name}_shift", np.float32(128))
-    return nodes + [helper.make_node("Add", [f"{name}_a0", shift.name], [f"{name}_a"])], [shift]
+def _scales(layer: QLayer) -> np.ndarray:
+    """s_x * s_w per output channel (times Gemm's alpha): one int32 unit in float."""
+    alpha = next((a.f for a in layer.node.attribute if a.name == "alpha"), 1.0)
+    return (layer.x_scale * layer.w_scale * alpha).astype(np.float32)
 
 
-def _gather_conv(layer: QLayer, a: str, channels, taps, values, name: str):
-    """Conv over the zero-point-padded input with one 2-tap kernel per risky pair: [N,P,H,W]."""
+def _build_conv(layer: QLayer, a: str, table: dict, name: str, exact: str, out: str):
+    """im2col (tap-major, channels fastest, as MLAS) of the zero-point-padded input by Slice;
+    pair deltas summed and scaled per output channel by a grouped 1x1 Conv."""
     node = layer.node
     out_ch, cin_g, *kernel = layer.weight.shape
-    per_group = out_ch // layer.groups
-    kernel_w = np.zeros((len(channels), cin_g * layer.groups, *kernel), np.float32)
-    flat = kernel_w.reshape(len(channels), cin_g * layer.groups, -1)
-    taps_per = int(np.prod(kernel))
-    for side in range(2):
-        ok = taps[:, side] >= 0
-        index = np.maximum(taps[:, side], 0)
-        cin = (channels // per_group) * cin_g + index // taps_per
-        flat[np.arange(len(channels))[ok], cin[ok], (index % taps_per)[ok]] = values[ok, side]
-    pads = _conv_pads(node, len(kernel))
-    attrs = {
-        a.name: helper.get_attribute_value(a)
-        for a in node.attribute
-        if a.name in ("strides", "dilations", "kernel_shape")
-    }
+    dims, taps = len(kernel), int(np.prod(kernel))
+    cin = cin_g * layer.groups
+    strides = _ints(node, "strides", [1] * dims)
+    dilations = _ints(node, "dilations", [1] * dims)
+    pads = _conv_pads(node, dims)
+    group_of = np.arange(out_ch) // (out_ch // layer.groups)
+    row = table["index"]  # row index = c * taps + t within the channel's group
+    cols = (row % taps) * cin + group_of[:, None, None] * cin_g + row // taps
+    table = {"index": cols, "weight": table["weight"]}
     inits = [
-        _init(f"{name}_pairs", kernel_w),
-        _init(
-            f"{name}_pads",
-            np.array([0, 0, *pads[: len(kernel)], 0, 0, *pads[len(kernel) :]], np.int64),
-        ),
+        _init(f"{name}_pads", np.array([0, 0, *pads[:dims], 0, 0, *pads[dims:]], np.int64)),
         _init(f"{name}_zero", np.float32(layer.u8_zero)),
+        _init(f"{name}_axes", np.arange(2, 2 + dims, dtype=np.int64)),
+        _init(f"{name}_steps", np.array(strides, np.int64)),
     ]
-    nodes = [
-        helper.make_node("Pad", [a, f"{name}_pads", f"{name}_zero"], [f"{name}_padded"]),
-        helper.make_node("Conv", [f"{name}_padded", f"{name}_pairs"], [f"{name}_sums"], **attrs),
+    nodes = [helper.make_node("Pad", [a, f"{name}_pads", f"{name}_zero"], [f"{name}_padded"])]
+    for t, offsets in enumerate(itertools.product(*(range(k) for k in kernel))):
+        starts = [o * d for o, d in zip(offsets, dilations, strict=True)]
+        ends = [
+            -(k - 1 - o) * d or INT64_MAX
+            for k, o, d in zip(kernel, offsets, dilations, strict=True)
+        ]
+        inits += [
+            _init(f"{name}_s{t}", np.array(starts, np.int64)),
+            _init(f"{name}_e{t}", np.array(ends, np.int64)),
+        ]
+        slice_in = [
+            f"{name}_padded",
+            f"{name}_s{t}",
+            f"{name}_e{t}",
+            f"{name}_axes",
+            f"{name}_steps",
+        ]
+        nodes.append(helper.make_node("Slice", slice_in, [f"{name}_tap{t}"]))
+    nodes.append(
+        helper.make_node(
+            "Concat", [f"{name}_tap{t}" for t in range(taps)], [f"{name}_cols"], axis=1
+        )
+    )
+    shape = (1, -1, *[1] * dims)
+    more_nodes, more_inits = _pair_delta(f"{name}_cols", 1, table, name, shape)
+    slots = table["index"].shape[1]
+    spread = np.repeat(_scales(layer)[:, None], slots, axis=1).reshape(out_ch, slots, *[1] * dims)
+    inits += more_inits + [_init(f"{name}_spread", spread)]
+    nodes += more_nodes + [
+        helper.make_node(
+            "Conv", [f"{name}_delta", f"{name}_spread"], [f"{name}_fix"], group=out_ch
+        ),
+        helper.make_node("Add", [exact, f"{name}_fix"], [out]),
     ]
-    return f"{name}_sums", nodes, inits
+    return nodes, inits
+
+
+def _build_matmul(layer: QLayer, a: str, table: dict, name: str, exact: str, out: str):
+    """Gather the pair inputs along K; deltas reshaped [..., N, slots], summed and scaled."""
+    out_ch, slots = table["index"].shape[:2]
+    nodes, inits = _pair_delta(a, -1, table, name, (-1,))
+    inits += [
+        _init(f"{name}_lead", np.array([0], np.int64)),
+        _init(f"{name}_last", np.array([-1], np.int64)),
+        _init(f"{name}_tail", np.array([out_ch, slots], np.int64)),
+        _init(f"{name}_axis", np.array([-1], np.int64)),
+        _init(f"{name}_scale", _scales(layer)),
+    ]
+    nodes += [
+        helper.make_node("Shape", [f"{name}_delta"], [f"{name}_shape"]),
+        helper.make_node(
+            "Slice", [f"{name}_shape", f"{name}_lead", f"{name}_last"], [f"{name}_head"]
+        ),
+        helper.make_node("Concat", [f"{name}_head", f"{name}_tail"], [f"{name}_to"], axis=0),
+        helper.make_node("Reshape", [f"{name}_delta", f"{name}_to"], [f"{name}_slots"]),
+        helper.make_node(
+            "ReduceSum", [f"{name}_slots", f"{name}_axis"], [f"{name}_sum"], keepdims=0
+        ),
+        helper.make_node("Mul", [f"{name}_sum", f"{name}_scale"], [f"{name}_fix"]),
+        helper.make_node("Add", [exact, f"{name}_fix"], [out]),
+    ]
+    return nodes, inits
+
+
+_BUILDERS = {"Conv": _build_conv, "MatMul": _build_matmul, "Gemm": _build_matmul}
+
+
+def _ints(node: onnx.NodeProto, name: str, default: list[int]) -> list[int]:
+    return list(next((a.ints for a in node.attribute if a.name == name), default))
 
 
 def _conv_pads(node: onnx.NodeProto, dims: int) -> list[int]:
     auto = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
     if auto not in ("NOTSET", "VALID"):
         raise ValueError(f"Conv {node.name}: auto_pad {auto} is not emulated; use explicit pads")
-    return list(next((a.ints for a in node.attribute if a.name == "pads"), [0] * 2 * dims))
-
-
-def _gather_matmul(layer: QLayer, a: str, channels, taps, values, name: str):
-    """MatMul of the input with a [K, P] matrix holding each risky pair's two weights."""
-    pick = np.zeros((layer.rows.shape[1], len(channels)), np.float32)
-    for side in range(2):
-        ok = taps[:, side] >= 0
-        pick[taps[ok, side], np.arange(len(channels))[ok]] = values[ok, side]
-    node = helper.make_node("MatMul", [a, f"{name}_pairs"], [f"{name}_sums"])
-    return f"{name}_sums", [node], [_init(f"{name}_pairs", pick)]
-
-
-def _scatter_conv(layer: QLayer, delta: str, spread: np.ndarray, name: str):
-    """1x1 Conv from the P pair deltas to the output channels, times s_x*s_w."""
-    ones = [1] * (layer.weight.ndim - 2)
-    kernel = np.ascontiguousarray(spread.T).reshape(spread.shape[1], spread.shape[0], *ones)
-    node = helper.make_node("Conv", [delta, f"{name}_spread"], [f"{name}_fix"])
-    return f"{name}_fix", [node], [_init(f"{name}_spread", kernel)]
-
-
-def _scatter_matmul(layer: QLayer, delta: str, spread: np.ndarray, name: str):
-    """MatMul from the P pair deltas to the output features, times s_x*s_w."""
-    node = helper.make_node("MatMul", [delta, f"{name}_spread"], [f"{name}_fix"])
-    return f"{name}_fix", [node], [_init(f"{name}_spread", spread)]
-
-
-_GATHERS = {"Conv": _gather_conv, "MatMul": _gather_matmul, "Gemm": _gather_matmul}
-_SCATTERS = {"Conv": _scatter_conv, "MatMul": _scatter_matmul, "Gemm": _scatter_matmul}
+    return _ints(node, "pads", [0] * 2 * dims)
 
 
 def _init(name: str, value: np.ndarray) -> onnx.TensorProto:

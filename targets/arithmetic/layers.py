@@ -92,6 +92,62 @@ def find_qlayers(model: onnx.ModelProto) -> list[QLayer]:
     return found
 
 
+def runs_int8(model: onnx.ModelProto, layer: QLayer) -> bool:
+    """Whether onnxruntime (1.2x, ORT_ENABLE_ALL) runs the layer on its int8 kernels.
+
+    Found under qemu -cpu Haswell: MatMul and Gemm always fuse (QLinearMatMul or
+    MatMulIntegerToFloat, QGemm); a Conv only when its output goes to one QuantizeLinear,
+    directly or through a Relu/Clip that the Q makes redundant (else it runs as float Conv).
+    """
+    if layer.node.op_type != "Conv":
+        return True
+    consumers = _consumers(model)
+    outputs = {o.name for o in model.graph.output}
+    tensor = layer.node.output[0]
+    for _ in range(2):
+        users = consumers.get(tensor, [])
+        if tensor in outputs or len(users) != 1:
+            return False
+        if users[0].op_type == "QuantizeLinear":
+            return True
+        if not _redundant_before(model, users[0], consumers):
+            return False
+        tensor = users[0].output[0]
+    return False
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    found: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def _redundant_before(model: onnx.ModelProto, node: onnx.NodeProto, consumers: dict) -> bool:
+    """A Relu/Clip whose only consumer, a QuantizeLinear, clamps at least as tightly."""
+    users = consumers.get(node.output[0], [])
+    if node.op_type not in ("Relu", "Clip") or len(users) != 1:
+        return False
+    q = users[0]
+    if q.op_type != "QuantizeLinear" or len(q.input) < 3:
+        return False
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    scale, zero = (_constant(name, inits, producer) for name in q.input[1:3])
+    if scale is None or zero is None or scale.size != 1:
+        return False
+    info = np.iinfo(zero.dtype)
+    low = (info.min - int(zero.reshape(()))) * float(scale.reshape(()))
+    high = (info.max - int(zero.reshape(()))) * float(scale.reshape(()))
+    if node.op_type == "Relu":
+        return low == 0.0
+    bounds = [_constant(name, inits, producer) for name in node.input[1:3]]
+    clip_low = float(bounds[0]) if bounds and bounds[0] is not None else -np.inf
+    clip_high = float(bounds[1]) if len(bounds) > 1 and bounds[1] is not None else np.inf
+    return clip_low <= low and high <= clip_high
+
+
 def _is_dq(node: onnx.NodeProto | None) -> bool:
     return node is not None and node.op_type == "DequantizeLinear"
 

@@ -39,6 +39,8 @@ def weighted_model(
     signed: bool = False,
     bias: bool = True,
     quantize_output: bool = True,
+    relu: bool = False,
+    y_zero: int = 128,
 ) -> onnx.ModelProto:
     """x → Q/DQ → op(DQ(int8 weight), int32 bias) → Q/DQ → y, as quantize_static lays it out."""
     attrs = attrs or {}
@@ -47,9 +49,7 @@ def weighted_model(
     x_scale = (hi - lo) / levels
     zero = int(round(-lo / x_scale)) + (-128 if signed else 0)
     nodes, inits = _qdq_input("x", x_scale, zero, signed)
-    out_axis = 1 if op == "Gemm" and attrs.get("transB") else (0 if op != "MatMul" else 1)
-    if op == "Gemm" and not attrs.get("transB"):
-        out_axis = 1
+    out_axis = {"Conv": 0, "MatMul": 1, "Gemm": 0 if attrs.get("transB") else 1}[op]
     out_ch = weight.shape[out_axis]
     w_scale = np.linspace(0.01, 0.03, out_ch).astype(np.float32)
     inits += [
@@ -68,11 +68,14 @@ def weighted_model(
         ]
         nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_s", "b_z"], ["b"], axis=0))
         inputs.append("b")
-    nodes.append(helper.make_node(op, inputs, ["y_f" if quantize_output else "y"], **attrs))
+    made = "y_f" if quantize_output else "y"
+    nodes.append(helper.make_node(op, inputs, ["y_op" if relu else made], **attrs))
+    if relu:
+        nodes.append(helper.make_node("Relu", ["y_op"], [made]))
     if quantize_output:
         inits += [
             numpy_helper.from_array(np.float32(0.5), "y_s"),
-            numpy_helper.from_array(np.uint8(128), "y_z"),
+            numpy_helper.from_array(np.uint8(y_zero), "y_z"),
         ]
         nodes += [
             helper.make_node("QuantizeLinear", ["y_f", "y_s", "y_z"], ["y_q"]),
@@ -84,6 +87,38 @@ def weighted_model(
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+def activation_matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """Q/DQ(a) @ Q/DQ(b) with both operands activations (attention's u8×u8 MatMul)."""
+    nodes_a, inits_a = _qdq_input("a", 4.0 / 255, 0, False)
+    nodes_b, inits_b = _qdq_input("b", 4.0 / 255, 0, False)
+    inits = [
+        numpy_helper.from_array(np.float32(2.0), "y_s"),
+        numpy_helper.from_array(np.uint8(0), "y_z"),
+    ]
+    nodes = (
+        nodes_a
+        + nodes_b
+        + [
+            helper.make_node("MatMul", ["a_dq", "b_dq"], ["y_f"]),
+            helper.make_node("QuantizeLinear", ["y_f", "y_s", "y_z"], ["y_q"]),
+            helper.make_node("DequantizeLinear", ["y_q", "y_s", "y_z"], ["y"]),
+        ]
+    )
+    graph = helper.make_graph(
+        nodes,
+        "activation_matmul",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits_a + inits_b + inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
