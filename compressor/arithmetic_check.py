@@ -30,9 +30,8 @@ class ArithmeticFigures:
     eval: EvalResult | None
 
     def summary(self, base: EvalResult | None, tasks: dict[str, str]) -> dict:
-        """The report's row for this arithmetic."""
-        fidelity = worst_summary(compare_outputs(base, self.eval, tasks)) or {}
-        return {"arithmetic": self.arithmetic, "measured_on": self.how, **fidelity}
+        """The worst output's figures against the baseline ({} without eval data)."""
+        return worst_summary(compare_outputs(base, self.eval, tasks)) or {}
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,16 @@ def check_arithmetics(
         return ArithmeticVerdict(host, record | {"host": cpu})
     figures = measure_figures(path, arithmetics, cpu["arithmetic"], host, data, threads)
     rows = {id(f): f.summary(base, tasks) for f in figures}
-    judged = [profile_figure(figures, name, cpu["arithmetic"]) for name in arithmetics]
-    worst = min(judged, key=lambda f: _badness(rows[id(f)]))
-    record = {
+    judged = {name: profile_figure(figures, name, cpu["arithmetic"]) for name in arithmetics}
+    worst = min(judged.values(), key=lambda f: _badness(rows[id(f)]))
+    record = {  # the first four keys do not depend on the host that measured them
         "profile": profile,
-        "profile_arithmetics": list(arithmetics),
+        "judged_in": worst.arithmetic,
+        "profile_figures": {name: rows[id(f)] for name, f in judged.items()},
+        "exact_reference": rows[id(figures[0])],
+        "host_kernels": rows[id(figures[1])],
+        "measured_on": {name: f.how for name, f in judged.items()},
         "host": cpu,
-        "measured": [rows[id(f)] for f in figures],
-        "judged_on": f"{worst.arithmetic} ({worst.how})",
     }
     return ArithmeticVerdict(dataclasses.replace(host, eval=worst.eval), record)
 
@@ -115,13 +116,15 @@ def arithmetic_notes(record: dict | None) -> list[str]:
     """Plain words when an arithmetic of the profile loses more than 1 dB against exact."""
     if not record or not record.get("profile"):
         return []
-    rows = record["measured"]
-    exact = rows[0].get("sqnr_db")
-    worse = [r for r in rows[1:] if exact is not None and r.get("sqnr_db", exact) < exact - 1]
+    exact = record["exact_reference"].get("sqnr_db")
+    figures = record["profile_figures"].items()
+    worse = [
+        (n, f["sqnr_db"]) for n, f in figures if exact is not None and f["sqnr_db"] < exact - 1
+    ]
     return [
-        f"int8 in {r['arithmetic']} ({r['measured_on']}) reaches {r['sqnr_db']:.1f} dB SQNR, "
-        f"{exact - r['sqnr_db']:.1f} dB below the exact Q/DQ reference: CPUs that sum int8 "
-        "this way get the worse figure. The verdict is judged on the worst arithmetic of CPU "
-        f"profile {record['profile']}; see docs/cpu-profiles.md."
-        for r in worse
+        f"int8 in {name} ({record['measured_on'][name]}) reaches {sqnr:.1f} dB SQNR, "
+        f"{exact - sqnr:.1f} dB below the exact Q/DQ reference: CPUs that sum int8 this way "
+        f"get the worse figure, and the verdict is judged on it (CPU profile "
+        f"{record['profile']}; see docs/cpu-profiles.md)."
+        for name, sqnr in worse
     ]

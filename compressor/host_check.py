@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration.dataset import Dataset
-from compressor.arithmetic_check import EXACT_HOW, measure_figures
+from compressor.arithmetic_check import measure_figures
 from compressor.assess import Measured
 from compressor.evaluate import EvalResult
 from compressor.run_record import recorded_int8_arithmetic
-from targets.registry import host_int8
+from targets.registry import EXACT_ARITHMETIC, host_int8
 
 
 def host_notes(
@@ -21,7 +21,7 @@ def host_notes(
     verified the artifact, or in an arithmetic its CPU profile does not cover."""
     if not record or not record.get("profile"):
         return []
-    profile, covered = record["profile"], record.get("profile_arithmetics") or []
+    profile, covered = record["profile"], list(record.get("profile_figures") or {})
     here = host.get("arithmetic", "unknown")
     verified = (record.get("host") or {}).get("arithmetic")
     what = f"This host ({_describe(host)}) computes int8 in {here}"
@@ -57,7 +57,7 @@ def remeasure(
     host = host_int8()
     section = {
         "verified_profile": record["profile"],
-        "verified_arithmetics": record.get("profile_arithmetics"),
+        "verified_arithmetics": list(record.get("profile_figures") or {}),
         "verified_host": record.get("host"),
         "host": host,
     }
@@ -67,7 +67,7 @@ def remeasure(
     figures = measure_figures(artifact, (), host["arithmetic"], host_measured, data, threads)
     rows = [f.summary(base, tasks) for f in figures]
     exact, here = rows[0].get("sqnr_db"), rows[1].get("sqnr_db")
-    section["measured"] = rows
+    section["exact_reference"], section["host_kernels"] = rows
     if exact is not None and here is not None:
         section["host_minus_exact_db"] = round(here - exact, 3)
         stored = _stored_sqnr(record, host["arithmetic"])
@@ -87,13 +87,12 @@ def remeasure(
 
 def _stored_sqnr(record: dict, arithmetic: str) -> float | None:
     """The SQNR the verifying run measured for this arithmetic (exact: the Q/DQ reference)."""
-    rows = [r for r in record.get("measured") or [] if isinstance(r, dict)]
-    exact_first = sorted(rows, key=lambda r: r.get("measured_on") != EXACT_HOW)
-    for row in exact_first:
-        value = row.get("sqnr_db")
-        if row.get("arithmetic") == arithmetic and isinstance(value, (int, float)):
-            return float(value)
-    return None
+    figures = record.get("profile_figures")
+    row = figures.get(arithmetic) if isinstance(figures, dict) else None
+    if arithmetic == EXACT_ARITHMETIC:
+        row = record.get("exact_reference")
+    value = row.get("sqnr_db") if isinstance(row, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _describe(host: dict) -> str:

@@ -196,17 +196,13 @@ def arithmetic_line(record: dict | None) -> str | None:
     if not record:
         return None
     host = record.get("host") or {}
-    where = (
-        f"host {host.get('arch')} {'+'.join(host.get('int8_features') or []) or '(no int8 ISA)'}"
-    )
+    features = "+".join(host.get("int8_features") or []) or "(no int8 ISA)"
+    where = f"host {host.get('arch')} {features}"
     if not record.get("profile"):
         return f"int8 arithmetic: {record.get('runtime_arithmetic')}; {where}"
-    figures = "; ".join(
-        f"{SHORT_HOW.get(row['measured_on'], row['arithmetic'])} {row.get('sqnr_db', 0):.1f} dB"
-        for row in record.get("measured", [])
+    figures = [("exact", record["exact_reference"]), ("host kernels", record["host_kernels"])]
+    figures += list(record["profile_figures"].items())
+    shown = "; ".join(f"{name} {fig.get('sqnr_db', 0):.1f} dB" for name, fig in figures)
+    return (
+        f"int8 CPU profile {record['profile']} ({shown}), judged in {record['judged_in']}; {where}"
     )
-    return f"int8 CPU profile {record['profile']} ({figures}), judged on the worst; {where}"
-
-
-# How each arithmetic's figure was measured, in the terminal line's words.
-SHORT_HOW = {"exact Q/DQ": "exact", "this host's kernels": "host kernels"}
