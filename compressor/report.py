@@ -200,9 +200,15 @@ def arithmetic_line(record: dict | None) -> str | None:
     where = f"host {host.get('arch')} {features}"
     if not record.get("profile"):
         return f"int8 arithmetic: {record.get('runtime_arithmetic')}; {where}"
-    figures = [("exact", record["exact_reference"]), ("host kernels", record["host_kernels"])]
-    figures += list(record["profile_figures"].items())
-    shown = "; ".join(f"{name} {fig.get('sqnr_db', 0):.1f} dB" for name, fig in figures)
-    return (
-        f"int8 CPU profile {record['profile']} ({shown}), judged in {record['judged_in']}; {where}"
+    how = record.get("measured_on") or {}
+    shown = ", ".join(
+        f"{name} {fig.get('sqnr_db', 0):.1f} dB" + EMULATED.get(how.get(name), "")
+        for name, fig in record["profile_figures"].items()
     )
+    return (
+        f"int8 CPU profile {record['profile']}: {shown}; judged in {record['judged_in']}; "
+        f"{where} computes {host.get('arithmetic')}"
+    )
+
+
+EMULATED = {"emulated": " (emulated)"}
