@@ -77,7 +77,8 @@ def describe_runtime(runner: Runner, target: str) -> dict:
     proxy = runner.proxy_for is not None
     label = f"{runner.runtime}, batch 1, interleaved with the fp32 {target} artifact"
     if proxy:
-        label += f" (a proxy: {runner.runtime} runs the Q/DQ ONNX that {target} would build)"
+        label += f" (a proxy: {runner.runtime} runs the Q/DQ ONNX that {target} would build"
+        label += f", int8 in {runner.arithmetic} arithmetic)" if runner.arithmetic != HOST else ")"
     return {"runtime": runner.runtime, "proxy": proxy, "latency_runtime": label}
 
 
