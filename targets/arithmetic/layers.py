@@ -29,12 +29,7 @@ class QLayer:
     @property
     def rows(self) -> np.ndarray:
         """The weights as [output channel, K] int32 rows, K in the initializer's own order."""
-        w = self.weight.astype(np.int32)
-        if self.node.op_type == "Conv":
-            return w.reshape(w.shape[0], -1)
-        if self.node.op_type == "Gemm" and _attr(self.node, "transB", 0):
-            return w
-        return w.T
+        return weight_rows(self.node, self.weight.astype(np.int32))
 
     @property
     def groups(self) -> int:
@@ -52,6 +47,15 @@ class QLayer:
     def u8_zero(self) -> int:
         """The activation zero point as the kernel's unsigned input sees it (s8 is shifted)."""
         return self.x_zero + 128 if self.x_signed else self.x_zero
+
+
+def weight_rows(node: onnx.NodeProto, weight: np.ndarray) -> np.ndarray:
+    """A weight tensor of node as [output channel, K] rows (a view, dtype kept)."""
+    if node.op_type == "Conv":
+        return weight.reshape(weight.shape[0], -1)
+    if node.op_type == "Gemm" and _attr(node, "transB", 0):
+        return weight
+    return weight.T
 
 
 def _attr(node: onnx.NodeProto, name: str, default: int) -> int:

@@ -123,3 +123,54 @@ def activation_matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> onn
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
     return model
+
+
+def kernel_cases(seed: int = 3) -> dict[str, tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
+    """Conv (1, 3 and odd input channels, stride/pad/dilation, groups, depthwise), Gemm and
+    MatMul graphs with adversarial weights, each with inputs that push u8 values to 255."""
+    rng = np.random.default_rng(seed)
+    w = adversarial_weights
+    specs = {
+        "conv_c1": ("Conv", (2, 1, 9, 9), w(rng, (6, 1, 3, 3)), {"pads": [1, 1, 1, 1]}, {}),
+        "conv_c3": ("Conv", (2, 3, 9, 9), w(rng, (6, 3, 3, 3)), {"pads": [1, 1, 1, 1]}, {}),
+        "conv_c5_stride_dilation": (
+            "Conv", (2, 5, 11, 11), w(rng, (7, 5, 3, 3)),
+            {"pads": [2, 1, 0, 2], "strides": [2, 2], "dilations": [2, 2]}, {},
+        ),
+        "conv_c7_1x1": ("Conv", (2, 7, 6, 6), w(rng, (12, 7, 1, 1)), {}, {}),
+        "conv_c32": ("Conv", (1, 32, 6, 6), w(rng, (24, 32, 3, 3)), {"pads": [1, 1, 1, 1]}, {}),
+        "conv_groups3": (
+            "Conv", (2, 9, 7, 7), w(rng, (6, 3, 3, 3)), {"pads": [1, 1, 1, 1], "group": 3}, {},
+        ),
+        "conv_depthwise": (
+            "Conv", (2, 8, 7, 7), w(rng, (8, 1, 3, 3)), {"pads": [1, 1, 1, 1], "group": 8}, {},
+        ),
+        "conv_depthwise_x2": (
+            "Conv", (2, 4, 7, 7), w(rng, (8, 1, 3, 3)), {"pads": [1, 1, 1, 1], "group": 4}, {},
+        ),
+        "conv_int8_input": (
+            "Conv", (2, 3, 9, 9), w(rng, (6, 3, 3, 3)), {"pads": [1, 1, 1, 1]}, {"signed": True},
+        ),
+        "conv_relu": (
+            "Conv", (2, 3, 9, 9), w(rng, (6, 3, 3, 3)), {"pads": [1, 1, 1, 1]},
+            {"relu": True, "y_zero": 0},
+        ),
+        "conv_float_output": (
+            "Conv", (2, 3, 9, 9), w(rng, (6, 3, 3, 3)), {"pads": [1, 1, 1, 1]},
+            {"quantize_output": False},
+        ),
+        "conv1d": ("Conv", (2, 3, 15), w(rng, (6, 3, 5)), {"pads": [2, 2]}, {}),
+        "matmul": ("MatMul", (2, 3, 63), w(rng, (63, 20)), {}, {"bias": False}),
+        "matmul_float_output": (
+            "MatMul", (2, 3, 64), w(rng, (64, 20)), {}, {"bias": False, "quantize_output": False},
+        ),
+        "gemm_transposed": ("Gemm", (4, 33), w(rng, (10, 33)), {"transB": 1}, {}),
+        "gemm": ("Gemm", (4, 33), w(rng, (33, 10)), {}, {}),
+    }  # fmt: skip
+    cases = {}
+    for name, (op, shape, weight, attrs, options) in specs.items():
+        lo, hi = options.get("x_range", (-1.0, 3.0))
+        x = rng.uniform(lo, hi, shape).astype(np.float32)
+        x[rng.random(shape) < 0.4] = hi
+        cases[name] = (weighted_model(op, shape, weight, attrs, **options), {"x": x})
+    return cases
