@@ -9,7 +9,6 @@ from pathlib import Path
 from calibration.dataset import Dataset
 from compressor.arithmetic_check import measure_figures
 from compressor.assess import Measured
-from compressor.evaluate import EvalResult
 from compressor.run_record import recorded_int8_arithmetic
 from targets.registry import EXACT_ARITHMETIC, host_int8
 
@@ -42,15 +41,15 @@ def host_notes(
 
 def remeasure(
     artifact: Path,
-    host_measured: Measured,
-    base: EvalResult | None,
+    measured: list[Measured],
     data: Dataset | None,
     tasks: dict[str, str],
     threads: int,
 ) -> tuple[dict | None, list[str]]:
     """verify's `int8_arithmetic` section and notes: the recorded profile and host, this host,
     and (with eval data) the artifact on this host's kernels beside the exact Q/DQ reference,
-    with their difference and the figure stored for the arithmetic this host computes in."""
+    with their difference and the figure stored for the arithmetic this host computes in
+    (measured: the baseline's and the artifact's Measured)."""
     record = recorded_int8_arithmetic(artifact)
     if not record or not record.get("profile"):
         return None, []
@@ -62,27 +61,29 @@ def remeasure(
         "host": host,
     }
     notes = host_notes(record, host)
-    if data is None or base is None:
-        return section, notes
-    figures = measure_figures(artifact, (), host["arithmetic"], host_measured, data, threads)
-    rows = [f.summary(base, tasks) for f in figures]
-    exact, here = rows[0].get("sqnr_db"), rows[1].get("sqnr_db")
-    section["exact_reference"], section["host_kernels"] = rows
-    if exact is not None and here is not None:
-        section["host_minus_exact_db"] = round(here - exact, 3)
-        stored = _stored_sqnr(record, host["arithmetic"])
-        section["stored_sqnr_db"] = stored
-        notes.append(
-            f"int8 on this host's kernels: {here:.1f} dB SQNR, exact Q/DQ {exact:.1f} dB "
-            f"({here - exact:+.1f} dB)"
-            + (
-                ""
-                if stored is None
-                else f"; the run recorded {stored:.1f} dB for {host['arithmetic']}"
-            )
-            + "."
-        )
+    base, here = measured[0].eval, measured[1]
+    if data is not None and base is not None:
+        figures = measure_figures(artifact, (), host["arithmetic"], here, data, threads)
+        rows = [f.summary(base, tasks) for f in figures]
+        section["exact_reference"], section["host_kernels"] = rows
+        notes += _difference(section, record, host["arithmetic"])
     return section, notes
+
+
+def _difference(section: dict, record: dict, arithmetic: str) -> list[str]:
+    """This host's figure against exact and against the stored one (added to section)."""
+    exact = section["exact_reference"].get("sqnr_db")
+    here = section["host_kernels"].get("sqnr_db")
+    if exact is None or here is None:
+        return []
+    stored = _stored_sqnr(record, arithmetic)
+    section["host_minus_exact_db"] = round(here - exact, 3)
+    section["stored_sqnr_db"] = stored
+    recorded = "" if stored is None else f"; the run recorded {stored:.1f} dB for {arithmetic}"
+    return [
+        f"int8 on this host's kernels: {here:.1f} dB SQNR, exact Q/DQ {exact:.1f} dB "
+        f"({here - exact:+.1f} dB){recorded}."
+    ]
 
 
 def _stored_sqnr(record: dict, arithmetic: str) -> float | None:

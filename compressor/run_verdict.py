@@ -13,7 +13,7 @@ import torch
 
 from calibration.dataset import Dataset
 from compressor import __version__
-from compressor.arithmetic_check import arithmetic_notes, check_arithmetics
+from compressor.arithmetic_check import ArithmeticVerdict, arithmetic_notes, check_arithmetics
 from compressor.assess import (
     REPORT_SCHEMA_VERSION,
     AssessSettings,
@@ -56,13 +56,7 @@ class VerdictInputs:
 def judge_run(run: VerdictInputs) -> Report:
     """Measure baseline, fp32 reference (when there is one) and artifact; judge; a Report."""
     recipe, measured = run.recipe, _measure(run)
-    arithmetic = None
-    if recipe.precision == "int8":  # judged on the worst arithmetic of the CPU profile
-        arithmetic = check_arithmetics(
-            run.target, run.artifact.options, run.artifact.path, measured[-1],
-            measured[0].eval, run.data.judging, dict(recipe.task), recipe.threads,
-        )  # fmt: skip
-        measured[-1] = arithmetic.measured
+    arithmetic = _check_arithmetics(run, measured)
     settings = AssessSettings(
         recipe.budget, budget_sources_of(run.budget_sources), dict(recipe.task), recipe.metric
     )
@@ -87,6 +81,20 @@ def judge_run(run: VerdictInputs) -> Report:
     )
     notes = verdict_notes(report, not has_eval) + arithmetic_notes(report.int8_arithmetic)
     return replace(report, notes=tuple(notes))
+
+
+def _check_arithmetics(run: VerdictInputs, measured: list[Measured]) -> ArithmeticVerdict | None:
+    """int8: the artifact measured in every arithmetic of its CPU profile; the compressed
+    Measured is replaced by the one judged (the worst arithmetic's figures)."""
+    if run.recipe.precision != "int8":
+        return None
+    recipe = run.recipe
+    verdict = check_arithmetics(
+        run.target, run.artifact.options, run.artifact.path, measured[-1],
+        measured[0].eval, run.data.judging, dict(recipe.task), recipe.threads,
+    )  # fmt: skip
+    measured[-1] = verdict.measured
+    return verdict
 
 
 def _measure(run: VerdictInputs) -> list[Measured]:

@@ -69,9 +69,7 @@ def run_verify(req: VerifyRequest) -> Report:
     extras = metric_data(req.metric, req.eval, inputs, data)
     verdict = assess(measured[0], measured[1], settings, True, extras)
     bound = data.bind(inputs) if data is not None else None
-    arithmetic, host_notes = remeasure(
-        req.artifact, measured[1], measured[0].eval, bound, req.tasks, req.threads
-    )
+    arithmetic, host_notes = remeasure(req.artifact, measured, bound, req.tasks, req.threads)
     base = dataclasses.replace(verdict.baseline, size_of=req.baseline.name)
     comp = verdict.compressed
     comp = dataclasses.replace(comp, proxy_for=comp.proxy_for or _recorded_proxy(req.artifact))
