@@ -23,6 +23,7 @@ from compressor.progress import progress_bar
 from foundation.errors import UsageError
 from foundation.resources import check_threads
 from targets.base import Runner, TensorSpec
+from targets.registry import host_int8
 
 SEED = 0
 
@@ -132,6 +133,7 @@ def bench_json(results: list[BenchResult], settings: BenchSettings) -> dict:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "machine": platform.machine(),
+            "int8_host": host_int8(),
             **{r.runtime: runtime_version(r.runtime, {}) for r in results},
         },
     }
