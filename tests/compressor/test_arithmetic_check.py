@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch import nn
+
+from calibration.dataset import Dataset
 from compressor.arithmetic_check import (
     EXACT_HOW,
     HOST_HOW,
@@ -15,8 +20,15 @@ from compressor.arithmetic_check import (
 )
 from compressor.host_check import host_notes
 from compressor.manifest import build_manifest
+from compressor.passes.quantize import quantize_int8_static
 from compressor.report import arithmetic_line
+from compressor.tune_runtime import TargetRuntime
 from targets.arithmetic import ARITHMETICS, AVX2_PAIRS, EXACT, HostCpu
+from targets.base import TensorSpec
+from targets.onnx.capabilities import ORT_CPU_SCHEME
+from targets.onnx.options import OnnxOptions
+from targets.registry import get_target
+from tests.compressor.passes.int8_models import export_module
 
 AVX2_HOST = HostCpu("x86_64", ("avx2",), "/proc/cpuinfo").to_dict()
 VNNI_HOST = HostCpu("x86_64", ("avx2", "avx512_vnni"), "/proc/cpuinfo").to_dict()
@@ -88,3 +100,21 @@ def test_example_int8_holds_within_1_db_of_exact_in_every_arithmetic(example, tm
     assert judged == min(f["sqnr_db"] for f in record["profile_figures"].values())
     manifest = build_manifest(Path(out), "model.onnx", {}, {})
     assert manifest["int8_arithmetic"] == record
+
+
+def test_tuner_trials_are_judged_in_the_schemes_arithmetic_not_this_hosts(tmp_path):
+    torch.manual_seed(0)
+    specs = [TensorSpec("input", ("batch", 3, 8, 8))]
+    fp32 = export_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), specs, tmp_path)
+    calib = Dataset({"input": np.random.default_rng(0).random((16, 3, 8, 8), dtype=np.float32)})
+    qdq = tmp_path / "q.onnx"
+    quantize_int8_static(fp32, qdq, calib, ORT_CPU_SCHEME, "minmax", 8)
+    onnx_target, trt = get_target("onnx"), get_target("tensorrt")
+    runtime = TargetRuntime(onnx_target, OnnxOptions(), 1, tmp_path / "w")
+    host = onnx_target.open_runner(qdq)
+    judged = runtime.judging_runner(qdq, host, AVX2_PAIRS.name)
+    assert judged is not host and judged.arithmetic == AVX2_PAIRS.name
+    proxy = trt.open_runner(qdq)  # the Q/DQ ONNX opens in the exact proxy
+    assert proxy.arithmetic == EXACT.name
+    trt_runtime = TargetRuntime(trt, trt.parse_options({}), 1, tmp_path / "t")
+    assert trt_runtime.judging_runner(qdq, proxy, AVX2_PAIRS.name) is proxy
