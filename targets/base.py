@@ -60,6 +60,9 @@ class QuantScheme:
     # Whether artifacts may run on kernels that sum u8×s8 pairs in a saturating int16 (x86
     # without VNNI): then quantize makes every such pair's sum fit (targets.arithmetic).
     saturation_safe_weights: bool = False
+    # The Int8Arithmetic (targets.arithmetic, by name) that passes and the tuner measure int8
+    # in: the most demanding one of the artifact's CPU profile.
+    arithmetic: str = "exact-int32"
     description: str = ""
 
 

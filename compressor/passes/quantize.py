@@ -126,7 +126,7 @@ def _place_qdq(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    safe = apply_saturation_safe(dst, src) if scheme.saturation_safe_weights else None
+    safe = apply_saturation_safe(dst, src, data) if scheme.saturation_safe_weights else None
     return kept, fused, floated, safe
 
 

@@ -11,6 +11,7 @@ from targets.arithmetic.profiles import (
     PROFILES,
     CpuProfile,
     Int8Arithmetic,
+    arithmetic_named,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "CpuProfile",
     "HostCpu",
     "Int8Arithmetic",
+    "arithmetic_named",
     "emulation_model",
     "exact_session",
     "host_cpu",

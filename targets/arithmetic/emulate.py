@@ -20,6 +20,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from foundation.errors import UnsupportedOp
 from targets.arithmetic.layers import (
     INT16_MAX,
     INT16_MIN,
@@ -229,7 +230,11 @@ def _ints(node: onnx.NodeProto, name: str, default: list[int]) -> list[int]:
 def _conv_pads(node: onnx.NodeProto, dims: int) -> list[int]:
     auto = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
     if auto not in ("NOTSET", "VALID"):
-        raise ValueError(f"Conv {node.name}: auto_pad {auto} is not emulated; use explicit pads")
+        raise UnsupportedOp(
+            f"Conv '{node.name}' pads with auto_pad={auto}, which the AVX2 emulation does not "
+            "model; export the model with explicit pads (torch.onnx does) to verify it in "
+            "that arithmetic."
+        )
     return _ints(node, "pads", [0] * 2 * dims)
 
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation.errors import UsageError
+from targets.arithmetic.probe import probe_arithmetic
 from targets.arithmetic.profiles import (
+    ARITHMETICS,
     AVX2_PAIRS,
     EXACT,
     PROFILE_CHOICES,
@@ -47,6 +49,10 @@ class HostCpu:
     arch: str = field(metadata={"help": "x86_64, arm64, or the machine name when other"})
     features: tuple[str, ...] = field(default=(), metadata={"help": "int8 features found"})
     source: str = field(default="", metadata={"help": "where they were read, or 'unknown'"})
+    measured: str = field(
+        default="",
+        metadata={"help": "the arithmetic onnxruntime's kernels showed in a probe ('': none)"},
+    )
 
     @property
     def known(self) -> bool:
@@ -55,7 +61,10 @@ class HostCpu:
 
     @property
     def arithmetic(self) -> Int8Arithmetic | None:
-        """The arithmetic onnxruntime's U8S8 kernels use here; None when it cannot be told."""
+        """The arithmetic onnxruntime's U8S8 kernels use here (the probe's when it ran, which
+        CPUID masking cannot fool); None when it cannot be told."""
+        if self.measured:
+            return ARITHMETICS[self.measured]
         if self.arch == "arm64":
             return EXACT
         if self.arch != "x86_64" or not self.known:
@@ -84,24 +93,30 @@ class HostCpu:
             "int8_features": list(self.features),
             "features_from": self.source,
             "arithmetic": arithmetic.name if arithmetic else "unknown",
+            "arithmetic_from": "onnxruntime probe" if self.measured else "cpu features",
             "profile": self.profile_name,
         }
 
 
 @functools.cache
 def host_cpu() -> HostCpu:
-    """This machine's CPU, read once (tests pass a HostCpu of their own instead)."""
+    """This machine's CPU, read once from the OS and confirmed by a probe of onnxruntime's
+    kernels (tests pass a HostCpu of their own instead)."""
     arch = ARCHES.get(platform.machine().lower(), platform.machine().lower() or "unknown")
+    features, source = read_features()
+    return HostCpu(arch, features, source, probe_arithmetic().name)
+
+
+def read_features() -> tuple[tuple[str, ...], str]:
+    """The int8 features the OS reports and where from, or ((), 'unknown')."""
     system = platform.system()
     if system == "Linux" and Path("/proc/cpuinfo").is_file():
-        return HostCpu(
-            arch, read_linux_features(Path("/proc/cpuinfo").read_text()), "/proc/cpuinfo"
-        )
+        return read_linux_features(Path("/proc/cpuinfo").read_text()), "/proc/cpuinfo"
     if system == "Darwin" and shutil.which("sysctl"):
         found = read_macos_features()
         if found is not None:
-            return HostCpu(arch, found, "sysctl")
-    return HostCpu(arch, (), "unknown")
+            return found, "sysctl"
+    return (), "unknown"
 
 
 def read_linux_features(cpuinfo: str) -> tuple[str, ...]:

@@ -91,6 +91,8 @@ def find_qlayers(model: onnx.ModelProto) -> list[QLayer]:
             weight,
             w_scale,
         )
+        if w_scale.size not in (1, layer.rows.shape[0]) or not _scaled_per_output(layer):
+            continue  # scales along K: no U8S8 kernel takes them, the op stays float
         layer.w_scale = np.broadcast_to(w_scale, (layer.rows.shape[0],)).copy()
         found.append(layer)
     return found
@@ -150,6 +152,17 @@ def _redundant_before(model: onnx.ModelProto, node: onnx.NodeProto, consumers: d
     clip_low = float(bounds[0]) if bounds and bounds[0] is not None else -np.inf
     clip_high = float(bounds[1]) if len(bounds) > 1 and bounds[1] is not None else np.inf
     return clip_low <= low and high <= clip_high
+
+
+def _scaled_per_output(layer: QLayer) -> bool:
+    """Whether per-channel weight scales run along the output channels (per tensor: True)."""
+    if layer.w_scale.size == 1:
+        return True
+    axis = _attr(layer.weight_dq, "axis", 1) % layer.weight.ndim
+    if layer.node.op_type == "Conv":
+        return axis == 0
+    transposed = layer.node.op_type == "Gemm" and _attr(layer.node, "transB", 0)
+    return axis == (0 if transposed else layer.weight.ndim - 1)
 
 
 def _is_dq(node: onnx.NodeProto | None) -> bool:

@@ -31,6 +31,13 @@ AVX2_PAIRS = Int8Arithmetic(
 ARITHMETICS = {a.name: a for a in (EXACT, AVX2_PAIRS)}
 
 
+def arithmetic_named(name: str) -> Int8Arithmetic:
+    """The Int8Arithmetic of that name (QuantScheme.arithmetic, report fields)."""
+    if name not in ARITHMETICS:
+        raise ValueError(f"no int8 arithmetic '{name}'; there are {sorted(ARITHMETICS)}")
+    return ARITHMETICS[name]
+
+
 @dataclass(frozen=True)
 class CpuProfile:
     """A family of CPUs an artifact is made for: the int8 arithmetics it may run in there."""

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from targets.arithmetic.compensate import round_with_pair_limit
 from targets.arithmetic.layers import (
     QLayer,
     find_qlayers,
@@ -41,11 +42,15 @@ class ChannelFix:
 
 
 def make_saturation_safe(
-    qdq: onnx.ModelProto, float_weights: Mapping[str, np.ndarray] | None = None
+    qdq: onnx.ModelProto,
+    float_weights: Mapping[str, np.ndarray] | None = None,
+    moments: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[onnx.ModelProto, list[dict]]:
     """A copy of qdq whose int8 weight pairs fit int16 on VPMADDUBSW kernels, and per layer
     at risk a record of what was done; `float_weights` (by quantized initializer name) are
-    the originals the new weights are rounded from (default: the int8 weights dequantized)."""
+    the originals the new weights are rounded from (default: the int8 weights dequantized);
+    `moments` (by node name, E[x x^T] of its input, see compensate.input_moment) let the
+    pull-in of pairs be compensated by the other weights and errors be weighed by output."""
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
     records = []
@@ -55,7 +60,8 @@ def make_saturation_safe(
         if not risk.any():
             continue
         original = _float_rows(layer, (float_weights or {}).get(layer.weight_dq.input[0]))
-        fix = fix_channels(layer, pairs, risk, original)
+        moment = (moments or {}).get(layer.node.name)
+        fix = fix_channels(layer, pairs, risk, original, moment)
         _write_layer(model, layer, fix)
         records.append(_record(model, layer, risk, fix, original))
     return model, records
@@ -69,9 +75,15 @@ def _float_rows(layer: QLayer, weight: np.ndarray | None) -> np.ndarray:
 
 
 def fix_channels(
-    layer: QLayer, pairs: np.ndarray, risk: np.ndarray, original: np.ndarray
+    layer: QLayer,
+    pairs: np.ndarray,
+    risk: np.ndarray,
+    original: np.ndarray,
+    moment: np.ndarray | None = None,
 ) -> ChannelFix:
-    """Per channel at risk, the scale factor and pair pull-in with the least weight error."""
+    """Per channel at risk, the fix with the least error: output error e H e^T with the
+    input's moment H when known (weight error otherwise) of a scale factor with pair
+    pull-in, or (with H) the 8-bit scale and compensated pull-in."""
     rows, scale = layer.rows.copy(), layer.w_scale.copy()
     factors = np.ones_like(scale)
     at_risk = np.flatnonzero(risk.any(1))
@@ -81,14 +93,34 @@ def fix_channels(
     for factor in _candidate_factors(rows[at_risk], pairs, per_tensor):
         new_scale = scale[at_risk] * factor
         q, moved = quantize_rows(original[at_risk] / new_scale[:, None], pairs)
-        err = ((q * new_scale[:, None] - original[at_risk]) ** 2).sum(1)
+        err = _error(q * new_scale[:, None] - original[at_risk], moment)
         better = err < best_err
         best_err[better] = err[better]
         rows[at_risk[better]] = q[better]
         factors[at_risk[better]] = factor
         adjusted[better] = moved[better]
+    if moment is not None:
+        q = round_with_pair_limit(original[at_risk] / scale[at_risk, None], moment, pairs)
+        better = _error(q * scale[at_risk, None] - original[at_risk], moment) < best_err
+        rows[at_risk[better]] = q[better]
+        factors[at_risk[better]] = 1.0
+        adjusted[better] = _pulled(q[better], pairs).sum(1)
     scale = layer.w_scale * factors
     return ChannelFix(rows, scale, factors, int(adjusted.sum()))
+
+
+def _error(difference: np.ndarray, moment: np.ndarray | None) -> np.ndarray:
+    """Per row, the squared output error (d H d^T) or, without H, the squared weight error."""
+    if moment is None:
+        return (difference**2).sum(1)
+    return np.einsum("ck,kl,cl->c", difference, moment, difference)
+
+
+def _pulled(rows: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """[C, P] pairs sitting exactly at the limit (pulled in, or rounded there)."""
+    padded = np.concatenate([rows, np.zeros((rows.shape[0], 1))], axis=1)
+    w = padded[:, pairs]
+    return (w[..., 0] * w[..., 1] > 0) & (np.abs(w.sum(-1)) == PAIR_LIMIT)
 
 
 def _candidate_factors(rows: np.ndarray, pairs: np.ndarray, per_tensor: bool) -> np.ndarray:

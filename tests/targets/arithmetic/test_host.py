@@ -53,3 +53,17 @@ def test_this_host_is_read_once_from_the_os():
     host = host_cpu()
     assert host is host_cpu()
     assert host.to_dict()["profile"] in PROFILES
+
+
+def test_the_kernels_probe_overrides_features_that_cpuid_masking_misreports():
+    # qemu-user and some VMs show the real /proc/cpuinfo while the kernels run without VNNI.
+    host = HostCpu("x86_64", ("avx2", "avx512_vnni"), "/proc/cpuinfo", AVX2_PAIRS.name)
+    assert host.arithmetic is AVX2_PAIRS and host.profile_name == "x86-avx2"
+    assert host.to_dict()["arithmetic_from"] == "onnxruntime probe"
+
+
+def test_the_probe_agrees_with_the_hosts_kernels_on_a_saturating_conv():
+    from targets.arithmetic.probe import probe_arithmetic
+
+    assert host_cpu().measured == probe_arithmetic().name
+    assert host_cpu().to_dict()["arithmetic"] == probe_arithmetic().name
