@@ -63,7 +63,8 @@ def check_arithmetics(
     figures = measure_figures(path, arithmetics, cpu["arithmetic"], host, data, threads)
     rows = {id(f): f.summary(base, tasks) for f in figures}
     judged = {name: profile_figure(figures, name, cpu["arithmetic"]) for name in arithmetics}
-    worst = min(judged.values(), key=lambda f: _badness(rows[id(f)]))
+    hardest = target.quant_scheme(options).arithmetic
+    worst = min(judged.values(), key=lambda f: _badness(rows[id(f)], f.arithmetic == hardest))
     record = {  # the first four keys do not depend on the host that measured them
         "profile": profile,
         "judged_in": worst.arithmetic,
@@ -107,9 +108,15 @@ def profile_figure(
     return next(f for f in figures if f.arithmetic == name and how in (None, f.how))
 
 
-def _badness(row: dict) -> tuple[float, float]:
+# Figures this close are a tie (the same weights computed alike, up to float rounding): the
+# scheme's most demanding arithmetic is then named, whichever host measured them.
+TIE_DB = 0.05
+
+
+def _badness(row: dict, hardest: bool) -> tuple[float, float]:
     """Sort key: lower SQNR, then lower cosine, is worse (missing figures sort last)."""
-    return (row.get("sqnr_db", float("inf")), row.get("cosine", float("inf")))
+    sqnr = row.get("sqnr_db", float("inf")) - (TIE_DB if hardest else 0.0)
+    return (sqnr, row.get("cosine", float("inf")))
 
 
 def arithmetic_notes(record: dict | None) -> list[str]:

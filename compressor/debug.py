@@ -32,7 +32,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.precision import calibration_batch
 from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
-from targets.registry import EXACT_ARITHMETIC, get_target, reference_runner, torch_runner
+from targets.registry import get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 OUTLIER_RATIO = 8.0  # a channel whose |max| is this many times the median channel's
@@ -266,7 +266,7 @@ def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) 
 def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path, scheme) -> tuple:
     """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX in the scheme's int8 arithmetic, the
     target's artifact) and the artifact."""
-    arithmetic = getattr(scheme, "arithmetic", EXACT_ARITHMETIC)
+    arithmetic = scheme.arithmetic
     runners = {
         "onnx fp32": reference_runner(graphs.fp32),
         "onnx q/dq": reference_runner(graphs.qdq, arithmetic=arithmetic),
@@ -288,7 +288,7 @@ def _result(
         "model": str(recipe.model),
         "target": target,
         "scheme": scheme.description,
-        "arithmetic": getattr(scheme, "arithmetic", EXACT_ARITHMETIC),
+        "arithmetic": scheme.arithmetic,
         "calibration": recipe.calibration,
         "stages": stage_table(stages),
         "layers": [r.to_dict() for r in rows],

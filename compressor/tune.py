@@ -40,7 +40,7 @@ from compressor.tune_latency import (
 )
 from compressor.tune_runtime import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
 from targets.base import QuantScheme, Runner
-from targets.registry import EXACT_ARITHMETIC, get_target, reference_runner
+from targets.registry import get_target, reference_runner
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,7 @@ class Tuner:
         path, info = self.candidate(plan, fp16, name)
         self.infos.append(info)
         runner, size = self.runtime.open(path, "int8", name)
-        judged = self.runtime.judging_runner(
-            path, runner, getattr(self.scheme, "arithmetic", EXACT_ARITHMETIC)
-        )
+        judged = self.runtime.judging_runner(path, runner, self.scheme.arithmetic)
         measured = measure_trial(runner, size, ref, self.held, self.config.fixed_batch, judged)
         if judged is not runner:
             judged.close()

@@ -39,15 +39,11 @@ def profile_scheme(activation_type: str, profile_name: str) -> QuantScheme:
     scheme = U8S8_SCHEME
     if activation_type == "int8":
         scheme = dataclasses.replace(scheme, activation_type="int8", description=S8S8_DESCRIPTION)
-    fields = {
-        "saturation_safe_weights": profile.pair_saturation,
-        "arithmetic": demanding_arithmetic(profile).name,
-    }
-    known = {f.name for f in dataclasses.fields(QuantScheme)}
     safe = ", saturation-safe weights" if profile.pair_saturation else ""
     return dataclasses.replace(
         scheme,
-        **{k: v for k, v in fields.items() if k in known},
+        saturation_safe_weights=profile.pair_saturation,
+        arithmetic=demanding_arithmetic(profile).name,
         description=f"{scheme.description}; CPU profile {profile.name}{safe}",
     )
 

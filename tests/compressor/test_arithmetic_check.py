@@ -14,6 +14,7 @@ from calibration.dataset import Dataset
 from compressor.arithmetic_check import (
     EXACT_HOW,
     HOST_HOW,
+    TIE_DB,
     ArithmeticFigures,
     arithmetic_notes,
     profile_figure,
@@ -97,7 +98,8 @@ def test_example_int8_holds_within_1_db_of_exact_in_every_arithmetic(example, tm
     assert {record["measured_on"][a] for a in lacked} == {"emulated"}
     judged = record["profile_figures"][record["judged_in"]]["sqnr_db"]
     assert report["compressed"]["fidelity"]["sqnr_db"] == judged  # gated on the worst
-    assert judged == min(f["sqnr_db"] for f in record["profile_figures"].values())
+    worst = min(f["sqnr_db"] for f in record["profile_figures"].values())
+    assert worst <= judged <= worst + TIE_DB  # ties name the scheme's hardest arithmetic
     manifest = build_manifest(Path(out), "model.onnx", {}, {})
     assert manifest["int8_arithmetic"] == record
 
