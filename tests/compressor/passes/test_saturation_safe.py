@@ -31,7 +31,8 @@ def quantized(example, tmp_path_factory):
     cleanup_onnx(export_onnx(model, model.inputs, tmp / "raw.onnx"), fp32)
     calib = load_npz(example["calib"]).bind(model.inputs).take(128)
     safe_scheme = dataclasses.replace(ORT_CPU_SCHEME, saturation_safe_weights=True)
-    full = quantize_int8_static(fp32, tmp / "q8.onnx", calib, ORT_CPU_SCHEME, config=PLAIN)
+    full_scheme = dataclasses.replace(ORT_CPU_SCHEME, saturation_safe_weights=False)
+    full = quantize_int8_static(fp32, tmp / "q8.onnx", calib, full_scheme, config=PLAIN)
     safe = quantize_int8_static(fp32, tmp / "safe.onnx", calib, safe_scheme, config=PLAIN)
     x = load_npz(example["eval"]).bind(model.inputs).inputs
     return tmp, full, safe, x
