@@ -105,6 +105,9 @@ class TargetCapabilities:
     # Whether the int8 artifact is the Q/DQ ONNX graph itself (run as is): then there is no
     # lowering to check against that graph and no separate per-layer artifact stage.
     runs_qdq_graph: bool = False
+    # How the runtime sums int8 products when that does not depend on the CPU (e.g. "exact:
+    # int32 accumulation (XNNPACK)"); "" when it does (the target then declares CPU profiles).
+    int8_arithmetic: str = ""
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 
@@ -155,6 +158,9 @@ class Runner(abc.ABC):
 
     runtime: str = "unknown"
     proxy_for: str | None = None
+    # The int8 arithmetic its outputs are computed in: "host" (the runtime's own kernels on
+    # this machine) or the name of an emulated or exact one (targets/arithmetic).
+    arithmetic: str = "host"
     # Set by each runner when it opens its artifact.
     _inputs: list[TensorSpec]
     _outputs: list[TensorSpec]
@@ -269,6 +275,11 @@ class Target(abc.ABC):
     def quant_scheme(self, options: TargetOptions | None) -> QuantScheme:
         """The int8 scheme to calibrate for; targets whose options change it override this."""
         return self.capabilities.quant_scheme
+
+    def cpu_profile(self, options: TargetOptions | None) -> tuple[str, tuple[str, ...]]:
+        """(profile, arithmetic names) an int8 artifact is verified for when the runtime's
+        arithmetic depends on the CPU it runs on; ("", ()) when it does not."""
+        return "", ()
 
     def availability(self) -> tuple[bool, str]:
         """Whether this target can lower and run here, and why not."""

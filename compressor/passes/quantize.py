@@ -65,7 +65,7 @@ def quantize_int8_static(
         stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
     kept, fused, floated, safe = _place_qdq(graph, dst, data, scheme, method, stats, plan)
     corrected = (
-        correct_biases(graph, dst, data, batch_size)
+        correct_biases(graph, dst, data, batch_size, scheme.arithmetic)
         if config.bias_correction
         else {"applied": False, "why": "turned off"}
     )
@@ -105,7 +105,9 @@ def prepare_int8(
     def quantize(graph: Path, dst: Path, fit: Dataset, name: str, stats: dict) -> None:
         _place_qdq(graph, dst, fit, scheme, name, stats)
 
-    return prepare_for_int8(src, work, data, method, batch_size, config, quantize)
+    return prepare_for_int8(
+        src, work, data, method, batch_size, config, quantize, scheme.arithmetic
+    )
 
 
 def _place_qdq(
