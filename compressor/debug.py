@@ -32,6 +32,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.precision import calibration_batch
 from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
+from targets.base import TorchSource
 from targets.registry import get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -273,7 +274,8 @@ def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -
         runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact = None
     if not target.capabilities.runs_qdq_graph:
-        artifact = target.lower(graphs.qdq, "int8", work, options)
+        source = TorchSource(model.module, tuple(specs)) if model.is_torch else None
+        artifact = target.bind_torch(source).lower(graphs.qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     return runners, artifact
 
