@@ -2,7 +2,8 @@
 
 XNNPACKQuantizer annotates the patterns XNNPACK runs in int8; then, inside `annotate`:
 1. each conv/linear takes the ONNX op's weights and bias as quantized there (matched by weight
-   shape and direction, so equalization and bias correction carry over);
+   shape and direction, so equalization and bias correction carry over); one without a
+   quantized counterpart there stays float;
 2. each activation edge takes the scale and zero point of the ONNX tensor holding the same
    values (compared in that tensor's own quantization steps), as a fixed-qparams spec;
 3. an annotated op with an edge the ONNX graph keeps float stays float (the placement).
@@ -18,7 +19,6 @@ import onnx
 import torch
 from torch.fx import GraphModule, Interpreter, Node
 
-from foundation.errors import UnsupportedOp
 from targets.executorch.qdq_ranges import QdqGraph, read_qdq, run_float
 
 CONV_LINEAR = {
@@ -66,38 +66,38 @@ def _onnx_quantizer_class() -> type:
 
         def annotate(self, model: GraphModule) -> GraphModule:
             model = super().annotate(model)
-            self.facts["weights_from_onnx"] = impose_weights(model, self.qdq)
+            done, unmatched = impose_weights(model, self.qdq)
             values = _node_values(model, self.args)
             self.facts.update(impose_ranges(model, self.qdq, values))
+            self.facts["weights_from_onnx"] = done
+            self.facts["float_in_placement"] = unmatched + self.facts["float_in_placement"]
             return model
 
     return OnnxRangesQuantizer
 
 
-def impose_weights(model: GraphModule, graph: QdqGraph) -> int:
+def impose_weights(model: GraphModule, graph: QdqGraph) -> tuple[int, list[str]]:
     """Each conv/linear takes the weights and bias of the ONNX op whose weight is closest in
-    direction (same shape); raises when one has no counterpart."""
+    direction (same shape); one with no counterpart there (or none quantized) stays float.
+    (ops given ONNX weights, ops left float)."""
     unused = list(graph.weighted)
-    done = 0
+    done, unmatched = 0, []
     for node in model.graph.nodes:
         if node.op != "call_function" or node.target not in CONV_LINEAR:
             continue
         weight = _attr(model, node.args[1])
-        if weight is None:
-            continue
-        match = _closest(weight.detach().numpy(), unused)
+        match = None if weight is None else _closest(weight.detach().numpy(), unused)
         if match is None:
-            raise UnsupportedOp(
-                f"executorch: no weighted op of the Q/DQ ONNX graph matches '{node.name}' "
-                f"(weight {list(weight.shape)}); int8 cannot carry its ranges over."
-            )
+            if node.meta.pop(ANNOTATION, None) is not None:
+                unmatched.append(node.name)
+            continue
         unused.remove(match)
         _set_attr(model, node.args[1], match.weight.reshape(weight.shape))
         bias = node.args[2] if len(node.args) > 2 else None
         if match.bias is not None and isinstance(bias, Node):
             _set_attr(model, bias, match.bias)
         done += 1
-    return done
+    return done, unmatched
 
 
 def _closest(weight: np.ndarray, candidates: list) -> object | None:

@@ -90,7 +90,9 @@ def test_target_declares_capabilities(name):
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_target_lowers_fp32_and_its_runner_matches_onnxruntime(name, fp32_onnx, tmp_path, available):
+def test_target_lowers_fp32_and_its_runner_matches_onnxruntime(
+    name, fp32_onnx, tmp_path, available
+):
     target = available(name)
     options = target.parse_options({})
     artifact = target.lower(fp32_onnx, "fp32", tmp_path, options)
@@ -144,7 +146,9 @@ def test_target_artifact_packages_with_every_file_hashed(name, fp32_onnx, tmp_pa
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_lower_refuses_a_precision_the_target_does_not_declare(name, fp32_onnx, tmp_path, available):
+def test_lower_refuses_a_precision_the_target_does_not_declare(
+    name, fp32_onnx, tmp_path, available
+):
     target = available(name)
     missing = [p for p in PRECISIONS if p not in target.capabilities.precisions]
     if not missing:
