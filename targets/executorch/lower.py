@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import json
 import time
+import warnings
 from pathlib import Path
 
 import onnx
@@ -52,9 +53,11 @@ class ExecuTorchTarget(Target):
     ) -> Artifact:
         started = time.perf_counter()
         source = self.torch_source
-        program, batch, facts = _program_for(source, precision, onnx_path, options.max_batch)
         names = [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
-        data, info = _to_pte(program, _io_record(program, source, batch, names), precision)
+        with warnings.catch_warnings():  # torch and executorch deprecation chatter
+            warnings.simplefilter("ignore")
+            program, batch, facts = _program_for(source, precision, onnx_path, options.max_batch)
+            data, info = _to_pte(program, _io_record(program, source, batch, names), precision)
         dst = work / "model.pte"
         dst.write_bytes(data)
         info = {**info, **facts, "conversion_s": round(time.perf_counter() - started, 3)}
