@@ -236,7 +236,8 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     scheme = target.quant_scheme(options)
     graphs = _quantize(recipe, scheme, model, specs, calib, work)
     kept = {k["tensor"]: k["why"] for k in graphs.kept_float if "tensor" in k}
-    runners, artifact = _stage_runners(target, options, model, specs, graphs, work)
+    sample = calib.repeated(graphs.fixed_batch or 1)  # real inputs, for targets lowering from torch
+    runners, artifact = _stage_runners(target, options, model, specs, graphs, work, sample)
     trace = partial(target.trace_layers, artifact) if artifact else None
     raw = onnx.load(str(graphs.raw))
     rows = layer_rows(graphs.fp32, raw, graphs.qdq, calib, kept, graphs.batch, trace)
@@ -264,7 +265,9 @@ def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) 
     return _Graphs(raw, fp32, qdq, fixed, batch, info["kept_float"])
 
 
-def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -> tuple:
+def _stage_runners(
+    target, options, model, specs, graphs: _Graphs, work: Path, sample: dict | None = None
+) -> tuple:
     """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX, the target's artifact) and the artifact."""
     runners = {
         "onnx fp32": reference_runner(graphs.fp32),
@@ -274,7 +277,7 @@ def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -
         runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact = None
     if not target.capabilities.runs_qdq_graph:
-        source = TorchSource(model.module, tuple(specs)) if model.is_torch else None
+        source = TorchSource(model.module, tuple(specs), sample) if model.is_torch else None
         artifact = target.bind_torch(source).lower(graphs.qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     return runners, artifact

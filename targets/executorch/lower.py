@@ -85,7 +85,8 @@ def _program_for(
     elif precision == "int8":
         from targets.executorch.quantize import quantize_program
 
-        converted, facts = quantize_program(program, onnx_path, args)
+        real = all(s.name in (source.sample or {}) for s in source.inputs)
+        converted, facts = quantize_program(program, onnx_path, args, real)
         program, dynamic = export_program(_rebound(source, converted), max_batch, args)
         facts = {**facts, "notes": [SCHEME_NOTE, *_placement_notes(facts)]}
     return program, max_batch if dynamic else None, facts

@@ -31,9 +31,14 @@ MAX_MEAN_STEPS = 0.5  # an edge matches an ONNX tensor within half a quantizatio
 
 
 def quantize_program(
-    program: torch.export.ExportedProgram, onnx_path, args: tuple[torch.Tensor, ...]
+    program: torch.export.ExportedProgram,
+    onnx_path,
+    args: tuple[torch.Tensor, ...],
+    real_data: bool = True,
 ) -> tuple[GraphModule, dict]:
-    """The converted (Q/DQ-annotated) module and what carrying the ONNX decisions did."""
+    """The converted (Q/DQ-annotated) module and what carrying the ONNX decisions did; args
+    without real data are redrawn inside each input's calibrated range (values outside it
+    clip in the Q/DQ graph only, and nothing downstream would match)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         get_symmetric_quantization_config,
     )
@@ -41,6 +46,8 @@ def quantize_program(
 
     model = onnx.load(str(onnx_path))
     graph = read_qdq(model)
+    if not real_data:
+        args = _in_range(args, [i.name for i in _real_inputs(model)], graph)
     feeds = {i.name: a.numpy() for i, a in zip(_real_inputs(model), args, strict=True)}
     run_float(model, graph, feeds)
     quantizer = _onnx_quantizer_class()(graph, args)
@@ -48,6 +55,19 @@ def quantize_program(
     prepared = prepare_pt2e(program.module(), quantizer)
     prepared(*args)  # the per-channel weight observers see the imposed weights
     return convert_pt2e(prepared), quantizer.facts
+
+
+def _in_range(args: tuple, names: list[str], graph: QdqGraph) -> tuple[torch.Tensor, ...]:
+    """Float inputs drawn uniformly inside their quantized range (seeded)."""
+    generator = torch.Generator().manual_seed(0)
+    drawn = []
+    for arg, name in zip(args, names, strict=True):
+        if arg.is_floating_point() and name in graph.qparams:
+            scale, zero = graph.qparams[name]
+            low, high = (-128 - zero) * scale, (127 - zero) * scale
+            arg = torch.rand(arg.shape, generator=generator) * (high - low) + low
+        drawn.append(arg)
+    return tuple(drawn)
 
 
 def _real_inputs(model: onnx.ModelProto) -> list:
@@ -175,6 +195,7 @@ def impose_ranges(model: GraphModule, graph: QdqGraph, values: dict) -> dict:
             )
             used[name] += 1
         _replace_specs(node, ann, specs)
+    floated += _drop_float_outputs(model)
     _drop_dangling_shares(model)
     used.update(_quantized_tensors(model, graph, values, cache))
     return {
@@ -239,6 +260,22 @@ def _replace_specs(node: Node, ann: object, specs: dict) -> None:
             ann.input_qspec_map[inp] = specs[inp]
     if node in specs:
         ann.output_qspec = specs[node]
+
+
+def _drop_float_outputs(model: GraphModule) -> list[str]:
+    """Conv/linear ops whose output (theirs or that of the activation fused after them) ended
+    float lose their annotation too: XNNPACK delegates no int8 op with a float output."""
+    dropped = []
+    for node in model.graph.nodes:
+        ann = node.meta.get(ANNOTATION)
+        if ann is None or node.op != "call_function" or node.target not in CONV_LINEAR:
+            continue
+        users = list(node.users)
+        fused = users[0].meta.get(ANNOTATION) if len(users) == 1 else None
+        if ann.output_qspec is None and (fused is None or fused.output_qspec is None):
+            node.meta.pop(ANNOTATION)
+            dropped.append(node.name)
+    return dropped
 
 
 def _drop_dangling_shares(model: GraphModule) -> None:
