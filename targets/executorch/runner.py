@@ -57,7 +57,6 @@ class ExecuTorchRunner(Runner):
                 f"ExecuTorch could not open '{path}' as a program written by compress: {exc}"
             ) from exc
         self._program = program
-        self._batch: int | None = -1  # the batch the loaded method last ran
         self._inputs = [TensorSpec(n, tuple(s), d) for n, s, d in io["inputs"]]
         self._outputs = [TensorSpec(n, tuple(s), d) for n, s, d in io["outputs"]]
         # ExecuTorch may plan a tighter bound than asked for: the planned input size rules.
@@ -75,9 +74,5 @@ class ExecuTorchRunner(Runner):
         }
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        batch = arrays[0].shape[0] if arrays and arrays[0].ndim else None
-        if batch != self._batch:  # a view outside the delegate can keep the last batch's size
-            self._method = self._program.load_method("forward")
-            self._batch = batch
         outs = self._method.execute([torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
         return [o.numpy().copy() for o in outs]
