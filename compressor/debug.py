@@ -32,6 +32,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.precision import calibration_batch
 from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
+from targets.base import TorchSource
 from targets.registry import get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -235,7 +236,8 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     scheme = target.quant_scheme(options)
     graphs = _quantize(recipe, scheme, model, specs, calib, work)
     kept = {k["tensor"]: k["why"] for k in graphs.kept_float if "tensor" in k}
-    runners, artifact = _stage_runners(target, options, model, specs, graphs, work, scheme)
+    sample = calib.repeated(graphs.fixed_batch or 1)  # real inputs, for targets lowering from torch
+    runners, artifact = _stage_runners(target, options, model, specs, graphs, work, scheme, sample)
     trace = partial(target.trace_layers, artifact) if artifact else None
     raw = onnx.load(str(graphs.raw))
     rows = layer_rows(graphs.fp32, raw, graphs.qdq, calib, kept, graphs.batch, trace)
@@ -263,7 +265,9 @@ def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) 
     return _Graphs(raw, fp32, qdq, fixed, batch, info["kept_float"])
 
 
-def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path, scheme) -> tuple:
+def _stage_runners(
+    target, options, model, specs, graphs: _Graphs, work: Path, scheme, sample: dict | None = None
+) -> tuple:
     """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX in the scheme's int8 arithmetic, the
     target's artifact) and the artifact."""
     arithmetic = scheme.arithmetic
@@ -275,7 +279,8 @@ def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path, s
         runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact = None
     if not target.capabilities.runs_qdq_graph:
-        artifact = target.lower(graphs.qdq, "int8", work, options)
+        source = TorchSource(model.module, tuple(specs), sample) if model.is_torch else None
+        artifact = target.bind_torch(source).lower(graphs.qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     return runners, artifact
 

@@ -39,7 +39,7 @@ from compressor.tune_latency import (
     time_blocks,
 )
 from compressor.tune_runtime import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
-from targets.base import QuantScheme, Runner
+from targets.base import QuantScheme, Runner, Target
 from targets.registry import get_target, reference_runner
 
 
@@ -291,10 +291,11 @@ def auto_int8(
     data: tuple[Dataset, Dataset | None],
     scheme: QuantScheme,
     batch: int,
+    target: Target | None = None,
 ) -> dict:
-    """The pipeline's --auto step: tune in the target's runtime, then describe the chosen
-    model as quantize does."""
-    target = get_target(recipe.target)
+    """The pipeline's --auto step: tune in the target's runtime (the run's target, bound to its
+    torch model where it lowers from torch), then describe the chosen model as quantize does."""
+    target = target or get_target(recipe.target)
     runtime = TargetRuntime(
         target, target.parse_options(recipe.target_options), recipe.threads, dst.parent / "tuning"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import os
 import shutil
@@ -108,6 +109,10 @@ class TargetCapabilities:
     # How the runtime sums int8 products when that does not depend on the CPU (e.g. "exact:
     # int32 accumulation (XNNPACK)"); "" when it does (the target then declares CPU profiles).
     int8_arithmetic: str = ""
+    # Whether lowering starts from the torch module the ONNX graph was exported from (the
+    # ONNX then only carries the int8 ranges and placement): such a target is bound to that
+    # module with Target.bind_torch before lower, and an ONNX input model is refused.
+    needs_torch_module: bool = False
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 
@@ -151,6 +156,16 @@ def _files_of(path: Path) -> tuple[Path, ...]:
     if path.is_dir():
         return tuple(sorted(p for p in path.rglob("*") if p.is_file()))
     return (path,)
+
+
+@dataclass(frozen=True)
+class TorchSource:
+    """The torch module an ONNX graph was exported from, for targets that lower from torch:
+    the module (eager, TorchScript or torch.export's), its input specs and real sample inputs."""
+
+    module: object
+    inputs: tuple[TensorSpec, ...]
+    sample: dict[str, np.ndarray] | None = None
 
 
 class Runner(abc.ABC):
@@ -239,6 +254,17 @@ class Target(abc.ABC):
     capabilities: TargetCapabilities
     # A TargetOptions subclass of this target's own settings, or None when it takes none.
     options_type: type[TargetOptions] | None = None
+    # The torch model lowering starts from (capabilities.needs_torch_module); see bind_torch.
+    torch_source: TorchSource | None = None
+
+    def bind_torch(self, source: TorchSource | None) -> Target:
+        """This target bound to the torch model its ONNX graphs come from (a copy; targets that
+        lower from ONNX alone are returned as they are)."""
+        if not self.capabilities.needs_torch_module:
+            return self
+        bound = copy.copy(self)
+        bound.torch_source = source
+        return bound
 
     def parse_options(self, raw: dict) -> TargetOptions:
         """Build options_type from KEY=VALUE strings (or TOML values), rejecting unknown keys."""
@@ -298,6 +324,11 @@ class Target(abc.ABC):
         out_dir only when it succeeds, so a failed lowering leaves nothing behind.
         """
         options = self.check_request(precision, options)
+        if self.capabilities.needs_torch_module and self.torch_source is None:
+            raise UsageError(
+                f"Target '{self.name}' lowers from the torch model, not from ONNX: pass the "
+                "model as .pt2 (torch.export), TorchScript or a state dict with --model-factory."
+            )
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

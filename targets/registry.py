@@ -24,6 +24,7 @@ TARGET_MODULES: dict[str, str] = {
     "tflite": "targets.tflite",
     "tensorrt": "targets.tensorrt",
     "openvino": "targets.openvino",
+    "executorch": "targets.executorch",
 }
 
 
