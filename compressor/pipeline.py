@@ -28,7 +28,7 @@ from compressor.passes.torch_passes import (
 )
 from compressor.precision import apply_precision
 from compressor.progress import STDERR
-from compressor.recipe import CHOICES, MINIMUMS, Recipe, check_choices, check_counts
+from compressor.recipe import CHOICES, COUNTS, Recipe, check_choices, check_counts
 from compressor.report import write_report
 from compressor.report_model import Report
 from compressor.run_notes import qdq_note, size_note
@@ -38,7 +38,7 @@ from compressor.staging import check_writable, previous_outputs, staged_output
 from compressor.tune import replay_recipe
 from foundation.errors import UsageError
 from foundation.resources import check_threads
-from targets.base import Artifact, Runner, Target
+from targets.base import Artifact, Runner, Target, TorchSource
 from targets.registry import get_target
 
 
@@ -48,6 +48,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     check_fields(recipe.distill, DISTILL_RANGES)
     target = get_target(recipe.target)
     options = target.check_request(recipe.precision, dict(recipe.target_options))
+    _check_model_kind(recipe, target)
     validate_torch_passes(recipe)
     parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     _check_preprocess_applies(recipe)
@@ -73,6 +74,16 @@ def _check_int8_request(recipe: Recipe) -> None:
         raise UsageError("--tune-time must be above 0 seconds.")
 
 
+def _check_model_kind(recipe: Recipe, target: Target) -> None:
+    """A target that lowers from the torch module cannot start from an ONNX file."""
+    if target.capabilities.needs_torch_module and Path(recipe.model).suffix.lower() == ".onnx":
+        raise UsageError(
+            f"Target '{target.name}' lowers from the torch model ({target.capabilities.runtime} "
+            f"starts from torch, not ONNX), and '{recipe.model}' is ONNX: pass the model as "
+            ".pt2 (torch.export), TorchScript or a state dict with --model-factory."
+        )
+
+
 def _check_judging_data(recipe: Recipe) -> None:
     """Budgets and the --metric need the data that can measure them."""
     if recipe.budget.max_accuracy_drop is not None and not recipe.eval:
@@ -84,7 +95,7 @@ def _check_run_settings(recipe: Recipe) -> None:
     """Choices (calibration, tune objective) and counts (threads, runs, warm-up, calibration
     samples, trials) within their ranges, however the recipe was built."""
     check_choices({key: getattr(recipe, key) for key in CHOICES})
-    check_counts({key: getattr(recipe, key) for key in MINIMUMS})
+    check_counts({key: getattr(recipe, key) for key in COUNTS})
     check_threads(recipe.threads)
 
 
@@ -188,9 +199,10 @@ def _convert(
 ) -> Converted:
     """Export, then the fp32 reference (lowered first: an unsupported op fails before
     calibrating), the precision step and lowering into the stage."""
-    recipe, target = run.recipe, run.target
+    recipe = run.recipe
     converting = time.perf_counter()
     exported = _export(run, student, torch_info, work)
+    target = run.target.bind_torch(torch_source(student, run.data))
     reference = None
     if recipe.precision != "fp32":
         reference = fp32_reference(target, exported.fp32, run.options, work, recipe.threads)
@@ -201,6 +213,14 @@ def _convert(
     passes = {**exported.passes, recipe.precision: info}
     seconds = time.perf_counter() - converting
     return Converted(exported, compressed_onnx, artifact, reference, info, passes, seconds)
+
+
+def torch_source(model: LoadedModel, data: RunData) -> TorchSource | None:
+    """The torch model the ONNX graphs are exported from, for targets that lower from torch."""
+    if not model.is_torch:
+        return None
+    sample = first_sample(data.judging, data.specs)
+    return TorchSource(model.module, tuple(data.specs), sample)
 
 
 def _export(run: PreparedRun, student: LoadedModel, torch_info: dict, work: Path) -> Exported:

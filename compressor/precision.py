@@ -55,7 +55,8 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
     scheme = job.target.quant_scheme(job.options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
     if recipe.auto:
-        info = auto_int8(recipe, job.fp32, job.dst, (calib, job.evaluation), scheme, batch)
+        data = (calib, job.evaluation)
+        info = auto_int8(recipe, job.fp32, job.dst, data, scheme, batch, job.target)
         return job.dst, info
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(

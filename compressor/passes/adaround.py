@@ -31,6 +31,7 @@ from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
 from compressor.passes.held_back import MIN_GAIN_DB, output_sqnr, split_held_back
 from compressor.progress import progress_bar
+from targets.registry import EXACT_ARITHMETIC
 
 ROUNDED_OPS = ("Conv", "Gemm", "MatMul")
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (the paper's values)
@@ -322,8 +323,16 @@ def _round_layers(
     return records
 
 
-def learn_rounding(fp32: Path, qdq: Path, data: Dataset, batch: int, seconds: float) -> dict:
-    """Learn qdq's int8 weight rounding in place if held-back output SQNR rises."""
+def learn_rounding(
+    fp32: Path,
+    qdq: Path,
+    data: Dataset,
+    batch: int,
+    seconds: float,
+    arithmetic: str = EXACT_ARITHMETIC,
+) -> dict:
+    """Learn qdq's int8 weight rounding in place if held-back output SQNR, measured in the
+    scheme's int8 arithmetic, rises (layer inputs are captured unfused: exact arithmetic)."""
     split = split_held_back(data, batch)
     if isinstance(split, str):
         return {"applied": False, "why": split}
@@ -345,7 +354,8 @@ def learn_rounding(fp32: Path, qdq: Path, data: Dataset, batch: int, seconds: fl
         }
     candidate = qdq.with_name(qdq.stem + ".rounded.onnx")
     onnx.save(model, str(candidate))
-    before, after = output_sqnr(fp32, qdq, held, batch), output_sqnr(fp32, candidate, held, batch)
+    before = output_sqnr(fp32, qdq, held, batch, arithmetic)
+    after = output_sqnr(fp32, candidate, held, batch, arithmetic)
     keep = after > before + MIN_GAIN_DB
     if keep:
         shutil.move(candidate, qdq)

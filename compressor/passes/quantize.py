@@ -26,6 +26,7 @@ from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.int8_prepare import Prepared, prepare_for_int8
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
+from compressor.passes.saturation_safe import apply_saturation_safe
 from compressor.passes.smooth import SMOOTH_MUL
 from compressor.passes.weight_bits import narrow_weights
 from compressor.recipe import Int8Config
@@ -64,16 +65,18 @@ def quantize_int8_static(
     graph, method = prepared.graph, prepared.method
     if stats is None:
         stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
-    kept, fused, floated = _place_qdq(graph, dst, data, scheme, method, stats, plan)
+    kept, fused, floated, safe = _place_qdq(graph, dst, data, scheme, method, stats, plan)
     steps = dict(prepared.steps)
-    if config.weight_bits != 8:
+    if config.weight_bits != 8:  # 4-bit pair sums (|w1|+|w2| <= 14) never leave int16
         steps["weight_bits"] = narrow_weights(graph, dst, config.weight_bits)
     if config.learned_rounding:  # before bias correction, which then corrects what is left
         steps["learned_rounding"] = learn_rounding(
-            graph, dst, data, batch_size, config.rounding_time
+            graph, dst, data, batch_size, config.rounding_time, scheme.arithmetic
         )
+        if safe and config.weight_bits == 8:  # learned integers may have left a pair limit
+            safe = {**safe, "after_learned_rounding": apply_saturation_safe(dst, graph, data)}
     corrected = (
-        correct_biases(graph, dst, data, batch_size)
+        correct_biases(graph, dst, data, batch_size, scheme.arithmetic)
         if config.bias_correction
         else {"applied": False, "why": "turned off"}
     )
@@ -93,6 +96,7 @@ def quantize_int8_static(
         **({"steps": steps} if steps else {}),
         "bias_correction": corrected,
         **({"plan": list(plan)} if plan else {}),
+        **({"saturation_safe_weights": safe} if safe else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
 
@@ -112,7 +116,9 @@ def prepare_int8(
     def quantize(graph: Path, dst: Path, fit: Dataset, name: str, stats: dict) -> None:
         _place_qdq(graph, dst, fit, scheme, name, stats)
 
-    return prepare_for_int8(src, work, data, method, batch_size, config, quantize)
+    return prepare_for_int8(
+        src, work, data, method, batch_size, config, quantize, scheme.arithmetic
+    )
 
 
 def _place_qdq(
@@ -123,8 +129,9 @@ def _place_qdq(
     method: str,
     stats: dict,
     plan: tuple[str, ...] = (),
-) -> tuple[list, int, list[str]]:
-    """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated)."""
+) -> tuple[list, int, list[str], dict | None]:
+    """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated,
+    the saturation-safe weights record when the scheme asks for them)."""
     kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
     cache = dst.with_name(dst.name + ".ranges.json")
     write_ranges_cache(stats, method, cache)
@@ -132,7 +139,8 @@ def _place_qdq(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    return kept, fused, floated
+    safe = apply_saturation_safe(dst, src, data) if scheme.saturation_safe_weights else None
+    return kept, fused, floated, safe
 
 
 def _quantize_with_ranges(

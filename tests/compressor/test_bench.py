@@ -25,7 +25,9 @@ def test_json_has_percentiles_throughput_and_settings(example_run: dict) -> None
     code, out, _ = bench(str(example_run["onnx"]), "--runs", "15", "--warmup", "2", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"settings", "results", "environment"}
+    assert set(doc) == {"settings", "results", "environment", "notes"}
+    assert doc["environment"]["int8_host"]["arch"]  # the host's int8 features, always
+    assert doc["notes"] == []  # verified (portable) for every CPU, this one included
     assert doc["settings"]["runs"] == 15 and doc["settings"]["interleaved"] is False
     (result,) = doc["results"]
     assert result["runtime"] == "onnxruntime"
