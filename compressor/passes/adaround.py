@@ -5,8 +5,9 @@ learns, per weight, whether to round down or up: a soft rounding h(V) = clip(σ(
 is optimised (Adam, in torch on the CPU) so that the layer's output on its quantized input,
 with weights s·clip(floor(W/s) + h(V), qmin, qmax), reconstructs the fp32 layer output, while
 an annealed regulariser Σ 1-|2h-1|^β pushes every h to 0 or 1. Scales (per-channel, as the
-Q/DQ graph has them, saturation-safe ones included) and the integer range stay as they are;
-only the integers change, so every target lowers the learned weights unchanged. No labels:
+Q/DQ graph has them) and the integer range stay as they are; only the integers change, so
+every target lowers the learned weights unchanged. Where the scheme takes saturation-safe
+weights (issue 19), the learned graph is made safe again before it is judged. No labels:
 inputs and targets come from the calibration samples. A layer keeps its learned integers only
 if its reconstruction loss falls; the whole graph only if held-back output SQNR rises. It runs
 inside a time budget (iterations per layer sized to fit). Written by hand because onnxruntime
@@ -330,6 +331,7 @@ def learn_rounding(
     batch: int,
     seconds: float,
     arithmetic: str = EXACT_ARITHMETIC,
+    make_safe: Callable[[Path], dict] | None = None,
 ) -> dict:
     """Learn qdq's int8 weight rounding in place if held-back output SQNR, measured in the
     scheme's int8 arithmetic, rises (layer inputs are captured unfused: exact arithmetic)."""
@@ -354,6 +356,7 @@ def learn_rounding(
         }
     candidate = qdq.with_name(qdq.stem + ".rounded.onnx")
     onnx.save(model, str(candidate))
+    safe = make_safe(candidate) if make_safe else None  # the scheme's saturation-safe weights
     before = output_sqnr(fp32, qdq, held, batch, arithmetic)
     after = output_sqnr(fp32, candidate, held, batch, arithmetic)
     keep = after > before + MIN_GAIN_DB
@@ -369,5 +372,6 @@ def learn_rounding(
         "budget_s": seconds,
         "held_back_samples": len(held),
         "held_back_sqnr_db": {"without": round(before, 2), "with": round(after, 2)},
+        **({"saturation_safe_weights": safe} if safe else {}),
         "per_layer": records,
     }

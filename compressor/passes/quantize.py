@@ -70,11 +70,11 @@ def quantize_int8_static(
     if config.weight_bits != 8:  # 4-bit pair sums (|w1|+|w2| <= 14) never leave int16
         steps["weight_bits"] = narrow_weights(graph, dst, config.weight_bits)
     if config.learned_rounding:  # before bias correction, which then corrects what is left
+        # learned integers may leave a pair limit: the candidate is made safe before it is judged
+        resafe = (lambda path: apply_saturation_safe(path, graph, data)) if safe else None
         steps["learned_rounding"] = learn_rounding(
-            graph, dst, data, batch_size, config.rounding_time, scheme.arithmetic
+            graph, dst, data, batch_size, config.rounding_time, scheme.arithmetic, resafe
         )
-        if safe and config.weight_bits == 8:  # learned integers may have left a pair limit
-            safe = {**safe, "after_learned_rounding": apply_saturation_safe(dst, graph, data)}
     corrected = (
         correct_biases(graph, dst, data, batch_size, scheme.arithmetic)
         if config.bias_correction
