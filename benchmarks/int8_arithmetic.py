@@ -31,7 +31,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config
 from compressor.staging import staged_file
 from compressor.tune_runtime import interleaved_ms
-from targets.arithmetic import AVX2_PAIRS, emulation_model, exact_session, host_cpu
+from targets.arithmetic import AVX2_PAIRS, EXACT, emulation_model, exact_session, host_cpu
 from targets.arithmetic.saturation import reduce_weight_range
 from targets.base import TensorSpec
 from targets.onnx.capabilities import ORT_CPU_SCHEME
@@ -64,8 +64,10 @@ def schemes(fp32: Path, calib: Dataset, work: Path) -> tuple[dict[str, Path], li
     record of the saturation-aware fix."""
     config = Int8Config(equalize=False, smooth=False, bias_correction=False)
     paths = {s: work / f"{s}.onnx" for s in SCHEMES}
-    quantize_int8_static(fp32, paths["8-bit"], calib, ORT_CPU_SCHEME, "minmax", config=config)
-    safe = dataclasses.replace(ORT_CPU_SCHEME, saturation_safe_weights=True)
+    # Both measured in exact arithmetic wherever a pass measures, so only the weights differ.
+    full = dataclasses.replace(ORT_CPU_SCHEME, saturation_safe_weights=False, arithmetic=EXACT.name)
+    quantize_int8_static(fp32, paths["8-bit"], calib, full, "minmax", config=config)
+    safe = dataclasses.replace(full, saturation_safe_weights=True)
     record = quantize_int8_static(
         fp32, paths["saturation-aware"], calib, safe, "minmax", config=config
     )

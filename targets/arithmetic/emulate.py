@@ -104,17 +104,18 @@ def _unsigned_input(layer: QLayer, name: str) -> tuple[list, list]:
     return [cast, helper.make_node("Add", [f"{name}_a0", shift.name], [f"{name}_a"])], [shift]
 
 
-def _pair_delta(cols: str, axis: int, table: dict, name: str, shape: tuple) -> tuple[list, list]:
-    """Nodes making `{name}_delta` = clip16(a1*w1 + a2*w2) - (a1*w1 + a2*w2) per slot."""
+def _pair_delta(cols: str, table: dict, name: str, ones: int) -> tuple[list, list]:
+    """Nodes making `{name}_delta` [slots of every channel, ...] = clip16(t) - t per pair,
+    t = a1*w1 + a2*w2, from `cols` with K first (Gather along axis 0 copies whole rows)."""
     index, weight = table["index"], table["weight"].astype(np.float32)
     nodes, inits = [], []
     for side in range(2):
         inits += [
             _init(f"{name}_i{side}", index[..., side].reshape(-1)),
-            _init(f"{name}_w{side}", weight[..., side].reshape(shape)),
+            _init(f"{name}_w{side}", weight[..., side].reshape(-1, *[1] * ones)),
         ]
         nodes += [
-            helper.make_node("Gather", [cols, f"{name}_i{side}"], [f"{name}_g{side}"], axis=axis),
+            helper.make_node("Gather", [cols, f"{name}_i{side}"], [f"{name}_g{side}"], axis=0),
             helper.make_node("Mul", [f"{name}_g{side}", f"{name}_w{side}"], [f"{name}_p{side}"]),
         ]
     inits += [
@@ -136,8 +137,8 @@ def _scales(layer: QLayer) -> np.ndarray:
 
 
 def _build_conv(layer: QLayer, a: str, table: dict, name: str, exact: str, out: str):
-    """im2col (tap-major, channels fastest, as MLAS) of the zero-point-padded input by Slice;
-    pair deltas summed and scaled per output channel by a grouped 1x1 Conv."""
+    """im2col of the zero-point-padded input with K first ([taps*C, N, *out], tap-major and
+    channels fastest, as MLAS reads K) by one Slice per tap; then the slot sums."""
     node = layer.node
     out_ch, cin_g, *kernel = layer.weight.shape
     dims, taps = len(kernel), int(np.prod(kernel))
@@ -148,14 +149,17 @@ def _build_conv(layer: QLayer, a: str, table: dict, name: str, exact: str, out: 
     group_of = np.arange(out_ch) // (out_ch // layer.groups)
     row = table["index"]  # row index = c * taps + t within the channel's group
     cols = (row % taps) * cin + group_of[:, None, None] * cin_g + row // taps
-    table = {"index": cols, "weight": table["weight"]}
     inits = [
         _init(f"{name}_pads", np.array([0, 0, *pads[:dims], 0, 0, *pads[dims:]], np.int64)),
         _init(f"{name}_zero", np.float32(layer.u8_zero)),
         _init(f"{name}_axes", np.arange(2, 2 + dims, dtype=np.int64)),
         _init(f"{name}_steps", np.array(strides, np.int64)),
     ]
-    nodes = [helper.make_node("Pad", [a, f"{name}_pads", f"{name}_zero"], [f"{name}_padded"])]
+    swap = [1, 0, *range(2, 2 + dims)]  # N and C trade places, both ways
+    nodes = [
+        helper.make_node("Pad", [a, f"{name}_pads", f"{name}_zero"], [f"{name}_padded"]),
+        helper.make_node("Transpose", [f"{name}_padded"], [f"{name}_cn"], perm=swap),
+    ]
     for t, offsets in enumerate(itertools.product(*(range(k) for k in kernel))):
         starts = [o * d for o, d in zip(offsets, dilations, strict=True)]
         ends = [
@@ -166,56 +170,69 @@ def _build_conv(layer: QLayer, a: str, table: dict, name: str, exact: str, out: 
             _init(f"{name}_s{t}", np.array(starts, np.int64)),
             _init(f"{name}_e{t}", np.array(ends, np.int64)),
         ]
-        slice_in = [
-            f"{name}_padded",
-            f"{name}_s{t}",
-            f"{name}_e{t}",
-            f"{name}_axes",
-            f"{name}_steps",
-        ]
+        slice_in = [f"{name}_cn", f"{name}_s{t}", f"{name}_e{t}", f"{name}_axes", f"{name}_steps"]
         nodes.append(helper.make_node("Slice", slice_in, [f"{name}_tap{t}"]))
-    nodes.append(
-        helper.make_node(
-            "Concat", [f"{name}_tap{t}" for t in range(taps)], [f"{name}_cols"], axis=1
-        )
+    taps_out = [f"{name}_tap{t}" for t in range(taps)]
+    nodes.append(helper.make_node("Concat", taps_out, [f"{name}_cols"], axis=0))
+    more_nodes, more_inits = _slot_sums(
+        layer, f"{name}_cols", {**table, "index": cols}, name, dims + 1
     )
-    shape = (1, -1, *[1] * dims)
-    more_nodes, more_inits = _pair_delta(f"{name}_cols", 1, table, name, shape)
-    slots = table["index"].shape[1]
-    spread = np.repeat(_scales(layer)[:, None], slots, axis=1).reshape(out_ch, slots, *[1] * dims)
-    inits += more_inits + [_init(f"{name}_spread", spread)]
     nodes += more_nodes + [
-        helper.make_node(
-            "Conv", [f"{name}_delta", f"{name}_spread"], [f"{name}_fix"], group=out_ch
-        ),
-        helper.make_node("Add", [exact, f"{name}_fix"], [out]),
+        helper.make_node("Transpose", [f"{name}_fix"], [f"{name}_nc"], perm=swap),
+        helper.make_node("Add", [exact, f"{name}_nc"], [out]),
     ]
-    return nodes, inits
+    return nodes, inits + more_inits
 
 
 def _build_matmul(layer: QLayer, a: str, table: dict, name: str, exact: str, out: str):
-    """Gather the pair inputs along K; deltas reshaped [..., N, slots], summed and scaled."""
-    out_ch, slots = table["index"].shape[:2]
-    nodes, inits = _pair_delta(a, -1, table, name, (-1,))
-    inits += [
+    """The input as [K, rows] (K first), the slot sums, back to [..., N] and added."""
+    k, out_ch = layer.rows.shape[1], layer.rows.shape[0]
+    inits = [
+        _init(f"{name}_flat", np.array([-1, k], np.int64)),
+        _init(f"{name}_n", np.array([out_ch], np.int64)),
         _init(f"{name}_lead", np.array([0], np.int64)),
         _init(f"{name}_last", np.array([-1], np.int64)),
-        _init(f"{name}_tail", np.array([out_ch, slots], np.int64)),
-        _init(f"{name}_axis", np.array([-1], np.int64)),
-        _init(f"{name}_scale", _scales(layer)),
+    ]
+    nodes = [
+        helper.make_node("Reshape", [a, f"{name}_flat"], [f"{name}_rows"]),
+        helper.make_node("Transpose", [f"{name}_rows"], [f"{name}_cols"], perm=[1, 0]),
+    ]
+    more_nodes, more_inits = _slot_sums(layer, f"{name}_cols", table, name, 1)
+    nodes += more_nodes + [
+        helper.make_node("Transpose", [f"{name}_fix"], [f"{name}_fixed"], perm=[1, 0]),
+        helper.make_node("Shape", [a], [f"{name}_ashape"]),
+        helper.make_node(
+            "Slice", [f"{name}_ashape", f"{name}_lead", f"{name}_last"], [f"{name}_ahead"]
+        ),
+        helper.make_node("Concat", [f"{name}_ahead", f"{name}_n"], [f"{name}_oshape"], axis=0),
+        helper.make_node("Reshape", [f"{name}_fixed", f"{name}_oshape"], [f"{name}_back"]),
+        helper.make_node("Add", [exact, f"{name}_back"], [out]),
+    ]
+    return nodes, inits + more_inits
+
+
+def _slot_sums(layer: QLayer, cols: str, table: dict, name: str, ones: int) -> tuple[list, list]:
+    """`{name}_fix` [N_out, ...]: each output channel's pair deltas summed, times s_x*s_w."""
+    out_ch, slots = table["index"].shape[:2]
+    nodes, inits = _pair_delta(cols, table, name, ones)
+    inits += [
+        _init(f"{name}_one", np.array([1], np.int64)),
+        _init(f"{name}_end", np.array([INT64_MAX], np.int64)),
+        _init(f"{name}_head", np.array([out_ch, slots], np.int64)),
+        _init(f"{name}_axis", np.array([1], np.int64)),
+        _init(f"{name}_scale", _scales(layer).reshape(-1, *[1] * ones)),
     ]
     nodes += [
         helper.make_node("Shape", [f"{name}_delta"], [f"{name}_shape"]),
         helper.make_node(
-            "Slice", [f"{name}_shape", f"{name}_lead", f"{name}_last"], [f"{name}_head"]
+            "Slice", [f"{name}_shape", f"{name}_one", f"{name}_end"], [f"{name}_rest"]
         ),
-        helper.make_node("Concat", [f"{name}_head", f"{name}_tail"], [f"{name}_to"], axis=0),
+        helper.make_node("Concat", [f"{name}_head", f"{name}_rest"], [f"{name}_to"], axis=0),
         helper.make_node("Reshape", [f"{name}_delta", f"{name}_to"], [f"{name}_slots"]),
         helper.make_node(
             "ReduceSum", [f"{name}_slots", f"{name}_axis"], [f"{name}_sum"], keepdims=0
         ),
         helper.make_node("Mul", [f"{name}_sum", f"{name}_scale"], [f"{name}_fix"]),
-        helper.make_node("Add", [exact, f"{name}_fix"], [out]),
     ]
     return nodes, inits
 
