@@ -65,13 +65,17 @@ def quantize_int8_static(
     graph, method = prepared.graph, prepared.method
     if stats is None:
         stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
-    kept, fused, floated, safe = _place_qdq(graph, dst, data, scheme, method, stats, plan)
+    kept, fused, floated, safe = _place_qdq(
+        graph, dst, data, scheme, method, stats, plan, batch_size
+    )
     steps = dict(prepared.steps)
     if config.weight_bits != 8:  # 4-bit pair sums (|w1|+|w2| <= 14) never leave int16
         steps["weight_bits"] = narrow_weights(graph, dst, config.weight_bits)
     if config.learned_rounding:  # before bias correction, which then corrects what is left
         # learned integers may leave a pair limit: the candidate is made safe before it is judged
-        resafe = (lambda path: apply_saturation_safe(path, graph, data)) if safe else None
+        resafe = (
+            (lambda path: apply_saturation_safe(path, graph, data, batch_size)) if safe else None
+        )
         steps["learned_rounding"] = learn_rounding(
             graph, dst, data, batch_size, config.rounding_time, scheme.arithmetic, resafe
         )
@@ -114,7 +118,7 @@ def prepare_int8(
     work.mkdir(parents=True, exist_ok=True)
 
     def quantize(graph: Path, dst: Path, fit: Dataset, name: str, stats: dict) -> None:
-        _place_qdq(graph, dst, fit, scheme, name, stats)
+        _place_qdq(graph, dst, fit, scheme, name, stats, batch=batch_size)
 
     return prepare_for_int8(
         src, work, data, method, batch_size, config, quantize, scheme.arithmetic
@@ -129,6 +133,7 @@ def _place_qdq(
     method: str,
     stats: dict,
     plan: tuple[str, ...] = (),
+    batch: int = 1,
 ) -> tuple[list, int, list[str], dict | None]:
     """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated,
     the saturation-safe weights record when the scheme asks for them)."""
@@ -139,7 +144,8 @@ def _place_qdq(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    safe = apply_saturation_safe(dst, src, data) if scheme.saturation_safe_weights else None
+    # batch: the run's calibration batch, which suits a model with a fixed batch size
+    safe = apply_saturation_safe(dst, src, data, batch) if scheme.saturation_safe_weights else None
     return kept, fused, floated, safe
 
 
