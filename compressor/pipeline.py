@@ -195,7 +195,10 @@ def _convert(
     if recipe.precision != "fp32":
         reference = fp32_reference(target, exported.fp32, run.options, work, recipe.threads)
     data = (run.data.calib, run.data.evaluation)
-    compressed_onnx, info = apply_precision(recipe, target, run.options, exported.fp32, data, work)
+    ranges = torch_info.get("qat", {}).get("ranges")
+    compressed_onnx, info = apply_precision(
+        recipe, target, run.options, exported.fp32, data, work, ranges
+    )
     STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
     artifact = target.lower(compressed_onnx, recipe.precision, stage, run.options)
     passes = {**exported.passes, recipe.precision: info}
