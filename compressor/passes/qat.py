@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 import time
 from dataclasses import replace
@@ -52,6 +53,7 @@ from targets.base import QuantScheme, TensorSpec
 HELD_BACK_FRACTION = 0.2
 LABEL_WEIGHT = 0.1  # cross-entropy on --train labels, beside the fp32 match that QAT is for
 MIN_SAMPLES = 10
+MAX_EPOCHS, MAX_BATCH = 100_000, 65_536
 STEPS_OFF = Int8Config(equalize=False, smooth=False, bias_correction=False)
 
 
@@ -60,9 +62,10 @@ def check_qat_request(qat: QatConfig, precision: str, auto: bool, kind: str) -> 
     checks = [
         (precision != "int8", "--qat fine-tunes for static int8: add --int8 and --calib DATA."),
         (auto, "--qat and --auto cannot be combined yet: run --qat, then --auto on its result."),
-        (qat.epochs < 1 or qat.lr <= 0, "--qat-epochs must be >= 1 and --qat-lr > 0."),
-        (qat.batch_size < 1, "--qat-batch-size must be >= 1."),
-        (not qat.time > 0, "--qat-time must be above 0 seconds."),
+        (not 1 <= qat.epochs <= MAX_EPOCHS, f"--qat-epochs must be within 1..{MAX_EPOCHS}."),
+        (not 0 < qat.lr <= 10, "--qat-lr must be above 0 and at most 10 (try 1e-5)."),
+        (not 1 <= qat.batch_size <= MAX_BATCH, f"--qat-batch-size must be within 1..{MAX_BATCH}."),
+        (not 0 < qat.time < math.inf, "--qat-time must be a finite number of seconds above 0."),
         (kind == "onnx", "--qat needs a torch model (.pt2 from torch.export, or a state dict "
          "with --model-factory): an ONNX model cannot be fine-tuned here."),
         (kind == "torchscript", "--qat needs a .pt2 (torch.export) or --model-factory model: "
