@@ -51,6 +51,8 @@ def load_npz(path: Path, layout: DataLayout | None = None) -> Dataset:
     along the batch axis the layout gives), 0-d arrays shared by all samples."""
     if not path.exists():
         raise DataError(f"Data file '{path}' does not exist.")
+    if not path.is_file():  # a FIFO would block the run forever
+        raise DataError(f"Data file '{path}' is not a regular file (a pipe or device?).")
     if path.suffix != ".npz":
         raise DataError(f"Data file '{path}' is not an .npz archive; save arrays with numpy.savez.")
     check_npz_headers(path)

@@ -13,6 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from foundation.errors import DataError
+from foundation.resources import memory_budget_bytes
+
+# Members that inflate past both bounds are zip bombs: real arrays (even mostly-zero masks) stay
+# far under 200x with numpy.savez_compressed, and 64 MiB is loaded in well under a second.
+MAX_INFLATION = 200
+INFLATION_FLOOR = 64 << 20
 
 _READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -24,6 +30,7 @@ def check_npz_headers(path: Path) -> None:
     """Every member is a numeric array whose declared size fits in the bytes the file holds."""
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_sizes(path, archive.infolist())
             for info in archive.infolist():
                 if info.filename.endswith(".npy"):
                     with archive.open(info) as member:
@@ -32,6 +39,24 @@ def check_npz_headers(path: Path) -> None:
         raise DataError(
             f"Data file '{path}' could not be read as .npz ({exc}). Re-create it with numpy.savez."
         ) from None
+
+
+def _check_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """The members' declared sizes, before anything is inflated: a total that fits in memory,
+    and no member that inflates like a zip bomb."""
+    total = sum(info.file_size for info in infos)
+    if total > memory_budget_bytes():
+        raise DataError(
+            f"Data file '{path}' unpacks to {total:,} bytes, more than the "
+            f"{memory_budget_bytes():,} allowed on this machine. Use fewer samples."
+        )
+    for info in infos:
+        if info.file_size > max(INFLATION_FLOOR, MAX_INFLATION * info.compress_size):
+            raise DataError(
+                f"Data file '{path}': member '{info.filename}' inflates from "
+                f"{info.compress_size:,} to {info.file_size:,} bytes, more than {MAX_INFLATION}x: "
+                "a zip bomb or a forged header. Re-create it with numpy.savez (uncompressed)."
+            )
 
 
 def _check_member(path: Path, info: zipfile.ZipInfo, member: object) -> None:

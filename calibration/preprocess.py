@@ -17,6 +17,9 @@ from foundation.errors import UsageError
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
 KEYS = ("mean", "std", "resize", "crop", "layout", "channels", "scale")
+MAX_SIDE = 16384  # resize/crop sides: far above any model input, far below what exhausts memory
+# Pixels one resized image may have before its crop (PIL's own decompression-bomb bound).
+MAX_RESIZED_PIXELS = 89_478_485
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,8 @@ def _build(values: dict[str, list[str]]) -> Preprocess:
     for key in ("resize", "crop"):
         if key in values:
             fields[key] = tuple(int(v) for v in "x".join(values[key]).lower().split("x"))
-            if len(fields[key]) > 2 or min(fields[key]) < 1:
-                raise ValueError(f"{key} takes SIZE or HxW with positive sizes")
+            if len(fields[key]) > 2 or min(fields[key]) < 1 or max(fields[key]) > MAX_SIDE:
+                raise ValueError(f"{key} takes SIZE or HxW with sizes from 1 to {MAX_SIDE}")
     for key, allowed in (("layout", LAYOUTS), ("channels", CHANNEL_ORDERS)):
         if key in values:
             fields[key] = "".join(values[key]).upper()
@@ -126,18 +129,31 @@ def prepare_image(
     return np.ascontiguousarray(arr if prep.layout == "NHWC" else arr.transpose(2, 0, 1))
 
 
+def _resized_size(
+    have: tuple[int, int], model: tuple[int, int], prep: Preprocess
+) -> tuple[int, int]:
+    """(width, height) the resize step gives, refused before resizing when it is a pixel bomb
+    (resize=16384 on an 8x1000 image would be 2 billion pixels)."""
+    if not prep.resize:
+        new = model
+    elif len(prep.resize) == 1:
+        ratio = prep.resize[0] / min(have)
+        new = (max(1, round(have[0] * ratio)), max(1, round(have[1] * ratio)))
+    else:
+        new = (prep.resize[1], prep.resize[0])
+    if new[0] * new[1] > MAX_RESIZED_PIXELS:
+        raise UsageError(
+            f"--preprocess resize={'x'.join(map(str, prep.resize))} makes {have[1]}x{have[0]} "
+            f"images {new[1]}x{new[0]}, more than {MAX_RESIZED_PIXELS:,} pixels; resize to "
+            "about the model's input size."
+        )
+    return new
+
+
 def _resize(img: object, size: tuple[int, int] | None, prep: Preprocess) -> object:
     """Resize (shorter side or exact), then centre-crop; the result is `size` (H, W)."""
     height, width = size or (0, 0)
-    if not prep.resize:
-        img = img.resize((width, height))
-    elif len(prep.resize) == 1:
-        short = prep.resize[0]
-        w, h = img.size
-        ratio = short / min(w, h)
-        img = img.resize((max(1, round(w * ratio)), max(1, round(h * ratio))))
-    else:
-        img = img.resize((prep.resize[1], prep.resize[0]))
+    img = img.resize(_resized_size(img.size, (width, height), prep))
     crop = prep.crop or ((height, width) if prep.resize and size else ())
     if crop:
         ch, cw = (crop[0], crop[0]) if len(crop) == 1 else crop

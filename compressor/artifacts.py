@@ -58,6 +58,8 @@ def resolve_artifact(path: Path) -> Path:
     folder the artifact its report.json names."""
     if not path.exists():
         raise UsageError(f"'{path}' does not exist; pass a model or artifact file.")
+    if not (path.is_file() or path.is_dir()):  # a FIFO would block the run forever
+        raise UsageError(f"'{path}' is not a regular file (a pipe or device); pass a model file.")
     if not path.is_dir() or is_artifact(path):
         return path
     artifact = read_run(path).artifact_file()

@@ -19,6 +19,7 @@ from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.loading import given_shapes
 from compressor.manifest import runtime_version
 from compressor.progress import progress_bar
+from compressor.recipe import check_counts
 from foundation.errors import UsageError
 from foundation.resources import check_threads
 from targets.base import Runner, TensorSpec
@@ -46,6 +47,7 @@ class BenchSettings:
                 "--runs, --threads and --batch must be at least 1, --warmup at least 0."
             )
         check_threads(self.threads)
+        check_counts({"runs": self.runs, "warmup": self.warmup})
 
 
 @dataclass(frozen=True)

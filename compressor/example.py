@@ -87,7 +87,7 @@ def claim_example_folder(folder: Path) -> None:
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise UsageError(f"--dir '{folder}' is not a folder; choose a new one.")
     present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    foreign = sorted(present - OWNED)
+    foreign = sorted(present - OWNED) + sorted(p for p in present if (folder / p).is_symlink())
     if foreign or (present and MARKER not in present):
         shown = ", ".join(foreign or sorted(present))
         raise UsageError(

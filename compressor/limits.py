@@ -47,6 +47,8 @@ REGRESSION_RANGES = {
     "max_sqnr_regression_db": Range(0, None, unit="dB"),
 }
 DISTILL_RANGES = {
+    "epochs": Range(1, 10_000),  # far past any useful run; 2**63-1 would train forever
+    "batch_size": Range(1, 1 << 16),
     "patience": Range(1, None),
     "lr": Range(0, 10, low_open=True),
     "temperature": Range(0, 1000, low_open=True),

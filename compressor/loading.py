@@ -13,6 +13,7 @@ import torch
 
 from compressor.dims import fix_dims
 from compressor.external_data import external_data_files
+from compressor.onnx_bounds import check_onnx_bounds
 from compressor.pt2_child import load_checked
 from compressor.pt2_scan import read_safe_archive
 from compressor.signature import forward_inputs, included_optional
@@ -143,6 +144,7 @@ def _load_onnx(path: Path) -> LoadedModel:
             "The file may be truncated or corrupt; re-export it."
         ) from exc
     _check_external_data(model, path)
+    check_onnx_bounds(model, path)
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import tarfile
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from compressor import strict_json
 from compressor.manifest import build_manifest
 from compressor.run_record import read_run
 from compressor.staging import staged_file
+from compressor.strict_read import MAX_DOCUMENT_BYTES, parse_json
 from foundation.errors import UsageError
 from targets import registry
 
@@ -146,6 +146,64 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
+# `compress package` writes model files, which gzip shrinks by a few percent (a pruned, sparse
+# one a few times): members declaring more than 100x the bundle's bytes are a bomb.
+MAX_INFLATION = 100
+INFLATION_FLOOR = 64 << 20
+MAX_MANIFEST_BYTES = MAX_DOCUMENT_BYTES
+
+
+def check_member(member: tarfile.TarInfo, path: Path) -> None:
+    """A member `compress package` could have written: a regular file with a plain relative
+    name (no '..', absolute path, drive or backslash, which a Windows extractor splits on), and
+    a manifest within its bound. Anything else is refused before it is read."""
+    name = member.name
+    parts = name.split("/")
+    if not member.isfile():
+        why = "is not a regular file (a link, device or folder); bundles hold files only"
+    elif "\\" in name or ":" in parts[0] or name.startswith("/") or {"", ".", ".."} & set(parts):
+        why = "has an unsafe path that an extractor could place outside the bundle's folder"
+    elif any(ord(c) < 32 for c in name):
+        why = "has control characters in its name"
+    elif name == MANIFEST and member.size > MAX_MANIFEST_BYTES:
+        why = f"is {member.size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} a manifest may be"
+    else:
+        return
+    raise UsageError(
+        f"Bundle '{path}': member {name!r} {why}. It was not written by `compress package`; "
+        "nothing was extracted. Do not unpack it."
+    )
+
+
+def read_manifest(content: bytes, path: Path) -> dict:
+    """manifest.json of a bundle, its `files` table checked: name → {sha256: text, size: int}."""
+    where = f"manifest.json in '{path}'"
+    try:
+        manifest = parse_json(content, where)
+    except ValueError as exc:  # bad JSON or not text
+        raise UsageError(f"{where} is not valid JSON ({exc}); the bundle is damaged.") from None
+    files = manifest.get("files")
+    entries = files.values() if isinstance(files, dict) else [None]
+    if not all(
+        isinstance(e, dict)
+        and isinstance(e.get("sha256"), str)
+        and isinstance(e.get("size"), int)
+        and not isinstance(e.get("size"), bool)
+        for e in entries
+    ):
+        raise UsageError(
+            f"{where}: 'files' must map each file name to {{sha256: text, size: bytes}}; it is "
+            f"{_short(files)}. The manifest was edited or damaged: re-create the bundle with "
+            "`compress package`."
+        )
+    return manifest
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_bundle(path: Path) -> BundleCheck:
     """Re-hash every member against manifest.json; unreadable bundles are reported, not raised."""
     if path.is_dir():
@@ -157,16 +215,21 @@ def check_bundle(path: Path) -> BundleCheck:
         raise UsageError(f"Bundle '{path}' does not exist.")
     try:
         with tarfile.open(path, mode="r:gz") as tar:
-            digests, problems = _hash_members(tar)
+            digests, problems = _hash_members(tar, path)
     except (tarfile.TarError, OSError, EOFError) as exc:
         return BundleCheck({}, [f"'{path}' is not a readable .tar.gz bundle: {exc}"], 0)
-    try:
-        manifest = json.loads(digests.pop(MANIFEST, {}).get("content", b"") or b"null")
-    except ValueError as exc:
-        return BundleCheck({}, [f"manifest.json is not valid JSON: {exc}"], 0)
-    if not isinstance(manifest, dict) or "files" not in manifest:
-        return BundleCheck({}, [f"'{path}' has no valid manifest.json listing its files."], 0)
+    content = digests.pop(MANIFEST, {}).get("content")
+    if content is None:
+        return BundleCheck({}, [f"'{path}' has no manifest.json listing its files."], 0)
+    manifest = read_manifest(content, path)
     listed = manifest["files"]
+    problems += _compare(listed, digests)
+    return BundleCheck(manifest, problems, len(set(listed) & set(digests)))
+
+
+def _compare(listed: dict[str, dict], digests: dict[str, dict]) -> list[str]:
+    """Every file missing, unlisted or changed, in plain words."""
+    problems = []
     for name in sorted(set(listed) - set(digests)):
         problems.append(f"{name}: listed in manifest.json but missing from the bundle")
     for name in sorted(set(digests) - set(listed)):
@@ -179,18 +242,22 @@ def check_bundle(path: Path) -> BundleCheck:
                 f"manifest's {str(want.get('sha256'))[:16]}… ({want.get('size')} bytes): "
                 "the file was changed or corrupted"
             )
-    return BundleCheck(manifest, problems, len(set(listed) & set(digests)))
+    return problems
 
 
-def _hash_members(tar: tarfile.TarFile) -> tuple[dict[str, dict], list[str]]:
+def _hash_members(tar: tarfile.TarFile, path: Path) -> tuple[dict[str, dict], list[str]]:
+    """sha256 and size of every member, each checked from its header before it is read."""
     digests, problems = {}, []
+    budget = max(INFLATION_FLOOR, MAX_INFLATION * path.stat().st_size)
     for member in tar:
-        if not member.isfile():
-            problems.append(f"{member.name}: not a regular file (bundles hold files only)")
-            continue
-        if member.name.startswith("/") or ".." in Path(member.name).parts:
-            problems.append(f"{member.name}: unsafe path outside the bundle")
-            continue
+        check_member(member, path)
+        budget -= member.size
+        if budget < 0:
+            raise UsageError(
+                f"Bundle '{path}': its members up to {member.name!r} unpack to more than "
+                f"{MAX_INFLATION}x the bundle's {path.stat().st_size:,} bytes: a gzip bomb or a "
+                "forged header, not a bundle `compress package` wrote. Nothing was extracted."
+            )
         if member.name in digests:
             problems.append(f"{member.name}: appears twice in the bundle (an extractor keeps one)")
             continue

@@ -28,7 +28,7 @@ from compressor.passes.torch_passes import (
 )
 from compressor.precision import apply_precision
 from compressor.progress import STDERR
-from compressor.recipe import CHOICES, MINIMUMS, Recipe, check_choices, check_counts
+from compressor.recipe import CHOICES, COUNTS, Recipe, check_choices, check_counts
 from compressor.report import write_report
 from compressor.report_model import Report
 from compressor.run_notes import qdq_note, size_note
@@ -84,7 +84,7 @@ def _check_run_settings(recipe: Recipe) -> None:
     """Choices (calibration, tune objective) and counts (threads, runs, warm-up, calibration
     samples, trials) within their ranges, however the recipe was built."""
     check_choices({key: getattr(recipe, key) for key in CHOICES})
-    check_counts({key: getattr(recipe, key) for key in MINIMUMS})
+    check_counts({key: getattr(recipe, key) for key in COUNTS})
     check_threads(recipe.threads)
 
 

@@ -30,6 +30,10 @@ _CONFIGS = {
     "data/constants/model_constants_config.json": re.compile(r"tensor_[0-9]{1,9}"),
 }
 _MAX_MEMBER_BYTES = 256 << 20
+# Members torch reads whole as text (graph JSON, configs, extra files): a real graph of a large
+# model is a few MiB; raw tensor files are bounded by the file itself.
+_MAX_TEXT_BYTES = 64 << 20
+_RAW_FOLDERS = ("data/weights/", "data/constants/")
 # What torch.export.load would do with a member outside the plain set: for the message only,
 # the decision is the plain set above.
 _ROUTES = (
@@ -59,6 +63,7 @@ def read_safe_archive(path: str, data: bytes) -> io.BytesIO:
             path, dup, "it appears twice; torch and this check could read different copies"
         )
     root = _common_root(path, names)
+    _check_sizes(path, archive, root, len(data))
     members = {name[len(root) :]: name for name in names}
     for rel, name in members.items():
         if ".." in rel.split("/") or rel.startswith("/") or "\\" in rel:
@@ -73,6 +78,31 @@ def read_safe_archive(path: str, data: bytes) -> io.BytesIO:
         if not (rel in allowed or rel.endswith("/") or rel.startswith("extra/")):
             raise _refuse(path, name, next(why for lead, why in _ROUTES if rel.startswith(lead)))
     return io.BytesIO(data)
+
+
+def _check_sizes(path: str, archive: zipfile.ZipFile, root: str, file_bytes: int) -> None:
+    """Every member's declared size, before any is read: text members (graph JSON, configs,
+    extra files) within _MAX_TEXT_BYTES, and all members together no larger than the file
+    (torch writes them uncompressed, so more is a deflate bomb)."""
+    total = 0
+    for info in archive.infolist():
+        rel = info.filename[len(root) :]
+        raw = rel == _SAMPLE_INPUTS or (rel.startswith(_RAW_FOLDERS) and not rel.endswith(".json"))
+        if not raw and info.file_size > _MAX_TEXT_BYTES:
+            raise _refuse_size(path, info.filename, f"{info.file_size:,} bytes of text or JSON")
+        total += info.file_size
+    if total > max(file_bytes, _MAX_TEXT_BYTES):
+        raise _refuse_size(
+            path, "(all)", f"{total:,} bytes unpacked from a {file_bytes:,}-byte file"
+        )
+
+
+def _refuse_size(path: str, member: str, what: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Refusing to load '{path}': archive member {member} declares {what}, more than "
+        "torch.export.save writes (a padded or bomb archive). Re-save the model with "
+        "torch.export.save."
+    )
 
 
 def _check_json_members(path: str, archive: zipfile.ZipFile, members: dict[str, str]) -> set[str]:

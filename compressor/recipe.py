@@ -11,6 +11,7 @@ from pathlib import Path
 import tomli_w
 
 from compressor.budget import Budget
+from compressor.strict_read import load_toml
 from compressor.tasks import TASKS
 from foundation.errors import UsageError
 
@@ -18,8 +19,15 @@ from foundation.errors import UsageError
 CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 TUNE_OBJECTIVES = ("accuracy", "latency")
 CHOICES = {"calibration": CALIBRATION_METHODS, "tune_objective": TUNE_OBJECTIVES}
-# Counts a recipe or sweep file sets: the least each may be (the CLI checks the same).
-MINIMUMS = {"threads": 1, "runs": 1, "warmup": 0, "calib_samples": 1, "tune_trials": 1}
+# Counts a recipe or sweep file sets: the least and the most each may be (the CLI checks the same).
+# The most are far past any useful setting and keep a run finite (runs = 2**63-1 never ends).
+COUNTS = {
+    "threads": (1, 1024),
+    "runs": (1, 100_000),
+    "warmup": (0, 10_000),
+    "calib_samples": (1, 1_000_000),
+    "tune_trials": (1, 1_000),
+}
 
 
 def _f(default: object, help: str, **kw: object) -> dataclasses.Field:
@@ -243,7 +251,7 @@ class Recipe:
 def load_recipe(path: Path) -> Recipe:
     """Read a recipe TOML written by a previous run (or by hand)."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = load_toml(path, f"Recipe '{path}'")
     except FileNotFoundError:
         raise UsageError(f"Recipe '{path}' does not exist.") from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
@@ -318,13 +326,14 @@ def check_choices(values: dict, where: str = "") -> None:
 
 
 def check_counts(values: dict, where: str = "") -> None:
-    """Counts at least their MINIMUMS (None: not given). Errors name the file's key when
+    """Counts within their COUNTS range (None: not given). Errors name the file's key when
     `where` names a file, else the flag (--calib-samples 0)."""
-    for key, least in MINIMUMS.items():
+    for key, (least, most) in COUNTS.items():
         value = values.get(key)
-        if _is_int(value) and value < least:
+        if _is_int(value) and not least <= value <= most:
             given = f"{where}: {key} is {value}" if where else f"--{key.replace('_', '-')} {value}"
-            raise UsageError(f"{given}; give at least {least}.")
+            bound = f"at least {least}" if value < least else f"at most {most:,}"
+            raise UsageError(f"{given}; give {bound}.")
 
 
 # Fields that may name Python code to import and run (pkg.module:function; for data, a value
@@ -377,7 +386,10 @@ def _check_types(cls: type, values: dict, where: str) -> None:
         names = [part.strip().split("[")[0] for part in annotations[key].split("|")]
         allowed = tuple(t for name in names for t in TOML_TYPES.get(name, (object,)))
         bad_bool = isinstance(value, bool) and bool not in allowed
-        if bad_bool or not isinstance(value, allowed):
+        # tuple[str, ...]: every item text too (int8_plan = [1, 2] is not a list of node names)
+        bad_items = "tuple[str" in annotations[key] and isinstance(value, list | tuple)
+        bad_items = bad_items and not all(isinstance(item, str) for item in value)
+        if bad_bool or bad_items or not isinstance(value, allowed):
             raise UsageError(
                 f"{where}: '{key}' is {value!r} ({type(value).__name__}) but must be "
                 f"{annotations[key]}."

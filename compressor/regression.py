@@ -91,16 +91,32 @@ def output_regressions(
     if not pairs:
         return []
     _check_same_outputs(pairs)
-    sqnr = [(p["fidelity"]["sqnr_mean_db"] - o["fidelity"]["sqnr_mean_db"], o) for o, p in pairs]
-    rows = [_largest("max_sqnr_regression_db", sqnr, reg.max_sqnr_regression_db, "dB")]
+    # A stored null (an infinite SQNR or a missing figure, as strict JSON writes it) has nothing
+    # to compare with; the stored values' forms were checked when the report was read.
+    sqnr = [
+        (_stored(p, "fidelity", "sqnr_mean_db") - o["fidelity"]["sqnr_mean_db"], o)
+        for o, p in pairs
+        if _stored(p, "fidelity", "sqnr_mean_db") is not None
+    ]
+    rows = (
+        [_largest("max_sqnr_regression_db", sqnr, reg.max_sqnr_regression_db, "dB")] if sqnr else []
+    )
     agreement = [
         ((p["headline_value"] - o["headline_value"]) * 100.0, o)
         for o, p in pairs
-        if o["higher_is_better"] and o["headline"] == p["headline"]
+        if o["higher_is_better"]
+        and o["headline"] == p.get("headline")
+        and p.get("headline_value") is not None
     ]
     if agreement:
         rows.append(_largest("max_agreement_regression", agreement, agreement_limit, "points"))
     return rows
+
+
+def _stored(output: dict, *path: str) -> object:
+    for key in path:
+        output = output.get(key) if isinstance(output, dict) else None
+    return output
 
 
 def _check_same_outputs(pairs: list[tuple[dict, dict]]) -> None:

@@ -8,14 +8,14 @@ compares is checked to be a number.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from compressor.report_model import Report
+from compressor.strict_read import load_json, load_toml
 from foundation.errors import UsageError
 from targets.base import Target
 
@@ -134,7 +134,7 @@ def read_run(folder: Path) -> RunRecord:
     """The record in folder; a missing or unreadable report.json reads as {}, recipe as None."""
     report = _read_report(folder / REPORT)
     try:
-        recipe = tomllib.loads((folder / RECIPE).read_text())
+        recipe = load_toml(folder / RECIPE, f"'{folder / RECIPE}'")
     except (OSError, ValueError):  # absent, unreadable or not TOML
         recipe = None
     return RunRecord(folder, report, recipe)
@@ -144,12 +144,14 @@ def load_run(folder: Path) -> RunRecord:
     """The record in folder; report.json and recipe.toml that exist must parse (UsageError)."""
     report, recipe = {}, None
     if (folder / REPORT).exists():
-        report = _parse(folder / REPORT, json.loads, "JSON")
+        report = _parse(folder / REPORT, _load_any_json, "JSON")
         if not isinstance(report, dict):
             raise UsageError(f"'{folder / REPORT}' is not a compress report; re-run compress.")
         _check_text_fields(report, folder / REPORT)
+        _check_shape(report, RUN_SHAPE, "", f"'{folder / REPORT}'", "Re-run compress.")
     if (folder / RECIPE).exists():
-        recipe = _parse(folder / RECIPE, tomllib.loads, "TOML")
+        recipe = _parse(folder / RECIPE, load_toml, "TOML")
+        _check_shape(recipe, RECIPE_SHAPE, "", f"'{folder / RECIPE}'", "Re-run compress.")
     return RunRecord(folder, report, recipe)
 
 
@@ -180,15 +182,19 @@ def sibling_report(path: Path) -> dict:
 
 def _read_report(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):  # absent, unreadable or not JSON
+        data = _load_any_json(path, f"'{path}'")
+    except (OSError, ValueError):  # absent, unreadable or not JSON (too deep or big: UsageError)
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _parse(path: Path, loads: Callable[[str], object], kind: str) -> object:
+def _load_any_json(path: Path, what: str) -> object:
+    return load_json(path, what, expect=None)
+
+
+def _parse(path: Path, load: Callable[[Path, str], object], kind: str) -> object:
     try:
-        return loads(path.read_text())
+        return load(path, f"'{path}'")
     except (OSError, ValueError) as exc:  # unreadable, not text, bad JSON or TOML
         raise UsageError(f"'{path}' is not valid {kind} ({exc}); re-run compress.") from exc
 
@@ -197,12 +203,12 @@ def load_stored_report(path: Path) -> dict:
     """A report.json given to verify --against (compress's, or verify --json's), its figures
     checked to be numbers; as JSON, since older schemas and verify reports lack sections."""
     try:
-        stored = json.loads(Path(path).read_text())
+        stored = load_json(path, f"--against '{path}'")
     except FileNotFoundError:
         raise UsageError(f"--against '{path}' does not exist; point it at a report.json.") from None
-    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
+    except (OSError, ValueError) as exc:  # a folder, unreadable, not JSON, or not text at all
         raise UsageError(f"--against '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(stored, dict) or "compressed" not in stored:
+    if not isinstance(stored.get("compressed"), dict):
         raise UsageError(
             f"--against '{path}' is not a compress report (no 'compressed' section); "
             "pass the report.json a compress run wrote."
@@ -211,24 +217,91 @@ def load_stored_report(path: Path) -> dict:
     return stored
 
 
-STORED_FIGURES = (
-    ("compressed", "accuracy", None),
-    ("compressed", "size_bytes", None),
-    ("compressed", "latency_ms", "p50"),
-    ("baseline", "latency_ms", "p50"),
-)
+def _number(low: float) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return math.isfinite(value) and value >= low
+
+    return check
+
+
+def _of(*types: type) -> Callable[[object], bool]:
+    return lambda value: (
+        isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    )
+
+
+# What a regression check reads from a stored report, by key path: each value null/absent or of
+# this form. A p50 must not be negative (a stored -1 made any slowdown pass as a speed-up; 0
+# reads as unusable).
+STORED_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    ("compressed",): (_of(dict), "a table"),
+    ("compressed", "accuracy"): (_number(-math.inf), "a number"),
+    ("compressed", "size_bytes"): (_number(0), "a number >= 0"),
+    ("compressed", "eval_samples"): (_number(0), "a number >= 0"),
+    ("compressed", "runtime"): (_of(str), "text"),
+    ("compressed", "outputs"): (_of(list), "a list"),
+    ("compressed", "latency_ms"): (_of(dict), "a table"),
+    ("compressed", "latency_ms", "p50"): (_number(0), "a number >= 0"),
+    ("compressed", "latency_ms", "threads"): (_number(1), "a number >= 1"),
+    ("baseline",): (_of(dict), "a table"),
+    ("baseline", "runtime"): (_of(str), "text"),
+    ("baseline", "latency_ms"): (_of(dict), "a table"),
+    ("baseline", "latency_ms", "p50"): (_number(0), "a number >= 0"),
+    ("target",): (_of(str), "text"),
+    ("schema_version",): (_of(int), "an integer"),
+}
+# Each of compressed.outputs: a table whose name is text; the rest null/absent or of this form.
+OUTPUT_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    ("shape",): (_of(list), "a list"),
+    ("fidelity",): (_of(dict), "a table"),
+    ("fidelity", "sqnr_mean_db"): (_number(-math.inf), "a number"),
+    ("headline",): (_of(str), "text"),
+    ("headline_value",): (_number(-math.inf), "a number"),
+    ("higher_is_better",): (_of(bool), "true or false"),
+}
 
 
 def check_stored_figures(stored: dict, source: str) -> None:
-    """The figures a regression check reads must be numbers or null, not text or tables."""
-    for section, key, sub in STORED_FIGURES:
-        value = stored.get(section) or {}
-        value = value.get(key) if isinstance(value, dict) else value
-        if sub and isinstance(value, dict):
-            value = value.get(sub)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            where = ".".join(p for p in (section, key, sub) if p)
-            raise UsageError(
-                f"--against '{source}': '{where}' is {value!r}, not a number; the file was edited "
-                "or is not a compress report. Pass the report.json a compress run wrote."
-            )
+    """Every value a regression check reads is of the form it needs (numbers in range, tables,
+    lists, text) or null, so a hand-edited report is refused, never half-compared."""
+    label, fix = f"--against '{source}'", AGAINST_FIX
+    _check_shape(stored, STORED_SHAPE, "", label, fix)
+    for index, output in enumerate((stored.get("compressed") or {}).get("outputs") or []):
+        where = f"compressed.outputs[{index}]"
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            _refuse(label, where, output, "a table with a text 'name'", fix)
+        _check_shape(output, OUTPUT_SHAPE, where + ".", label, fix)
+
+
+AGAINST_FIX = "Pass the report.json a compress run (or verify --json) wrote."
+_TABLE, _LIST, _TEXT = (_of(dict), "a table"), (_of(list), "a list"), (_of(str), "text")
+# What `compress package` (the manifest) and tracking read from a run folder's report.json.
+RUN_SHAPE: dict[tuple[str, ...], tuple[Callable[[object], bool], str]] = {
+    **{(section,): _TABLE for section in ("baseline", "compressed", "fp32_reference")},
+    **{(section,): _TABLE for section in ("environment", "artifact_info", "passes")},
+    **{(key,): _LIST for key in ("budgets", "notes", "extra_files")},
+    ("compressed", "runtime"): _TEXT,
+    ("compressed", "proxy_for"): _TEXT,
+    ("passed",): (_of(bool), "true or false"),
+}
+# What the manifest reads from a run folder's recipe.toml.
+RECIPE_SHAPE = {("target",): _TEXT, ("preprocess",): _TEXT, ("target_options",): _TABLE}
+
+
+def _check_shape(data: dict, shape: dict, prefix: str, label: str, fix: str) -> None:
+    for path, (allowed, form) in shape.items():  # parents come before their children
+        value = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not allowed(value):
+            _refuse(label, prefix + ".".join(path), value, form, fix)
+
+
+def _refuse(label: str, where: str, value: object, form: str, fix: str) -> None:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise UsageError(
+        f"{label}: '{where}' is {shown}, not {form}; the file was edited or is not a compress "
+        f"report. {fix}"
+    )

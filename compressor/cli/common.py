@@ -155,6 +155,12 @@ def check_output(path: Path | None, option: str, inputs: list[Path]) -> None:
     if path is None:
         return
     suffixes, magic = OUTPUT_KINDS[option]
+    if path.is_symlink() or (path.exists() and not (path.is_file() or path.is_dir())):
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a pipe or device)"
+        raise UsageError(
+            f"{option} '{path}' is {kind}; compress writes only regular files and never "
+            "through a link. Remove it or choose another path."
+        )
     resolved = path.resolve()
     for src in inputs:
         if src.exists() and src.resolve() == resolved:
@@ -171,6 +177,18 @@ def check_output(path: Path | None, option: str, inputs: list[Path]) -> None:
             f"{option} '{path}' already exists and is not a {'/'.join(suffixes)} file this command "
             f"writes; only such files are replaced. Choose a new path ending in {suffixes[0]}."
         )
+
+
+def check_distinct(outputs: dict[str, Path]) -> None:
+    """Two output flags must not name one file: the second write would replace the first."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        key = path.absolute().parent.resolve() / path.name
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {option} both name '{path}'; give each its own file."
+            )
+        seen[key] = option
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:

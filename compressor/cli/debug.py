@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from compressor.cli.common import CONSOLE, check_output, handle_errors
+from compressor.cli.common import CONSOLE, check_distinct, check_output, handle_errors
 from compressor.cli.flags import fields_of, flag, options
 from compressor.recipe import CALIBRATION_METHODS, Recipe, check_counts
 
@@ -53,11 +53,14 @@ def debug_command(model: str, **flags: object) -> None:
     """Find the layers int8 breaks: per layer SQNR, ranges and outlier channels, worst first."""
     from compressor.debug import run_debug  # torch and onnx load only when the command runs
     from compressor.debug_report import html_page, render
+    from compressor.staging import staged_file
 
     settings = fields_of(Recipe, [*DEBUG_FLAGS, TARGET_OPTIONS], flags)
     inputs = [Path(model), Path(settings["calib"])]
     check_output(flags["json_path"], "--json", inputs)  # before any work, never an input
     check_output(flags["html_path"], "--html", inputs)
+    if flags["json_path"] and flags["html_path"]:
+        check_distinct({"--json": flags["json_path"], "--html": flags["html_path"]})
     check_counts(settings)
     recipe = Recipe(
         model=str(Path(model).absolute()),
@@ -68,7 +71,9 @@ def debug_command(model: str, **flags: object) -> None:
     with tempfile.TemporaryDirectory(prefix="compress-debug-") as tmp:
         result = run_debug(recipe, Path(tmp))
     render(result, CONSOLE, flags["top"])
-    if flags["json_path"]:
-        Path(flags["json_path"]).write_text(json.dumps(result, indent=1))
+    if flags["json_path"]:  # staged: a link planted at the path is replaced, never followed
+        with staged_file(flags["json_path"]) as out:
+            out.write(json.dumps(result, indent=1).encode())
     if flags["html_path"]:
-        Path(flags["html_path"]).write_text(html_page(result))
+        with staged_file(flags["html_path"]) as out:
+            out.write(html_page(result).encode())

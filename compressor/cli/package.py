@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import click
 
 from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
+from compressor.strict_read import load_json
 from foundation.errors import UsageError
 
 
@@ -76,7 +78,37 @@ def parse_preprocess(values: tuple[str, ...]) -> dict:
             spec[key.strip()] = json.loads(raw, parse_constant=_reject_constant)
         except json.JSONDecodeError:
             spec[key.strip()] = raw.strip()
+    for key, item in spec.items():
+        check_preprocess_value(key, item)
     return spec
+
+
+SCALARS = (str, int, float, bool, type(None))
+MAX_TEXT = 1000  # a value is a word, a number or a short list, never a document
+MAX_ITEMS = 64
+
+
+def check_preprocess_value(key: object, value: object) -> None:
+    """A manifest preprocessing entry: a short name, and a finite number, text, bool or null,
+    or a flat list of numbers or text (e.g. mean=[0.485,0.456,0.406]). NaN and infinities are
+    refused in every spelling ("nan", "-inf", "Infinity", 1e999)."""
+    items = value if isinstance(value, list) and len(value) <= MAX_ITEMS else [value]
+    named = isinstance(key, str) and 0 < len(key) <= 64 and key.isprintable()
+    if not named or not all(_plain(item) for item in items):
+        raise UsageError(
+            f"--preprocess {str(key)[:64]!r}: {repr(value)[:80]} is not a finite number, text, "
+            f"true/false/null or a flat list of up to {MAX_ITEMS} numbers or text (keys: short "
+            "names). Give e.g. scale=0.00392156 or mean=[0.485,0.456,0.406]."
+        )
+
+
+def _plain(item: object) -> bool:
+    if isinstance(item, float) or (isinstance(item, str) and len(item) <= MAX_TEXT):
+        try:
+            return math.isfinite(float(item))
+        except ValueError:  # text that is not a number: a layout name, "1/255", ...
+            return True
+    return isinstance(item, SCALARS) and not isinstance(item, str)
 
 
 def _reject_constant(name: str) -> float:
@@ -85,11 +117,9 @@ def _reject_constant(name: str) -> float:
 
 def _read_json_object(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(), parse_constant=_reject_constant)
+        data = load_json(path, f"--preprocess file '{path}'", parse_constant=_reject_constant)
     except FileNotFoundError:
         raise UsageError(f"--preprocess '{path}' is neither KEY=VALUE nor a JSON file.") from None
-    except ValueError as exc:  # bad JSON or not text
+    except (OSError, ValueError) as exc:  # a folder, unreadable, bad JSON or not text
         raise UsageError(f"--preprocess file '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"--preprocess file '{path}' must hold a JSON object.")
     return data

@@ -10,12 +10,11 @@ import click
 
 from compressor import strict_json
 from compressor.budget import Budget
-from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
+from compressor.cli.common import CONSOLE, ERR, PATH, check_distinct, check_output, handle_errors
 from compressor.cli.flags import BUDGET_FLAGS, REGRESSION_FLAGS, build, fields_of, flag, options
 from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields
-from compressor.recipe import Recipe
+from compressor.recipe import Recipe, check_counts
 from compressor.regression import Regression
-from foundation.errors import UsageError
 from foundation.resources import check_threads
 
 VERIFY_FLAGS = [
@@ -86,11 +85,12 @@ def _check_request(artifact: Path, junit: Path | None, json_path: Path | None, o
     inputs = _verify_inputs(artifact, opts)
     for option, out in (("--junit", junit), ("--json", json_path)):
         check_output(out, option, inputs)
-    if junit and json_path and junit.resolve() == json_path.resolve():
-        raise UsageError("--junit and --json name the same file; give each its own path.")
+    if junit and json_path:
+        check_distinct({"--junit": junit, "--json": json_path})
     budget = build(Budget, BUDGET_FLAGS, opts)
     check_fields(budget, BUDGET_RANGES)
     check_threads(opts["threads"])
+    check_counts({key: opts[key] for key in ("runs", "warmup")})
     regression = build(Regression, REGRESSION_FLAGS, opts)
     check_fields(regression, REGRESSION_RANGES)
     settings = fields_of(Recipe, RECIPE_FLAGS, opts)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compressor.run_record import read_run
 from compressor.staging import staged_file
+from compressor.strict_read import load_json
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files
 from compressor.sweep.worker import JobOutcome
@@ -55,12 +56,38 @@ def save_state(out_dir: Path, outcome: JobOutcome, print_: dict) -> None:
         out.write(json.dumps(data, indent=1).encode())
 
 
+# The form of each recorded outcome field (the summary does arithmetic and text on them).
+OUTCOME_TYPES = {
+    "id": str,
+    "status": str,
+    "exit_code": (int, type(None)),
+    "error": (str, type(None)),
+    "attempts": int,
+    "node": str,
+    "pid": int,
+    "started": (int, float),
+    "ended": (int, float),
+    "log": str,
+    "resumed": bool,
+    "cores": (list, tuple),
+}
+
+
+def _well_typed(outcome: JobOutcome) -> bool:
+    values = {key: getattr(outcome, key) for key in OUTCOME_TYPES}
+    return all(isinstance(values[k], t) for k, t in OUTCOME_TYPES.items()) and all(
+        isinstance(c, int) for c in values["cores"]
+    )
+
+
 def completed_outcome(out_dir: Path, job: Job, print_: dict) -> JobOutcome | None:
     """The recorded outcome when the job's outputs are complete and still match; else None."""
     try:
-        data = json.loads(state_path(out_dir, job.id).read_text())
+        data = load_json(state_path(out_dir, job.id), f"--resume state record of job '{job.id}'")
         outcome = JobOutcome.from_dict(data["outcome"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not _well_typed(outcome):  # an edited record: run the job again
         return None
     if outcome.status not in COMPLETE or data.get("fingerprint") != print_:
         return None

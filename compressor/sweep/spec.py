@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compressor.strict_read import load_toml
 from foundation.errors import UsageError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use fullmatch: `$` lets a final newline in
@@ -62,7 +63,7 @@ def load_sweep(path: Path) -> SweepSpec:
     path = Path(path)
     where = f"Sweep file '{path}'"
     try:
-        data = tomllib.loads(path.read_text())
+        data = load_toml(path, where)
     except FileNotFoundError:
         raise UsageError(f"{where} does not exist.") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -176,9 +176,10 @@ def read_io_layout(path: Path) -> dict[str, tuple[int, ...]]:
     try:
         raw = read_metadata(Path(path).read_bytes(), IO_LAYOUT_KEY)
         layouts = json.loads(raw) if raw else {}
-    except (OSError, ValueError, IndexError) as exc:
+        return {name: tuple(int(p) for p in perm) for name, perm in layouts.items()}
+    except (OSError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+        # a hand-edited file: deep nesting, a list, or permutations that are not integers
         raise ModelLoadError(f"'{path}' has an unreadable {IO_LAYOUT_KEY} entry: {exc}") from exc
-    return {name: tuple(int(p) for p in perm) for name, perm in layouts.items()}
 
 
 def has_variable_tensors(path: Path) -> bool:
