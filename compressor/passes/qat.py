@@ -147,7 +147,9 @@ def _symmetric_range(scheme: QuantScheme) -> tuple[int, int] | None:
     """onnxruntime's symmetric activation range (int8: -127..127), None when asymmetric."""
     if not scheme.activation_symmetric:
         return None
-    qmin, qmax = get_qmin_qmax_for_qType(QUANT_TYPES[scheme.activation_type], symmetric=True)
+    qmin, qmax = get_qmin_qmax_for_qType(
+        QUANT_TYPES[scheme.activation_type].tensor_type, symmetric=True
+    )
     return int(qmin), int(qmax)
 
 

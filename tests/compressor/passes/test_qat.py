@@ -81,7 +81,7 @@ def test_qat_raises_held_back_sqnr_where_int8_hurts(cnn, digits, one_thread):
     assert info["mirrored_weights"] == 5 and not info["labels_used"]
 
 
-@pytest.mark.parametrize("target", ["onnx", "tflite"])
+@pytest.mark.parametrize("target", ["onnx", "tflite", "tensorrt"])
 def test_fake_quant_and_qdq_and_artifact_agree_to_one_lsb(
     target, cnn, digits, one_thread, tmp_path
 ):
