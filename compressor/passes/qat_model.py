@@ -76,7 +76,31 @@ def to_fx(student: nn.Module, example: tuple[torch.Tensor, ...]) -> fx.GraphModu
         student = rebuild_layers(program.module(check_guards=False))
     from torch.fx.experimental.optimization import fuse
 
-    return fuse(student.eval(), no_trace=True).eval()
+    return split_composites(fuse(student.eval(), no_trace=True).eval())
+
+
+aten = torch.ops.aten
+# Ops the ONNX export writes as several nodes with a quantized tensor between them.
+COMPOSITES = {
+    aten.hardswish.default: lambda g, x: g.call_function(
+        aten.mul.Tensor, (x, g.call_function(aten.hardsigmoid.default, (x,)))
+    ),
+}
+
+
+def split_composites(module: fx.GraphModule) -> fx.GraphModule:
+    """HardSwish as x * HardSigmoid(x), as its ONNX form: the Q/DQ graph quantizes the
+    HardSigmoid between them, so torch needs a node there to mirror it."""
+    for node in list(module.graph.nodes):
+        split = COMPOSITES.get(node.target) if node.op == "call_function" else None
+        if split is None:
+            continue
+        with module.graph.inserting_before(node):
+            new = split(module.graph, node.args[0])
+        node.replace_all_uses_with(new)
+        module.graph.erase_node(node)
+    module.recompile()
+    return module
 
 
 def node_values(module: fx.GraphModule, example: tuple[torch.Tensor, ...]) -> dict[str, object]:

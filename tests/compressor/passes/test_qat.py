@@ -150,3 +150,27 @@ def test_qat_run_reports_and_replays_from_its_recipe(cnn_files, tmp_path):
     again = json.loads((tmp_path / "b" / "report.json").read_text())["passes"]["qat"]
     assert again["held_back_sqnr_db_after"] == qat["held_back_sqnr_db_after"]
     assert again["ranges"] == qat["ranges"]
+
+
+class HardSwishNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.nn.functional.hardswish(self.bn(self.conv(x))).flatten(1))
+
+
+def test_hardswish_is_mirrored_between_its_onnx_nodes(digits, one_thread, tmp_path):
+    """ONNX writes HardSwish as x * HardSigmoid(x) and quantizes the HardSigmoid: torch splits
+    it the same way, so nothing is left unmirrored and the outputs still agree to 1 LSB."""
+    torch.manual_seed(0)
+    model = HardSwishNet().eval()
+    data = _bound(digits)
+    student, info, fake_quant, scheme = _qat(model, data, "onnx", epochs=1)
+    assert info["unmirrored_activations"] == [] and info["mirrored_activations"] >= 4, info
+    qdq = _qdq(student, info, data, scheme, tmp_path)
+    x = data["eval"].inputs["x"]
+    gap = np.abs(_fake_quant(fake_quant, x) - _exact(qdq, x)).max()
+    assert gap <= _output_lsb(qdq) * 1.001, (gap, _output_lsb(qdq))
