@@ -185,13 +185,23 @@ class WeightFakeQuant(nn.Module):
     def __init__(self, layer: nn.Module, per_channel: bool) -> None:
         super().__init__()
         self.layer, self.per_channel = layer, per_channel
+        # onnxruntime raises a channel's weight scale where its int32 bias would overflow
+        # (tiny weights, large bias): those raised scales, read from the Q/DQ graph, are kept
+        self.register_buffer("floor", torch.zeros(len(layer.weight)))
 
     def weight_scale(self) -> torch.Tensor:
         """The scale per output channel (one repeated scale when per-tensor)."""
         w = self.layer.weight.detach()
         absmax = w.abs().flatten(1).amax(1) if self.per_channel else w.abs().max().expand(len(w))
-        scale = (absmax.double() * 2 / 254).float()
+        scale = torch.maximum((absmax.double() * 2 / 254).float(), self.floor)
         return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+    def keep_raised(self, graph_scale: np.ndarray) -> None:
+        """Take the Q/DQ graph's scale as a floor where it is above absmax / 127."""
+        theirs = torch.from_numpy(np.asarray(graph_scale, np.float32)).reshape(-1)
+        if theirs.numel() == self.floor.numel():
+            raised = theirs > self.weight_scale() * (1 + 1e-6)
+            self.floor.copy_(torch.where(raised, theirs, torch.zeros_like(theirs)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         zeros = torch.zeros(len(self.layer.weight), dtype=torch.int32)
@@ -243,6 +253,7 @@ def build_mirror(
     for node in student.graph.nodes:
         if node.op == "call_module" and f"{node.target}.weight" in weights:
             wrapper = WeightFakeQuant(modules[node.target], per_channel)
+            wrapper.keep_raised(weights[f"{node.target}.weight"])
             scale_gap = max(
                 scale_gap, _gap(wrapper.weight_scale(), weights[f"{node.target}.weight"])
             )
