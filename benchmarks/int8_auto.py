@@ -35,10 +35,10 @@ from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from compressor.tune import TuneConfig, tune_int8
 from compressor.tune_runtime import TargetRuntime, interleaved_ms
-from targets.base import TensorSpec
+from targets.base import TensorSpec, TorchSource
 from targets.registry import get_target, loaded_targets
 
-TARGETS = ("onnx", "tensorrt", "tflite", "openvino")
+TARGETS = ("onnx", "tensorrt", "tflite", "openvino", "executorch")
 # 224x224 latency rows: runtimes that run int8 kernels on this CPU (openvino where installed).
 IMAGENET_TARGETS = ("onnx", "openvino")
 
@@ -69,11 +69,15 @@ def export(module: nn.Module, spec: TensorSpec, folder: Path) -> Path:
 def zoo_rows(name: str, epochs: int | None, work: Path, objective: str) -> list[dict]:
     data = zoo_data(name)
     shape = ("batch", *data["calib"].inputs["x"].shape[1:])
-    fp32 = export(trained_model(name, epochs), TensorSpec("x", shape), work)
+    model, spec = trained_model(name, epochs), TensorSpec("x", shape)
+    fp32 = export(model, spec, work)
     calib, held = data["calib"].take(256), data["eval"]
+    source = TorchSource(model, (spec,), calib.feeds(slice(0, 1)))  # for executorch
     rows = []
     for target_name in available_targets(TARGETS):
-        target = get_target(target_name)
+        target = get_target(target_name).bind_torch(source)
+        if target_name == "executorch" and not target.availability()[0]:
+            continue  # the optional extra is not installed here
         runtime = TargetRuntime(target, target.parse_options({}), 1, work / f"{target_name}-tune")
         config = TuneConfig(
             Budget(max_accuracy_drop=1.0), trials=12, time_s=300, objective=objective,

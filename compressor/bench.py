@@ -15,6 +15,7 @@ from calibration.dataset import Dataset
 from compressor import __version__
 from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
 from compressor.dims import fix_dims
+from compressor.host_check import bench_notes
 from compressor.latency import LatencyStats, measure_latency, timing_feeds
 from compressor.loading import given_shapes
 from compressor.manifest import runtime_version
@@ -23,6 +24,7 @@ from compressor.recipe import check_counts
 from foundation.errors import UsageError
 from foundation.resources import check_threads
 from targets.base import Runner, TensorSpec
+from targets.registry import host_int8
 
 SEED = 0
 
@@ -127,11 +129,13 @@ def bench_json(results: list[BenchResult], settings: BenchSettings) -> dict:
             "interleaved": len(results) > 1,
         },
         "results": [r.to_dict(reference) for r in results],
+        "notes": bench_notes([Path(r.artifact) for r in results]),
         "environment": {
             "compressor": __version__,
             "python": platform.python_version(),
             "numpy": np.__version__,
             "machine": platform.machine(),
+            "int8_host": host_int8(),
             **{r.runtime: runtime_version(r.runtime, {}) for r in results},
         },
     }
@@ -161,6 +165,8 @@ def render_bench(results: list[BenchResult], settings: BenchSettings, console: C
     for label, cell in rows.items():
         table.add_row(label, *(cell(r) for r in results))
     console.print(table)
+    for note in bench_notes([Path(r.artifact) for r in results]):
+        console.print(f"• {note}")
 
 
 def column_headers(paths: list[Path]) -> list[str]:

@@ -32,6 +32,7 @@ from compressor.passes.quantize import quantize_int8_static
 from compressor.precision import calibration_batch
 from compressor.recipe import Recipe
 from compressor.sensitivity import BlockScore, block_sensitivity
+from targets.base import TorchSource
 from targets.registry import get_target, reference_runner, torch_runner
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -235,7 +236,8 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     scheme = target.quant_scheme(options)
     graphs = _quantize(recipe, scheme, model, specs, calib, work)
     kept = {k["tensor"]: k["why"] for k in graphs.kept_float if "tensor" in k}
-    runners, artifact = _stage_runners(target, options, model, specs, graphs, work)
+    sample = calib.repeated(graphs.fixed_batch or 1)  # real inputs, for targets lowering from torch
+    runners, artifact = _stage_runners(target, options, model, specs, graphs, work, scheme, sample)
     trace = partial(target.trace_layers, artifact) if artifact else None
     raw = onnx.load(str(graphs.raw))
     rows = layer_rows(graphs.fp32, raw, graphs.qdq, calib, kept, graphs.batch, trace)
@@ -247,7 +249,7 @@ def run_debug(recipe: Recipe, work: Path) -> dict:
     sample = calib.take(min(len(calib), OUTPUT_SAMPLES))
     batch = graphs.fixed_batch or 1
     stages = {name: _outputs(r.run, sample, batch) for name, r in runners.items()}
-    return _result(recipe, target.name, scheme.description, stages, rows, graphs, note)
+    return _result(recipe, target.name, scheme, stages, rows, graphs, note)
 
 
 def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) -> _Graphs:
@@ -263,29 +265,35 @@ def _quantize(recipe: Recipe, scheme, model, specs, calib: Dataset, work: Path) 
     return _Graphs(raw, fp32, qdq, fixed, batch, info["kept_float"])
 
 
-def _stage_runners(target, options, model, specs, graphs: _Graphs, work: Path) -> tuple:
-    """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX, the target's artifact) and the artifact."""
+def _stage_runners(
+    target, options, model, specs, graphs: _Graphs, work: Path, scheme, sample: dict | None = None
+) -> tuple:
+    """A runner per stage (torch, fp32 ONNX, Q/DQ ONNX in the scheme's int8 arithmetic, the
+    target's artifact) and the artifact."""
+    arithmetic = scheme.arithmetic
     runners = {
         "onnx fp32": reference_runner(graphs.fp32),
-        "onnx q/dq": reference_runner(graphs.qdq),
+        "onnx q/dq": reference_runner(graphs.qdq, arithmetic=arithmetic),
     }
     if model.is_torch:
         runners = {"torch": torch_runner(model.module, specs), **runners}
     artifact = None
     if not target.capabilities.runs_qdq_graph:
-        artifact = target.lower(graphs.qdq, "int8", work, options)
+        source = TorchSource(model.module, tuple(specs), sample) if model.is_torch else None
+        artifact = target.bind_torch(source).lower(graphs.qdq, "int8", work, options)
         runners[f"{target.name} artifact"] = target.open_runner(artifact.path, 1, artifact.options)
     return runners, artifact
 
 
 def _result(
-    recipe: Recipe, target: str, scheme: str, stages: dict, rows: list, graphs: _Graphs, note: str
+    recipe: Recipe, target: str, scheme, stages: dict, rows: list, graphs: _Graphs, note: str
 ) -> dict:
     """The JSON-able result that `render` and `html_page` show."""
     return {
         "model": str(recipe.model),
         "target": target,
-        "scheme": scheme,
+        "scheme": scheme.description,
+        "arithmetic": scheme.arithmetic,
         "calibration": recipe.calibration,
         "stages": stage_table(stages),
         "layers": [r.to_dict() for r in rows],
@@ -294,6 +302,8 @@ def _result(
             "Layers: each quantized tensor as the Q/DQ graph's readers get it (dequantized) "
             "and as the target's artifact holds it, against fp32 ONNX on the same samples; "
             "torch is compared on the model outputs (the export is checked there).",
+            "The Q/DQ graph's outputs are computed in the scheme's int8 arithmetic "
+            "(the target scheme's most demanding), not on this CPU's own kernels.",
             note,
         ],
     }

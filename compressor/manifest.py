@@ -209,6 +209,7 @@ def _run_results(report: dict) -> dict:
         "environment": report.get("environment"),
         "notes": report.get("notes", []),
         "artifact_info": report.get("artifact_info", {}),
+        **({"int8_arithmetic": report["int8_arithmetic"]} if "int8_arithmetic" in report else {}),
     }
 
 

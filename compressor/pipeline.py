@@ -38,7 +38,7 @@ from compressor.staging import check_writable, previous_outputs, staged_output
 from compressor.tune import replay_recipe
 from foundation.errors import UsageError
 from foundation.resources import check_threads
-from targets.base import Artifact, Runner, Target
+from targets.base import Artifact, Runner, Target, TorchSource
 from targets.registry import get_target
 
 
@@ -49,6 +49,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     check_fields(recipe.qat, QAT_RANGES, "--qat-")
     target = get_target(recipe.target)
     options = target.check_request(recipe.precision, dict(recipe.target_options))
+    _check_model_kind(recipe, target)
     validate_torch_passes(recipe)
     parse_preprocess(recipe.preprocess)  # a bad --preprocess fails before any work
     _check_preprocess_applies(recipe)
@@ -72,6 +73,16 @@ def _check_int8_request(recipe: Recipe) -> None:
         raise UsageError("--auto (and an int8_plan) tune static int8: add --int8 and --calib.")
     if not recipe.tune_time > 0:
         raise UsageError("--tune-time must be above 0 seconds.")
+
+
+def _check_model_kind(recipe: Recipe, target: Target) -> None:
+    """A target that lowers from the torch module cannot start from an ONNX file."""
+    if target.capabilities.needs_torch_module and Path(recipe.model).suffix.lower() == ".onnx":
+        raise UsageError(
+            f"Target '{target.name}' lowers from the torch model ({target.capabilities.runtime} "
+            f"starts from torch, not ONNX), and '{recipe.model}' is ONNX: pass the model as "
+            ".pt2 (torch.export), TorchScript or a state dict with --model-factory."
+        )
 
 
 def _check_judging_data(recipe: Recipe) -> None:
@@ -189,9 +200,10 @@ def _convert(
 ) -> Converted:
     """Export, then the fp32 reference (lowered first: an unsupported op fails before
     calibrating), the precision step and lowering into the stage."""
-    recipe, target = run.recipe, run.target
+    recipe = run.recipe
     converting = time.perf_counter()
     exported = _export(run, student, torch_info, work)
+    target = run.target.bind_torch(torch_source(student, run.data))
     reference = None
     if recipe.precision != "fp32":
         reference = fp32_reference(target, exported.fp32, run.options, work, recipe.threads)
@@ -205,6 +217,14 @@ def _convert(
     passes = {**exported.passes, recipe.precision: info}
     seconds = time.perf_counter() - converting
     return Converted(exported, compressed_onnx, artifact, reference, info, passes, seconds)
+
+
+def torch_source(model: LoadedModel, data: RunData) -> TorchSource | None:
+    """The torch model the ONNX graphs are exported from, for targets that lower from torch."""
+    if not model.is_torch:
+        return None
+    sample = first_sample(data.judging, data.specs)
+    return TorchSource(model.module, tuple(data.specs), sample)
 
 
 def _export(run: PreparedRun, student: LoadedModel, torch_info: dict, work: Path) -> Exported:

@@ -61,7 +61,8 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
         info = quantize_with_ranges(job.fp32, job.dst, calib, scheme, batch, job.qat_ranges, config)
         return job.dst, info
     if recipe.auto:
-        info = auto_int8(recipe, job.fp32, job.dst, (calib, job.evaluation), scheme, batch)
+        data = (calib, job.evaluation)
+        info = auto_int8(recipe, job.fp32, job.dst, data, scheme, batch, job.target)
         return job.dst, info
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(

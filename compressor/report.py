@@ -116,6 +116,9 @@ def _ratio(base: float | None, comp: float | None, better_low: bool = True) -> s
 def render_report(report: Report, console: Console) -> None:
     """Print baseline vs compressed, then budget verdicts, then plain-words notes."""
     console.print(_metrics_table(report))
+    line = arithmetic_line(report.int8_arithmetic)
+    if line:
+        console.print(line)
     outputs = report.compressed.outputs or ()
     if outputs:
         console.print(_outputs_table(outputs))
@@ -186,3 +189,26 @@ def _count(value: int | None) -> str:
 
 def _kb(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 1024:.1f}"
+
+
+def arithmetic_line(record: dict | None) -> str | None:
+    """The terminal's one short line on the int8 arithmetic, or None without one."""
+    if not record:
+        return None
+    host = record.get("host") or {}
+    features = "+".join(host.get("int8_features") or []) or "(no int8 ISA)"
+    where = f"host {host.get('arch')} {features}"
+    if not record.get("profile"):
+        return f"int8 arithmetic: {record.get('runtime_arithmetic')}; {where}"
+    how = record.get("measured_on") or {}
+    shown = ", ".join(
+        f"{name} {fig.get('sqnr_db', 0):.1f} dB" + EMULATED.get(how.get(name), "")
+        for name, fig in record["profile_figures"].items()
+    )
+    return (
+        f"int8 CPU profile {record['profile']}: {shown}; judged in {record['judged_in']}; "
+        f"{where} computes {host.get('arithmetic')}"
+    )
+
+
+EMULATED = {"emulated": " (emulated)"}

@@ -127,6 +127,8 @@ class Report:
     artifact_info: dict = field(default_factory=dict)  # compress: the target's artifact facts
     elapsed_s: float | None = None  # compress: whole run, seconds
     conversion_s: float | None = None  # compress: export to lowered artifact, seconds
+    # int8: the CPU profile verified, the host's int8 features and each arithmetic's figures
+    int8_arithmetic: dict | None = None
 
     def to_json_dict(self) -> dict:
         """report.json's (or verify --json's) form, keys in the order schema 2 writes them."""
@@ -147,7 +149,7 @@ class Report:
         head["budgets"] = [b.to_dict() for b in self.budgets]
         head["notes"] = list(self.notes)
         if self.command == "verify":
-            return head
+            return head | self._arithmetic()
         return head | self._compress_tail()
 
     @classmethod
@@ -175,13 +177,19 @@ class Report:
             artifact_info=dict(data.get("artifact_info") or {}),
             elapsed_s=data.get("elapsed_s"),
             conversion_s=data.get("conversion_s"),
+            int8_arithmetic=data.get("int8_arithmetic"),
             **sections,
         )
+
+    def _arithmetic(self) -> dict:
+        """The `int8_arithmetic` key, only when int8 was measured in its arithmetics."""
+        return {} if self.int8_arithmetic is None else {"int8_arithmetic": self.int8_arithmetic}
 
     def _compress_tail(self) -> dict:
         tail: dict = {"environment": self.environment, "passes": self.passes}
         if self.qdq_reference is not None:
             tail["qdq_reference"] = self.qdq_reference.to_json_dict()
+        tail |= self._arithmetic()
         return tail | {
             "extra_files": list(self.extra_files),
             "artifact_info": self.artifact_info,

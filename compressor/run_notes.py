@@ -31,7 +31,9 @@ def verdict_notes(report: Report, no_eval: bool) -> list[str]:
             "or only latency and size when there were none."
         )
     if comp.proxy_for:
-        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}.")
+        arithmetic = (report.int8_arithmetic or {}).get("runtime_arithmetic")
+        how = f"; int8 {arithmetic}" if arithmetic else ""
+        notes.append(f"Measured in {comp.runtime} as a PROXY for {comp.proxy_for}{how}.")
     return notes + _budget_width_note(report)
 
 

@@ -180,6 +180,24 @@ def sibling_report(path: Path) -> dict:
     return record.report if record is not None else {}
 
 
+MANIFEST = "manifest.json"
+
+
+def recorded_int8_arithmetic(path: Path) -> dict | None:
+    """The int8_arithmetic record (CPU profile verified, the measuring host) of the run that
+    made this artifact: its report.json, else a bundle's manifest.json beside it that names
+    it; None when neither records one (an older run, or not int8) or it is not a table."""
+    found = sibling_report(path).get("int8_arithmetic")
+    if found is None:
+        manifest = _read_report(path.parent / MANIFEST)
+        model = manifest.get("model")
+        if isinstance(model, dict) and model.get("file") == path.name:
+            found = manifest.get("int8_arithmetic")
+    if not isinstance(found, dict) or not isinstance(found.get("host", {}), dict):
+        return None
+    return found
+
+
 def _read_report(path: Path) -> dict:
     try:
         data = _load_any_json(path, f"'{path}'")

@@ -13,6 +13,7 @@ import torch
 
 from calibration.dataset import Dataset
 from compressor import __version__
+from compressor.arithmetic_check import ArithmeticVerdict, arithmetic_notes, check_arithmetics
 from compressor.assess import (
     REPORT_SCHEMA_VERSION,
     AssessSettings,
@@ -31,7 +32,7 @@ from compressor.report_model import QdqReference, Report
 from compressor.run_notes import verdict_notes
 from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Artifact, Runner, Target
-from targets.registry import reference_runner, torch_runner
+from targets.registry import EXACT_ARITHMETIC, reference_runner, torch_runner
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class VerdictInputs:
 def judge_run(run: VerdictInputs) -> Report:
     """Measure baseline, fp32 reference (when there is one) and artifact; judge; a Report."""
     recipe, measured = run.recipe, _measure(run)
+    arithmetic = _check_arithmetics(run, measured)
     settings = AssessSettings(
         recipe.budget, budget_sources_of(run.budget_sources), dict(recipe.task), recipe.metric
     )
@@ -75,8 +77,24 @@ def judge_run(run: VerdictInputs) -> Report:
         budgets=verdict.budgets,
         environment=_environment(),
         passes=run.passes,
+        int8_arithmetic=None if arithmetic is None else arithmetic.record,
     )
-    return replace(report, notes=tuple(verdict_notes(report, not has_eval)))
+    notes = verdict_notes(report, not has_eval) + arithmetic_notes(report.int8_arithmetic)
+    return replace(report, notes=tuple(notes))
+
+
+def _check_arithmetics(run: VerdictInputs, measured: list[Measured]) -> ArithmeticVerdict | None:
+    """int8: the artifact measured in every arithmetic of its CPU profile; the compressed
+    Measured is replaced by the one judged (the worst arithmetic's figures)."""
+    if run.recipe.precision != "int8":
+        return None
+    recipe = run.recipe
+    verdict = check_arithmetics(
+        run.target, run.artifact.options, run.artifact.path, measured[-1],
+        measured[0].eval, run.data.judging, dict(recipe.task), recipe.threads,
+    )  # fmt: skip
+    measured[-1] = verdict.measured
+    return verdict
 
 
 def _measure(run: VerdictInputs) -> list[Measured]:
@@ -117,14 +135,16 @@ def qdq_fidelity(
     qdq: Path, target: Target, artifact: Artifact, data: Dataset | None, recipe: Recipe
 ) -> QdqReference | None:
     """Fidelity and top-1 agreement of the lowered int8 artifact with onnxruntime running the
-    same Q/DQ graph: tells lowering errors apart from quantization error."""
+    same Q/DQ graph exactly (not on this CPU's kernels, which may saturate): tells lowering
+    errors apart from quantization error."""
     if data is None:
         return None
-    reference = run_eval(reference_runner(qdq, recipe.threads), data, "Q/DQ onnx")
+    exact = reference_runner(qdq, recipe.threads, arithmetic=EXACT_ARITHMETIC)
+    reference = run_eval(exact, data, "Q/DQ onnx")
     runner = target.open_runner(artifact.path, recipe.threads, artifact.options)
     lowered = run_eval(runner, data, "compressed")
     records = compare_outputs(reference, lowered, dict(recipe.task))
-    return QdqReference("onnxruntime (Q/DQ)", worst_summary(records), records)
+    return QdqReference("onnxruntime (Q/DQ, exact arithmetic)", worst_summary(records), records)
 
 
 def _student_eval(run: VerdictInputs, measured: list[Measured]) -> EvalResult | None:

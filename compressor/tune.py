@@ -39,7 +39,7 @@ from compressor.tune_latency import (
     time_blocks,
 )
 from compressor.tune_runtime import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
-from targets.base import QuantScheme, Runner
+from targets.base import QuantScheme, Runner, Target
 from targets.registry import get_target, reference_runner
 
 
@@ -76,10 +76,16 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def measure_trial(
-    runner: Runner, size: int, ref: Reference, data: Dataset, fixed: int | None = None
+    runner: Runner,
+    size: int,
+    ref: Reference,
+    data: Dataset,
+    fixed: int | None = None,
+    judged: Runner | None = None,
 ) -> dict:
-    """Quality (accuracy drop, cosine) and latency of one lowered candidate on held-back data."""
-    outputs = run_outputs(runner, data, fixed or 64)
+    """Quality (accuracy drop, cosine) and latency of one lowered candidate on held-back data;
+    quality from `judged` when given (the candidate in the scheme's int8 arithmetic)."""
+    outputs = run_outputs(judged or runner, data, fixed or 64)
     base, latency = interleaved_ms([ref.runner, runner], data.feeds(slice(0, fixed or 1)))
     result = {
         "cosine": round(min(_cosine(r, o) for r, o in zip(ref.outputs, outputs, strict=True)), 5),
@@ -166,7 +172,10 @@ class Tuner:
         path, info = self.candidate(plan, fp16, name)
         self.infos.append(info)
         runner, size = self.runtime.open(path, "int8", name)
-        measured = measure_trial(runner, size, ref, self.held, self.config.fixed_batch)
+        judged = self.runtime.judging_runner(path, runner, self.scheme.arithmetic)
+        measured = measure_trial(runner, size, ref, self.held, self.config.fixed_batch, judged)
+        if judged is not runner:
+            judged.close()
         if self.base is None:
             self.base = runner
         else:
@@ -282,10 +291,11 @@ def auto_int8(
     data: tuple[Dataset, Dataset | None],
     scheme: QuantScheme,
     batch: int,
+    target: Target | None = None,
 ) -> dict:
-    """The pipeline's --auto step: tune in the target's runtime, then describe the chosen
-    model as quantize does."""
-    target = get_target(recipe.target)
+    """The pipeline's --auto step: tune in the target's runtime (the run's target, bound to its
+    torch model where it lowers from torch), then describe the chosen model as quantize does."""
+    target = target or get_target(recipe.target)
     runtime = TargetRuntime(
         target, target.parse_options(recipe.target_options), recipe.threads, dst.parent / "tuning"
     )

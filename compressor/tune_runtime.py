@@ -4,6 +4,8 @@ tflite candidates become .tflite files run in LiteRT, onnx candidates run in onn
 target that cannot run here (TensorRT without a GPU) hands back its proxy runner (the Q/DQ ONNX
 in onnxruntime), which the tuning record then labels as a proxy. Latency is always timed
 interleaved with the fp32 model lowered for the same target, so ratios hold on a loaded machine.
+Quality is judged in the target scheme's int8 arithmetic (judging_runner), not on whatever
+this CPU's onnxruntime kernels compute.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 from calibration.dataset import Dataset
 from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Runner, Target
+from targets.registry import reference_runner
+
+HOST = Runner.arithmetic  # "host": a runner on this CPU's own int8 kernels
 
 TIMED_RUNS = 30
 
@@ -46,6 +51,15 @@ class TargetRuntime:
         self.proxy = runner.proxy_for is not None
         return runner, artifact.size_bytes
 
+    def judging_runner(self, qdq: Path, runner: Runner, arithmetic: str) -> Runner:
+        """What a candidate's quality is measured on: its own runner when the runtime's int8
+        arithmetic does not depend on the CPU (LiteRT, TensorRT and its exact proxy), else its
+        Q/DQ graph in the scheme's arithmetic, so a trial chosen here holds on every CPU."""
+        fixed = self.target.capabilities.int8_arithmetic or runner.arithmetic != HOST
+        if fixed or not self.target.capabilities.runs_qdq_graph:
+            return runner
+        return reference_runner(qdq, self.threads, arithmetic=arithmetic)
+
     def _lower(self, onnx_path: Path, precision: str, folder: Path):
         """With the run's target options; fp32 retries with defaults (e.g. an int8-only option)."""
         if precision == "int8":
@@ -63,7 +77,8 @@ def describe_runtime(runner: Runner, target: str) -> dict:
     proxy = runner.proxy_for is not None
     label = f"{runner.runtime}, batch 1, interleaved with the fp32 {target} artifact"
     if proxy:
-        label += f" (a proxy: {runner.runtime} runs the Q/DQ ONNX that {target} would build)"
+        label += f" (a proxy: {runner.runtime} runs the Q/DQ ONNX that {target} would build"
+        label += f", int8 in {runner.arithmetic} arithmetic)" if runner.arithmetic != HOST else ")"
     return {"runtime": runner.runtime, "proxy": proxy, "latency_runtime": label}
 
 

@@ -19,6 +19,7 @@ from compressor.assess import (
     run_eval,
 )
 from compressor.budget import Budget
+from compressor.host_check import remeasure
 from compressor.latency import measure_latency, timing_feeds
 from compressor.manifest import artifact_precision, target_of
 from compressor.metric import metric_data
@@ -67,10 +68,12 @@ def run_verify(req: VerifyRequest) -> Report:
     settings = AssessSettings(req.budget, tasks=req.tasks, metric=req.metric)
     extras = metric_data(req.metric, req.eval, inputs, data)
     verdict = assess(measured[0], measured[1], settings, True, extras)
+    bound = data.bind(inputs) if data is not None else None
+    arithmetic, host_notes = remeasure(req.artifact, measured, bound, req.tasks, req.threads)
     base = dataclasses.replace(verdict.baseline, size_of=req.baseline.name)
     comp = verdict.compressed
     comp = dataclasses.replace(comp, proxy_for=comp.proxy_for or _recorded_proxy(req.artifact))
-    budgets, notes = list(verdict.budgets), _size_and_proxy_notes(req, comp)
+    budgets, notes = list(verdict.budgets), _size_and_proxy_notes(req, comp) + host_notes
     target = target_of(req.artifact) or runtime
     if stored is not None:
         base_d, comp_d = base.to_json_dict(), comp.to_json_dict()
@@ -89,6 +92,7 @@ def run_verify(req: VerifyRequest) -> Report:
         compressed=comp,
         budgets=tuple(budgets),
         notes=tuple(notes),
+        int8_arithmetic=arithmetic,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import os
 import shutil
@@ -57,6 +58,12 @@ class QuantScheme:
     residual_ops: tuple[str, ...] = ()
     # Ops with no int8 kernel on this target: left out of quantization (a float island).
     float_ops: tuple[str, ...] = ()
+    # Whether artifacts may run on kernels that sum u8×s8 pairs in a saturating int16 (x86
+    # without VNNI): then quantize makes every such pair's sum fit (targets.arithmetic).
+    saturation_safe_weights: bool = False
+    # The Int8Arithmetic (targets.arithmetic, by name) that passes and the tuner measure int8
+    # in: the most demanding one of the artifact's CPU profile.
+    arithmetic: str = "exact-int32"
     description: str = ""
 
 
@@ -99,6 +106,13 @@ class TargetCapabilities:
     # Whether the int8 artifact is the Q/DQ ONNX graph itself (run as is): then there is no
     # lowering to check against that graph and no separate per-layer artifact stage.
     runs_qdq_graph: bool = False
+    # How the runtime sums int8 products when that does not depend on the CPU (e.g. "exact:
+    # int32 accumulation (XNNPACK)"); "" when it does (the target then declares CPU profiles).
+    int8_arithmetic: str = ""
+    # Whether lowering starts from the torch module the ONNX graph was exported from (the
+    # ONNX then only carries the int8 ranges and placement): such a target is bound to that
+    # module with Target.bind_torch before lower, and an ONNX input model is refused.
+    needs_torch_module: bool = False
     # Plain-words facts shown by `compress targets`.
     notes: tuple[str, ...] = ()
 
@@ -144,11 +158,24 @@ def _files_of(path: Path) -> tuple[Path, ...]:
     return (path,)
 
 
+@dataclass(frozen=True)
+class TorchSource:
+    """The torch module an ONNX graph was exported from, for targets that lower from torch:
+    the module (eager, TorchScript or torch.export's), its input specs and real sample inputs."""
+
+    module: object
+    inputs: tuple[TensorSpec, ...]
+    sample: dict[str, np.ndarray] | None = None
+
+
 class Runner(abc.ABC):
     """Runs one artifact: named numpy inputs in, named numpy outputs out."""
 
     runtime: str = "unknown"
     proxy_for: str | None = None
+    # The int8 arithmetic its outputs are computed in: "host" (the runtime's own kernels on
+    # this machine) or the name of an emulated or exact one (targets/arithmetic).
+    arithmetic: str = "host"
     # Set by each runner when it opens its artifact.
     _inputs: list[TensorSpec]
     _outputs: list[TensorSpec]
@@ -227,6 +254,17 @@ class Target(abc.ABC):
     capabilities: TargetCapabilities
     # A TargetOptions subclass of this target's own settings, or None when it takes none.
     options_type: type[TargetOptions] | None = None
+    # The torch model lowering starts from (capabilities.needs_torch_module); see bind_torch.
+    torch_source: TorchSource | None = None
+
+    def bind_torch(self, source: TorchSource | None) -> Target:
+        """This target bound to the torch model its ONNX graphs come from (a copy; targets that
+        lower from ONNX alone are returned as they are)."""
+        if not self.capabilities.needs_torch_module:
+            return self
+        bound = copy.copy(self)
+        bound.torch_source = source
+        return bound
 
     def parse_options(self, raw: dict) -> TargetOptions:
         """Build options_type from KEY=VALUE strings (or TOML values), rejecting unknown keys."""
@@ -264,6 +302,11 @@ class Target(abc.ABC):
         """The int8 scheme to calibrate for; targets whose options change it override this."""
         return self.capabilities.quant_scheme
 
+    def cpu_profile(self, options: TargetOptions | None) -> tuple[str, tuple[str, ...]]:
+        """(profile, arithmetic names) an int8 artifact is verified for when the runtime's
+        arithmetic depends on the CPU it runs on; ("", ()) when it does not."""
+        return "", ()
+
     def availability(self) -> tuple[bool, str]:
         """Whether this target can lower and run here, and why not."""
         return True, "available"
@@ -281,6 +324,11 @@ class Target(abc.ABC):
         out_dir only when it succeeds, so a failed lowering leaves nothing behind.
         """
         options = self.check_request(precision, options)
+        if self.capabilities.needs_torch_module and self.torch_source is None:
+            raise UsageError(
+                f"Target '{self.name}' lowers from the torch model, not from ONNX: pass the "
+                "model as .pt2 (torch.export), TorchScript or a state dict with --model-factory."
+            )
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

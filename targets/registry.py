@@ -12,7 +12,10 @@ from functools import cache
 from pathlib import Path
 
 from foundation.errors import TargetUnavailable, UsageError
+from targets.arithmetic import EXACT
 from targets.base import Runner, Target, TensorSpec
+
+EXACT_ARITHMETIC = EXACT.name  # the Q/DQ graph as written: what measures int8 by default
 
 ENTRY_POINT_GROUP = "compress.targets"
 
@@ -21,6 +24,7 @@ TARGET_MODULES: dict[str, str] = {
     "tflite": "targets.tflite",
     "tensorrt": "targets.tensorrt",
     "openvino": "targets.openvino",
+    "executorch": "targets.executorch",
 }
 
 
@@ -119,11 +123,23 @@ def runtime_package(runtime: str) -> str:
     return base
 
 
-def reference_runner(onnx_path: Path, threads: int = 1, proxy_for: str | None = None) -> Runner:
-    """The reference runtime for (fp32 or Q/DQ) ONNX comparisons: onnxruntime on CPU."""
+def reference_runner(
+    onnx_path: Path, threads: int = 1, proxy_for: str | None = None, arithmetic: str = "host"
+) -> Runner:
+    """The reference runtime for (fp32 or Q/DQ) ONNX comparisons: onnxruntime on CPU, in the
+    int8 arithmetic named ("host": this CPU's kernels; else exact or an emulated one). The one
+    door through which everything that measures int8 opens its session."""
     from targets.onnx.runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(onnx_path, threads, proxy_for=proxy_for)
+    return OnnxRuntimeRunner(onnx_path, threads, proxy_for=proxy_for, arithmetic=arithmetic)
+
+
+def host_int8() -> dict:
+    """This machine's int8 features and the arithmetic its onnxruntime kernels compute in
+    (arch, int8_features, features_from, arithmetic, profile), as reports record them."""
+    from targets.arithmetic import host_cpu
+
+    return host_cpu().to_dict()
 
 
 def torch_runner(module: object, inputs: list[TensorSpec], threads: int = 1) -> Runner:

@@ -164,6 +164,10 @@ def _value_kwargs(item: Flag, f: dataclasses.Field, field_default: bool) -> dict
         click.Choice(item.choices) if item.choices else {"int": int, "float": float}.get(_kind(f))
     )
     kw = {"type": kind, "default": f.default if field_default else None}
+    if (
+        item.required
+    ):  # click 8.3+ takes an explicit default=None as given: a required flag has none
+        del kw["default"]
     shown = item.show_default and f.default is not None
     if field_default:
         return kw | {"show_default": shown}

@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
 from compressor.passes.held_back import output_sqnr, split_held_back
+from targets.registry import EXACT_ARITHMETIC
 
 CORRECTED_OPS = ("Conv", "Gemm")
 __all__ = ["correct_biases", "output_sqnr"]
@@ -110,8 +111,11 @@ def _apply(model: onnx.ModelProto, layers: dict, shifts: dict[str, np.ndarray]) 
     return done
 
 
-def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dict:
-    """Correct qdq's int8 Conv/Gemm biases in place if held-back output SQNR rises.
+def correct_biases(
+    fp32: Path, qdq: Path, data: Dataset, batch: int = 16, arithmetic: str = EXACT_ARITHMETIC
+) -> dict:
+    """Correct qdq's int8 Conv/Gemm biases in place if held-back output SQNR, measured in the
+    scheme's int8 arithmetic, rises.
 
     `batch` must suit the model (its fixed batch, if it has one); both parts are whole batches.
     """
@@ -132,7 +136,8 @@ def correct_biases(fp32: Path, qdq: Path, data: Dataset, batch: int = 16) -> dic
     count = _apply(model, layers, {k: v for k, v in shifts.items() if v.size})
     candidate = qdq.with_name(qdq.stem + ".bias-corrected.onnx")
     onnx.save(model, str(candidate))
-    before, after = output_sqnr(fp32, qdq, held, batch), output_sqnr(fp32, candidate, held, batch)
+    before = output_sqnr(fp32, qdq, held, batch, arithmetic)
+    after = output_sqnr(fp32, candidate, held, batch, arithmetic)
     keep = after > before
     if keep:
         shutil.move(candidate, qdq)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from calibration.activations import TensorStats, collect_stats
 from calibration.dataset import Dataset
 from calibration.varied import VariedDataset
 from compressor.fidelity import sqnr_db
+from targets.registry import EXACT_ARITHMETIC, reference_runner
 
 MIN_SAMPLES = 8
 FLOAT_RTOL = 1e-4  # a rewritten float graph must match the original this closely
@@ -40,18 +40,27 @@ def split_held_back(data: Dataset, batch: int, min_held: int = 1) -> tuple[Datas
     return data.take(split), Dataset(rest, None, data.source, data.shared, data.batch_axes)
 
 
-def run_outputs(path: Path, data: Dataset, batch: int) -> list[np.ndarray]:
-    """Every output of the model at path on data, concatenated over batches."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parts = [session.run(None, inputs) for inputs, _ in data.batches(batch)]
-    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+def run_outputs(
+    path: Path, data: Dataset, batch: int, arithmetic: str = "host"
+) -> list[np.ndarray]:
+    """Every output of the model at path on data, concatenated over batches, computed in the
+    int8 arithmetic named (float graphs: "host", onnxruntime as shipped)."""
+    runner = reference_runner(path, arithmetic=arithmetic)
+    names = [spec.name for spec in runner.outputs]
+    parts = [runner.run(inputs) for inputs, _ in data.batches(batch)]
+    return [np.concatenate([p[name] for p in parts]) for name in names]
 
 
-def output_sqnr(fp32: Path, qdq: Path, data: Dataset, batch: int = 64) -> float:
-    """Worst output's SQNR (dB) of qdq against fp32 on data."""
+def output_sqnr(
+    fp32: Path, qdq: Path, data: Dataset, batch: int = 64, arithmetic: str = EXACT_ARITHMETIC
+) -> float:
+    """Worst output's SQNR (dB) of qdq, run in the scheme's int8 arithmetic, against fp32."""
+    pairs = zip(
+        run_outputs(fp32, data, batch), run_outputs(qdq, data, batch, arithmetic), strict=True
+    )
     sqnrs = [
         sqnr_db(np.mean(r.astype(np.float64) ** 2), np.mean((r.astype(np.float64) - q) ** 2))
-        for r, q in zip(run_outputs(fp32, data, batch), run_outputs(qdq, data, batch), strict=True)
+        for r, q in pairs
     ]
     return float(min(sqnrs))
 
@@ -84,6 +93,7 @@ class HeldBackScore:
     quantize: Quantizer
     work: Path
     histograms: bool = True  # only histogram range methods (or choosing one) need them
+    arithmetic: str = EXACT_ARITHMETIC  # the scheme's int8 arithmetic every score is taken in
     stats: dict[Path, dict] = field(default_factory=dict)
     current: Path | None = None  # the graph adopted so far (the reference until a step wins)
     measured: dict[str, float] = field(default_factory=dict)  # current's SQNR per method
@@ -103,6 +113,6 @@ class HeldBackScore:
             self.stats[graph] = collect_stats(graph, self.fit, self.batch, self.histograms)
         dst = self.work / f"{graph.stem}.{method}.qdq.onnx"
         self.quantize(graph, dst, self.fit, method, self.stats[graph])
-        score = output_sqnr(self.reference, dst, self.held, self.batch)
+        score = output_sqnr(self.reference, dst, self.held, self.batch, self.arithmetic)
         dst.unlink()
         return score

@@ -30,6 +30,7 @@ from compressor.passes.held_back import (
 )
 from compressor.passes.smooth import smooth_inputs, smoothable_inputs
 from compressor.recipe import Int8Config
+from targets.registry import EXACT_ARITHMETIC
 
 MIN_HELD_BACK = 16  # fewer held-back samples make these choices noise (measured: 4 misled one)
 
@@ -97,8 +98,10 @@ def prepare_for_int8(
     batch: int,
     config: Int8Config,
     quantize: Quantizer,
+    arithmetic: str = EXACT_ARITHMETIC,
 ) -> Prepared:
-    """Run the enabled steps on src (fp32) and return the graph and method to quantize with."""
+    """Run the enabled steps on src (fp32) and return the graph and method to quantize with,
+    each judged in the scheme's int8 arithmetic."""
     wanted = [name for name in REWRITES if getattr(config, name)]
     if not wanted and method != AUTO:
         return Prepared(src, method, {})
@@ -109,7 +112,7 @@ def prepare_for_int8(
             steps["calibration"] = {"chosen": FALLBACK, "why": split}
         return Prepared(src, FALLBACK if method == AUTO else method, steps)
     histograms = method == AUTO or range_method(method).histograms
-    score = HeldBackScore(src, *split, batch, quantize, work, histograms)
+    score = HeldBackScore(src, *split, batch, quantize, work, histograms, arithmetic=arithmetic)
     trial = FALLBACK if method == AUTO else method
     steps: dict = {
         name: _try_rewrite(name, score, trial, config)

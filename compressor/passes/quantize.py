@@ -25,6 +25,7 @@ from compressor.passes.float_tensors import drop_qdq
 from compressor.passes.int8_prepare import Prepared, prepare_for_int8
 from compressor.passes.placement import keep_fused_inputs_float, select_nodes
 from compressor.passes.qdq_rules import nodes_reading_constants, tensors_kept_float
+from compressor.passes.saturation_safe import apply_saturation_safe
 from compressor.passes.smooth import SMOOTH_MUL
 from compressor.recipe import Int8Config
 from foundation.errors import DataError, UsageError
@@ -62,9 +63,11 @@ def quantize_int8_static(
     graph, method = prepared.graph, prepared.method
     if stats is None:
         stats = collect_stats(graph, data, batch_size, range_method(method).histograms, on_batch)
-    kept, fused, floated = _place_qdq(graph, dst, data, scheme, method, stats, plan)
+    kept, fused, floated, safe = _place_qdq(
+        graph, dst, data, scheme, method, stats, plan, batch_size
+    )
     corrected = (
-        correct_biases(graph, dst, data, batch_size)
+        correct_biases(graph, dst, data, batch_size, scheme.arithmetic)
         if config.bias_correction
         else {"applied": False, "why": "turned off"}
     )
@@ -84,6 +87,7 @@ def quantize_int8_static(
         **({"steps": prepared.steps} if prepared.steps else {}),
         "bias_correction": corrected,
         **({"plan": list(plan)} if plan else {}),
+        **({"saturation_safe_weights": safe} if safe else {}),
         **({"residual_inputs_left_float": fused} if scheme.residual_ops else {}),
     }
 
@@ -101,9 +105,11 @@ def prepare_int8(
     work.mkdir(parents=True, exist_ok=True)
 
     def quantize(graph: Path, dst: Path, fit: Dataset, name: str, stats: dict) -> None:
-        _place_qdq(graph, dst, fit, scheme, name, stats)
+        _place_qdq(graph, dst, fit, scheme, name, stats, batch=batch_size)
 
-    return prepare_for_int8(src, work, data, method, batch_size, config, quantize)
+    return prepare_for_int8(
+        src, work, data, method, batch_size, config, quantize, scheme.arithmetic
+    )
 
 
 def _place_qdq(
@@ -114,8 +120,10 @@ def _place_qdq(
     method: str,
     stats: dict,
     plan: tuple[str, ...] = (),
-) -> tuple[list, int, list[str]]:
-    """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated)."""
+    batch: int = 1,
+) -> tuple[list, int, list[str], dict | None]:
+    """Q/DQ from statistics, rules applied: (rule decisions, fused inputs left float, floated,
+    the saturation-safe weights record when the scheme asks for them)."""
     kept = tensors_kept_float(onnx.load(str(src)), stats, scheme)
     cache = dst.with_name(dst.name + ".ranges.json")
     write_ranges_cache(stats, method, cache)
@@ -123,7 +131,9 @@ def _place_qdq(
     cache.unlink()
     fused = keep_fused_inputs_float(dst, scheme)
     floated = drop_qdq(dst, {k.tensor for k in kept if k.kind == "tensor"} | set(plan), src)
-    return kept, fused, floated
+    # batch: the run's calibration batch, which suits a model with a fixed batch size
+    safe = apply_saturation_safe(dst, src, data, batch) if scheme.saturation_safe_weights else None
+    return kept, fused, floated, safe
 
 
 def _quantize_with_ranges(

@@ -24,6 +24,10 @@ class OnnxTarget(Target):
     def quant_scheme(self, options: TargetOptions | None) -> QuantScheme:
         return scheme_for(options)
 
+    def cpu_profile(self, options: TargetOptions | None) -> tuple[str, tuple[str, ...]]:
+        profile = (options if isinstance(options, OnnxOptions) else OnnxOptions()).profile
+        return profile.name, tuple(a.name for a in profile.arithmetics)
+
     def availability(self) -> tuple[bool, str]:
         return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
@@ -35,9 +39,10 @@ class OnnxTarget(Target):
     ) -> Artifact:
         dst = work / "model.onnx"
         shutil.copyfile(onnx_path, dst)
-        return Artifact(
-            dst, self.name, precision, info={"runtime": f"onnxruntime {ort.__version__}"}
-        )
+        info = {"runtime": f"onnxruntime {ort.__version__}"}
+        if precision == "int8":  # the profile it was verified for, `host` resolved
+            info["cpu"] = self.cpu_profile(options)[0]
+        return Artifact(dst, self.name, precision, info=info)
 
     def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
         return OnnxRuntimeRunner(path, threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from targets.arithmetic import AVX2_PAIRS
 from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
 
 # OpenVINO reads onnxruntime's Q/DQ graph as FakeQuantize ops and its low-precision passes run
@@ -14,9 +15,8 @@ from targets.base import ArtifactLayout, QuantScheme, TargetCapabilities
 # add each pair of products of ADJACENT INPUT CHANNELS in a saturating int16 (VPMADDUBSW):
 # all-127 weights against u8 255 inputs lost half the output (40.2 of 81.3). Depthwise
 # convolutions are exact (no pairs). That is issue 19's `x86-avx2-pairs-int16` arithmetic,
-# the same as onnxruntime's, so this target needs issue 19's saturation-safe weights
-# (QuantScheme.saturation_safe_weights=True once that field exists) for its int8 numbers to
-# hold on AVX2-only hosts.
+# the same as onnxruntime's, so this target takes issue 19's saturation-safe weights, and
+# passes measure its int8 in that arithmetic (emulated where the host has VNNI).
 AVX2_PAIR_SATURATION = True
 
 OPENVINO_SCHEME = QuantScheme(
@@ -27,6 +27,8 @@ OPENVINO_SCHEME = QuantScheme(
     weight_symmetric=True,
     quantize_bias=True,
     float_ops=("LayerNormalization", "Gelu", "Erf"),
+    saturation_safe_weights=AVX2_PAIR_SATURATION,
+    arithmetic=AVX2_PAIRS.name,
     description="Q/DQ U8S8 read by OpenVINO: asymmetric uint8 activations, per-channel "
     "symmetric int8 weights (u8 oneDNN kernels)",
 )

@@ -35,6 +35,7 @@ CAPABILITIES = TargetCapabilities(
     runtime="tensorrt",
     artifact=ArtifactLayout(".engine", also_opens=(".plan",)),
     runtime_package="tensorrt",
+    int8_arithmetic="exact: int32 accumulation (the CPU proxy runs the Q/DQ graph exactly too)",
     notes=(
         "Engines are built where TensorRT and a CUDA GPU exist; elsewhere the Q/DQ ONNX and "
         "build_engine.py are written and verified in onnxruntime as a proxy.",

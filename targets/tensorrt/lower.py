@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from foundation.errors import UnsupportedOp
+from targets.arithmetic import EXACT
 from targets.base import Artifact, Runner, Target, TargetOptions
 from targets.registry import reference_runner
 from targets.tensorrt import build_engine
@@ -58,7 +59,9 @@ class TensorRTTarget(Target):
 
     def _open_runner_impl(self, path: Path, threads: int, options: TargetOptions) -> Runner:
         if path.suffix.lower() == ".onnx":  # proxy mode: the Q/DQ ONNX in the reference runtime
-            return reference_runner(path, threads, proxy_for=self.name)
+            # TensorRT sums int8 in int32: the proxy runs the Q/DQ graph in exact arithmetic,
+            # not on this CPU's int8 kernels (which may saturate, see docs/cpu-profiles.md).
+            return reference_runner(path, threads, proxy_for=self.name, arithmetic=EXACT.name)
         from targets.tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(path, threads)

@@ -21,6 +21,7 @@ CAPABILITIES = TargetCapabilities(
     artifact=ArtifactLayout(".tflite"),
     runtime_package="ai-edge-litert",
     lowers_from_fp32=("fp16", "dynamic"),
+    int8_arithmetic="exact: int32 accumulation (LiteRT's XNNPACK kernels, on every CPU)",
     notes=(
         "fp16 and dynamic-range int8 weights are made inside the lowering from the fp32 graph.",
     ),

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from foundation.errors import DataError
 from targets.base import Runner, TensorSpec
+
+# What torch.export's module says when inputs break the shape guards it was exported with.
+GUARD_WORDS = ("Guard failed", "Expected input at")
 
 
 class TorchRunner(Runner):
@@ -30,7 +34,7 @@ class TorchRunner(Runner):
             torch.set_num_threads(self._threads)
         with torch.no_grad():  # inference_mode breaks some TorchScript graphs (embeddings)
             args = [torch.from_numpy(feeds[spec.name]) for spec in self._inputs]
-            result = self._module(*args)
+            result = _call_guarded(self._module, args)
         tensors = _flatten(result)
         if self._outputs is None:
             names = (
@@ -41,6 +45,21 @@ class TorchRunner(Runner):
                 for n, t in zip(names, tensors, strict=True)
             ]
         return {s.name: t.numpy() for s, t in zip(self._outputs, tensors, strict=True)}
+
+
+def _call_guarded(module: torch.nn.Module, args: list[torch.Tensor]) -> object:
+    """The module's result; inputs its export guards refuse are a data error (exit 2)."""
+    try:
+        return module(*args)
+    except (RuntimeError, AssertionError) as exc:
+        if not any(word in str(exc) for word in GUARD_WORDS):
+            raise
+        shapes = ", ".join(str(tuple(a.shape)) for a in args)
+        raise DataError(
+            f"The model refuses inputs of shape {shapes}: {str(exc).splitlines()[0]}. Give data "
+            "of the shapes it was exported for (--data, --eval), or fix its dims with "
+            "--input-shape."
+        ) from exc
 
 
 def _flatten(result: object) -> list[torch.Tensor]:

@@ -25,7 +25,9 @@ def test_json_has_percentiles_throughput_and_settings(example_run: dict) -> None
     code, out, _ = bench(str(example_run["onnx"]), "--runs", "15", "--warmup", "2", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"settings", "results", "environment"}
+    assert set(doc) == {"settings", "results", "environment", "notes"}
+    assert doc["environment"]["int8_host"]["arch"]  # the host's int8 features, always
+    assert doc["notes"] == []  # verified (portable) for every CPU, this one included
     assert doc["settings"]["runs"] == 15 and doc["settings"]["interleaved"] is False
     (result,) = doc["results"]
     assert result["runtime"] == "onnxruntime"
@@ -138,3 +140,22 @@ def test_same_file_names_get_parent_in_their_headers(example_run: dict, tmp_path
     assert column_headers([Path("x/m.onnx"), Path("y/m.tflite")]) == ["m.onnx", "m.tflite"]
     code, out, _ = bench(*(str(p) for p in paths[1:]), "--runs", "3")
     assert code == 0 and "a/model.onnx" in out and "b/model.onnx" in out
+
+
+class _Sliced(torch.nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x[:, :4] * 2 + y[:, 1:5]
+
+
+def test_inputs_the_export_guards_refuse_are_exit_2_not_a_bug(tmp_path: Path) -> None:
+    """bench's fixed-seed inputs have batch 1; a .pt2 exported with batch >= 3 guards refuses them."""
+    batch = torch.export.Dim("b", min=3, max=64)
+    program = torch.export.export(
+        _Sliced(),
+        (torch.randn(4, 8), torch.randn(4, 9)),
+        dynamic_shapes={"x": {0: batch}, "y": {0: batch}},
+    )
+    torch.export.save(program, tmp_path / "guarded.pt2")
+    result = invoke_cli(["bench", str(tmp_path / "guarded.pt2"), "--runs", "2", "--warmup", "1"])
+    assert result.exit_code == 2, result.output
+    assert "refuses inputs of shape (1, 8), (1, 9)" in result.output

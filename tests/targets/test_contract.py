@@ -14,7 +14,7 @@ from compressor.loading import load_model
 from compressor.package import check_bundle, write_bundle
 from compressor.passes.cleanup import cleanup_onnx
 from foundation.errors import DataError, TargetUnavailable, UnsupportedOp, UsageError
-from targets.base import PRECISIONS, Target, TargetOptions
+from targets.base import PRECISIONS, Target, TargetOptions, TorchSource
 from targets.registry import (
     describe_targets,
     get_target,
@@ -44,15 +44,29 @@ def fp32_onnx(example, tmp_path_factory):
     return tmp / "fp32.onnx"
 
 
-def _available(name: str) -> Target:
-    try:
-        target = get_target(name)
-    except TargetUnavailable as exc:
-        pytest.skip(str(exc))
-    ok, why = target.availability()
-    if not ok:
-        pytest.skip(why)
-    return target
+@pytest.fixture(scope="module")
+def torch_source(example):
+    """The torch model fp32_onnx comes from, for targets that lower from torch."""
+    model = load_model(example["model"])
+    return TorchSource(model.module, tuple(model.inputs))
+
+
+@pytest.fixture
+def available(torch_source):
+    """`available(name)`: the target, bound to the example's torch model where it lowers from
+    torch; skipped with its reason where its runtime is missing."""
+
+    def get(name: str) -> Target:
+        try:
+            target = get_target(name)
+        except TargetUnavailable as exc:
+            pytest.skip(str(exc))
+        ok, why = target.availability()
+        if not ok:
+            pytest.skip(why)
+        return target.bind_torch(torch_source)
+
+    return get
 
 
 def _input(runner) -> dict[str, np.ndarray]:
@@ -76,8 +90,10 @@ def test_target_declares_capabilities(name):
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_target_lowers_fp32_and_its_runner_matches_onnxruntime(name, fp32_onnx, tmp_path):
-    target = _available(name)
+def test_target_lowers_fp32_and_its_runner_matches_onnxruntime(
+    name, fp32_onnx, tmp_path, available
+):
+    target = available(name)
     options = target.parse_options({})
     artifact = target.lower(fp32_onnx, "fp32", tmp_path, options)
     assert artifact.path.exists() and artifact.path.parent == tmp_path
@@ -100,8 +116,8 @@ def test_target_lowers_fp32_and_its_runner_matches_onnxruntime(name, fp32_onnx, 
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_target_describes_its_artifact_io(name, fp32_onnx, tmp_path):
-    target = _available(name)
+def test_target_describes_its_artifact_io(name, fp32_onnx, tmp_path, available):
+    target = available(name)
     artifact = target.lower(fp32_onnx, "fp32", tmp_path)
     io = target_for_artifact(artifact.path).describe_io(artifact.path)
     runner = target.open_runner(artifact.path, 1, artifact.options)
@@ -113,8 +129,8 @@ def test_target_describes_its_artifact_io(name, fp32_onnx, tmp_path):
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_target_artifact_packages_with_every_file_hashed(name, fp32_onnx, tmp_path):
-    target = _available(name)
+def test_target_artifact_packages_with_every_file_hashed(name, fp32_onnx, tmp_path, available):
+    target = available(name)
     out = tmp_path / "out"
     artifact = target.lower(fp32_onnx, "fp32", out)
     manifest = write_bundle(out, tmp_path / "bundle.tar.gz")
@@ -130,8 +146,10 @@ def test_target_artifact_packages_with_every_file_hashed(name, fp32_onnx, tmp_pa
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
-def test_lower_refuses_a_precision_the_target_does_not_declare(name, fp32_onnx, tmp_path):
-    target = _available(name)
+def test_lower_refuses_a_precision_the_target_does_not_declare(
+    name, fp32_onnx, tmp_path, available
+):
+    target = available(name)
     missing = [p for p in PRECISIONS if p not in target.capabilities.precisions]
     if not missing:
         pytest.skip(f"{name} declares every precision")
@@ -236,3 +254,19 @@ def test_an_installed_package_registers_a_target_through_its_entry_point(tmp_pat
         monkeypatch.undo()
         registry._entry_point_modules.cache_clear()
     assert "fake_ep" not in target_names()
+
+
+@pytest.mark.parametrize("name", ALL_TARGETS)
+def test_a_target_lowering_from_torch_refuses_to_lower_unbound(name, fp32_onnx, tmp_path):
+    try:
+        target = get_target(name)
+    except TargetUnavailable as exc:
+        pytest.skip(str(exc))
+    if not target.capabilities.needs_torch_module:
+        assert target.bind_torch(None) is target  # ONNX-only targets are never copied
+        return
+    if not target.availability()[0]:
+        pytest.skip(target.availability()[1])
+    with pytest.raises(UsageError, match="lowers from the torch model"):
+        target.lower(fp32_onnx, "fp32", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

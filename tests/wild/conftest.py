@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compressor.cli import main
-from targets.registry import get_target
+from targets.registry import get_target, reference_runner
 from tests.cli_runner import invoke_cli
 
 
@@ -179,14 +179,30 @@ def ort_outputs(model: onnx.ModelProto | Path, feeds: dict[str, np.ndarray]) -> 
     return session.run(None, feeds)
 
 
-def artifact_outputs(out: Path, target: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The outputs of the artifact a run wrote into out/, in its target's runtime
-    (`input` names the only input of a single-input model)."""
+def artifact_outputs(
+    out: Path, target: str, feeds: dict[str, np.ndarray], arithmetic: str | None = None
+) -> list[np.ndarray]:
+    """The outputs of the artifact a run wrote into out/, in its target's runtime, or for an
+    int8 ONNX Runtime artifact in one int8 arithmetic of its CPU profile (see arithmetics_of;
+    `input` names the only input of a single-input model)."""
     artifact = out / json.loads((out / "report.json").read_text())["artifact"]
-    with get_target(target).open_runner(artifact) as runner:
+    opened = (
+        get_target(target).open_runner(artifact)
+        if arithmetic is None
+        else reference_runner(artifact, arithmetic=arithmetic)
+    )
+    with opened as runner:
         if list(feeds) == ["input"] and len(runner.inputs) == 1:
             feeds = {runner.inputs[0].name: feeds["input"]}
         return list(runner.run(feeds).values())
+
+
+def arithmetics_of(out: Path) -> list[str | None]:
+    """Every int8 arithmetic the run's CPU profile may compute its artifact in (exact and AVX2
+    pairs for the default portable onnx int8), so a test checks them all on any host; [None]
+    (the target's own runtime) when the artifact's arithmetic does not depend on the CPU."""
+    record = json.loads((out / "report.json").read_text()).get("int8_arithmetic") or {}
+    return list(record.get("profile_figures") or {}) or [None]
 
 
 @pytest.fixture(scope="session")
@@ -199,4 +215,5 @@ def wild() -> types.SimpleNamespace:
         run=run_cli,
         ort_outputs=ort_outputs,
         artifact_outputs=artifact_outputs,
+        arithmetics_of=arithmetics_of,
     )

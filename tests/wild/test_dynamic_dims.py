@@ -59,10 +59,11 @@ def test_onnx_runtime_keeps_dynamic_hw(wild, dynamic_model, tmp_path):
     dims = onnx.load(out / "model.onnx").graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims[2:]] == ["H", "W"]
     feeds = {"x": RNG.random((1, 3, 8, 12), dtype=np.float32)}  # another size than calibrated
-    got = wild.artifact_outputs(out, "onnx", feeds)[0]
     want = wild.ort_outputs(model, feeds)[0]
-    assert got.shape == want.shape == (1, 16, 24)
-    np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max())
+    for arithmetic in wild.arithmetics_of(out):
+        got = wild.artifact_outputs(out, "onnx", feeds, arithmetic)[0]
+        assert got.shape == want.shape == (1, 16, 24)
+        np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max(), err_msg=arithmetic)
 
 
 def test_fix_dims_checks_rank_and_fixed_dims():
@@ -119,11 +120,12 @@ def test_calibration_samples_of_several_sizes_for_onnx_runtime(
     assert result.exit_code == 0, result.output
     for h, w in [(16, 16), (16, 32)]:  # sizes seen in calibration, and within range
         feeds = {"x": RNG.random((1, 3, h, w), dtype=np.float32)}
-        got = wild.artifact_outputs(tmp_path / "folder", "onnx", feeds)[0]
         want = wild.ort_outputs(model, feeds)[0]
-        assert got.shape == want.shape == (1, 2 * h, 2 * w)
-        cosine = np.dot(got.ravel(), want.ravel()) / np.linalg.norm(got) / np.linalg.norm(want)
-        assert cosine > 0.99  # as calibrating on 16x16 images only gives (SQNR ~20 dB)
+        for arithmetic in wild.arithmetics_of(tmp_path / "folder"):
+            got = wild.artifact_outputs(tmp_path / "folder", "onnx", feeds, arithmetic)[0]
+            assert got.shape == want.shape == (1, 2 * h, 2 * w)
+            cosine = np.dot(got.ravel(), want.ravel()) / np.linalg.norm(got) / np.linalg.norm(want)
+            assert cosine > 0.99, arithmetic  # calibrating on 16x16 images only (SQNR ~20 dB)
 
     refused = wild.run(path, "--int8", "--calib", "wild_sizes:samples", "-o", tmp_path / "o")
     assert refused.exit_code == 2 and "--eval data of one size" in refused.output

@@ -102,11 +102,12 @@ def test_state_batched_on_axis_1_compresses(wild, stateful, tmp_path, shape_flag
         assert result.exit_code == 0, result.output
         dims = _dims(out)
         assert dims[0][1] == 64 and dims[1][0::2] == [2, 16] and dims[0][0] == dims[1][1]
-        got = wild.artifact_outputs(out, "onnx", feeds)
-        assert [g.shape for g in got] == [(3, 16), (2, 3, 16)]
         tol = 1e-5 if precision == "fp32" else 0.05
-        for g, w in zip(got, want, strict=True):
-            np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max()))
+        for arithmetic in wild.arithmetics_of(out):  # int8: exact and AVX2 pairs
+            got = wild.artifact_outputs(out, "onnx", feeds, arithmetic)
+            assert [g.shape for g in got] == [(3, 16), (2, 3, 16)]
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max()))
 
 
 def test_dynamic_hw_stays_dynamic_on_onnx(wild, conv, tmp_path):
@@ -119,9 +120,10 @@ def test_dynamic_hw_stays_dynamic_on_onnx(wild, conv, tmp_path):
         result = wild.run(path, "-t", "onnx", "--calib", npz, "--eval", npz, *flags, "-o", out)
         assert result.exit_code == 0, result.output
         assert all(isinstance(d, str) for d in _dims(out)[0][2:])
-        got = wild.artifact_outputs(out, "onnx", feeds)[0]
         tol = 1e-4 if precision == "fp32" else 0.05 * np.abs(want).max()
-        np.testing.assert_allclose(got, want, atol=tol)
+        for arithmetic in wild.arithmetics_of(out):
+            got = wild.artifact_outputs(out, "onnx", feeds, arithmetic)[0]
+            np.testing.assert_allclose(got, want, atol=tol, err_msg=str(arithmetic))
 
 
 def test_dynamic_hw_fixed_for_tflite(wild, conv, tmp_path):

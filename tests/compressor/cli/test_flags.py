@@ -138,3 +138,13 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return found
+
+
+def test_a_required_flag_left_out_is_a_usage_error(tmp_path: Path) -> None:
+    """click 8.3+ takes an explicit default=None as given: `compress debug` without --calib
+    used to reach the command with calib None and exit 3."""
+    model = tmp_path / "model.pt2"
+    model.write_bytes(b"not read: the missing flag is refused first")
+    result = CliRunner().invoke(main, ["debug", str(model)])
+    assert result.exit_code == 2, result.output
+    assert "Missing option '--calib'" in result.output

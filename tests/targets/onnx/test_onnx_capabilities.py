@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from foundation.errors import UsageError
+from targets.arithmetic import AVX2_PAIRS, EXACT, PROFILES, host_cpu
 from targets.onnx import TARGET
 from targets.onnx.capabilities import CAPABILITIES, ORT_CPU_SCHEME, scheme_for
 from targets.onnx.options import OnnxOptions
@@ -47,3 +48,27 @@ def test_options_parse_from_cli_strings_and_reject_what_they_cannot_take():
         TARGET.parse_options({"activation_type": "int4"})
     with pytest.raises(UsageError, match="has no option 'workspace'"):
         TARGET.parse_options({"workspace": "1"})
+
+
+@pytest.mark.parametrize(
+    ("cpu", "safe", "arithmetic"),
+    [
+        ("portable", True, AVX2_PAIRS.name),
+        ("x86-avx2", True, AVX2_PAIRS.name),
+        ("x86-vnni", False, EXACT.name),
+        ("arm64", False, EXACT.name),
+    ],
+)
+def test_each_cpu_profile_gets_its_best_scheme(cpu, safe, arithmetic):
+    scheme = TARGET.quant_scheme(TARGET.parse_options({"cpu": cpu}))
+    assert scheme.saturation_safe_weights is safe and cpu in scheme.description
+    assert scheme.arithmetic == arithmetic  # what passes and the tuner measure int8 in
+    profile, arithmetics = TARGET.cpu_profile(OnnxOptions(cpu=cpu))
+    assert profile == cpu and arithmetics == tuple(a.name for a in PROFILES[cpu].arithmetics)
+
+
+def test_the_default_profile_is_portable_and_host_resolves_to_this_machine():
+    assert OnnxOptions().cpu == "portable" and ORT_CPU_SCHEME.saturation_safe_weights
+    assert TARGET.cpu_profile(OnnxOptions(cpu="host"))[0] == host_cpu().profile_name
+    with pytest.raises(UsageError, match="cpu='avx9' is not a CPU profile; use one of portable"):
+        TARGET.parse_options({"cpu": "avx9"})

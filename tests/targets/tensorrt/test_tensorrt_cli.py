@@ -38,6 +38,8 @@ def test_int8_without_gpu_exits_0_and_says_what_is_proxied(zoo_int8, tmp_path):
     command_line = "python build_engine.py model.onnx model.engine --fp16 --int8 --workspace-mb 256"
     assert f"{command_line} --batch 1,4,16" in notes
     assert report["compressed"]["proxy_for"] == "tensorrt"
+    assert "PROXY for tensorrt; int8 exact: int32 accumulation" in notes  # not this CPU's kernels
+    assert report["int8_arithmetic"]["profile"] is None  # TensorRT's sums do not depend on it
     if find_toolchain().rtx is not None:
         assert report["artifact_info"]["build_check"]["built"]
         assert "Build check: tensorrt-rtx" in notes

@@ -11,7 +11,6 @@ net (untrained) must match onnxruntime in fp32.
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -21,6 +20,7 @@ from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
+from targets.registry import EXACT_ARITHMETIC, reference_runner
 from targets.tflite import TARGET
 from targets.tflite.capabilities import TFLITE_SCHEME
 from targets.tflite.options import TfliteOptions
@@ -160,8 +160,10 @@ def _tflite(path, precision: str, x: np.ndarray, resolver: str, out) -> tuple[np
 
 
 def _onnxruntime(path, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    """The Q/DQ graph in exact int32 arithmetic, as LiteRT's XNNPACK computes it on every CPU
+    (onnxruntime's own kernels sum u8×s8 pairs in a saturating int16 on CPUs without VNNI)."""
+    runner = reference_runner(path, arithmetic=EXACT_ARITHMETIC)
+    return runner.run({runner.inputs[0].name: x})[runner.outputs[0].name]
 
 
 def _trained(name: str, tmp_path_factory) -> dict:
