@@ -54,6 +54,12 @@ DISTILL_RANGES = {
     "temperature": Range(0, 1000, low_open=True),
     "alpha": Range(0, 1),
 }
+QAT_RANGES = {
+    "epochs": Range(1, 100_000),
+    "batch_size": Range(1, 1 << 16),
+    "lr": Range(0, 10, low_open=True),
+    "time": Range(0, None, low_open=True, unit="s"),
+}
 
 
 def check_number(flag: str, value: object, allowed: Range | None = None) -> None:

@@ -15,7 +15,7 @@ from calibration.preprocess import parse_preprocess
 from compressor.assess import check_judging_data
 from compressor.dims import refuse_dynamic_dims, static_shapes
 from compressor.export import export_onnx
-from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, check_fields
+from compressor.limits import BUDGET_RANGES, DISTILL_RANGES, QAT_RANGES, check_fields
 from compressor.loading import LoadedModel, load_model
 from compressor.metric import metric_data
 from compressor.model_data import RunData, data_shapes, first_sample, load_run_data
@@ -46,6 +46,7 @@ def validate_recipe(recipe: Recipe) -> tuple[Target, object]:
     """Reject impossible requests before any work starts; return the target and its options."""
     check_fields(recipe.budget, BUDGET_RANGES)
     check_fields(recipe.distill, DISTILL_RANGES)
+    check_fields(recipe.qat, QAT_RANGES, "--qat-")
     target = get_target(recipe.target)
     options = target.check_request(recipe.precision, dict(recipe.target_options))
     _check_model_kind(recipe, target)
@@ -207,7 +208,10 @@ def _convert(
     if recipe.precision != "fp32":
         reference = fp32_reference(target, exported.fp32, run.options, work, recipe.threads)
     data = (run.data.calib, run.data.evaluation)
-    compressed_onnx, info = apply_precision(recipe, target, run.options, exported.fp32, data, work)
+    ranges = torch_info.get("qat", {}).get("ranges")
+    compressed_onnx, info = apply_precision(
+        recipe, target, run.options, exported.fp32, data, work, ranges
+    )
     STDERR.print(f"[bold]lower[/] → {target.name} ({recipe.precision})")
     artifact = target.lower(compressed_onnx, recipe.precision, stage, run.options)
     passes = {**exported.passes, recipe.precision: info}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from calibration.dataset import Dataset
 from compressor.fallback import mark_fp16
+from compressor.passes.qat import quantize_with_ranges
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
@@ -29,6 +30,7 @@ class PrecisionJob:
     dst: Path  # where the step writes its ONNX
     calib: Dataset | None
     evaluation: Dataset | None
+    qat_ranges: dict | None = None  # --qat's learned activation ranges, imposed on the Q/DQ
 
 
 def _keep_fp32(job: PrecisionJob) -> tuple[Path, dict]:
@@ -54,6 +56,10 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
     batch = calibration_batch(recipe.calibration, len(calib), fixed)
     scheme = job.target.quant_scheme(job.options)
     STDERR.print(f"[bold]quantize[/] int8 ({scheme.description}; {recipe.calibration})")
+    if job.qat_ranges is not None:
+        config = recipe.int8
+        info = quantize_with_ranges(job.fp32, job.dst, calib, scheme, batch, job.qat_ranges, config)
+        return job.dst, info
     if recipe.auto:
         data = (calib, job.evaluation)
         info = auto_int8(recipe, job.fp32, job.dst, data, scheme, batch, job.target)
@@ -90,6 +96,7 @@ def apply_precision(
     fp32: Path,
     data: tuple[Dataset | None, Dataset | None],
     work: Path,
+    qat_ranges: dict | None = None,
 ) -> tuple[Path, dict]:
     """The ONNX to lower and what the step did; fp32 itself when the target makes the
     precision's weights while lowering. data is (calibration, evaluation)."""
@@ -99,7 +106,7 @@ def apply_precision(
     if precision != "fp32" and precision in target.capabilities.lowers_from_fp32:
         return fp32, {"in_lowering": f"{target.name} makes {precision} weights itself"}
     dst = work / f"model.{precision}.onnx"
-    job = PrecisionJob(recipe, target, options, fp32, dst, *data)
+    job = PrecisionJob(recipe, target, options, fp32, dst, *data, qat_ranges)
     return PRECISION_STEPS[precision](job)
 
 

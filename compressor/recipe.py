@@ -122,11 +122,28 @@ class Int8Config:
             raise UsageError(f"rounding_time is {self.rounding_time}; give seconds above 0.")
 
 
+@dataclass(frozen=True)
+class QatConfig:
+    """Quantization-aware fine-tuning through the target's own Q/DQ (docs/int8.md)."""
+
+    enabled: bool = _f(
+        False,
+        "int8: fine-tune with fake-quant mirroring the target's Q/DQ graph, distilled from the "
+        "fp32 model (no labels needed; --train labels are used when present).",
+    )
+    epochs: int = _f(5, "QAT epochs (the epoch with the best held-back SQNR is kept).")
+    lr: float = _f(1e-5, "QAT peak learning rate (Adam, cosine schedule to zero).")
+    batch_size: int = _f(32, "QAT batch size.")
+    time: float = _f(900.0, "QAT: start no new epoch after this many seconds.")
+    learn_ranges: bool = _f(True, "QAT: learn the activation step sizes (LSQ) too.")
+
+
 NESTED = {
     "budget": Budget,
     "prune": PruneConfig,
     "distill": DistillConfig,
     "int8": Int8Config,
+    "qat": QatConfig,
 }
 
 
@@ -183,6 +200,7 @@ class Recipe:
     prune: PruneConfig = _f(PruneConfig(), "Pruning pass settings.")
     distill: DistillConfig = _f(DistillConfig(), "Distillation pass settings.")
     int8: Int8Config = _f(Int8Config(), "Static int8 steps (equalization, smoothing, bias).")
+    qat: QatConfig = _f(QatConfig(), "Quantization-aware fine-tuning settings.")
     auto: bool = _f(False, "int8: search which blocks to keep float until the budgets hold.")
     tune_trials: int = _f(12, "--auto: at most this many quantize-and-evaluate trials.")
     tune_time: float = _f(600.0, "--auto: stop starting new trials after this many seconds.")

@@ -25,6 +25,7 @@ from compressor.recipe import (
     DistillConfig,
     Int8Config,
     PruneConfig,
+    QatConfig,
     Recipe,
 )
 from compressor.regression import Regression
@@ -35,7 +36,10 @@ TASK_HELP = (
     "segment, sequence or regression [default: inferred from shape, values and labels]."
 )
 SECTIONS = {cls: name for name, cls in NESTED.items()} | {Regression: "regression"}
-PREFIXES = {PruneConfig: "prune-"}  # --prune-method; other configs' flags are bare (--epochs)
+PREFIXES = {
+    PruneConfig: "prune-",
+    QatConfig: "qat-",
+}  # --prune-method; other configs' flags are bare (--epochs)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ FLAG_SPECS: dict[tuple[type, str], dict] = {
     (DistillConfig, "enabled"): {"name": "--distill"},
     (DistillConfig, "optimizer"): {"choices": OPTIMIZERS},
     (DistillConfig, "features"): {"name": "--distill-features", "metavar": "NAME"},
+    (QatConfig, "enabled"): {"name": "--qat"},
 }
 
 

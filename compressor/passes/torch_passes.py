@@ -18,12 +18,14 @@ from calibration.preprocess import parse_preprocess
 from compressor.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
 from compressor.passes.prune import protected_layers, prune_channels
+from compressor.passes.qat import check_qat_request, run_qat
 from compressor.passes.sparsity import MASK_BUILDERS, Masks, apply_sparsity
 from compressor.passes.trainable import clone_module, trainable_module
 from compressor.progress import STDERR
 from compressor.recipe import PRUNE_METHODS, Recipe
 from foundation.errors import DataError, UsageError
-from targets.base import TensorSpec
+from targets.base import QuantScheme, TensorSpec
+from targets.registry import get_target
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TorchPassState:
     calib: Dataset | None
     evaluation: Dataset | None
     masks: Masks = field(default_factory=dict)
+    specs: list[TensorSpec] = field(default_factory=list)
 
 
 def run_prune(state: TorchPassState) -> dict:
@@ -59,13 +62,32 @@ def run_distill(state: TorchPassState) -> dict:
     )
 
 
+def run_qat_pass(state: TorchPassState) -> dict:
+    """Quantization-aware fine-tuning through the target's Q/DQ (passes/qat.py)."""
+    recipe = state.recipe
+    data = (state.calib, state.train)
+    scheme = target_scheme(recipe)
+    state.student, info, _ = run_qat(
+        state.student, state.specs, data, scheme, recipe.qat, recipe.seed
+    )
+    return info
+
+
+def target_scheme(recipe: Recipe) -> QuantScheme:
+    """The QuantScheme the precision step will quantize with (the target's, for its options)."""
+    target = get_target(recipe.target)
+    return target.quant_scheme(target.check_request(recipe.precision, dict(recipe.target_options)))
+
+
 TORCH_PASSES: dict[str, Callable[[TorchPassState], dict]] = {
     "prune": run_prune,
     "distill": run_distill,
+    "qat": run_qat_pass,
 }
 ENABLED: dict[str, Callable[[Recipe], bool]] = {
     "prune": lambda r: r.prune.enabled,
     "distill": lambda r: r.distill.enabled,
+    "qat": lambda r: r.qat.enabled,
 }
 
 
@@ -93,6 +115,9 @@ def validate_torch_passes(recipe: Recipe) -> None:
     for failed, message in checks:
         if failed:
             raise UsageError(message)
+    if recipe.qat.enabled:
+        kind = "onnx" if recipe.model.lower().endswith(".onnx") else "torch"
+        check_qat_request(recipe.qat, recipe.precision, recipe.auto, kind)
     if torch_passes(recipe) and recipe.model.lower().endswith(".onnx"):
         raise UsageError(
             f"'{recipe.model}' is an ONNX model: pruning and distillation need a torch model "
@@ -108,6 +133,8 @@ def apply_torch_passes(
     evaluation: Dataset | None,
 ) -> tuple[LoadedModel, dict]:
     """Run the enabled passes on a copy of the model; return the new model and per-pass info."""
+    if recipe.qat.enabled:  # TorchScript shows only once loaded
+        check_qat_request(recipe.qat, recipe.precision, recipe.auto, model.kind)
     train = _load_train(recipe, specs)
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)  # more threads than free cores slows training badly
@@ -115,6 +142,7 @@ def apply_torch_passes(
     example = _example(specs, next((d for d in (train, calib, evaluation) if d is not None), None))
     student = clone_module(teacher)
     state = TorchPassState(recipe, teacher, student, example, train, calib, evaluation)
+    state.specs = list(specs)
     stats = model_stats(teacher, example, evaluation)
     info = {}
     for name in torch_passes(recipe):
@@ -131,6 +159,10 @@ def apply_torch_passes(
 
 
 def _describe(recipe: Recipe, name: str) -> str:
+    if name == "qat":
+        q = recipe.qat
+        ranges = "learned" if q.learn_ranges else "fixed"
+        return f"{q.epochs} epochs, lr {q.lr}, {ranges} ranges, at most {q.time:g}s"
     if name == "prune":
         p = recipe.prune
         return f"{p.method}, ratio {p.ratio}, {'global' if p.global_ranking else 'uniform'}"

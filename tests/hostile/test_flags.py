@@ -29,6 +29,9 @@ BAD_COMPRESS_FLAGS = [
     ["--temperature", "0"],
     ["--alpha", "nan"],
     ["--alpha", "2"],
+    ["--qat-lr", "nan"],
+    ["--qat-epochs", "0"],
+    ["--qat-time", "inf"],
     ["--threads", str(max_threads() + 1)],
     ["--threads", "0"],
 ]
