@@ -147,11 +147,14 @@ def _walk_dataclass(kind: type, value: object, where: str, depth: int) -> None:
         _walk(hints[name], item, path, depth + 1)
 
 
+FLOAT_SPECIALS = ("Infinity", "-Infinity", "NaN")
+
+
 def _check_scalar(kind: object, value: object, where: str) -> None:
     if isinstance(kind, type) and issubclass(kind, enum.IntEnum):
         ok = type(value) is int and value in {m.value for m in kind}
-    elif kind is float:
-        ok = type(value) in (int, float)
+    elif kind is float:  # torch writes non-finite floats as these three strings
+        ok = type(value) in (int, float) or value in FLOAT_SPECIALS
     elif kind in (int, bool, str):
         ok = type(value) is kind
     else:

@@ -79,3 +79,14 @@ def test_guards_must_be_plain_size_comparisons(guard, ok):
     else:
         with pytest.raises(SchemaRefusal):
             _check_guards([guard], "guards_code")
+
+
+def test_non_finite_floats_are_the_only_strings_a_float_field_takes() -> None:
+    """torch writes -inf (an attention mask's fill) as the string '-Infinity' in model.json."""
+    from compressor.pt2_schema import SchemaRefusal, _check_scalar
+
+    for text in ("Infinity", "-Infinity", "NaN"):
+        _check_scalar(float, text, "arg.as_float")
+    for text in ("inf", "1e999", "__import__('os')", "Infinity "):
+        with pytest.raises(SchemaRefusal):
+            _check_scalar(float, text, "arg.as_float")
