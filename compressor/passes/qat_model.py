@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 from torch import fx, nn
 
 from compressor.passes.trainable import rebuild_layers
 from foundation.errors import UsageError
+from targets.arithmetic import exact_session
 
 QDQ_INPUT_SUFFIX = "_QuantizeLinear_Input"  # onnxruntime's rename of a quantized graph output
 DTYPE_RANGES = {np.uint8: (0, 255), np.int8: (-128, 127)}
@@ -124,9 +124,7 @@ def onnx_values(fp32: onnx.ModelProto, names: list[str], feeds: dict) -> dict[st
     model.CopyFrom(fp32)
     present = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+    session = exact_session(model.SerializeToString())
     outputs = [o.name for o in session.get_outputs()]
     return dict(zip(outputs, session.run(outputs, feeds), strict=True))
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
+
+from targets.arithmetic import exact_session
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
@@ -103,10 +104,7 @@ def run_float(model: onnx.ModelProto, graph: QdqGraph, feeds: dict[str, np.ndarr
     for name in graph.qparams:
         if name not in known and name not in inputs:
             clipped.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(clipped.SerializeToString(), options, ["CPUExecutionProvider"])
+    session = exact_session(clipped.SerializeToString())
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(names, feeds), strict=True))
     graph.values = {k: v for k, v in values.items() if k in graph.qparams}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
@@ -19,6 +18,7 @@ from compressor.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.qat import quantize_with_ranges, run_qat
 from compressor.recipe import Int8Config, QatConfig
+from targets.arithmetic import exact_session
 from targets.base import TensorSpec
 from targets.registry import get_target
 from tests.cli_runner import invoke_cli
@@ -50,9 +50,7 @@ def _qdq(student: torch.nn.Module, info: dict, data: dict, scheme, folder: Path)
 
 def _exact(path: Path, x: np.ndarray) -> np.ndarray:
     """Q/DQ ONNX in exact arithmetic: no graph optimizations, so no fused int8 kernels."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+    session = exact_session(path)
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
 
+from targets.arithmetic import exact_session
 from targets.registry import get_target
 from tests.targets.executorch.conftest import prepare_zoo
 
@@ -46,9 +46,7 @@ def test_fp32_pte_matches_torch_within_1e4_of_the_output_range(zoo):
 def test_int8_pte_is_within_one_step_of_the_exact_qdq_reference(zoo):
     artifact, got = zoo["int8"]
     qdq = zoo["folder"] / "int8.onnx"
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    session = exact_session(qdq)
     want = session.run(None, {"x": zoo["x"]})[0]
     step = _output_step(onnx.load(str(qdq)), want)
     assert np.abs(got - want).mean() <= step

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
@@ -20,6 +19,7 @@ from compressor.export import export_onnx
 from compressor.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
+from targets.arithmetic import exact_session
 from targets.registry import get_target
 
 openvino = pytest.importorskip("openvino", reason="the openvino extra is not installed")
@@ -55,9 +55,7 @@ def _run_openvino(zoo: dict, precision: str, out) -> tuple[np.ndarray, dict]:
 
 
 def _exact_qdq(path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = exact_session(path)
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
