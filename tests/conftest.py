@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from compressor.example import make_example
 from tests.cli_runner import invoke_cli
 
 # One intra-op thread: on 2 shared cores torch's thread pool thrashes (28x slower training seen).
 torch.set_num_threads(1)
+# The same for numpy's BLAS (already loaded by now, so set at run time): two spinning OpenBLAS
+# threads made the saturation-safe weights' matrix products 6x slower on a busy machine. The
+# environment carries it to the `compress` subprocesses, Ray workers and sandboxes tests start.
+threadpool_limits(1, user_api="blas")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,8 @@ def _error(difference: np.ndarray, moment: np.ndarray | None) -> np.ndarray:
     """Per row, the squared output error (d H d^T) or, without H, the squared weight error."""
     if moment is None:
         return (difference**2).sum(1)
-    return np.einsum("ck,kl,cl->c", difference, moment, difference)
+    # d H row by row through one BLAS product: einsum's three-operand loop took 30x longer.
+    return ((difference @ moment) * difference).sum(1)
 
 
 def _pulled(rows: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.cli_runner import work_bound_s
+
 
 @pytest.fixture(scope="module")
 def int8_run(example, tmp_path_factory, cli):
@@ -166,7 +168,7 @@ def test_console_script_prints_errors_without_traceback(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=work_bound_s(),
     )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
