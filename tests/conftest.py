@@ -28,6 +28,20 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def example_run(example: dict[str, Path]) -> dict[str, object]:
+    """One `compress` run of the example to int8 shared by every test that only reads an int8
+    run (onnx, --calib and --eval, --max-accuracy-drop 1 --max-size-mb 1, 20 timed runs): the
+    example's paths plus out/ (model.onnx, report.json, recipe.toml), onnx, and the CLI's
+    `result`. Each such run costs a calibration per held-back candidate: make it once."""
+    out = example["model"].parent / "ops-out"
+    flags = ["--target", "onnx", "--int8", "--calib", example["calib"], "--eval", example["eval"]]
+    flags += ["--max-accuracy-drop", "1.0", "--max-size-mb", "1", "--runs", "20", "-o", out]
+    result = invoke_cli([example["model"], *flags])
+    assert result.exit_code == 0, result.output[-3000:]
+    return {**example, "out": out, "onnx": out / "model.onnx", "result": result}
+
+
+@pytest.fixture(scope="session")
 def example_module(example: dict[str, Path]) -> torch.nn.Module:
     """The trained example as a plain nn.Module with the same weights."""
     from compressor.example import DigitsCNN
