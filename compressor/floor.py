@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from compressor.budget import Budget, BudgetResult
 from compressor.outputs import OutputRecord
+from compressor.tasks import DECISIVE_TOP
 
 
 @dataclass(frozen=True)
@@ -138,5 +139,22 @@ def _worst(
     if name in ("min_task_agreement", "max_relative_error"):
         note += f" ({record.task}: {record.headline})"
     elif name == "min_channel_sqnr":
-        note += f", channel {record.fidelity.worst_channel}"
+        note += f", channel {record.fidelity.worst_channel}" + _channel_note(record, passed)
     return BudgetResult(name, limit, value, passed, unit, note, source)
+
+
+def _channel_note(record: OutputRecord, passed: bool) -> str:
+    """Which channels the worst was taken over, when not all; for class scores judged on every
+    channel because the rule was guessed, what would judge them as classes."""
+    fid = record.fidelity
+    if fid.judged_channels is not None and fid.judged_channels < fid.channels:
+        return (
+            f" ({fid.judged_channels} of {fid.channels} classes judged: those in a top "
+            f"{DECISIVE_TOP} of the original or the artifact)"
+        )
+    if not passed and record.task == "classify" and not record.gated:
+        return (
+            "; if these are class scores, labels in the eval data or --task classify judge "
+            f"only the classes in a top {DECISIVE_TOP}"
+        )
+    return ""
