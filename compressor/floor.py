@@ -23,7 +23,11 @@ class FidelityFloor:
     min_cosine: float = field(default=0.98, metadata={"help": "Mean per-sample cosine."})
     min_sqnr_db: float = field(default=15.0, metadata={"help": "Mean per-sample SQNR, dB."})
     min_channel_sqnr_db: float = field(
-        default=10.0, metadata={"help": "SQNR of the worst channel, over all samples, dB."}
+        default=10.0,
+        metadata={
+            "help": "SQNR of the worst channel over all samples, dB (a gated classifier: of "
+            "the classes in a top 5 of the original or the artifact)."
+        },
     )
     max_collapse_share: float = field(
         default=0.0, metadata={"help": "Share of samples whose output collapsed to a constant."}
