@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.imagenet_real import missing_requirements, prepare, run_compress
-from compressor.fidelity import measure_fidelity, sqnr_db
-from compressor.tasks import classify_agreement, decisive_classes
+from compressor.judging.fidelity import measure_fidelity, sqnr_db
+from compressor.judging.task_rules import classify_agreement, decisive_classes
 from targets.registry import EXACT_ARITHMETIC, reference_runner
 
 ARITHMETICS = (EXACT_ARITHMETIC, "x86-avx2-pairs-int16")
