@@ -9,7 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from compressor.example import make_example
+from compressor.model.example import make_example
 from tests.cli_runner import invoke_cli
 
 # One intra-op thread: on 2 shared cores torch's thread pool thrashes (28x slower training seen).
@@ -44,7 +44,7 @@ def example_run(example: dict[str, Path]) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def example_module(example: dict[str, Path]) -> torch.nn.Module:
     """The trained example as a plain nn.Module with the same weights."""
-    from compressor.example import DigitsCNN
+    from compressor.model.example import DigitsCNN
 
     program = torch.export.load(str(example["model"]))
     module = DigitsCNN()

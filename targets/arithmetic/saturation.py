@@ -113,7 +113,7 @@ def _error(difference: np.ndarray, moment: np.ndarray | None) -> np.ndarray:
     """Per row, the squared output error (d H d^T) or, without H, the squared weight error."""
     if moment is None:
         return (difference**2).sum(1)
-    # d H row by row through one BLAS product: einsum's three-operand loop took 30x longer.
+    # (d @ H) * d through BLAS: a plain three-operand einsum loops in C without it, 20x slower.
     return ((difference @ moment) * difference).sum(1)
 
 
