@@ -85,12 +85,20 @@ def zoo_cells(work: Path, native: list[str]) -> list[dict]:
     return rows
 
 
-def imagenet_cells(work: Path, native: list[str], runs: int) -> list[dict]:
+def zoo_cells_from(folder: Path, native: list[str]) -> list[dict]:
+    """The zoo cells from earlier jobs' reports (folder/<model>/<target>-int8/report.json)."""
+    from benchmarks.run import table_row
+
+    jobs = [(m, t, folder / m / f"{t}-int8") for m in SUITE.models for t in native]
+    return [table_row(m, t, "int8", "passed", None, f) for m, t, f in jobs if f.is_dir()]
+
+
+def imagenet_cells(work: Path, native: list[str], runs: int, models: list[str]) -> list[dict]:
     """224x224 fp32 and int8 medians per runtime, every artifact timed in one interleaved loop."""
     rng = np.random.default_rng(0)
     calib = Dataset({"x": rng.standard_normal((16, 3, 224, 224)).astype(np.float32)})
     rows = []
-    for name, build in IMAGENET_MODELS:
+    for name, build in ((n, b) for n, b in IMAGENET_MODELS if n in models):
         torch.manual_seed(0)
         module, folder = Net(build()).eval(), work / name
         folder.mkdir(parents=True)
@@ -166,7 +174,7 @@ def lite0_cells(work: Path, native: list[str]) -> list[dict]:
 
 def lite0_cell(target: str, data: dict[str, Path], work: Path) -> dict:
     """One `compress run --int8` on EfficientNet-Lite0 as a row (or why it wrote no report)."""
-    from benchmarks.imagenet_real import report_row, run_compress
+    from benchmarks.imagenet_real import run_compress
 
     STDERR.print(f"[bold]runtimes[/] EfficientNet-Lite0 → {target} int8")
     flags = ["--target", target, "--int8", "--runs", "30", "--warmup", "3"]
@@ -174,6 +182,19 @@ def lite0_cell(target: str, data: dict[str, Path], work: Path) -> dict:
         report = run_compress(data["model"], data, flags, work / f"run-{target}")
     except RuntimeError as exc:  # the run wrote no report: say why in its column
         return {"target": target, "status": f"failed: {str(exc)[:300]}"}
+    return lite0_row(target, report)
+
+
+def lite0_cells_from(folder: Path, native: list[str]) -> list[dict]:
+    """The EfficientNet-Lite0 cells from earlier runs' reports (folder/<target>-int8/)."""
+    paths = [(t, folder / f"{t}-int8" / "report.json") for t in native]
+    return [lite0_row(t, json.loads(p.read_text())) for t, p in paths if p.is_file()]
+
+
+def lite0_row(target: str, report: dict) -> dict:
+    """A Lite0 report's row: fidelity against torch fp32 and against the exact Q/DQ graph."""
+    from benchmarks.imagenet_real import report_row
+
     qdq = report.get("qdq_reference") or {}
     vs_qdq = {"vs_qdq_top1": qdq.get("top1_agreement"), "vs_qdq_sqnr_db": qdq.get("sqnr_db")}
     return report_row(target, "default int8", report) | {"status": "ok"} | vs_qdq
@@ -286,6 +307,15 @@ def to_markdown(result: dict) -> str:
         "Batch 1, 1 thread. Speed × fp32 divides the runtime's own fp32 artifact's median by its "
         "int8 artifact's, the two timed interleaved in this run, so the ratio holds under load.",
         *[f"{RUNTIMES[t]}: {why}." for t, why in status.items() if why],
+        *(
+            [
+                f"Zoo and EfficientNet-Lite0 cells come from the report.json files of runs of "
+                f"the same jobs made beside this one ({meta['cells_from_reports']}); the "
+                "224×224 section was timed in this invocation."
+            ]
+            if meta.get("cells_from_reports")
+            else []
+        ),
         "",
         "## Zoo (digits 8×8, trained; int8 per runtime, its fp32 reference timed beside it)",
         "",
@@ -313,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--runs", type=int, default=30, help="224x224 interleaved runs")
     parser.add_argument("--no-lite0", action="store_true", help="skip EfficientNet-Lite0")
+    parser.add_argument(
+        "--imagenet", nargs="*", default=[n for n, _ in IMAGENET_MODELS], help="224x224 models"
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        help="take the zoo and Lite0 cells from earlier runs' report.json files "
+        "(DIR/zoo/<model>/<target>-int8/, DIR/lite0/<target>-int8/) instead of running them",
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -321,13 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     started, load_before = time.perf_counter(), load_average()
     with tempfile.TemporaryDirectory(prefix="compress-runtimes-") as tmp:
         work = Path(tmp)
-        with ThreadPoolExecutor(1) as background:  # Lite0's compress runs are subprocesses
-            lite0 = background.submit(
-                lambda: [] if args.no_lite0 else lite0_cells(work / "lite0", native)
-            )
-            zoo = zoo_cells(work / "zoo", native)
-            imagenet = imagenet_cells(work / "imagenet", native, args.runs)
-            lite0 = lite0.result()
+        if args.reports:
+            imagenet = imagenet_cells(work / "imagenet", native, args.runs, args.imagenet)
+            zoo = zoo_cells_from(args.reports / "zoo", native)
+            lite0 = lite0_cells_from(args.reports / "lite0", native)
+        else:
+            with ThreadPoolExecutor(1) as background:  # Lite0's runs are subprocesses
+                lite0 = background.submit(
+                    lambda: [] if args.no_lite0 else lite0_cells(work / "lite0", native)
+                )
+                zoo = zoo_cells(work / "zoo", native)
+                imagenet = imagenet_cells(work / "imagenet", native, args.runs, args.imagenet)
+                lite0 = lite0.result()
     meta = {
         "environment": environment(),
         "host_isa": host_isa(),
@@ -335,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": load_average(),
         "imagenet_runs": args.runs,
+        "cells_from_reports": str(args.reports) if args.reports else None,
         "suite": SUITE.to_dict(),
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
