@@ -36,8 +36,8 @@ from calibration.dataset import Dataset
 from compressor.passes.quantize import quantize_int8_static
 from compressor.progress import STDERR
 from compressor.recipe import Int8Config
-from compressor.staging import staged_file
-from compressor.tune_runtime import interleaved_ms
+from compressor.report.staging import staged_file
+from compressor.tuning.trials import interleaved_ms
 from foundation.errors import CompressError
 from targets.arithmetic.host import host_cpu
 from targets.base import TensorSpec, TorchSource
