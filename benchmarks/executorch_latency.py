@@ -21,7 +21,7 @@ import torch
 from benchmarks.int8_auto import Net, export, mobilenet_v2
 from calibration.dataset import Dataset
 from compressor.passes.quantize import quantize_int8_static
-from compressor.tune_runtime import interleaved_ms
+from compressor.tuning.trials import interleaved_ms
 from targets.base import TensorSpec, TorchSource
 from targets.onnx.capabilities import ORT_CPU_SCHEME
 from targets.onnx.runner import OnnxRuntimeRunner

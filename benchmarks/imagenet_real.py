@@ -47,8 +47,8 @@ def missing_requirements() -> list[str]:
 
 def export_fp32(path: Path) -> Path:
     """The pretrained net as fp32 ONNX with input `x` (batch dynamic), cleaned up."""
-    from compressor.export import export_onnx
-    from compressor.loading import LoadedModel
+    from compressor.model.export import export_onnx
+    from compressor.model.loading import LoadedModel
     from compressor.passes.cleanup import cleanup_onnx
     from targets.base import TensorSpec
 
@@ -253,7 +253,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def interleaved_speed(model: Path, artifact: Path, fidelity: Path, threads: int = 1) -> float:
     """fp32 p50 / artifact p50 in onnxruntime at batch 1, the two timed in turn run by run."""
-    from compressor.tune import interleaved_ms
+    from compressor.tuning.search import interleaved_ms
 
     # Runners, not raw sessions: interleaved_ms calls runner.run(feeds).
     runners = [reference_runner(path, threads) for path in (model, artifact)]

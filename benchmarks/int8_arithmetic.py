@@ -26,11 +26,11 @@ from benchmarks.int8_auto import Net, export
 from benchmarks.zoo import trained_model, zoo_data
 from calibration.dataset import Dataset
 from calibration.digits import digits_splits
-from compressor.example import DigitsCNN, train_classifier
+from compressor.model.example import DigitsCNN, train_classifier
 from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config
-from compressor.staging import staged_file
-from compressor.tune_runtime import interleaved_ms
+from compressor.report.staging import staged_file
+from compressor.tuning.trials import interleaved_ms
 from targets.arithmetic import AVX2_PAIRS, EXACT, emulation_model, exact_session, host_cpu
 from targets.arithmetic.saturation import reduce_weight_range
 from targets.base import TensorSpec

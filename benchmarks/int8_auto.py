@@ -27,14 +27,14 @@ from torch import nn
 
 from benchmarks.zoo import ZOO_NAMES, trained_model, zoo_data
 from calibration.dataset import Dataset
-from compressor.budget import Budget
-from compressor.export import export_onnx
-from compressor.fallback import fallback_precision
-from compressor.loading import LoadedModel
+from compressor.judging.budget import Budget
+from compressor.model.export import export_onnx
+from compressor.model.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
-from compressor.tune import TuneConfig, tune_int8
-from compressor.tune_runtime import TargetRuntime, interleaved_ms
+from compressor.tuning.fallback import fallback_precision
+from compressor.tuning.search import TuneConfig, tune_int8
+from compressor.tuning.trials import TargetRuntime, interleaved_ms
 from targets.base import TensorSpec, TorchSource
 from targets.registry import get_target, loaded_targets
 

@@ -34,9 +34,9 @@ import onnxruntime as ort
 import torch
 
 from benchmarks.zoo import ZOO_NAMES, save_zoo_inputs
-from compressor.export import export_onnx
-from compressor.latency import measure_latency
-from compressor.loading import load_model
+from compressor.judging.latency import measure_latency
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from targets.tflite import TARGET
 from targets.tflite.options import TfliteOptions

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.zoo import save_zoo_inputs
-from compressor.pipeline import run_pipeline
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Budget, DistillConfig, PruneConfig, Recipe
 
 CNNS = ["lenet", "resnet", "mobilenet"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks.zoo import save_zoo_inputs
-from compressor.pipeline import run_pipeline
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import QatConfig, Recipe
 
 RESULTS = Path(__file__).parent / "results" / "qat_zoo.json"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from compressor.progress import STDERR
-from compressor.staging import staged_file
+from compressor.report.staging import staged_file
 
 COLUMNS = (
     ("model", "model", "{}"),

@@ -15,7 +15,7 @@ from torch import nn
 
 from calibration.dataset import Dataset
 from calibration.digits import digits_splits, save_npz
-from compressor.example import train_classifier
+from compressor.model.example import train_classifier
 
 ZOO_NAMES = ["lenet", "resnet", "mobilenet", "transformer", "lstm"]
 SEQUENCE_MODELS = {"transformer", "lstm"}

@@ -13,14 +13,14 @@ from rich.table import Table
 
 from calibration.dataset import Dataset
 from compressor import __version__
-from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
-from compressor.dims import fix_dims
-from compressor.host_check import bench_notes
-from compressor.latency import LatencyStats, measure_latency, timing_feeds
-from compressor.loading import given_shapes
-from compressor.manifest import runtime_version
+from compressor.bundle.manifest import runtime_version
+from compressor.judging.latency import LatencyStats, measure_latency, timing_feeds
+from compressor.model.artifacts import artifact_size, open_artifact, resolve_artifact
+from compressor.model.dims import fix_dims
+from compressor.model.loading import given_shapes
 from compressor.progress import progress_bar
 from compressor.recipe import check_counts
+from compressor.report.host_check import bench_notes
 from foundation.errors import UsageError
 from foundation.resources import check_threads
 from targets.base import Runner, TensorSpec

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import tomli_w
 
-from compressor.budget import Budget
-from compressor.strict_read import load_toml
-from compressor.tasks import TASKS
+from compressor.judging.budget import Budget
+from compressor.judging.task_rules import TASKS
+from compressor.trust.strict_read import load_toml
 from foundation.errors import UsageError
 
 # The values of the recipe's choice fields (the CLI's choices and the recipe check read these).

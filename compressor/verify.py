@@ -1,5 +1,5 @@
 """`compress verify`: an artifact checked against budgets now, and against a stored report for
-regressions (the CI check). Measuring and judging themselves live in compressor/assess.py."""
+regressions (the CI check). Measuring and judging themselves live in compressor/judging/assess.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from calibration.dataset import Dataset
 from calibration.preprocess import parse_preprocess
-from compressor.artifacts import artifact_size, open_artifact, resolve_artifact
-from compressor.assess import (
+from compressor.bundle.manifest import artifact_precision, target_of
+from compressor.judging.assess import (
     REPORT_SCHEMA_VERSION,
     AssessSettings,
     Measured,
@@ -18,16 +18,17 @@ from compressor.assess import (
     check_judging_data,
     run_eval,
 )
-from compressor.budget import Budget
-from compressor.host_check import remeasure
-from compressor.latency import measure_latency, timing_feeds
-from compressor.manifest import artifact_precision, target_of
-from compressor.metric import metric_data
-from compressor.model_data import load_data_for
+from compressor.judging.budget import Budget
+from compressor.judging.latency import measure_latency, timing_feeds
+from compressor.judging.regression import Regression, check_regressions
+from compressor.judging.sections import Section
+from compressor.judging.user_metric import metric_data
+from compressor.model.artifacts import artifact_size, open_artifact, resolve_artifact
+from compressor.model.data import load_data_for
 from compressor.progress import progress_bar
-from compressor.regression import Regression, check_regressions
-from compressor.report_model import Report, Section
-from compressor.run_record import load_stored_report, sibling_report
+from compressor.report.host_check import remeasure
+from compressor.report.run_record import load_stored_report, sibling_report
+from compressor.report.schema import Report
 from foundation.errors import DataError, UsageError
 from targets.base import Runner
 

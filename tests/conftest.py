@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressor.example import make_example
+from compressor.model.example import make_example
 from tests.cli_runner import invoke_cli
 
 # One intra-op thread: on 2 shared cores torch's thread pool thrashes (28x slower training seen).
@@ -23,7 +23,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def example_module(example: dict[str, Path]) -> torch.nn.Module:
     """The trained example as a plain nn.Module with the same weights."""
-    from compressor.example import DigitsCNN
+    from compressor.model.example import DigitsCNN
 
     program = torch.export.load(str(example["model"]))
     module = DigitsCNN()

@@ -118,3 +118,49 @@ def test_compressor_reaches_targets_only_through_the_protocol_and_registry():
     assert named == []
     sources = "\n".join(p.read_text() for n, p in MODULES.items() if n.startswith("compressor"))
     assert "ai_edge_litert" not in sources and "import tensorrt" not in sources
+
+
+# compressor/'s rooms, lowest first: each may import only those before it (issue 20).
+COMPRESSOR_ORDER = (
+    "progress",
+    "limits",
+    "trust",
+    "judging",
+    "recipe",
+    "report",
+    "model",
+    "passes",
+    "tuning",
+    "pipeline",
+    "debug",
+    "bundle",
+    "verify",
+    "bench",
+    "sweep",
+    "cli",
+    "__main__",
+)
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "compressor" and len(parts) > 1 else None
+
+
+def test_compressor_rooms_import_only_the_rooms_below_them():
+    rank = {room: i for i, room in enumerate(COMPRESSOR_ORDER)}
+    rooms = {_room(m) for m in MODULES} - {None}
+    assert rooms <= set(rank), f"place {sorted(rooms - set(rank))} in COMPRESSOR_ORDER"
+    upward = sorted(
+        f"{module} imports {imported}"
+        for module, imported_set in GRAPH.items()
+        if (room := _room(module))
+        for imported in imported_set
+        if (other := _room(imported)) and other != room and rank[other] > rank[room]
+    )
+    assert upward == []
+
+
+def test_compressor_top_level_fits_at_a_glance():
+    top = sorted(p.name for p in (ROOT / "compressor").glob("*.py"))
+    assert len(top) <= 8, top

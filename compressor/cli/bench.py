@@ -49,7 +49,7 @@ def bench_command(
     """Latency percentiles and throughput of any artifact (.onnx, .tflite, .engine, .pt2, ...)."""
     from calibration.preprocess import parse_preprocess as parse_image_preprocess
     from compressor.bench import bench_artifacts, bench_json, render_bench
-    from compressor.model_data import load_data_for
+    from compressor.model.data import load_data_for
 
     if not artifacts:
         raise UsageError("No artifact given. Usage: compress bench MODEL.onnx [MORE ...].")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, handle_errors
 from compressor.cli.flags import Flag, flags_of, given, options, ordered
+from compressor.judging.budget import Budget
 from compressor.recipe import CODE_FIELDS, NESTED, Recipe, check_file_code, load_recipe
-from compressor.tracking import log_tracked_run, open_tracker, track_option
+from compressor.report.tracking import log_tracked_run, open_tracker, track_option
 from foundation.errors import UsageError
 
 PRECISION_FLAGS = {
@@ -61,8 +61,8 @@ def run_command(model: str | None, recipe_path: Path | None, track: str | None, 
     allow_code, track_timeout = flags.pop("allow_code"), flags.pop("track_timeout")
     recipe, sources = build_recipe(model, recipe_path, flags, allow_code)
     tracker = open_tracker(track, track_timeout)
-    from compressor.pipeline import run_pipeline
-    from compressor.report import render_report
+    from compressor.pipeline.run import run_pipeline
+    from compressor.report.render import render_report
 
     report = run_pipeline(recipe, sources)
     render_report(report, CONSOLE)

@@ -51,9 +51,9 @@ TARGET_OPTIONS = flag(Recipe, "target_options")
 @handle_errors
 def debug_command(model: str, **flags: object) -> None:
     """Find the layers int8 breaks: per layer SQNR, ranges and outlier channels, worst first."""
-    from compressor.debug import run_debug  # torch and onnx load only when the command runs
-    from compressor.debug_report import html_page, render
-    from compressor.staging import staged_file
+    from compressor.debug.render import html_page, render
+    from compressor.debug.trace import run_debug  # torch and onnx load only when the command runs
+    from compressor.report.staging import staged_file
 
     settings = fields_of(Recipe, [*DEBUG_FLAGS, TARGET_OPTIONS], flags)
     inputs = [Path(model), Path(settings["calib"])]

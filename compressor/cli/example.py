@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, ERR, handle_errors
+from compressor.judging.budget import Budget
 from compressor.recipe import Recipe
 from foundation.errors import UsageError
 
@@ -27,9 +27,9 @@ from foundation.errors import UsageError
 @handle_errors
 def example_command(folder: Path, target: str, epochs: int) -> None:
     """Train a CNN on scikit-learn's digits, then compress it to int8 and verify it."""
-    from compressor.example import claim_example_folder, make_example
-    from compressor.pipeline import run_pipeline
-    from compressor.report import render_report
+    from compressor.model.example import claim_example_folder, make_example
+    from compressor.pipeline.run import run_pipeline
+    from compressor.report.render import render_report
 
     if epochs < 1:
         raise UsageError(f"--epochs {epochs}: train for at least 1 epoch.")

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import click
 
-from compressor.budget import Budget
 from compressor.cli.common import parse_batch_axes, parse_input_shapes, parse_key_values
+from compressor.judging.budget import Budget
+from compressor.judging.regression import Regression
+from compressor.judging.task_rules import parse_task_option
 from compressor.recipe import (
     CALIBRATION_METHODS,
     NESTED,
@@ -28,8 +30,6 @@ from compressor.recipe import (
     QatConfig,
     Recipe,
 )
-from compressor.regression import Regression
-from compressor.tasks import parse_task_option
 
 TASK_HELP = (
     "Task rule for every output, or OUTPUT=KIND for one (repeatable): classify, embed, detect, "

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from compressor.cli.common import CONSOLE, ERR, PATH, check_output, handle_errors
-from compressor.strict_read import load_json
+from compressor.trust.strict_read import load_json
 from foundation.errors import UsageError
 
 
@@ -29,7 +29,7 @@ def package_command(
     folder: Path | None, output: Path | None, preprocess: tuple[str, ...], check_path: Path | None
 ) -> None:
     """Bundle a compress output DIR (model, report, manifest.json) reproducibly, or --check one."""
-    from compressor.package import write_bundle
+    from compressor.bundle.archive import write_bundle
 
     if (folder is None) == (check_path is None):
         raise UsageError(
@@ -54,7 +54,7 @@ def package_command(
 
 def _check(bundle: Path) -> None:
     """Verify a bundle's files against its manifest; exit 1 on any mismatch."""
-    from compressor.package import check_bundle
+    from compressor.bundle.archive import check_bundle
 
     result = check_bundle(bundle)
     for problem in result.problems:

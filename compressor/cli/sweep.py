@@ -11,8 +11,8 @@ from rich.console import Console
 from compressor.cli.common import handle_errors
 from compressor.cli.flags import flag, options
 from compressor.recipe import Recipe
+from compressor.report.tracking import track_option
 from compressor.sweep.spec import TIMINGS
-from compressor.tracking import track_option
 
 
 @click.command("sweep")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from compressor import strict_json
-from compressor.budget import Budget
 from compressor.cli.common import CONSOLE, ERR, PATH, check_distinct, check_output, handle_errors
 from compressor.cli.flags import BUDGET_FLAGS, REGRESSION_FLAGS, build, fields_of, flag, options
+from compressor.judging.budget import Budget
+from compressor.judging.regression import Regression
 from compressor.limits import BUDGET_RANGES, REGRESSION_RANGES, check_fields
 from compressor.recipe import Recipe, check_counts
-from compressor.regression import Regression
+from compressor.report import strict_json
 from foundation.resources import check_threads
 
 VERIFY_FLAGS = [
@@ -59,9 +59,9 @@ def verify_command(
     artifact: Path, junit: Path | None, json_path: Path | None, **opts: object
 ) -> None:
     """CI check: run ARTIFACT in its runtime vs the baseline; exit 0 pass, 1 budget failed, 2 usage."""
-    from compressor.junit import write_junit
-    from compressor.report import render_report
-    from compressor.staging import staged_file
+    from compressor.report.junit import write_junit
+    from compressor.report.render import render_report
+    from compressor.report.staging import staged_file
     from compressor.verify import run_verify
 
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def _check_request(artifact: Path, junit: Path | None, json_path: Path | None, o
 
 def _verify_inputs(artifact: Path, opts: dict) -> list[Path]:
     """Every file `compress verify` reads, which its outputs must not overwrite."""
-    from compressor.artifacts import resolve_artifact
+    from compressor.model.artifacts import resolve_artifact
 
     paths = [artifact, opts["baseline"], *([opts["against"]] if opts.get("against") else [])]
     if opts.get("eval"):

@@ -17,7 +17,7 @@ import numpy as np
 from calibration.activations import TensorStats, collect_stats
 from calibration.dataset import Dataset
 from calibration.varied import VariedDataset
-from compressor.fidelity import sqnr_db
+from compressor.judging.fidelity import sqnr_db
 from targets.registry import EXACT_ARITHMETIC, reference_runner
 
 MIN_SAMPLES = 8

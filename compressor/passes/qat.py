@@ -30,8 +30,8 @@ from torch import nn
 
 from calibration.activations import TensorStats, collect_stats
 from calibration.dataset import Dataset
-from compressor.export import export_onnx
-from compressor.loading import LoadedModel
+from compressor.model.export import export_onnx
+from compressor.model.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.distill import _subset, predict
 from compressor.passes.qat_model import (

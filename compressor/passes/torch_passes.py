@@ -15,7 +15,7 @@ from torch import nn
 from calibration.dataset import Dataset
 from calibration.loaders import load_dataset
 from calibration.preprocess import parse_preprocess
-from compressor.loading import LoadedModel
+from compressor.model.loading import LoadedModel
 from compressor.passes.distill import OPTIMIZERS, distill, predict
 from compressor.passes.prune import protected_layers, prune_channels
 from compressor.passes.qat import check_qat_request, run_qat

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
-from compressor.loading import LoadedModel
+from compressor.model.loading import LoadedModel
 from foundation.errors import UsageError
 
 aten = torch.ops.aten

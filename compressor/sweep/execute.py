@@ -7,7 +7,7 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from compressor.staging import staged_file
+from compressor.report.staging import staged_file
 from compressor.sweep.jobs import Job
 from compressor.sweep.progress import SweepProgress
 from compressor.sweep.resume import completed_outcome, fingerprint, save_state

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressor.report_model import Report
+from compressor.report.schema import Report
 
 
 def report_figures(report: Report) -> dict:

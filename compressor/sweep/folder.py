@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compressor.run_record import first_link
-from compressor.staging import check_writable
+from compressor.report.run_record import first_link
+from compressor.report.staging import check_writable
 from compressor.sweep.spec import NAME
 from foundation.errors import OutputError
 

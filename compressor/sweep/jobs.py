@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compressor.precision import PRECISION_STEPS
+from compressor.pipeline.precision import PRECISION_STEPS
 from compressor.recipe import Recipe, recipe_from_dict
 from compressor.sweep.folder import job_folder
 from compressor.sweep.spec import JobEntry, SweepSpec, Variant

@@ -9,12 +9,12 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from compressor.run_record import read_run
-from compressor.staging import staged_file
-from compressor.strict_read import load_json
+from compressor.report.run_record import read_run
+from compressor.report.staging import staged_file
 from compressor.sweep.jobs import Job
 from compressor.sweep.shipping import input_files
 from compressor.sweep.worker import JobOutcome
+from compressor.trust.strict_read import load_json
 
 COMPLETE = ("passed", "failed")  # the run finished and wrote its report; errors run again
 CHUNK = 1 << 20

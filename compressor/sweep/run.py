@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from compressor.loading import check_model_file
+from compressor.model.loading import check_model_file
 from compressor.recipe import check_file_code
+from compressor.report.tracking import open_tracker
 from compressor.sweep.backends import (
     SWEEP_EXTRA,
     InProcessBackend,
@@ -25,7 +26,6 @@ from compressor.sweep.resume import fingerprint
 from compressor.sweep.retime import retime_exclusive
 from compressor.sweep.spec import TIMINGS, load_sweep
 from compressor.sweep.summary import build_summary, write_summary
-from compressor.tracking import open_tracker
 from foundation.errors import UsageError
 
 

@@ -10,9 +10,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from compressor.external_data import external_data_files
 from compressor.recipe import Recipe
-from compressor.run_record import first_link
+from compressor.report.run_record import first_link
+from compressor.trust.external_data import external_data_files
 from foundation.errors import UsageError
 
 INPUT_FIELDS = ("model", "calib", "eval", "train")

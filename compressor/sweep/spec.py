@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compressor.strict_read import load_toml
+from compressor.trust.strict_read import load_toml
 from foundation.errors import UsageError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use fullmatch: `$` lets a final newline in

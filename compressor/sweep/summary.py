@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from compressor.run_record import read_run
-from compressor.staging import staged_file
+from compressor.report.run_record import read_run
+from compressor.report.staging import staged_file
 from compressor.sweep.figures import latency, quality, report_figures
 from compressor.sweep.jobs import Job
 from compressor.sweep.worker import JobOutcome

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compressor.run_record import REPORT, load_logged_run
+from compressor.report.run_record import REPORT, load_logged_run
+from compressor.report.tracking import Tracker, log_record
 from compressor.sweep.jobs import Job
-from compressor.tracking import Tracker, log_record
 
 
 def log_sweep(tracker: Tracker, name: str, jobs: list[Job], summary: dict, out_dir: Path) -> str:

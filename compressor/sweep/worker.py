@@ -55,7 +55,7 @@ def run_job(job_id: str, recipe: Recipe) -> JobOutcome:
     """Run the recipe like `compress --recipe`: outputs in recipe.output, nothing on failure."""
     import torch
 
-    from compressor.pipeline import run_pipeline
+    from compressor.pipeline.run import run_pipeline
 
     # the job owns as many cores as it times with (at least 1: checked when the file was read)
     torch.set_num_threads(recipe.threads)

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.run import SUITES, main, run_one
 from benchmarks.tables import COLUMNS, markdown_table, summarize_report, write_results
-from compressor.pipeline import run_pipeline
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Recipe
 
 META = {

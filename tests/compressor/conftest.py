@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from calibration.digits import digits_splits, save_npz
-from compressor.budget import Budget
-from compressor.example import DigitsCNN, train_classifier
-from compressor.loading import LoadedModel
+from compressor.judging.budget import Budget
+from compressor.model.example import DigitsCNN, train_classifier
+from compressor.model.loading import LoadedModel
 from compressor.passes.trainable import trainable_module
-from compressor.pipeline import run_pipeline
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Recipe
-from compressor.report_model import Report
+from compressor.report.schema import Report
 
 
 @pytest.fixture(scope="session")

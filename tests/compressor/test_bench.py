@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compressor.bench import BenchSettings, bench_artifacts, bench_json, column_headers
-from compressor.example import DigitsCNN
+from compressor.model.example import DigitsCNN
 from tests.cli_runner import invoke_cli
 
 STAT_KEYS = {"p50", "p90", "p99", "mean", "std"}

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from compressor.budget import Budget
+from compressor.judging.budget import Budget
 from compressor.limits import DISTILL_RANGES, check_fields
 from compressor.recipe import (
     DistillConfig,
@@ -91,7 +91,7 @@ def test_counts_from_flags_are_named_as_flags():
 
 
 def test_choices_of_a_recipe_built_in_code_are_checked_before_any_work(example, tmp_path):
-    from compressor.pipeline import validate_recipe
+    from compressor.pipeline.run import validate_recipe
 
     with pytest.raises(UsageError, match=r"^--tune-objective 'speed'; choose one of"):
         check_choices({"tune_objective": "speed"})

@@ -21,8 +21,8 @@ def digits(example: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def compressed(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real compress output folder (fp32 for ONNX Runtime) of the session's example."""
-    from compressor.budget import Budget
-    from compressor.pipeline import run_pipeline
+    from compressor.judging.budget import Budget
+    from compressor.pipeline.run import run_pipeline
     from compressor.recipe import Recipe
 
     out = tmp_path_factory.mktemp("hostile-run") / "out"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from compressor.pt2_child import _read_paths
+from compressor.trust.pt2_child import _read_paths
 from foundation.sandbox import REPLY, REQUEST, Limits, lock_down
 
 

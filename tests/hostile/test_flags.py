@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from compressor.strict_json import dumps
+from compressor.report.strict_json import dumps
 from foundation.resources import max_threads
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 

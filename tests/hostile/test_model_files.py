@@ -42,7 +42,7 @@ def test_the_crafted_archives_are_real_threats_that_trust_pickle_lets_through(di
     evil = pickled_sample_inputs(digits["model"], tmp_path / "evil.pt2", marker)
     run_cli("bench", evil, "--runs", "2", "--warmup", "1")
     assert not marker.exists()
-    from compressor.loading import load_model
+    from compressor.model.loading import load_model
 
     loaded = load_model(evil, trust_pickle=True)
     assert marker.exists() and loaded.kind == "exported"

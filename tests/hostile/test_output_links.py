@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.staging import staged_file
+from compressor.report.staging import staged_file
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 SECRET = "root:x:0:0\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.staging import replace_outputs
+from compressor.report.staging import replace_outputs
 from foundation.errors import OutputError
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
@@ -82,7 +82,7 @@ def test_a_failed_move_puts_the_earlier_outputs_back(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr("compressor.staging.os.replace", failing_replace)
+    monkeypatch.setattr("compressor.report.staging.os.replace", failing_replace)
     stale = [out / "model.onnx", out / "old-extra.bin", out / "report.json"]
     with pytest.raises(OutputError, match="earlier outputs were put back"):
         replace_outputs(stage, out, stale)
@@ -113,7 +113,7 @@ def test_example_refuses_a_folder_of_the_users_files(tmp_path, mine):
 
 
 def test_example_reclaims_its_own_earlier_folder(tmp_path):
-    from compressor.example import MARKER, claim_example_folder
+    from compressor.model.example import MARKER, claim_example_folder
 
     folder = tmp_path / "ex"
     claim_example_folder(folder)

@@ -144,7 +144,7 @@ def test_a_derived_dim_export_with_guards_still_loads(tmp_path):
     assert program._guards_code  # the case this test is about
     model = tmp_path / "shifted.pt2"
     torch.export.save(program, str(model))
-    from compressor.loading import load_model
+    from compressor.model.loading import load_model
 
     loaded = load_model(model)  # checked, loaded in the sandbox, then here
     assert [s.name for s in loaded.inputs] == ["x", "y"]
@@ -156,7 +156,7 @@ def test_a_pt2e_quantized_export_still_loads(tmp_path):
     import torch
     import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the operators
 
-    from compressor.loading import load_model
+    from compressor.model.loading import load_model
 
     ops = torch.ops.quantized_decomposed
 

@@ -1,4 +1,4 @@
-"""The grammar for strings torch evaluates from a .pt2 (compressor/pt2_schema.py): the forms
+"""The grammar for strings torch evaluates from a .pt2 (compressor/trust/pt2_schema.py): the forms
 torch prints pass, anything that could reach code or blow up sympy is refused."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from compressor.pt2_schema import SchemaRefusal, _check_guards, check_expression
+from compressor.trust.pt2_schema import SchemaRefusal, _check_guards, check_expression
 
 S0 = sympy.Symbol("s0", positive=True, integer=True)
 S1 = sympy.Symbol("s53", positive=True, integer=True)
@@ -83,7 +83,7 @@ def test_guards_must_be_plain_size_comparisons(guard, ok):
 
 def test_non_finite_floats_are_the_only_strings_a_float_field_takes() -> None:
     """torch writes -inf (an attention mask's fill) as the string '-Infinity' in model.json."""
-    from compressor.pt2_schema import SchemaRefusal, _check_scalar
+    from compressor.trust.pt2_schema import SchemaRefusal, _check_scalar
 
     for text in ("Infinity", "-Infinity", "NaN"):
         _check_scalar(float, text, "arg.as_float")

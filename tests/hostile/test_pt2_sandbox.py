@@ -1,4 +1,4 @@
-"""The sandboxed loader (foundation/sandbox.py, compressor/pt2_child.py): what it enforces on
+"""The sandboxed loader (foundation/sandbox.py, compressor/trust/pt2_child.py): what it enforces on
 this machine, measured by a child that tries what a payload would, and that a payload slipping
 past the archive scan is caught in the child, not run in this process."""
 
@@ -72,7 +72,7 @@ def test_a_child_past_its_memory_limit_fails_cleanly(tmp_path):
 def test_a_payload_past_the_scan_is_stopped_in_the_child(digits, tmp_path):
     """Skip the archive scan on purpose: the child's audit hook ends the load at os.system,
     and Landlock keeps it from writing the marker even if it got further."""
-    from compressor.pt2_child import load_checked
+    from compressor.trust.pt2_child import load_checked
     from tests.hostile.archives import symbolic_size_payload
 
     marker = tmp_path / "payload-ran"
@@ -83,7 +83,7 @@ def test_a_payload_past_the_scan_is_stopped_in_the_child(digits, tmp_path):
 
 
 def test_a_real_export_loads_in_the_child_and_hands_back_plain_specs(digits):
-    from compressor.pt2_child import _load_isolated
+    from compressor.trust.pt2_child import _load_isolated
 
     found = _load_isolated(Path(digits["model"]), Path(digits["model"]).read_bytes(), Limits())
     assert "network namespace" in " ".join(found["layers"]) or "landlock" in found["layers"][-1]
@@ -105,6 +105,6 @@ def test_a_real_export_loads_in_the_child_and_hands_back_plain_specs(digits):
 )
 def test_the_childs_answer_is_checked_as_untrusted(result, plain):
     """A payload that ran in the child could write reply.json: only short plain data passes."""
-    from compressor.pt2_child import _plain_result
+    from compressor.trust.pt2_child import _plain_result
 
     assert _plain_result(result) is plain

@@ -64,7 +64,7 @@ def test_package_preprocess_of_plain_values_still_works(run_dir, tmp_path):
     prep.write_text(json.dumps({"mean": [0.485, 0.456, 0.406], "layout": "NCHW", "rgb": True}))
     result = _package(run_dir, tmp_path, prep, "scale=1/255", "std=[0.2,0.2,0.2]")
     assert result.exit_code == 0, result.output
-    from compressor.package import check_bundle
+    from compressor.bundle.archive import check_bundle
 
     manifest = check_bundle(tmp_path / "b.tar.gz").manifest
     assert manifest["preprocessing"]["scale"] == "1/255"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.strict_read import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from compressor.trust.strict_read import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 DEEP = 1000
@@ -151,7 +151,7 @@ def test_a_deep_recipe_toml_in_a_run_folder_is_refused_by_package(run_dir, tmp_p
 
 
 def test_a_deep_resume_state_record_is_refused_not_a_crash(tmp_path):
-    from compressor.strict_read import load_json
+    from compressor.trust.strict_read import load_json
     from foundation.errors import UsageError
 
     record = tmp_path / "job.json"

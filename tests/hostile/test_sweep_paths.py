@@ -180,7 +180,7 @@ def test_a_link_in_an_input_folder_is_not_followed(digits, tmp_path, secret):
 
 def test_external_data_in_a_constant_of_a_subgraph_is_checked_too(tmp_path):
     """Not only initializers: onnxruntime loads external data for any tensor, nested or not."""
-    from compressor.external_data import external_data_files
+    from compressor.trust.external_data import external_data_files
 
     value = helper.make_tensor("c", TensorProto.FLOAT, [1], [0.0])
     value.ClearField("float_data")

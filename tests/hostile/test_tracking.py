@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.run_record import load_logged_run
+from compressor.report.run_record import load_logged_run
 from foundation.errors import UsageError
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 

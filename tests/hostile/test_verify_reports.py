@@ -89,7 +89,7 @@ def test_image_folders_work_in_verify_and_bench_with_shapes_from_the_model(
 def test_image_folders_take_input_shape_when_the_model_records_none(digits, tmp_path):
     import torch
 
-    from compressor.example import DigitsCNN
+    from compressor.model.example import DigitsCNN
 
     script = tmp_path / "digits.pt"
     torch.jit.save(torch.jit.script(DigitsCNN().eval()), str(script))

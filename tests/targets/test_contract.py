@@ -9,9 +9,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from compressor.export import export_onnx
-from compressor.loading import load_model
-from compressor.package import check_bundle, write_bundle
+from compressor.bundle.archive import check_bundle, write_bundle
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from foundation.errors import DataError, TargetUnavailable, UnsupportedOp, UsageError
 from targets.base import PRECISIONS, Target, TargetOptions, TorchSource

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from PIL import Image
 
-from compressor.dims import fix_dims
+from compressor.model.dims import fix_dims
 from foundation.errors import UsageError
 from targets.base import TensorSpec
 
@@ -138,8 +138,8 @@ def test_bench_times_a_dynamic_hw_model_at_the_given_shape(wild, dynamic_model):
     """Without --input-shape the noise inputs would be 1x1 images; a conflicting size of a
     fixed dim is refused instead of being ignored."""
     _, path, _ = dynamic_model
-    from compressor.artifacts import open_artifact
     from compressor.bench import shaped_specs
+    from compressor.model.artifacts import open_artifact
 
     runner = open_artifact(path)
     try:

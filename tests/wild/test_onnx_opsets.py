@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from compressor.normalize import normalize_model
+from compressor.model.normalize import normalize_model
 from foundation.errors import ModelLoadError
 
 RNG = np.random.default_rng(7)

@@ -8,7 +8,7 @@ import onnx
 import pytest
 import torch
 
-from compressor.loading import load_model
+from compressor.model.loading import load_model
 
 RNG = np.random.default_rng(11)
 

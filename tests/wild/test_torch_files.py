@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from compressor.example import DigitsCNN
-from compressor.loading import build_from_factory as load_model_factory
-from compressor.loading import load_model, resolve_input_specs
+from compressor.model.example import DigitsCNN
+from compressor.model.loading import build_from_factory as load_model_factory
+from compressor.model.loading import load_model, resolve_input_specs
 from foundation.errors import ModelLoadError, UsageError
 
 RNG = np.random.default_rng(11)
@@ -36,7 +36,7 @@ def test_legacy_state_dict_with_cuda_tensors_compresses(wild, legacy_cuda_state,
     np.savez(tmp_path / "calib.npz", input=RNG.random((32, 1, 8, 8), dtype=np.float32))
     out = tmp_path / target
     result = wild.run(
-        path, "--model-factory", "compressor.example:DigitsCNN", "-t", target, "--int8",
+        path, "--model-factory", "compressor.model.example:DigitsCNN", "-t", target, "--int8",
         "--calib", tmp_path / "calib.npz", "-o", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -53,7 +53,7 @@ def test_corrupt_and_truncated_legacy_files_say_so(legacy_cuda_state, tmp_path):
     _, path = legacy_cuda_state
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:-100])  # a cut download
     with pytest.raises(ModelLoadError, match="legacy-format .* truncated"):
-        load_model(tmp_path / "cut.pt", "compressor.example:DigitsCNN")
+        load_model(tmp_path / "cut.pt", "compressor.model.example:DigitsCNN")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
     with pytest.raises(ModelLoadError, match="neither a zip archive nor a legacy"):
         load_model(tmp_path / "junk.pt")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from compressor.budget import Budget
-from compressor.package import check_bundle
-from compressor.pipeline import run_pipeline
+from compressor.bundle.archive import check_bundle
+from compressor.judging.budget import Budget
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Recipe
 from targets.registry import describe_targets
 
-# ONNX Runtime is covered in depth by test_bench.py, cli/test_verify.py and test_package.py.
+# ONNX Runtime is covered in depth by test_bench.py, cli/test_verify.py and bundle/test_archive.py.
 OTHER_TARGETS = [name for name, ok, _ in describe_targets() if ok and name != "onnx"]
 
 

@@ -12,12 +12,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from compressor.budget import Budget
 from compressor.cli import main
 from compressor.cli.compress import NOT_FLAGS, RUN_FLAGS, build_recipe
 from compressor.cli.flags import REGRESSION_FLAGS, build, flag, flags_of, given, options
+from compressor.judging.budget import Budget
+from compressor.judging.regression import Regression
 from compressor.recipe import NESTED, PruneConfig, Recipe
-from compressor.regression import Regression
 from foundation.errors import UsageError
 
 CLI_DIR = Path(__file__).parents[3] / "compressor" / "cli"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressor.junit import failure_message, junit_tree
-from compressor.staging import staged_file
+from compressor.report.junit import failure_message, junit_tree
+from compressor.report.staging import staged_file
 from foundation.errors import OutputError
 from tests.cli_runner import invoke_cli
 

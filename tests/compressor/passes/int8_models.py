@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from calibration.dataset import Dataset
-from compressor.export import export_onnx
-from compressor.loading import LoadedModel
+from compressor.model.export import export_onnx
+from compressor.model.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from targets.base import TensorSpec
 

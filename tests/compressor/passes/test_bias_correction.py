@@ -43,8 +43,8 @@ def test_gemm_shift_is_the_mean_output_error_of_rounded_weights(tmp_path):
 
 def test_correction_is_kept_only_when_held_back_sqnr_rises(cnn_files, tmp_path):
     from calibration.loaders import load_npz
-    from compressor.export import export_onnx
-    from compressor.loading import load_model
+    from compressor.model.export import export_onnx
+    from compressor.model.loading import load_model
     from compressor.passes.cleanup import cleanup_onnx
     from targets.onnx.capabilities import ORT_CPU_SCHEME
 

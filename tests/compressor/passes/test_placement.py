@@ -7,7 +7,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from calibration.dataset import Dataset
-from compressor.evaluate import output_fidelity
+from compressor.judging.evaluate import output_fidelity
 from compressor.passes.quantize import quantize_int8_static
 from targets.base import QuantScheme
 from targets.onnx.runner import OnnxRuntimeRunner

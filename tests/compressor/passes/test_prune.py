@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from benchmarks.zoo import build_model, export_program, zoo_data
-from compressor.export import export_onnx
-from compressor.loading import LoadedModel
+from compressor.model.export import export_onnx
+from compressor.model.loading import LoadedModel
 from compressor.passes.prune import output_layer_names, prune_channels
 from compressor.passes.trainable import trainable_module
 from compressor.recipe import PruneConfig

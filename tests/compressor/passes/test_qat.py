@@ -13,8 +13,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from compressor.export import export_onnx
-from compressor.loading import LoadedModel
+from compressor.model.export import export_onnx
+from compressor.model.loading import LoadedModel
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.qat import quantize_with_ranges, run_qat
 from compressor.recipe import Int8Config, QatConfig

@@ -9,9 +9,9 @@ import torch
 from onnx import numpy_helper
 
 from calibration.loaders import load_npz
-from compressor.evaluate import evaluate
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.judging.evaluate import evaluate
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from compressor.recipe import Int8Config

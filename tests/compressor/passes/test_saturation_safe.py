@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from calibration.loaders import load_npz
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from compressor.recipe import Int8Config

@@ -49,7 +49,7 @@ def test_sparsity_on_torchscript_and_a_state_dict(cnn_files, tmp_path, cli):
     assert passes["distill"]["after"]["nonzero_params"] <= prune["after"]["nonzero_params"]
     assert "not dense latency" in " ".join(result.output.split())
     sd = tmp_path / "sd"
-    args = [cnn_files["state.pt"], "--model-factory", "compressor.example:DigitsCNN"]
+    args = [cnn_files["state.pt"], "--model-factory", "compressor.model.example:DigitsCNN"]
     result = cli(args + ["--prune", "0.5", "--prune-method", "2:4"] + _quick(cnn_files, sd))
     assert result.exit_code == 0, result.output
     prune = json.loads((sd / "report.json").read_text())["passes"]["prune"]

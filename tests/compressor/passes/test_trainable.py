@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.loading import LoadedModel
+from compressor.model.loading import LoadedModel
 from compressor.passes.trainable import trainable_module
 from foundation.errors import UsageError
 

@@ -81,7 +81,7 @@ def test_sweep_logs_a_parent_run_and_one_child_per_job(
 
 
 def test_where_tracking_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from compressor.tracking import open_tracker, tracking_uri
+    from compressor.report.tracking import open_tracker, tracking_uri
     from foundation.errors import UsageError
 
     monkeypatch.chdir(tmp_path)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from benchmarks.zoo import build_model, export_program, zoo_data
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from targets.base import TorchSource

@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from targets import registry
 from targets.executorch import lower as executorch_lower
 

@@ -15,8 +15,8 @@ import torch
 from onnx import numpy_helper
 
 from benchmarks.zoo import ZOO_NAMES, build_model, export_program, zoo_data
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from targets.arithmetic import exact_session

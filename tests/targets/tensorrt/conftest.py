@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.zoo import save_zoo_inputs
-from compressor.budget import Budget
-from compressor.pipeline import run_pipeline
+from compressor.judging.budget import Budget
+from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Recipe
 
 # Few epochs keep the suite fast; every model still learns digits well past chance.

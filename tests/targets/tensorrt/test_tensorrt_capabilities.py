@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.pipeline import validate_recipe
+from compressor.pipeline.run import validate_recipe
 from compressor.recipe import Recipe
 from foundation.errors import UsageError
 from targets.registry import get_target, target_for_artifact

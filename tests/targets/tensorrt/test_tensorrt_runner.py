@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.zoo import zoo_data
-from compressor.evaluate import evaluate, output_fidelity
-from compressor.latency import measure_latency
+from compressor.judging.evaluate import evaluate, output_fidelity
+from compressor.judging.latency import measure_latency
 from foundation.errors import TargetUnavailable
 from targets.arithmetic import EXACT
 from targets.onnx.runner import OnnxRuntimeRunner

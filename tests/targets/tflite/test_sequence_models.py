@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from calibration.dataset import Dataset
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from compressor.passes.quantize import quantize_int8_static
 from targets.registry import EXACT_ARITHMETIC, reference_runner

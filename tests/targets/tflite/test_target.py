@@ -10,8 +10,8 @@ import pytest
 from ai_edge_litert import interpreter as litert
 from onnx import TensorProto, helper
 
-from compressor.export import export_onnx
-from compressor.loading import load_model
+from compressor.model.export import export_onnx
+from compressor.model.loading import load_model
 from compressor.passes.cleanup import cleanup_onnx
 from foundation.errors import UnsupportedOp, UsageError
 from targets.registry import get_target, target_for_artifact

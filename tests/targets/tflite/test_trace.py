@@ -10,7 +10,7 @@ import pytest
 
 from calibration.activations import iterate_activations
 from calibration.dataset import Dataset
-from compressor.debug_artifact import NOT_IN_ARTIFACT, compare_tensor, layer_stages
+from compressor.debug.stages import NOT_IN_ARTIFACT, compare_tensor, layer_stages
 from compressor.passes.quantize import quantize_int8_static
 from targets.tflite import TARGET
 from targets.tflite.capabilities import TFLITE_SCHEME

@@ -1,0 +1,1 @@
+"""The edge bundle of `compress package`: the archive and its manifest."""

@@ -1,0 +1,1 @@
+"""Measure and judge: fidelity, latency, budgets, the default floor and the verdict's records."""

@@ -1,0 +1,1 @@
+"""The `compress run` pipeline: its steps, precision choice, verdict and pass metrics."""

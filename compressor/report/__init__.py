@@ -1,0 +1,1 @@
+"""What a run measured, written and read back: report schema, rendering, notes, run record."""
