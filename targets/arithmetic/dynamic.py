@@ -60,7 +60,8 @@ def integer_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 def unemulated_nodes(model: onnx.ModelProto) -> list[dict]:
     """Integer nodes whose int8 arithmetic neither the exact nor the AVX2 emulation models
     (their figures are this host's kernels in every arithmetic): name, op and why."""
-    modelled = {id(n) for n in integer_matmuls(model)}
+    # by output name: protobuf hands out a new wrapper per access, so id() is not a node's identity
+    modelled = {n.output[0] for n in integer_matmuls(model)}
     return [
         {
             "node": node.name or node.output[0],
@@ -70,7 +71,7 @@ def unemulated_nodes(model: onnx.ModelProto) -> list[dict]:
         }
         for node in model.graph.node
         if (node.op_type in UNMODELLED_INTEGER_OPS or node.op_type == "MatMulInteger")
-        and id(node) not in modelled
+        and node.output[0] not in modelled
     ]
 
 
