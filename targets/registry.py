@@ -142,6 +142,16 @@ def host_int8() -> dict:
     return host_cpu().to_dict()
 
 
+def unemulated_int8_nodes(onnx_path: Path) -> list[dict]:
+    """Integer nodes of an ONNX graph whose int8 arithmetic no emulation models (node, op, why):
+    their figures are this host's kernels in every arithmetic."""
+    import onnx
+
+    from targets.arithmetic import unemulated_nodes
+
+    return unemulated_nodes(onnx.load(str(onnx_path)))
+
+
 def torch_runner(module: object, inputs: list[TensorSpec], threads: int = 1) -> Runner:
     """The baseline runner for a torch module (eager, TorchScript or torch.export's module)."""
     from targets.torch import TorchRunner

@@ -15,7 +15,12 @@ from compressor.judging.assess import Measured, run_eval
 from compressor.judging.evaluate import EvalResult
 from compressor.judging.output_records import compare_outputs, worst_summary
 from targets.base import Target
-from targets.registry import EXACT_ARITHMETIC, host_int8, reference_runner
+from targets.registry import (
+    EXACT_ARITHMETIC,
+    host_int8,
+    reference_runner,
+    unemulated_int8_nodes,
+)
 
 EXACT_HOW, HOST_HOW = "exact Q/DQ", "this host's kernels"
 
@@ -74,6 +79,9 @@ def check_arithmetics(
         "measured_on": {name: f.how for name, f in judged.items()},
         "host": cpu,
     }
+    unmodelled = unemulated_int8_nodes(path)
+    if unmodelled:  # never silently: these nodes' figures are this host's in every row
+        record["not_emulated"] = unmodelled
     return ArithmeticVerdict(dataclasses.replace(host, eval=worst.eval), record)
 
 
@@ -128,7 +136,18 @@ def arithmetic_notes(record: dict | None) -> list[str]:
     worse = [
         (n, f["sqnr_db"]) for n, f in figures if exact is not None and f["sqnr_db"] < exact - 1
     ]
-    return [
+    missing = [f"{n['node']} ({n['op']})" for n in record.get("not_emulated", [])]
+    unmodelled = (
+        [
+            f"int8 arithmetic of {len(missing)} node(s) is not emulated: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}; their figures in every arithmetic are this "
+            "host's kernels, so the verdict does not cover CPUs that compute them differently "
+            "(see docs/cpu-profiles.md)."
+        ]
+        if missing
+        else []
+    )
+    return unmodelled + [
         f"int8 in {name} ({record['measured_on'][name]}) reaches {sqnr:.1f} dB SQNR, "
         f"{exact - sqnr:.1f} dB below the exact Q/DQ reference: CPUs that sum int8 this way "
         f"get the worse figure, and the verdict is judged on it (CPU profile "

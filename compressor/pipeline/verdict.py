@@ -87,7 +87,7 @@ def judge_run(run: VerdictInputs) -> Report:
 def _check_arithmetics(run: VerdictInputs, measured: list[Measured]) -> ArithmeticVerdict | None:
     """int8: the artifact measured in every arithmetic of its CPU profile; the compressed
     Measured is replaced by the one judged (the worst arithmetic's figures)."""
-    if run.recipe.precision != "int8":
+    if run.recipe.precision not in ("int8", "dynamic"):
         return None
     recipe = run.recipe
     verdict = check_arithmetics(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.arithmetic.layers import QLayer
+from targets.arithmetic.layers import QLayer, conv_pads, transposed_input
 
 PAIR_LIMIT = 128
 DAMPING = 0.01  # of the mean diagonal, added to H so it inverts (GPTQ's default)
@@ -38,11 +38,11 @@ def _im2col(layer: QLayer, x: np.ndarray) -> np.ndarray | None:
     """[rows, K] layer inputs as the weight row reads them ((c, taps) for a Conv group)."""
     node = layer.node
     if node.op_type != "Conv":
-        return x.reshape(-1, x.shape[-1])
+        return x.T if transposed_input(node) else x.reshape(-1, x.shape[-1])
     out_ch, cin_g, *kernel = layer.weight.shape
     dims = len(kernel)
     attrs = {a.name: list(a.ints) for a in node.attribute if a.ints}
-    pads = attrs.get("pads", [0] * 2 * dims)
+    pads = conv_pads(node, tuple(kernel), x.shape[2:])
     strides, dilations = attrs.get("strides", [1] * dims), attrs.get("dilations", [1] * dims)
     padded = np.pad(x, [(0, 0), (0, 0), *zip(pads[:dims], pads[dims:], strict=True)])
     span = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]

@@ -25,10 +25,12 @@ from targets.arithmetic.layers import (
     INT16_MAX,
     INT16_MIN,
     QLayer,
+    conv_pads,
     find_qlayers,
     kernel_pairs,
     pairs_at_risk,
     runs_int8,
+    transposed_input,
 )
 from targets.arithmetic.profiles import Int8Arithmetic
 
@@ -52,15 +54,30 @@ def emulation_model(qdq: onnx.ModelProto, arithmetic: Int8Arithmetic) -> onnx.Mo
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
     after: dict[str, list[onnx.NodeProto]] = {}
+    shapes = _input_shapes(model)
     for index, layer in enumerate(find_qlayers(model)):
         if not runs_int8(model, layer):
             continue
         table = risky_pair_table(layer)
         if table is not None:
+            table["shape"] = shapes.get(layer.activation)
             exact, nodes = _add_correction(model, layer, table, f"sat{index}")
             after[exact] = nodes
     _insert_after(model, after)
     return model
+
+
+def _input_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
+    """Tensor name -> dims as shape inference knows them (an int, or None where unknown)."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - a graph inference cannot type is emulated without it
+        return {}
+    found = {}
+    for info in [*graph.value_info, *graph.input]:
+        dims = info.type.tensor_type.shape.dim
+        found[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return found
 
 
 def risky_pair_table(layer: QLayer) -> dict[str, np.ndarray] | None:
@@ -145,7 +162,7 @@ def _build_conv(layer: QLayer, a: str, table: dict, name: str, exact: str, out: 
     cin = cin_g * layer.groups
     strides = _ints(node, "strides", [1] * dims)
     dilations = _ints(node, "dilations", [1] * dims)
-    pads = _conv_pads(node, dims)
+    pads = _conv_pads(node, tuple(kernel), table.get("shape"))
     group_of = np.arange(out_ch) // (out_ch // layer.groups)
     row = table["index"]  # row index = c * taps + t within the channel's group
     cols = (row % taps) * cin + group_of[:, None, None] * cin_g + row // taps
@@ -193,6 +210,14 @@ def _build_matmul(layer: QLayer, a: str, table: dict, name: str, exact: str, out
         _init(f"{name}_lead", np.array([0], np.int64)),
         _init(f"{name}_last", np.array([-1], np.int64)),
     ]
+    if transposed_input(layer.node):  # Gemm transA: the input is [K, M] already
+        nodes = [helper.make_node("Identity", [a], [f"{name}_cols"])]
+        more_nodes, more_inits = _slot_sums(layer, f"{name}_cols", table, name, 1)
+        nodes += more_nodes + [
+            helper.make_node("Transpose", [f"{name}_fix"], [f"{name}_fixed"], perm=[1, 0]),
+            helper.make_node("Add", [exact, f"{name}_fixed"], [out]),
+        ]
+        return nodes, more_inits
     nodes = [
         helper.make_node("Reshape", [a, f"{name}_flat"], [f"{name}_rows"]),
         helper.make_node("Transpose", [f"{name}_rows"], [f"{name}_cols"], perm=[1, 0]),
@@ -244,15 +269,17 @@ def _ints(node: onnx.NodeProto, name: str, default: list[int]) -> list[int]:
     return list(next((a.ints for a in node.attribute if a.name == name), default))
 
 
-def _conv_pads(node: onnx.NodeProto, dims: int) -> list[int]:
-    auto = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
-    if auto not in ("NOTSET", "VALID"):
+def _conv_pads(node: onnx.NodeProto, kernel: tuple[int, ...], shape: tuple | None) -> list[int]:
+    """The Conv's explicit pads, auto_pad SAME_* resolved from its input's inferred size."""
+    pads = conv_pads(node, kernel, tuple(shape or ())[2:])
+    if pads is None:
         raise UnsupportedOp(
-            f"Conv '{node.name}' pads with auto_pad={auto}, which the AVX2 emulation does not "
-            "model; export the model with explicit pads (torch.onnx does) to verify it in "
-            "that arithmetic."
+            f"Conv '{node.name}' pads with auto_pad SAME_* on an input whose spatial size "
+            "shape inference cannot tell, so the AVX2 emulation cannot place its padding; "
+            "export the model with explicit pads or fixed input sizes to verify it in that "
+            "arithmetic."
         )
-    return _ints(node, "pads", [0] * 2 * dims)
+    return pads
 
 
 def _init(name: str, value: np.ndarray) -> onnx.TensorProto:

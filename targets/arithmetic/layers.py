@@ -58,6 +58,34 @@ def weight_rows(node: onnx.NodeProto, weight: np.ndarray) -> np.ndarray:
     return weight.T
 
 
+def conv_pads(
+    node: onnx.NodeProto, kernel: tuple[int, ...], spatial: tuple[int | None, ...]
+) -> list[int] | None:
+    """A Conv's [begins..., ends...] pads, auto_pad SAME_* resolved from the input's spatial
+    size as the ONNX spec says; None when auto_pad needs a size that is not known."""
+    dims = len(kernel)
+    auto = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
+    ints = {a.name: list(a.ints) for a in node.attribute if a.ints}
+    if auto in ("NOTSET", "VALID"):
+        return ints.get("pads", [0] * 2 * dims) if auto == "NOTSET" else [0] * 2 * dims
+    if len(spatial) != dims or any(not isinstance(n, int) or n <= 0 for n in spatial):
+        return None
+    strides = ints.get("strides", [1] * dims)
+    dilations = ints.get("dilations", [1] * dims)
+    total = [
+        max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True)
+    ]
+    small = [t // 2 for t in total]  # SAME_UPPER puts the odd pad at the end
+    begins = small if auto == "SAME_UPPER" else [t - h for t, h in zip(total, small, strict=True)]
+    return begins + [t - b for t, b in zip(total, begins, strict=True)]
+
+
+def transposed_input(node: onnx.NodeProto) -> bool:
+    """A Gemm reading its activation as [K, M] (transA): the kernel's K runs along rows."""
+    return node.op_type == "Gemm" and bool(_attr(node, "transA", 0))
+
+
 def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
 
@@ -69,8 +97,6 @@ def find_qlayers(model: onnx.ModelProto) -> list[QLayer]:
     found = []
     for node in model.graph.node:
         if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
-            continue
-        if node.op_type == "Gemm" and _attr(node, "transA", 0):
             continue
         x_dq, w_dq = producer.get(node.input[0]), producer.get(node.input[1])
         if not (_is_dq(x_dq) and _is_dq(w_dq) and w_dq.input[0] in inits):

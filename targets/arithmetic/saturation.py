@@ -1,9 +1,11 @@
 """Saturation-safe int8 weights: every weight pair an AVX2 kernel sums in int16 fits it.
 
 With u8 inputs in [0, 255], a pair saturates iff its same-sign weights have |w1| + |w2| > 128
-(255 * 129 > 32767). Per output channel at risk the cheapest fix is chosen by the weight error
-it leaves against the float weights: a larger scale (between 8 and 7 bits, that channel only),
-or pulling just the pairs at risk in to |w1| + |w2| = 128, or a larger scale then those pairs.
+(255 * 129 > 32767). Per output channel at risk the fix with the least output error (e H e^T,
+H the layer input's second moment; the weight error without it) is kept among: a larger scale
+(between 8 and 7 bits, that channel only) with the pairs still over pulled in to
+|w1| + |w2| = 128, and, with H, the same scales rounded GPTQ-style under the pair limit
+(compensate.py), whose error the other weights of the channel take up.
 Channels and layers without risk keep their 8-bit weights; int32 biases follow s_x * s_w.
 Written by hand: onnxruntime offers only reduce_range (7-bit weights for the whole model).
 """
@@ -29,6 +31,7 @@ from targets.arithmetic.layers import (
 
 PAIR_LIMIT = 128  # the largest |w1| + |w2| whose sum over u8 inputs stays inside int16
 SCALE_STEPS = 24  # candidate scale factors tried per channel between 1 and "scale alone"
+COMPENSATED_STEPS = 8  # of those, the ones also tried with compensated rounding (costlier)
 
 
 @dataclass
@@ -83,30 +86,40 @@ def fix_channels(
 ) -> ChannelFix:
     """Per channel at risk, the fix with the least error: output error e H e^T with the
     input's moment H when known (weight error otherwise) of a scale factor with pair
-    pull-in, or (with H) the 8-bit scale and compensated pull-in."""
+    pull-in, or (with H) a scale factor with compensated rounding."""
     rows, scale = layer.rows.copy(), layer.w_scale.copy()
     factors = np.ones_like(scale)
     at_risk = np.flatnonzero(risk.any(1))
     per_tensor = np.unique(layer.w_scale).size == 1 and rows.shape[0] > 1
+    candidates = _candidate_factors(layer.rows[at_risk], pairs, per_tensor)
     best_err = np.full(len(at_risk), np.inf)
     adjusted = np.zeros(len(at_risk), int)
-    for factor in _candidate_factors(rows[at_risk], pairs, per_tensor):
+
+    def keep(q: np.ndarray, factor: float, moved: np.ndarray) -> None:
         new_scale = scale[at_risk] * factor
-        q, moved = quantize_rows(original[at_risk] / new_scale[:, None], pairs)
         err = _error(q * new_scale[:, None] - original[at_risk], moment)
         better = err < best_err
         best_err[better] = err[better]
         rows[at_risk[better]] = q[better]
         factors[at_risk[better]] = factor
         adjusted[better] = moved[better]
-    if moment is not None:
-        q = round_with_pair_limit(original[at_risk] / scale[at_risk, None], moment, pairs)
-        better = _error(q * scale[at_risk, None] - original[at_risk], moment) < best_err
-        rows[at_risk[better]] = q[better]
-        factors[at_risk[better]] = 1.0
-        adjusted[better] = _pulled(q[better], pairs).sum(1)
-    scale = layer.w_scale * factors
-    return ChannelFix(rows, scale, factors, int(adjusted.sum()))
+
+    for factor in candidates:
+        q, moved = quantize_rows(original[at_risk] / (scale[at_risk, None] * factor), pairs)
+        keep(q, factor, moved)
+    if moment is not None:  # every factor's compensated rounding in one pass (rows stacked)
+        tried = _compensated_factors(candidates)
+        base = original[at_risk] / scale[at_risk, None]
+        q_all = round_with_pair_limit(np.concatenate([base / f for f in tried]), moment, pairs)
+        for q, factor in zip(np.split(q_all, len(tried)), tried, strict=True):
+            keep(q, factor, _pulled(q, pairs).sum(1))
+    return ChannelFix(rows, layer.w_scale * factors, factors, int(adjusted.sum()))
+
+
+def _compensated_factors(factors: np.ndarray) -> np.ndarray:
+    """At most COMPENSATED_STEPS of the candidate factors, 1 and the largest included."""
+    picks = np.unique(np.linspace(0, len(factors) - 1, COMPENSATED_STEPS).round().astype(int))
+    return factors[picks]
 
 
 def _error(difference: np.ndarray, moment: np.ndarray | None) -> np.ndarray:
@@ -222,7 +235,8 @@ def _record(
         "fused_by_onnxruntime": runs_int8(model, layer),
         "why": f"{int(risk.sum())} same-sign weight pairs with |w1|+|w2| > {PAIR_LIMIT} can "
         "leave int16 on VPMADDUBSW kernels (x86 without VNNI); each channel at risk took the "
-        "scale increase and pair pull-in with the least weight error",
+        "scale and rounding (nearest with pairs pulled in, or compensated) with the least "
+        "output error",
     }
 
 

@@ -40,7 +40,7 @@ class OnnxTarget(Target):
         dst = work / "model.onnx"
         shutil.copyfile(onnx_path, dst)
         info = {"runtime": f"onnxruntime {ort.__version__}"}
-        if precision == "int8":  # the profile it was verified for, `host` resolved
+        if precision in ("int8", "dynamic"):  # the profile it was verified for, `host` resolved
             info["cpu"] = self.cpu_profile(options)[0]
         return Artifact(dst, self.name, precision, info=info)
 

@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 
 from foundation.errors import ModelLoadError, UsageError
-from targets.arithmetic import ARITHMETICS, EXACT, emulation_model, exact_session
+from targets.arithmetic import ARITHMETICS, EXACT, arithmetic_model, exact_session
 from targets.base import Runner, TensorSpec
 
 HOST = "host"  # onnxruntime's own kernels on this CPU, graph optimizations on
@@ -59,11 +59,11 @@ class OnnxRuntimeRunner(Runner):
 
 def _open_session(path: Path, threads: int, arithmetic: str) -> ort.InferenceSession:
     """onnxruntime as shipped (HOST), the exact Q/DQ arithmetic, or an emulated one."""
-    if arithmetic == EXACT.name:
-        return exact_session(path, threads)
     if arithmetic != HOST:
         model = onnx.load(str(path))
-        emulated = emulation_model(model, ARITHMETICS[arithmetic])
+        emulated = arithmetic_model(model, ARITHMETICS[arithmetic])
+        if emulated is model and arithmetic == EXACT.name:  # a Q/DQ graph is exact as written
+            return exact_session(path, threads)
         return exact_session(emulated.SerializeToString(), threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -49,7 +49,9 @@ def weighted_model(
     x_scale = (hi - lo) / levels
     zero = int(round(-lo / x_scale)) + (-128 if signed else 0)
     nodes, inits = _qdq_input("x", x_scale, zero, signed)
-    out_axis = {"Conv": 0, "MatMul": 1, "Gemm": 0 if attrs.get("transB") else 1}[op]
+    out_axis = {
+        "Conv": 0, "ConvTranspose": 1, "MatMul": 1, "Gemm": 0 if attrs.get("transB") else 1
+    }[op]  # fmt: skip
     out_ch = weight.shape[out_axis]
     w_scale = np.linspace(0.01, 0.03, out_ch).astype(np.float32)
     inits += [
@@ -126,8 +128,8 @@ def activation_matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> onn
 
 
 def kernel_cases(seed: int = 3) -> dict[str, tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
-    """Conv (1, 3 and odd input channels, stride/pad/dilation, groups, depthwise), Gemm and
-    MatMul graphs with adversarial weights, each with inputs that push u8 values to 255."""
+    """Conv (1, 3 and odd input channels, stride/pad/dilation, auto_pad, groups, depthwise),
+    ConvTranspose, Gemm (transA, transB) and MatMul graphs with adversarial weights, each with inputs that push u8 values to 255."""
     rng = np.random.default_rng(seed)
     w = adversarial_weights
     specs = {
@@ -166,6 +168,18 @@ def kernel_cases(seed: int = 3) -> dict[str, tuple[onnx.ModelProto, dict[str, np
         ),
         "gemm_transposed": ("Gemm", (4, 33), w(rng, (10, 33)), {"transB": 1}, {}),
         "gemm": ("Gemm", (4, 33), w(rng, (33, 10)), {}, {}),
+        "gemm_transposed_input": ("Gemm", (33, 4), w(rng, (33, 10)), {"transA": 1}, {}),
+        "conv_same_upper": (
+            "Conv", (2, 3, 10, 10), w(rng, (6, 3, 3, 3)),
+            {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, {},
+        ),
+        "conv_same_lower": (
+            "Conv", (2, 3, 10, 10), w(rng, (6, 3, 4, 4)), {"auto_pad": "SAME_LOWER"}, {},
+        ),
+        "conv_transpose": (
+            "ConvTranspose", (2, 6, 5, 5), w(rng, (6, 4, 3, 3)),
+            {"strides": [2, 2], "pads": [1, 1, 1, 1]}, {},
+        ),
     }  # fmt: skip
     cases = {}
     for name, (op, shape, weight, attrs, options) in specs.items():

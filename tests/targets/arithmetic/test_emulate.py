@@ -62,8 +62,9 @@ def test_the_cases_saturate_in_avx2_arithmetic():
         if np.abs(_emulated(model, AVX2_PAIRS, feeds) - _emulated(model, EXACT, feeds)).max()
         > 4 * OUTPUT_LSB
     }
-    # Depthwise kernels sum in int32, and a Conv with a float output runs as a float Conv.
-    assert differ == set(CASES) - {"conv_depthwise", "conv_float_output"}
+    # Depthwise kernels sum in int32, a Conv with a float output runs as a float Conv, and
+    # onnxruntime has no int8 ConvTranspose kernel on CPU (measured under qemu: exact).
+    assert differ == set(CASES) - {"conv_depthwise", "conv_float_output", "conv_transpose"}
 
 
 def _python_binary() -> str:

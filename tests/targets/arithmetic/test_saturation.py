@@ -32,8 +32,9 @@ def test_safe_weights_compute_the_same_on_avx2_and_exact(name):
     assert all(not pairs_at_risk(layer).any() for layer in find_qlayers(safe))
     exact = _run(safe, feeds)
     np.testing.assert_allclose(_run(safe, feeds, AVX2_PAIRS), exact, atol=0.5 * 1.001)
-    if name == "conv_depthwise":
-        assert records == []  # depthwise kernels sum in int32: nothing at risk, nothing done
+    if name in ("conv_depthwise", "conv_transpose"):
+        # depthwise kernels sum in int32, ConvTranspose has no int8 kernel: nothing to do
+        assert records == []
         return
     assert records and records[0]["pairs_at_risk"] > 0 and records[0]["why"]
     # The fix costs less than the saturation it removes and keeps the layer close to 8-bit
