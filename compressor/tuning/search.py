@@ -26,6 +26,8 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method
 from compressor.judging.budget import Budget
+from compressor.judging.evaluate import top1_accuracy
+from compressor.judging.fidelity import measure_fidelity
 from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
 from compressor.recipe import Int8Config, Recipe
@@ -69,10 +71,18 @@ class Reference:
     runner: Runner
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    return float(cos.mean())
+def judge_outputs(
+    reference: list[np.ndarray], outputs: list[np.ndarray], labels: np.ndarray | None
+) -> dict:
+    """A trial's quality by the verdict's own rules: the worst output's mean per-sample cosine
+    (compressor/judging/fidelity.py) and the top-1 drop of the first output
+    (compressor/judging/evaluate.py), so --auto and the final verdict never disagree."""
+    pairs = zip(reference, outputs, strict=True)
+    result = {"cosine": round(min(measure_fidelity(r, o).cosine_mean for r, o in pairs), 5)}
+    before, after = top1_accuracy(reference[0], labels), top1_accuracy(outputs[0], labels)
+    if before is not None and after is not None:
+        result["accuracy_drop"] = round(100 * (before - after), 3)
+    return result
 
 
 def measure_trial(
@@ -88,14 +98,11 @@ def measure_trial(
     outputs = run_outputs(judged or runner, data, fixed or 64)
     base, latency = interleaved_ms([ref.runner, runner], data.feeds(slice(0, fixed or 1)))
     result = {
-        "cosine": round(min(_cosine(r, o) for r, o in zip(ref.outputs, outputs, strict=True)), 5),
+        **judge_outputs(ref.outputs, outputs, ref.labels),
         "latency_ms": round(latency, 4),
         "latency_vs_fp32": round(latency / max(base, 1e-9), 3),
         "size_bytes": size,
     }
-    if ref.labels is not None:
-        top1 = lambda out: float((out.argmax(-1) == ref.labels).mean())  # noqa: E731
-        result["accuracy_drop"] = round(100 * (top1(ref.outputs[0]) - top1(outputs[0])), 3)
     return result
 
 
