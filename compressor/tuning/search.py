@@ -42,7 +42,7 @@ from compressor.tuning.fallback import fallback_precision, mark_fp16
 from compressor.tuning.sensitivity import block_sensitivity
 from compressor.tuning.trials import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
 from targets.base import QuantScheme, Runner, Target
-from targets.registry import get_target, reference_runner
+from targets.options import TargetOptions
 
 
 @dataclass(frozen=True)
@@ -291,28 +291,36 @@ def _finish(tuner: Tuner, chosen: dict, dst: Path, started: float) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class TuneInputs:
+    """What the pipeline already resolved and hands down to --auto: the run's target (bound to
+    its torch model where it lowers from torch), its parsed -O options, its int8 scheme, the
+    calibration batch and the model's own fixed batch."""
+
+    target: Target
+    options: TargetOptions
+    scheme: QuantScheme
+    batch: int
+    fixed_batch: int | None
+
+
 def auto_int8(
     recipe: Recipe,
     fp32: Path,
     dst: Path,
     data: tuple[Dataset, Dataset | None],
-    scheme: QuantScheme,
-    batch: int,
-    target: Target | None = None,
+    given: TuneInputs,
 ) -> dict:
-    """The pipeline's --auto step: tune in the target's runtime (the run's target, bound to its
-    torch model where it lowers from torch), then describe the chosen model as quantize does."""
-    target = target or get_target(recipe.target)
-    runtime = TargetRuntime(
-        target, target.parse_options(recipe.target_options), recipe.threads, dst.parent / "tuning"
-    )
+    """The pipeline's --auto step: tune in the target's runtime, then describe the chosen model
+    as quantize does."""
+    runtime = TargetRuntime(given.target, given.options, recipe.threads, dst.parent / "tuning")
     config = TuneConfig(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration,
-        batch, reference_runner(fp32).fixed_batch, recipe.tune_objective,
-        fallback_precision(target), recipe.int8,
+        given.batch, given.fixed_batch, recipe.tune_objective,
+        fallback_precision(given.target), recipe.int8,
     )  # fmt: skip
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
-    tuning = tune_int8(fp32, dst, data, scheme, config, runtime)
+    tuning = tune_int8(fp32, dst, data, given.scheme, config, runtime)
     chosen = tuning["trials"][tuning["chosen"]]
     STDERR.print(
         f"[bold]tune[/] chose trial {chosen['trial']} of {len(tuning['trials'])} "
