@@ -106,7 +106,7 @@ def measure_trial(
     return result
 
 
-def split_held_back(calib: Dataset, evaluation: Dataset | None) -> tuple[Dataset, Dataset]:
+def split_trial_samples(calib: Dataset, evaluation: Dataset | None) -> tuple[Dataset, Dataset]:
     """Calibration samples and the samples trials are judged on (never the same ones)."""
     if evaluation is not None:
         return calib, evaluation
@@ -218,7 +218,7 @@ def tune_int8(
     data is (calibration samples, evaluation samples or None)."""
     started = time.perf_counter()
     runtime.work.mkdir(parents=True, exist_ok=True)
-    tuner = Tuner(fp32, split_held_back(*data), scheme, runtime, config)
+    tuner = Tuner(fp32, split_trial_samples(*data), scheme, runtime, config)
     ref = tuner.reference()
     first = tuner.trial((), 0, ref)
     timed = latency_mode(config.objective, config.budget.max_latency_ms)
