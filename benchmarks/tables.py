@@ -46,6 +46,8 @@ def summarize_report(report: dict) -> dict:
         "p50_ms": p50,
         "p90_ms": comp["latency_ms"]["p90"],
         "torch_fp32_p50_ms": base["latency_ms"]["p50"],
+        "fp32_p50_ms": fp32_same_p50,  # the same target's fp32 artifact, timed beside it
+        "fp32_accuracy_pct": _pct((ref or base).get("accuracy")),
         "speedup_vs_torch": round(base["latency_ms"]["p50"] / p50, 3),
         "speedup_vs_fp32_same_runtime": round(fp32_same_p50 / p50, 3),
         "conversion_s": report.get("conversion_s"),
@@ -89,6 +91,25 @@ def markdown_table(rows: list[dict], meta: dict) -> str:
                 cells[1] += f" (proxy: {row['runtime']})"
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def side_by_side(
+    rows: list[tuple[str, str, dict[str, str]]], columns: dict[str, str], blank: dict[str, str]
+) -> list[str]:
+    """Markdown lines, a runtime per column: (model, measure, {target: cell}) per row; a cell
+    missing from a row shows the target's `blank` text (why it was not measured), else "–"."""
+    lines = [
+        "| model | measure | " + " | ".join(columns.values()) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
+    for model, measure, cells in rows:
+        shown = [str(cells.get(t, blank.get(t, "–"))).replace("|", "/") for t in columns]
+        lines.append(f"| {model} | {measure} | " + " | ".join(shown) + " |")
+    return lines
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 2)
 
 
 def _reason(row: dict) -> str:

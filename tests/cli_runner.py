@@ -16,3 +16,14 @@ def invoke_cli(args: Sequence[object], code: int | None = None) -> Result:
     if code is not None:
         assert result.exit_code == code, result.output[-3000:]
     return result
+
+
+# What one `compress` run of a test's tiny model may take before a test calls it hung: a run
+# takes seconds on a quiet machine and ten times that on a busy one, so only a hang reaches
+# this. Tests bound their subprocesses by the work they start, never by how fast it must go.
+RUN_CEILING_S = 600
+
+
+def work_bound_s(runs: int = 1) -> int:
+    """The hang guard for a subprocess doing `runs` compress runs (or Ray starts): seconds."""
+    return runs * RUN_CEILING_S

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from compressor.judging.budget import Budget, BudgetResult
 from compressor.judging.output_records import OutputRecord
+from compressor.judging.task_rules import DECISIVE_TOP
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,11 @@ class FidelityFloor:
     min_cosine: float = field(default=0.98, metadata={"help": "Mean per-sample cosine."})
     min_sqnr_db: float = field(default=15.0, metadata={"help": "Mean per-sample SQNR, dB."})
     min_channel_sqnr_db: float = field(
-        default=10.0, metadata={"help": "SQNR of the worst channel, over all samples, dB."}
+        default=10.0,
+        metadata={
+            "help": "SQNR of the worst channel over all samples, dB (a gated classifier: of "
+            "the classes in a top 5 of the original or the artifact)."
+        },
     )
     max_collapse_share: float = field(
         default=0.0, metadata={"help": "Share of samples whose output collapsed to a constant."}
@@ -138,5 +143,22 @@ def _worst(
     if name in ("min_task_agreement", "max_relative_error"):
         note += f" ({record.task}: {record.headline})"
     elif name == "min_channel_sqnr":
-        note += f", channel {record.fidelity.worst_channel}"
+        note += f", channel {record.fidelity.worst_channel}" + _channel_note(record, passed)
     return BudgetResult(name, limit, value, passed, unit, note, source)
+
+
+def _channel_note(record: OutputRecord, passed: bool) -> str:
+    """Which channels the worst was taken over, when not all; for class scores judged on every
+    channel because the rule was guessed, what would judge them as classes."""
+    fid = record.fidelity
+    if fid.judged_channels is not None and fid.judged_channels < fid.channels:
+        return (
+            f" ({fid.judged_channels} of {fid.channels} classes judged: those in a top "
+            f"{DECISIVE_TOP} of the original or the artifact)"
+        )
+    if not passed and record.task == "classify" and not record.gated:
+        return (
+            "; if these are class scores, labels in the eval data or --task classify judge "
+            f"only the classes in a top {DECISIVE_TOP}"
+        )
+    return ""

@@ -31,6 +31,7 @@ class OutputFidelity:
     worst_channel: int | None
     worst_channel_sqnr_db: float | None
     nonfinite_share: float = 0.0  # share of NaN/Inf values in the candidate
+    judged_channels: int | None = None  # channels the worst is taken over (None: no channels)
 
 
 def sqnr_db(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -77,29 +78,35 @@ def argmax_agreement(ref: np.ndarray, cand: np.ndarray, axis: int) -> float:
 
 
 def channel_sqnr(
-    ref: np.ndarray, cand: np.ndarray, axes: tuple[int, ...]
-) -> tuple[int, int | None, float | None, int | None]:
-    """(channels, worst channel, its SQNR in dB, its axis): each slice along each axis, over all
-    samples and other positions; the worst slice over all axes."""
-    best: tuple[int, int | None, float | None, int | None] = (0, None, None, None)
+    ref: np.ndarray, cand: np.ndarray, axes: tuple[int, ...], judged: np.ndarray | None = None
+) -> tuple[int, int | None, float | None, int | None, int | None]:
+    """(channels, worst channel, its SQNR in dB, its axis, channels judged): each slice along
+    each axis, over all samples and other positions; the worst slice over all axes. judged
+    (indices along a single axis) limits the worst to those channels."""
+    best: tuple = (0, None, None, None, None)
     for axis in axes:
         if ref.ndim < 2 or ref.shape[axis] < 2:
             continue
         ref_c = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
         cand_c = np.moveaxis(cand, axis, 0).reshape(ref.shape[axis], -1)
         per_channel = sqnr_db((ref_c**2).sum(axis=1), ((ref_c - cand_c) ** 2).sum(axis=1))
-        worst = int(per_channel.argmin())
+        index = np.arange(len(per_channel)) if judged is None else np.asarray(judged, int)
+        worst = int(index[per_channel[index].argmin()])
         if best[2] is None or per_channel[worst] < best[2]:
-            best = (len(per_channel), worst, round(float(per_channel[worst]), 3), axis)
+            best = (len(per_channel), worst, round(float(per_channel[worst]), 3), axis, len(index))
     return best
 
 
 def measure_fidelity(
-    reference: np.ndarray, candidate: np.ndarray, channel_axes: tuple[int, ...] = ()
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    channel_axes: tuple[int, ...] = (),
+    judged: np.ndarray | None = None,
 ) -> OutputFidelity:
     """Fidelity of candidate against reference for one output stacked as [samples, ...];
     outputs with one value per sample are scored over the batch (a per-sample cosine of a
-    scalar is only its sign). NaN/Inf in the candidate count as zeros and as a collapse."""
+    scalar is only its sign). NaN/Inf in the candidate count as zeros and as a collapse.
+    judged: the channels (along the one channel axis) the worst channel is taken over."""
     ref = np.nan_to_num(np.asarray(reference, np.float64), posinf=0.0, neginf=0.0)
     raw = np.asarray(candidate, np.float64).reshape(ref.shape)
     nonfinite = ~np.isfinite(raw)
@@ -114,7 +121,7 @@ def measure_fidelity(
     cosines = sample_cosines(flat_ref, flat_cand, collapsed)
     sqnrs = sqnr_db((flat_ref**2).sum(axis=1), ((flat_ref - flat_cand) ** 2).sum(axis=1))
     sqnrs = np.where(bad, -SQNR_CAP_DB, sqnrs)
-    channels, worst, worst_db, axis = channel_sqnr(ref, cand, channel_axes)
+    channels, worst, worst_db, axis, judged_count = channel_sqnr(ref, cand, channel_axes, judged)
     return OutputFidelity(
         cosine_mean=round(float(cosines.mean()), 6),
         cosine_worst=round(float(cosines.min()), 6),
@@ -127,6 +134,7 @@ def measure_fidelity(
         worst_channel=worst,
         worst_channel_sqnr_db=worst_db,
         nonfinite_share=round(float(nonfinite.mean()), 6),
+        judged_channels=judged_count,
     )
 
 

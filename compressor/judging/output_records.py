@@ -9,7 +9,7 @@ import numpy as np
 
 from compressor.judging.evaluate import EvalResult
 from compressor.judging.fidelity import OutputFidelity, measure_fidelity
-from compressor.judging.task_rules import TASK_RULES, agreement, choose_rule
+from compressor.judging.task_rules import TASK_RULES, agreement, choose_rule, judged_channels
 from foundation.errors import UsageError
 
 
@@ -97,7 +97,7 @@ def _record(
         higher_is_better=higher,
         gated=rule.gated,
         agreement=numbers,
-        fidelity=measure_fidelity(ref, cand, rule.channel_axes),
+        fidelity=measure_fidelity(ref, cand, rule.channel_axes, judged_channels(rule, ref, cand)),
     )
 
 

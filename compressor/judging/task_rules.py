@@ -16,6 +16,11 @@ from foundation.errors import UsageError
 
 DETECT_SCORE = 0.25  # a reference anchor whose best class score reaches this is a detection
 BOX_CHANNELS = 4  # detection heads put x, y, w, h before the class scores
+# A class channel is judged when it is in the original's or the artifact's top DECISIVE_TOP of
+# some sample: the deepest rank the classify rule measures (top-5 agreement). Deeper class
+# logits decide nothing the report measures; their SQNR is the output's shared noise over a
+# near-zero signal (docs/verification.md, "Which class channels are judged").
+DECISIVE_TOP = 5
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,26 @@ def choose_rule(
         )
     source = "--task " + (f"{name}={task}" if name in given else task)
     return TaskRule(task, f"set by {source}", TASK_RULES[task][2](ref.shape))
+
+
+def decisive_classes(ref: np.ndarray, cand: np.ndarray) -> np.ndarray | None:
+    """Classes in the original's or the artifact's top DECISIVE_TOP on some sample (None when
+    the output is not one score per class, [B, C] with axes of size 1 aside)."""
+    if ref.ndim < 2 or int(np.prod(ref.shape[2:])) != 1:
+        return None
+    finite = np.nan_to_num(np.asarray(cand, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    ranked = [np.argsort(-a.reshape(len(a), -1), axis=1, kind="stable") for a in (ref, finite)]
+    return np.unique(np.concatenate([r[:, :DECISIVE_TOP] for r in ranked]))
+
+
+def judged_channels(rule: TaskRule, ref: np.ndarray, cand: np.ndarray) -> np.ndarray | None:
+    """The channels whose SQNR the floor judges (None: every channel). A classifier's class
+    logits decide only through their ranking, so a classify rule backed by evidence (labels,
+    --task) judges the decisive classes; a detection score, or anything guessed from the shape,
+    keeps every channel (a small channel drowned by shared noise is a defect there)."""
+    if rule.task == "classify" and rule.gated:
+        return decisive_classes(ref, cand)
+    return None
 
 
 def agreement(rule: TaskRule, ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:

@@ -113,7 +113,8 @@ def _error(difference: np.ndarray, moment: np.ndarray | None) -> np.ndarray:
     """Per row, the squared output error (d H d^T) or, without H, the squared weight error."""
     if moment is None:
         return (difference**2).sum(1)
-    return np.einsum("ck,kl,cl->c", difference, moment, difference)
+    # (d @ H) * d through BLAS: a plain three-operand einsum loops in C without it, 20x slower.
+    return ((difference @ moment) * difference).sum(1)
 
 
 def _pulled(rows: np.ndarray, pairs: np.ndarray) -> np.ndarray:

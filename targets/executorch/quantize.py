@@ -26,6 +26,7 @@ CONV_LINEAR = {
     torch.ops.aten.conv2d.default,
     torch.ops.aten.linear.default,
 }
+ZERO_PADS = {torch.ops.aten.constant_pad_nd.default, torch.ops.aten.pad.default}
 ANNOTATION = "quantization_annotation"
 MAX_MEAN_STEPS = 0.5  # an edge matches an ONNX tensor within half a quantization step
 
@@ -182,7 +183,7 @@ def impose_ranges(model: GraphModule, graph: QdqGraph, values: dict) -> dict:
         if ann is None or not ann._annotated:
             continue
         edges = _activation_edges(node, ann)
-        names = [cache.setdefault(e, _matching_tensor(values.get(e), graph)) for e in edges]
+        names = [_edge_tensor(e, values, graph, cache) for e in edges]
         if any(name is None for name in names):
             floated.append(node.name)
             node.meta.pop(ANNOTATION)
@@ -215,7 +216,7 @@ def _quantized_tensors(model: GraphModule, graph: QdqGraph, values: dict, cache:
             continue
         edges = [n for n in ann.input_qspec_map if n.op != "get_attr" and n in values]
         edges += [node] if ann.output_qspec is not None else []
-        found.update(cache.setdefault(e, _matching_tensor(values.get(e), graph)) for e in edges)
+        found.update(_edge_tensor(e, values, graph, cache) for e in edges)
     return found - {None}
 
 
@@ -232,6 +233,31 @@ def _activation_edges(node: Node, ann: object) -> list[Node]:
     if isinstance(ann.output_qspec, QuantizationSpec):
         edges.append(node)
     return edges
+
+
+def _edge_tensor(edge: Node, values: dict, graph: QdqGraph, cache: dict) -> str | None:
+    """The quantized ONNX tensor an edge holds (None: none, the edge stays float). A zero pad's
+    output takes its input's tensor: the ONNX export folds the pad into the Conv's `pads`, so
+    no ONNX tensor has the padded shape, and zero is exact in every int8 range (it is the zero
+    point), so padding the int8 tensor gives the int8 padded tensor."""
+    if edge not in cache:
+        cache[edge] = _matching_tensor(values.get(edge), graph)
+        if cache[edge] is None and _is_zero_pad(edge):
+            cache[edge] = _edge_tensor(edge.args[0], values, graph, cache)
+    return cache[edge]
+
+
+def _is_zero_pad(node: Node) -> bool:
+    """aten.constant_pad_nd / aten.pad filling with 0, without negative (cropping) amounts."""
+    if node.op != "call_function" or node.target not in ZERO_PADS:
+        return False
+    names = [a.name for a in node.target._schema.arguments]
+    given = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+    return (
+        given.get("mode", "constant") == "constant"
+        and not given.get("value")
+        and min(given["pad"], default=0) >= 0
+    )
 
 
 def _matching_tensor(value: np.ndarray | None, graph: QdqGraph) -> str | None:

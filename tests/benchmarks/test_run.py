@@ -9,8 +9,6 @@ import pytest
 
 from benchmarks.run import SUITES, main, run_one
 from benchmarks.tables import COLUMNS, markdown_table, summarize_report, write_results
-from compressor.pipeline.run import run_pipeline
-from compressor.recipe import Recipe
 
 META = {
     "suite": {"name": "quick", "threads": 1, "runs": 5},
@@ -26,17 +24,9 @@ META = {
 
 
 @pytest.fixture(scope="module")
-def int8_report(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    recipe = Recipe(
-        model=str(example["model"]),
-        precision="int8",
-        calib=str(example["calib"]),
-        eval=str(example["eval"]),
-        output=str(tmp_path_factory.mktemp("bench") / "out"),
-        runs=5,
-        warmup=1,
-    )
-    return run_pipeline(recipe).to_json_dict()  # the report.json form summarize_report reads
+def int8_report(example_run: dict) -> dict:
+    """report.json of the session's int8 run of the example (tests/conftest.py), as rows read it."""
+    return json.loads((example_run["out"] / "report.json").read_text())
 
 
 def test_row_ratios_use_baselines_from_the_same_run(int8_report: dict) -> None:

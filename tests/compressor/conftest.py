@@ -1,4 +1,5 @@
-"""Shared, session-scoped fixtures: one trained digits CNN compressed to int8 by the real pipeline."""
+"""Shared, session-scoped fixtures: the example compressed by the real pipeline for several
+targets, and a digits CNN trained once (the int8 example run is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -16,27 +17,6 @@ from compressor.passes.trainable import trainable_module
 from compressor.pipeline.run import run_pipeline
 from compressor.recipe import Recipe
 from compressor.report.schema import Report
-
-
-@pytest.fixture(scope="session")
-def example_run(example: dict[str, Path]) -> dict[str, Path]:
-    """The shared example plus out/ with model.onnx (int8), report.json and recipe.toml."""
-    folder = example["model"].parent
-    paths = example
-    recipe = Recipe(
-        model=str(paths["model"]),
-        target="onnx",
-        precision="int8",
-        calib=str(paths["calib"]),
-        eval=str(paths["eval"]),
-        output=str(folder / "ops-out"),
-        runs=20,
-        warmup=2,
-        budget=Budget(max_accuracy_drop=2.0, max_size_mb=1.0),
-    )
-    report = run_pipeline(recipe)
-    assert report.passed, report.budgets
-    return {**paths, "out": folder / "ops-out", "onnx": folder / "ops-out" / "model.onnx"}
 
 
 def compress_example(

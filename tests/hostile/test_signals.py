@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import work_bound_s
 from tests.hostile.cli_harness import run_cli, snapshot
 
 
@@ -26,7 +27,7 @@ def _start(digits: dict[str, Path], out: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_stage(folder: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for_stage(folder: Path, proc: subprocess.Popen, timeout: float = work_bound_s()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if any(folder.rglob(".compress-stage-*")):
@@ -48,7 +49,7 @@ def test_termination_signals_leave_no_staging_and_keep_earlier_outputs(digits, t
     proc = _start(digits, out)
     _wait_for_stage(tmp_path, proc)
     proc.send_signal(signum)
-    output = proc.communicate(timeout=120)[0].decode()
+    output = proc.communicate(timeout=work_bound_s())[0].decode()
     assert proc.returncode == 128 + signum, output
     assert "interrupted" in output and "Traceback" not in output
     assert not list(tmp_path.rglob(".compress-stage-*"))

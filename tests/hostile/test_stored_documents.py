@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from compressor.trust.strict_read import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from tests.cli_runner import work_bound_s
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 DEEP = 1000
@@ -80,7 +81,7 @@ def test_a_fifo_as_recipe_or_sweep_file_is_refused_not_waited_on(tmp_path, comma
     fifo = tmp_path / "r.toml"
     os.mkfifo(fifo)
     args = ["--recipe", fifo] if command == "recipe" else ["sweep", fifo]
-    with deadline(60):
+    with deadline(work_bound_s()):
         result = run_cli(*args, "-o", tmp_path / "out")
     assert_clean_refusal(result, 2, "not a regular file")
 
@@ -163,7 +164,7 @@ def test_a_deep_resume_state_record_is_refused_not_a_crash(tmp_path):
 def test_bench_on_a_fifo_is_refused_not_waited_on(tmp_path):
     fifo = tmp_path / "model.onnx"
     os.mkfifo(fifo)
-    with deadline(60):
+    with deadline(work_bound_s()):
         result = run_cli("bench", fifo, "--runs", "2")
     assert_clean_refusal(result, 2, "not a regular file")
 
@@ -171,7 +172,7 @@ def test_bench_on_a_fifo_is_refused_not_waited_on(tmp_path):
 def test_data_on_a_fifo_is_refused_not_waited_on(digits, tmp_path):
     fifo = tmp_path / "data.npz"
     os.mkfifo(fifo)
-    with deadline(60):
+    with deadline(work_bound_s()):
         result = run_cli("bench", digits["model"], "--runs", "2", "--data", fifo)
     assert_clean_refusal(result, 2, "not a regular file")
 

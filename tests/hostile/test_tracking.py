@@ -16,6 +16,7 @@ import pytest
 
 from compressor.report.run_record import load_logged_run
 from foundation.errors import UsageError
+from tests.cli_runner import work_bound_s
 from tests.hostile.cli_harness import assert_clean_refusal, run_cli, snapshot
 
 pytest.importorskip("mlflow")
@@ -148,7 +149,11 @@ def test_an_unreachable_tracking_server_is_waited_for_a_bounded_stated_time(
     command = [sys.executable, "-m", "compressor", str(digits["model"]), "-o", str(tmp_path / "o")]
     # MLflow alone retries for minutes (7 tries, backoff 2, 120 s each): the guard catches that
     done = subprocess.run(
-        [*command, "--track-timeout", "2"], env=env, capture_output=True, text=True, timeout=90
+        [*command, "--track-timeout", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=work_bound_s(),
     )
     text = done.stdout + done.stderr
     assert done.returncode == 2, text

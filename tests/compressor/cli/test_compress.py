@@ -9,31 +9,14 @@ import sys
 import numpy as np
 import pytest
 
+from tests.cli_runner import work_bound_s
+
 
 @pytest.fixture(scope="module")
-def int8_run(example, tmp_path_factory, cli):
-    out = tmp_path_factory.mktemp("int8") / "out"
-    result = cli(
-        [
-            example["model"],
-            "--target",
-            "onnx",
-            "--int8",
-            "--calib",
-            example["calib"],
-            "--eval",
-            example["eval"],
-            "--max-accuracy-drop",
-            "1.0",
-            "--max-size-mb",
-            "1",
-            "--runs",
-            "20",
-            "-o",
-            out,
-        ]
-    )
-    return result, out
+def int8_run(example_run):
+    """`compress MODEL --target onnx --int8 --calib --eval --max-accuracy-drop 1 --max-size-mb 1
+    --runs 20 -o OUT` (the session's shared run, tests/conftest.py): (CLI result, OUT)."""
+    return example_run["result"], example_run["out"]
 
 
 def test_int8_run_meets_budgets_and_writes_the_contract(int8_run):
@@ -166,7 +149,7 @@ def test_console_script_prints_errors_without_traceback(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=work_bound_s(),
     )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr

@@ -80,12 +80,11 @@ def test_the_device_says_when_its_arithmetic_differs_from_the_verified_one():
     assert host_notes({"profile": None, "host": VNNI_HOST}, AVX2_HOST) == []  # e.g. TensorRT
 
 
-def test_example_int8_holds_within_1_db_of_exact_in_every_arithmetic(example, tmp_path, cli):
-    """The default (portable) int8 of the example, judged on AVX2 pair sums and exact sums
-    alike (whichever this host lacks is emulated); report and manifest name profile and host."""
-    out = tmp_path / "out"
-    argv = [example["model"], "--int8", "--calib", example["calib"], "--eval", example["eval"]]
-    cli([*argv, "--runs", "5", "-o", out], code=0)
+def test_example_int8_holds_within_1_db_of_exact_in_every_arithmetic(example_run):
+    """The default (portable) int8 of the example (the session's shared run: --int8 --calib
+    --eval), judged on AVX2 pair sums and exact sums alike (whichever this host lacks is
+    emulated); report and manifest name profile and host."""
+    out = example_run["out"]
     report = json.loads((out / "report.json").read_text())
     record = report["int8_arithmetic"]
     assert record["profile"] == "portable" and set(record["profile_figures"]) == set(ARITHMETICS)

@@ -1,5 +1,6 @@
 """compressor/judging/assess.py judging every output (in compress and compress verify): dead detection
-scores, a broken second head, --against per output, the default floor and the user's --metric."""
+scores, a 1000-class classifier's quiet classes and a broken class, a broken second head,
+--against per output, the default floor and the user's --metric."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ class TwoHeads(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.trunk(x))
         return self.logits(h), self.aux(h)
+
+
+class ManyClasses(nn.Module):
+    """1000 class logits, 24 of them loud (the classes the eval data shows) and the rest quiet,
+    each with its own small spread, as a real ImageNet head's logits are on a few photos."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(16, 64)
+        self.fc = nn.Linear(64, 1000)
+        spread = np.exp(np.random.default_rng(0).uniform(np.log(0.05), np.log(1.0), 1000))
+        spread[:24] = 4.0
+        with torch.no_grad():
+            self.fc.weight.mul_(torch.from_numpy(spread).float()[:, None])
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.trunk(x)))
 
 
 def _save(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
@@ -92,6 +111,71 @@ def test_floor_can_be_switched_off_and_says_so(detector: dict, tmp_path: Path, c
     assert report["budgets"] == [] and report["schema_version"] == 2
     (record,) = report["compressed"]["outputs"]
     assert record["task"] == "detect" and "scores in [0, 1]" in record["rule"]  # inferred
+
+
+@pytest.fixture(scope="module")
+def many_classes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """good.pt2; broken.pt2, whose loudest class row has half its weights; calib data; eval
+    data with labels (the fp32 top-1) and without."""
+    folder = tmp_path_factory.mktemp("many-classes")
+    torch.manual_seed(0)
+    good = ManyClasses().eval()
+    x = np.random.default_rng(0).normal(size=(160, 16)).astype(np.float32)
+    with torch.no_grad():
+        logits = good(torch.from_numpy(x[64:])).numpy()
+    _save(good, torch.from_numpy(x[:2]), folder / "good.pt2")
+    broken, loud = ManyClasses(), int(np.bincount(logits.argmax(1)).argmax())
+    broken.load_state_dict(good.state_dict())
+    with torch.no_grad():
+        broken.fc.weight[loud] *= 0.5  # a wrong scale on one class row
+    _save(broken, torch.from_numpy(x[:2]), folder / "broken.pt2")
+    np.savez(folder / "calib.npz", x=x[:64])
+    np.savez(folder / "eval.npz", x=x[64:], labels=logits.argmax(1))
+    np.savez(folder / "unlabelled.npz", x=x[64:])
+    paths = {k: folder / f"{k}.npz" for k in ("calib", "eval", "unlabelled")}
+    return paths | {"good": folder / "good.pt2", "broken": folder / "broken.pt2", "loud": loud}
+
+
+def _channel_row(report: dict) -> dict:
+    return next(b for b in report["budgets"] if b["name"] == "min_channel_sqnr")
+
+
+def test_int8_classifier_is_judged_on_its_decisive_classes_not_its_noise_floor(
+    many_classes: dict, tmp_path: Path, cli
+) -> None:
+    out, data = tmp_path / "out", many_classes
+    args = [data["good"], "--int8", "--calib", data["calib"], "--eval", data["eval"]]
+    result = cli([*args, "--runs", "3", "--warmup", "0", "-o", out])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    (record,) = report["compressed"]["outputs"]
+    fid = record["fidelity"]
+    assert record["gated"] and fid["channels"] == 1000 and fid["judged_channels"] < 200
+    assert "classes judged" in _channel_row(report)["note"]
+    # The same artifact and data without labels: a guessed rule judges all 1000 classes, and the
+    # quiet ones sit under int8's shared noise (measured 0.5 dB; the judged classes 28.7 dB).
+    verify = tmp_path / "verify.json"
+    cmd = ["verify", out / "model.onnx", "--baseline", data["good"], "--eval"]
+    result = cli([*cmd, data["unlabelled"], "--runs", "3", "--warmup", "0", "--json", verify])
+    assert result.exit_code == 1, result.output
+    row = _channel_row(json.loads(verify.read_text()))
+    assert not row["passed"] and row["value"] < 10 and "--task classify" in row["note"]
+
+
+def test_a_broken_class_of_a_classifier_fails_verify_and_is_named(
+    many_classes: dict, tmp_path: Path, cli
+) -> None:
+    out, data = tmp_path / "out", many_classes
+    fp32 = [data["broken"], "--eval", data["eval"], "--runs", "3", "--warmup", "0", "-o", out]
+    assert cli(fp32).exit_code == 0  # broken against itself: it is faithful
+    verify = tmp_path / "verify.json"
+    cmd = ["verify", out / "model.onnx", "--baseline", data["good"], "--eval", data["eval"]]
+    result = cli([*cmd, "--runs", "3", "--warmup", "0", "--json", verify])
+    assert result.exit_code == 1, result.output
+    report = json.loads(verify.read_text())
+    row = _channel_row(report)
+    assert not row["passed"] and row["value"] < 10 and f"channel {data['loud']} " in row["note"]
+    assert report["compressed"]["outputs"][0]["fidelity"]["worst_channel"] == data["loud"]
 
 
 @pytest.fixture(scope="module")

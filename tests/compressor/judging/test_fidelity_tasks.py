@@ -305,3 +305,67 @@ def test_an_accuracy_collapse_is_flagged_even_without_a_budget(example, tmp_path
     assert any(n.startswith("WARNING: top-1 fell") for n in report["notes"])
     failed = {b["name"]: b["source"] for b in report["budgets"] if not b["passed"]}
     assert failed.get("min_task_agreement") == "default"
+
+
+def _many_class_logits(samples: int = 96, classes: int = 1000, seen: int = 24) -> np.ndarray:
+    """Logits shaped like a 1000-class net's on a small eval set: each sample's class (one of
+    `seen`) scores ~9 above the rest; every class sits near zero with its own spread, 0.05 to
+    1.5 (EfficientNet-Lite0 on photo crops: output RMS 1.3, the quietest classes 0.1-0.2)."""
+    rng = np.random.default_rng(3)
+    spread = np.exp(rng.uniform(np.log(0.05), np.log(1.5), classes))
+    logits = rng.normal(0, 1, (samples, classes)) * spread
+    logits[np.arange(samples), rng.integers(0, seen, samples)] += 9.0
+    return logits
+
+
+def _shared_noise(ref: np.ndarray) -> np.ndarray:
+    """The same small error on every logit, as int8 leaves it (0.08 RMS; EfficientNet: 0.11)."""
+    return ref + np.random.default_rng(4).normal(0, 0.08, ref.shape)
+
+
+def test_quiet_class_logits_under_the_shared_noise_are_not_judged_for_a_classifier():
+    ref = _many_class_logits()
+    cand = _shared_noise(ref)
+    every = measure_fidelity(ref, cand, (1,))
+    assert every.worst_channel_sqnr_db < 0  # a quiet class: noise over a near-zero signal
+    assert every.sqnr_mean_db > 15 and every.cosine_mean > 0.98
+    (record,) = compare_outputs(_eval({"logits": ref}, ref.argmax(1)), _eval({"logits": cand}))
+    assert record.task == "classify" and record.gated
+    fid = record.fidelity
+    assert fid.channels == 1000 and 24 <= fid.judged_channels < 200
+    rows = {r.name: r for r in check_floor((record,), Budget())}
+    assert all(r.passed for r in rows.values()), rows
+    channel = rows["min_channel_sqnr"]
+    assert channel.value >= DEFAULT_FLOOR.min_channel_sqnr_db
+    assert f"{fid.judged_channels} of 1000 classes judged" in channel.note
+    (given,) = compare_outputs(_eval({"logits": ref}), _eval({"logits": cand}), {"*": "classify"})
+    assert given.fidelity == fid  # --task classify judges the same classes as labels do
+
+
+def test_quiet_class_logits_of_a_guessed_rule_are_still_judged_and_the_note_says_why():
+    ref = _many_class_logits()
+    (record,) = compare_outputs(_eval({"logits": ref}), _eval({"logits": _shared_noise(ref)}))
+    assert record.task == "classify" and not record.gated  # no labels, no --task
+    assert record.fidelity.judged_channels == record.fidelity.channels == 1000
+    rows = {r.name: r for r in check_floor((record,), Budget())}
+    assert (
+        not rows["min_channel_sqnr"].passed and "--task classify" in rows["min_channel_sqnr"].note
+    )
+
+
+@pytest.mark.parametrize("defect", ["halved", "risen", "dead"])
+def test_a_broken_class_channel_of_a_classifier_still_fails(defect):
+    ref = _many_class_logits()
+    cand = _shared_noise(ref)
+    seen, quiet = int(ref.argmax(1)[0]), int(np.abs(ref).mean(0).argmin())
+    broken = {"halved": seen, "risen": quiet, "dead": seen}[defect]
+    if defect == "halved":  # a wrong weight scale on one class row
+        cand[:, seen] = 0.5 * ref[:, seen]
+    elif defect == "risen":  # a quiet class pushed up: it enters the artifact's top 5
+        cand[:, quiet] += 8.0
+    else:
+        cand[:, seen] = 0.0
+    (record,) = compare_outputs(_eval({"logits": ref}, ref.argmax(1)), _eval({"logits": cand}))
+    rows = {r.name: r for r in check_floor((record,), Budget())}
+    assert not rows["min_channel_sqnr"].passed and record.fidelity.worst_channel == broken
+    assert f"channel {broken}" in rows["min_channel_sqnr"].note

@@ -1,5 +1,5 @@
 """Sweep fixtures: sweep files over the session's trained digits CNN, and `compress sweep` run
-as a real subprocess (so Ray workers, kills and exit codes are real), bounded in time."""
+as a real subprocess (so Ray workers, kills and exit codes are real), bounded by its work."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.cli_runner import work_bound_s
 
 ROOT = Path(__file__).resolve().parents[3]
 FAST = "runs = 5\nwarmup = 1\n"
@@ -36,9 +38,10 @@ def make_sweep(example: dict[str, Path], tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_cli() -> Callable[..., subprocess.CompletedProcess]:
-    """run_cli(args, env=None, timeout=240): `python -m compressor ARGS` from this checkout."""
+    """run_cli(args, env=None, runs=1): `python -m compressor ARGS` from this checkout, given
+    the hang guard of `runs` compress runs (a sweep: its jobs and retries, plus one for Ray)."""
 
-    def run(args: list[str], env: dict | None = None, timeout: float = 240):
+    def run(args: list[str], env: dict | None = None, runs: int = 1):
         full_env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -49,7 +52,7 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
             [sys.executable, "-m", "compressor", *args],
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=work_bound_s(runs),
             env=full_env,
             cwd=ROOT,
         )

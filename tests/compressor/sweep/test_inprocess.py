@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from compressor.sweep.run import SweepSettings, run_sweep
+from tests.cli_runner import work_bound_s
 
 BODY = (
     '[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8"]\n'
@@ -78,11 +79,11 @@ def test_an_interrupted_sweep_restarts_where_it_stopped(make_sweep, tmp_path: Pa
     env = {**os.environ, "PYTHONPATH": str(root)}
     sweep_proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     first = out / ".sweep" / "jobs" / "digits-onnx-fp32.json"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + work_bound_s()  # the first job's run
     while not first.exists() and sweep_proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     sweep_proc.send_signal(signal.SIGTERM)  # while the second job runs
-    _, stderr = sweep_proc.communicate(timeout=60)
+    _, stderr = sweep_proc.communicate(timeout=work_bound_s())
     assert sweep_proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "rerun with --resume" in stderr
     assert first.exists() and not (out / "summary.json").exists()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import work_bound_s
+
 pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,7 +78,7 @@ def stop_head(head: subprocess.Popen) -> None:
         pass
 
 
-def _wait_for_port(port: int, head: subprocess.Popen, limit_s: float = 60) -> None:
+def _wait_for_port(port: int, head: subprocess.Popen, limit_s: float = work_bound_s()) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         assert head.poll() is None, "ray start --head exited early"
@@ -93,7 +95,7 @@ def test_sweep_submitted_to_a_running_ray_head(
     address, _, env = ray_head
     path = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["fp32", "int8"]\n')
     out = tmp_path / "out"
-    result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", address], env)
+    result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", address], env, runs=3)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"].startswith(f"the Ray cluster at {address}")
@@ -114,7 +116,8 @@ def test_sweep_submitted_through_the_ray_client(
     _, client_address, env = ray_head  # ray://, as from a laptop outside the cluster
     path = make_sweep('[grid]\ntargets = ["onnx"]\nprecisions = ["dynamic"]\n')
     out = tmp_path / "out"
-    result = run_cli(["sweep", str(path), "-o", str(out), "--ray-address", client_address], env)
+    command = ["sweep", str(path), "-o", str(out), "--ray-address", client_address]
+    result = run_cli(command, env, runs=2)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "digits-onnx-dynamic" / "report.json").read_text())
     assert report["passed"] and "compress-job-" in report["model"]

@@ -49,7 +49,8 @@ def test_local_ray_sweep_with_failure_kill_retry_and_resume(
         "SWEEP_KILL_CALIB": str(example["calib"]),
         "PYTHONPATH": f"{Path(__file__).parents[3]}:{Path(__file__).parent}",
     }
-    first = run_cli(["sweep", str(path), "-o", str(out), "--workers", "2", "--allow-code"], env)
+    command = ["sweep", str(path), "-o", str(out), "--workers", "2", "--allow-code"]
+    first = run_cli(command, env, runs=7 + 1 + 1)  # seven jobs, one retry, Ray's start
     assert first.returncode == 1, first.stderr[-3000:]  # a budget failed, an input was bad
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["id"]: r for r in summary["rows"]}
@@ -89,9 +90,7 @@ def test_local_ray_sweep_with_failure_kill_retry_and_resume(
     assert overlapping and all(a["cores"] != b["cores"] for a, b in overlapping)
     assert "too-big" in first.stdout and "bad-calib" in first.stdout
 
-    resumed = run_cli(
-        ["sweep", str(path), "-o", str(out), "--workers", "2", "--resume", "--allow-code"], env
-    )
+    resumed = run_cli([*command, "--resume"], env, runs=1 + 1)  # bad-calib again, Ray's start
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     again = {r["id"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
     assert {i for i, r in again.items() if not r["resumed"]} == {"bad-calib"}

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
 from benchmarks.zoo import build_model, export_program, zoo_data
 from compressor.model.export import export_onnx
@@ -37,3 +40,13 @@ def prepare_zoo(name: str, folder) -> dict:
     x = data["eval"].inputs["x"][:48]
     source = TorchSource(loaded.module, tuple(loaded.inputs), {"x": x[:1]})
     return {"model": model, "source": source, "x": x, "folder": folder}
+
+
+def output_step(model: onnx.ModelProto, output: np.ndarray) -> float:
+    """The scale of the Q/DQ pair on the graph's output (one int8 step), else range / 255."""
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.output[0] == out:
+            return float(consts[node.input[1]])
+    return float(np.ptp(output)) / 255

@@ -8,11 +8,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from targets.arithmetic import exact_session
 from targets.registry import get_target
-from tests.targets.executorch.conftest import prepare_zoo
+from tests.targets.executorch.conftest import output_step, prepare_zoo
 
 # Each .pte lowering takes 10-40 s on 2 quiet cores: LeNet stays in the default run, the other
 # four models run with `-m slow` (CI's fast suite keeps its 10-minute budget).
@@ -48,19 +47,9 @@ def test_int8_pte_is_within_one_step_of_the_exact_qdq_reference(zoo):
     qdq = zoo["folder"] / "int8.onnx"
     session = exact_session(qdq)
     want = session.run(None, {"x": zoo["x"]})[0]
-    step = _output_step(onnx.load(str(qdq)), want)
+    step = output_step(onnx.load(str(qdq)), want)
     assert np.abs(got - want).mean() <= step
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
     info = artifact.info
     assert info["weights_from_onnx"] >= 1 and info["onnx_ranges_used"] >= 1
     assert "quantized_decomposed.quantize_per_tensor" in info["delegated_ops"]
-
-
-def _output_step(model: onnx.ModelProto, output: np.ndarray) -> float:
-    """The scale of the Q/DQ pair on the graph's output (one int8 step), else range / 255."""
-    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    out = model.graph.output[0].name
-    for node in model.graph.node:
-        if node.op_type == "DequantizeLinear" and node.output[0] == out:
-            return float(consts[node.input[1]])
-    return float(np.ptp(output)) / 255
