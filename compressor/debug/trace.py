@@ -123,7 +123,7 @@ def outlier_channels(stats: TensorStats | None) -> list[tuple[int, float]]:
     return found[:5]
 
 
-def _sqnr(reference: np.ndarray, test: np.ndarray) -> float:
+def _tensor_sqnr(reference: np.ndarray, test: np.ndarray) -> float:
     ref = reference.astype(np.float64)
     return float(sqnr_db(np.mean(ref**2), np.mean((ref - test.astype(np.float64)) ** 2)))
 
@@ -197,8 +197,8 @@ def stage_table(stages: dict[str, list[np.ndarray]]) -> list[dict]:
     for i in range(1, len(names)):
         for ref_name in dict.fromkeys([names[i - 1], names[0]]):
             ref, out = stages[ref_name], stages[names[i]]
-            sqnr = min(_sqnr(r, o) for r, o in zip(ref, out, strict=True))
-            cos = min(_cosine(r, o) for r, o in zip(ref, out, strict=True))
+            sqnr = min(_tensor_sqnr(r, o) for r, o in zip(ref, out, strict=True))
+            cos = min(_tensor_cosine(r, o) for r, o in zip(ref, out, strict=True))
             rows.append(
                 {
                     "stage": names[i],
@@ -210,7 +210,7 @@ def stage_table(stages: dict[str, list[np.ndarray]]) -> list[dict]:
     return rows
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def _tensor_cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 

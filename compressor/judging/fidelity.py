@@ -71,6 +71,12 @@ def sample_cosines(ref: np.ndarray, cand: np.ndarray, collapsed: np.ndarray) -> 
     return np.where(collapsed, 0.0, cosine)
 
 
+def argmax_agreement(ref: np.ndarray, cand: np.ndarray, axis: int) -> float:
+    """Share of positions where reference and candidate pick the same index along axis (the
+    project's one top-1 agreement: classifiers, per-pixel maps, per-step sequences)."""
+    return float((ref.argmax(axis=axis) == cand.argmax(axis=axis)).mean())
+
+
 def channel_sqnr(
     ref: np.ndarray, cand: np.ndarray, axes: tuple[int, ...], judged: np.ndarray | None = None
 ) -> tuple[int, int | None, float | None, int | None, int | None]:
@@ -143,5 +149,5 @@ def output_fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, f
         "cosine": fid.cosine_mean,
         "max_abs_error": fid.max_abs_error,
         "sqnr_db": fid.sqnr_mean_db,
-        "top1_agreement": float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean()),
+        "top1_agreement": argmax_agreement(ref, cand, 1),
     }

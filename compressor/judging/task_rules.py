@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compressor.judging.fidelity import argmax_agreement
 from foundation.errors import UsageError
 
 DETECT_SCORE = 0.25  # a reference anchor whose best class score reaches this is a detection
@@ -32,17 +33,13 @@ class TaskRule:
     gated: bool = True  # False: guessed from the shape alone, agreement reported, not gated
 
 
-def _argmax_agreement(ref: np.ndarray, cand: np.ndarray, axis: int) -> float:
-    return float((ref.argmax(axis=axis) == cand.argmax(axis=axis)).mean())
-
-
 def classify_agreement(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
     """Top-1 agreement over the class axis, and how often the reference class is in the top 5."""
     ref2, cand2 = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
     top5 = np.argsort(-cand2, axis=1)[:, :5]
     in_top5 = (top5 == ref2.argmax(axis=1)[:, None]).any(axis=1)
     return {
-        "top1_agreement": _argmax_agreement(ref2, cand2, 1),
+        "top1_agreement": argmax_agreement(ref2, cand2, 1),
         "top5_agreement": float(in_top5.mean()),
     }
 
@@ -59,7 +56,7 @@ def segment_agreement(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
     """Per-pixel argmax agreement over the class axis; for one-channel maps the IoU of the
     maps thresholded at 0.5 (probabilities) or 0 (logits)."""
     if ref.ndim >= 3 and ref.shape[1] > 1:
-        return {"pixel_agreement": _argmax_agreement(ref, cand, 1)}
+        return {"pixel_agreement": argmax_agreement(ref, cand, 1)}
     threshold = 0.5 if ref.min() >= 0 and ref.max() <= 1 else 0.0
     r, c = ref > threshold, cand > threshold
     union = (r | c).sum()
@@ -69,7 +66,7 @@ def segment_agreement(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
 
 def sequence_agreement(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
     """Per-step argmax agreement over the last axis of [B, T, C]."""
-    return {"step_agreement": _argmax_agreement(ref, cand, -1)}
+    return {"step_agreement": argmax_agreement(ref, cand, -1)}
 
 
 def detect_agreement(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:

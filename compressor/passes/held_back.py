@@ -40,7 +40,7 @@ def split_held_back(data: Dataset, batch: int, min_held: int = 1) -> tuple[Datas
     return data.take(split), Dataset(rest, None, data.source, data.shared, data.batch_axes)
 
 
-def run_outputs(
+def run_model_file_outputs(
     path: Path, data: Dataset, batch: int, arithmetic: str = "host"
 ) -> list[np.ndarray]:
     """Every output of the model at path on data, concatenated over batches, computed in the
@@ -56,7 +56,9 @@ def output_sqnr(
 ) -> float:
     """Worst output's SQNR (dB) of qdq, run in the scheme's int8 arithmetic, against fp32."""
     pairs = zip(
-        run_outputs(fp32, data, batch), run_outputs(qdq, data, batch, arithmetic), strict=True
+        run_model_file_outputs(fp32, data, batch),
+        run_model_file_outputs(qdq, data, batch, arithmetic),
+        strict=True,
     )
     sqnrs = [
         sqnr_db(np.mean(r.astype(np.float64) ** 2), np.mean((r.astype(np.float64) - q) ** 2))
@@ -69,7 +71,9 @@ def float_error(reference: Path, rewritten: Path, data: Dataset, batch: int) -> 
     """Largest |difference| of any output, relative to that output's largest |value|."""
     worst = 0.0
     pairs = zip(
-        run_outputs(reference, data, batch), run_outputs(rewritten, data, batch), strict=True
+        run_model_file_outputs(reference, data, batch),
+        run_model_file_outputs(rewritten, data, batch),
+        strict=True,
     )
     for ref, new in pairs:
         scale = max(float(np.abs(ref).max()), 1e-30)

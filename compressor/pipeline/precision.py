@@ -13,7 +13,7 @@ from compressor.passes.quantize import convert_fp16, quantize_int8_dynamic, quan
 from compressor.progress import STDERR, progress_bar
 from compressor.recipe import Recipe
 from compressor.tuning.fallback import mark_fp16
-from compressor.tuning.search import auto_int8
+from compressor.tuning.search import TuneInputs, auto_int8
 from foundation.errors import DataError, UsageError
 from targets.base import Target
 from targets.registry import reference_runner
@@ -62,7 +62,8 @@ def _to_static_int8(job: PrecisionJob) -> tuple[Path, dict]:
         return job.dst, info
     if recipe.auto:
         data = (calib, job.evaluation)
-        info = auto_int8(recipe, job.fp32, job.dst, data, scheme, batch, job.target)
+        given = TuneInputs(job.target, job.options, scheme, batch, fixed)
+        info = auto_int8(recipe, job.fp32, job.dst, data, given)
         return job.dst, info
     with progress_bar("calibrate", len(calib)) as advance:
         info = quantize_int8_static(

@@ -26,6 +26,8 @@ from calibration.activations import collect_stats
 from calibration.dataset import Dataset
 from calibration.ranges import range_method
 from compressor.judging.budget import Budget
+from compressor.judging.evaluate import top1_accuracy
+from compressor.judging.fidelity import measure_fidelity
 from compressor.passes.quantize import prepare_int8, quantize_int8_static
 from compressor.progress import STDERR
 from compressor.recipe import Int8Config, Recipe
@@ -40,7 +42,7 @@ from compressor.tuning.fallback import fallback_precision, mark_fp16
 from compressor.tuning.sensitivity import block_sensitivity
 from compressor.tuning.trials import TargetRuntime, describe_runtime, interleaved_ms, run_outputs
 from targets.base import QuantScheme, Runner, Target
-from targets.registry import get_target, reference_runner
+from targets.options import TargetOptions
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,18 @@ class Reference:
     runner: Runner
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    return float(cos.mean())
+def judge_outputs(
+    reference: list[np.ndarray], outputs: list[np.ndarray], labels: np.ndarray | None
+) -> dict:
+    """A trial's quality by the verdict's own rules: the worst output's mean per-sample cosine
+    (compressor/judging/fidelity.py) and the top-1 drop of the first output
+    (compressor/judging/evaluate.py), so --auto and the final verdict never disagree."""
+    pairs = zip(reference, outputs, strict=True)
+    result = {"cosine": round(min(measure_fidelity(r, o).cosine_mean for r, o in pairs), 5)}
+    before, after = top1_accuracy(reference[0], labels), top1_accuracy(outputs[0], labels)
+    if before is not None and after is not None:
+        result["accuracy_drop"] = round(100 * (before - after), 3)
+    return result
 
 
 def measure_trial(
@@ -88,18 +98,15 @@ def measure_trial(
     outputs = run_outputs(judged or runner, data, fixed or 64)
     base, latency = interleaved_ms([ref.runner, runner], data.feeds(slice(0, fixed or 1)))
     result = {
-        "cosine": round(min(_cosine(r, o) for r, o in zip(ref.outputs, outputs, strict=True)), 5),
+        **judge_outputs(ref.outputs, outputs, ref.labels),
         "latency_ms": round(latency, 4),
         "latency_vs_fp32": round(latency / max(base, 1e-9), 3),
         "size_bytes": size,
     }
-    if ref.labels is not None:
-        top1 = lambda out: float((out.argmax(-1) == ref.labels).mean())  # noqa: E731
-        result["accuracy_drop"] = round(100 * (top1(ref.outputs[0]) - top1(outputs[0])), 3)
     return result
 
 
-def split_held_back(calib: Dataset, evaluation: Dataset | None) -> tuple[Dataset, Dataset]:
+def split_trial_samples(calib: Dataset, evaluation: Dataset | None) -> tuple[Dataset, Dataset]:
     """Calibration samples and the samples trials are judged on (never the same ones)."""
     if evaluation is not None:
         return calib, evaluation
@@ -211,7 +218,7 @@ def tune_int8(
     data is (calibration samples, evaluation samples or None)."""
     started = time.perf_counter()
     runtime.work.mkdir(parents=True, exist_ok=True)
-    tuner = Tuner(fp32, split_held_back(*data), scheme, runtime, config)
+    tuner = Tuner(fp32, split_trial_samples(*data), scheme, runtime, config)
     ref = tuner.reference()
     first = tuner.trial((), 0, ref)
     timed = latency_mode(config.objective, config.budget.max_latency_ms)
@@ -284,28 +291,36 @@ def _finish(tuner: Tuner, chosen: dict, dst: Path, started: float) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class TuneInputs:
+    """What the pipeline already resolved and hands down to --auto: the run's target (bound to
+    its torch model where it lowers from torch), its parsed -O options, its int8 scheme, the
+    calibration batch and the model's own fixed batch."""
+
+    target: Target
+    options: TargetOptions
+    scheme: QuantScheme
+    batch: int
+    fixed_batch: int | None
+
+
 def auto_int8(
     recipe: Recipe,
     fp32: Path,
     dst: Path,
     data: tuple[Dataset, Dataset | None],
-    scheme: QuantScheme,
-    batch: int,
-    target: Target | None = None,
+    given: TuneInputs,
 ) -> dict:
-    """The pipeline's --auto step: tune in the target's runtime (the run's target, bound to its
-    torch model where it lowers from torch), then describe the chosen model as quantize does."""
-    target = target or get_target(recipe.target)
-    runtime = TargetRuntime(
-        target, target.parse_options(recipe.target_options), recipe.threads, dst.parent / "tuning"
-    )
+    """The pipeline's --auto step: tune in the target's runtime, then describe the chosen model
+    as quantize does."""
+    runtime = TargetRuntime(given.target, given.options, recipe.threads, dst.parent / "tuning")
     config = TuneConfig(
         recipe.budget, recipe.tune_trials, recipe.tune_time, recipe.threads, recipe.calibration,
-        batch, reference_runner(fp32).fixed_batch, recipe.tune_objective,
-        fallback_precision(target), recipe.int8,
+        given.batch, given.fixed_batch, recipe.tune_objective,
+        fallback_precision(given.target), recipe.int8,
     )  # fmt: skip
     STDERR.print(f"[bold]tune[/] --auto: at most {config.trials} trials, {config.time_s:g} s")
-    tuning = tune_int8(fp32, dst, data, scheme, config, runtime)
+    tuning = tune_int8(fp32, dst, data, given.scheme, config, runtime)
     chosen = tuning["trials"][tuning["chosen"]]
     STDERR.print(
         f"[bold]tune[/] chose trial {chosen['trial']} of {len(tuning['trials'])} "

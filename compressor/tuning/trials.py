@@ -10,15 +10,13 @@ this CPU's onnxruntime kernels compute.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from calibration.dataset import Dataset
+from compressor.judging.latency import measure_latency
 from foundation.errors import CompressError, UnsupportedOp
 from targets.base import Runner, Target
 from targets.registry import reference_runner
@@ -91,16 +89,7 @@ def run_outputs(runner: Runner, data: Dataset, batch: int = 64) -> list[np.ndarr
 
 
 def interleaved_ms(runners: list[Runner], feed: dict, runs: int = TIMED_RUNS) -> list[float]:
-    """Median latency of each runner, timed in turn run by run, so that load on a shared
-    machine hits all of them alike and their ratio holds."""
-    calls: list[Callable] = [lambda r=r: r.run(feed) for r in runners]
-    for call in calls:
-        for _ in range(3):
-            call()
-    times: list[list[float]] = [[] for _ in calls]
-    for _ in range(runs):
-        for call, spent in zip(calls, times, strict=True):
-            start = time.perf_counter()
-            call()
-            spent.append(time.perf_counter() - start)
-    return [1000 * statistics.median(t) for t in times]
+    """Median latency of each runner on one feed, timed by the verdict's interleaved loop
+    (compressor/judging/latency.py) so that load on a shared machine hits all alike."""
+    stats = measure_latency(runners, [feed] * len(runners), warmup=3, runs=runs)
+    return [s.p50 for s in stats]

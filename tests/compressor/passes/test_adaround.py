@@ -94,7 +94,7 @@ def test_learned_rounding_is_kept_because_held_back_sqnr_rises(tmp_path):
 
 def test_learned_weights_survive_lowering_to_tflite(tmp_path):
     pytest.importorskip("ai_edge_litert", reason="LiteRT not installed")
-    from compressor.passes.held_back import run_outputs
+    from compressor.passes.held_back import run_model_file_outputs
     from targets.tflite import TARGET
     from targets.tflite.capabilities import TFLITE_SCHEME
     from targets.tflite.options import TfliteOptions
@@ -110,7 +110,7 @@ def test_learned_weights_survive_lowering_to_tflite(tmp_path):
     got = np.concatenate(
         [next(iter(runner.run({"input": x[None]}).values())) for x in fresh.inputs["input"]]
     )
-    want = run_outputs(qdq, fresh, 8)[0]
+    want = run_model_file_outputs(qdq, fresh, 8)[0]
     model = onnx.load(str(qdq))
     scale = next(
         numpy_helper.to_array(i) for i in model.graph.initializer if i.name == "linear_scale"
