@@ -31,8 +31,11 @@ def _bound(digits: dict) -> dict:
     return {k: v.bind(SPECS) for k, v in digits.items()}
 
 
-def _qat(model: torch.nn.Module, data: dict, target: str, epochs: int, lr: float = 1e-5) -> tuple:
-    scheme = get_target(target).quant_scheme(None)
+def _qat(
+    model: torch.nn.Module, data: dict, target: str, epochs: int, lr: float = 1e-5, **options
+) -> tuple:
+    tgt = get_target(target)
+    scheme = tgt.quant_scheme(tgt.parse_options(options) if options else None)
     config = QatConfig(enabled=True, epochs=epochs, lr=lr)
     return (*run_qat(copy.deepcopy(model), SPECS, (data["calib"], None), scheme, config, 0), scheme)
 
@@ -79,13 +82,17 @@ def test_qat_raises_held_back_sqnr_where_int8_hurts(cnn, digits, one_thread):
     assert info["mirrored_weights"] == 5 and not info["labels_used"]
 
 
-@pytest.mark.parametrize("target", ["onnx", "tflite", "tensorrt"])
+# onnx at cpu=x86-vnni: full 8-bit weights. The portable profile's saturation-safe re-rounding
+# of weights at risk runs after QAT and is not mirrored (docs/int8.md): 2 output steps here.
+@pytest.mark.parametrize(
+    ("target", "options"), [("onnx", {"cpu": "x86-vnni"}), ("tflite", {}), ("tensorrt", {})]
+)
 def test_fake_quant_and_qdq_and_artifact_agree_to_one_lsb(
-    target, cnn, digits, one_thread, tmp_path
+    target, options, cnn, digits, one_thread, tmp_path
 ):
     """The trained fake-quant model is the shipped int8: torch ↔ exact Q/DQ ↔ the target."""
     data = _bound(digits)
-    student, info, fake_quant, scheme = _qat(cnn, data, target, epochs=1)
+    student, info, fake_quant, scheme = _qat(cnn, data, target, epochs=1, **options)
     qdq = _qdq(student, info, data, scheme, tmp_path)
     x = data["eval"].inputs["x"]
     lsb = _output_lsb(qdq)
