@@ -40,19 +40,21 @@ UNMODELLED_INTEGER_OPS = (
     "QLinearConv",
     "QLinearMatMul",
 )
+INTEGER_OPS = (*UNMODELLED_INTEGER_OPS, "MatMulInteger")
 
 
 def integer_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The MatMulInteger nodes whose second input is a constant int8 weight (as
     quantize_dynamic writes them), with a u8 activation and a zero weight zero point."""
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    inits = {i.name: i for i in model.graph.initializer}  # decoded only where read below
     found = []
     for node in model.graph.node:
         if node.op_type != "MatMulInteger" or node.input[1] not in inits:
             continue
         weight = inits[node.input[1]]
         zero = inits.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
-        if weight.dtype == np.int8 and weight.ndim == 2 and (zero is None or not zero.any()):
+        int8_2d = weight.data_type == onnx.TensorProto.INT8 and len(weight.dims) == 2
+        if int8_2d and (zero is None or not numpy_helper.to_array(zero).any()):
             found.append(node)
     return found
 
@@ -70,27 +72,25 @@ def unemulated_nodes(model: onnx.ModelProto) -> list[dict]:
             "level and its arithmetic is not emulated; this host's kernels computed it",
         }
         for node in model.graph.node
-        if (node.op_type in UNMODELLED_INTEGER_OPS or node.op_type == "MatMulInteger")
-        and node.output[0] not in modelled
+        if node.op_type in INTEGER_OPS and node.output[0] not in modelled
     ]
 
 
 def has_integer_ops(model: onnx.ModelProto) -> bool:
     """Whether the graph computes int8 in integer ops (a dynamic or QOperator graph)."""
-    ops = set(UNMODELLED_INTEGER_OPS) | {"MatMulInteger"}
-    return any(node.op_type in ops for node in model.graph.node)
+    return any(node.op_type in INTEGER_OPS for node in model.graph.node)
 
 
 def integer_emulation_model(model: onnx.ModelProto, arithmetic: Int8Arithmetic) -> onnx.ModelProto:
     """A copy of model whose MatMulIntegers compute in `arithmetic` when run by exact_session."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    inits = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
+    inits = {i.name: i for i in out.graph.initializer}
     after: dict[str, list[onnx.NodeProto]] = {}
     for index, node in enumerate(integer_matmuls(out)):
         tag, result = f"dyn{index}", node.output[0]
         node.output[0] = f"{result}_{tag}_unused"  # the integer op stays, its output unread
-        weight = inits[node.input[1]]
+        weight = numpy_helper.to_array(inits[node.input[1]])
         nodes, new_inits = _exact_matmul(node, weight, tag)
         table = risky_pair_table(_layer(node, weight)) if arithmetic.pair_saturation else None
         if table is None:

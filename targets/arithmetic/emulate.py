@@ -28,6 +28,7 @@ from targets.arithmetic.layers import (
     conv_pads,
     find_qlayers,
     kernel_pairs,
+    pads_need_input_size,
     pairs_at_risk,
     runs_int8,
     transposed_input,
@@ -54,13 +55,15 @@ def emulation_model(qdq: onnx.ModelProto, arithmetic: Int8Arithmetic) -> onnx.Mo
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
     after: dict[str, list[onnx.NodeProto]] = {}
-    shapes = _input_shapes(model)
+    shapes: dict[str, tuple] | None = None  # inferred only for a SAME-padded Conv at risk
     for index, layer in enumerate(find_qlayers(model)):
         if not runs_int8(model, layer):
             continue
         table = risky_pair_table(layer)
         if table is not None:
-            table["shape"] = shapes.get(layer.activation)
+            if pads_need_input_size(layer.node):
+                shapes = _input_shapes(model) if shapes is None else shapes
+                table["shape"] = shapes.get(layer.activation)
             exact, nodes = _add_correction(model, layer, table, f"sat{index}")
             after[exact] = nodes
     _insert_after(model, after)

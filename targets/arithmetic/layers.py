@@ -64,7 +64,7 @@ def conv_pads(
     """A Conv's [begins..., ends...] pads, auto_pad SAME_* resolved from the input's spatial
     size as the ONNX spec says; None when auto_pad needs a size that is not known."""
     dims = len(kernel)
-    auto = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
+    auto = _auto_pad(node)
     ints = {a.name: list(a.ints) for a in node.attribute if a.ints}
     if auto in ("NOTSET", "VALID"):
         return ints.get("pads", [0] * 2 * dims) if auto == "NOTSET" else [0] * 2 * dims
@@ -79,6 +79,15 @@ def conv_pads(
     small = [t // 2 for t in total]  # SAME_UPPER puts the odd pad at the end
     begins = small if auto == "SAME_UPPER" else [t - h for t, h in zip(total, small, strict=True)]
     return begins + [t - b for t, b in zip(total, begins, strict=True)]
+
+
+def pads_need_input_size(node: onnx.NodeProto) -> bool:
+    """Whether conv_pads needs the input's spatial size (auto_pad SAME_UPPER/SAME_LOWER)."""
+    return _auto_pad(node) in ("SAME_UPPER", "SAME_LOWER")
+
+
+def _auto_pad(node: onnx.NodeProto) -> str:
+    return next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
 
 
 def transposed_input(node: onnx.NodeProto) -> bool:
